@@ -1,0 +1,73 @@
+"""The sender agent: the only place replies leave Charla. Idempotent per outbound id."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from charla import constants as c
+from charla import messages
+from charla.errors import PermanentError
+from charla.events import Event, OutboundMessage
+from charla.graph import GraphClient, GraphPermanentError
+from charla.runtime import Resources
+from charla.worker import Handler
+
+log = logging.getLogger(__name__)
+
+
+def console_channel(learner: str) -> str:
+    """Pub/sub channel the local console listens on for one learner's replies."""
+    return f"{c.PREFIX}:console:{learner}"
+
+
+def build(res: Resources) -> Handler:
+    graph = _graph_client(res)
+
+    async def handle(event: Event) -> None:
+        if not isinstance(event, OutboundMessage):
+            raise PermanentError(f"sender cannot handle {event.type}")
+        await send(res, graph, event)
+
+    return handle
+
+
+def _graph_client(res: Resources) -> GraphClient | None:
+    s = res.settings
+    if s.whatsapp_provider != "meta":
+        return None
+    if not (s.whatsapp_access_token and s.whatsapp_phone_number_id):
+        raise PermanentError("WHATSAPP_PROVIDER=meta needs WHATSAPP_ACCESS_TOKEN and WHATSAPP_PHONE_NUMBER_ID")
+    return GraphClient(res.http, base_url=s.whatsapp_api_base_url,
+                       token=s.whatsapp_access_token.get_secret_value(),
+                       phone_number_id=s.whatsapp_phone_number_id)
+
+
+async def send(res: Resources, graph: GraphClient | None, event: OutboundMessage) -> None:
+    outbound_id = uuid.UUID(event.outbound_id)
+    async with res.pool.connection() as conn:
+        status = await messages.outbound_status(conn, outbound_id)
+    if status != "queued":
+        return  # already sent (a redelivery), or unknown to the log
+    try:
+        provider_id = await _deliver(res, graph, event)
+    except GraphPermanentError as exc:
+        async with res.pool.connection() as conn:
+            await messages.mark_failed(conn, outbound_id, {"code": exc.code, "message": str(exc)})
+        log.warning("send %s failed for good: %s", event.outbound_id, exc)
+        return
+    async with res.pool.connection() as conn:
+        await messages.mark_sent(conn, outbound_id, provider_id)
+
+
+async def _deliver(res: Resources, graph: GraphClient | None, event: OutboundMessage) -> str:
+    if event.provider == "meta" and graph is not None:
+        to = event.to.wa_id or event.to.user_id
+        if not to:
+            raise PermanentError(f"outbound {event.outbound_id} has no WhatsApp recipient")
+        return await graph.send_text(to, event.text, reply_to=event.reply_to)
+    if event.provider == "console":
+        await res.redis.publish(console_channel(event.learner), event.model_dump_json())
+        return f"console.{event.outbound_id}"
+    raise PermanentError(f"no sender for provider {event.provider!r} (WHATSAPP_PROVIDER="
+                         f"{res.settings.whatsapp_provider})")

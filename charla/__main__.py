@@ -1,0 +1,3 @@
+from charla.cli import main
+
+main()

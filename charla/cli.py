@@ -1,0 +1,200 @@
+"""The `charla` command line: run the stack, one agent, or the orchestrator; status; restart; migrate."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Coroutine
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+
+from charla import constants as c
+from charla.settings import Settings, load_settings
+
+app = typer.Typer(help="Charla: a self-hosted AI language tutor on WhatsApp.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"]) or "configuration"
+            typer.secho(f"error: {where}: {error['msg'].removeprefix('Value error, ')}", err=True, fg="red")
+        raise typer.Exit(2) from exc
+
+
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _progress(message: str) -> None:
+    typer.secho(f"▸ {message}", err=True, fg="cyan")
+
+
+def _run(coro: Coroutine[Any, Any, Any]) -> Any:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg="red")
+    return typer.Exit(1)
+
+
+@app.command()
+def up(
+    agents: Annotated[str, typer.Option(help="Comma-separated agents to run (default: all available).")] = "",
+) -> None:
+    """Run the whole stack: embedded PostgreSQL and Redis (unless DATABASE_URL/REDIS_URL are set),
+    migrations, the orchestrator and every agent, supervised. Ctrl-C stops everything."""
+    from agents.registry import AGENTS
+    from charla.services import ServiceError
+
+    settings = _settings()
+    _logging(settings)
+    names = [n for n in agents.split(",") if n] or list(AGENTS)
+    unknown = [n for n in names if n not in AGENTS]
+    if unknown:
+        raise _fail(f"unknown agent(s) {', '.join(unknown)}; available: {', '.join(AGENTS)}")
+    try:
+        _run(_up(settings, names))
+    except ServiceError as exc:
+        raise _fail(str(exc)) from exc
+
+
+async def _up(settings: Settings, names: list[str]) -> None:
+    from redis.asyncio import Redis
+
+    from charla.db import migrate
+    from charla.runtime import stack_file, stop_on_signals
+    from charla.services import running_services
+    from charla.supervisor import Supervisor
+
+    stop = stop_on_signals()
+    with running_services(settings.home, database_url=settings.database_url, redis_url=settings.redis_url,
+                          pg_port=settings.embedded_pg_port, redis_port=settings.embedded_redis_port,
+                          redis_binary=settings.redis_server, progress=_progress) as urls:
+        for name in await migrate(urls.database_url, _progress):
+            _progress(f"applied {name}")
+        path = stack_file(settings)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"database_url": urls.database_url, "redis_url": urls.redis_url,
+                                    "pid": os.getpid()}))
+        env = {**os.environ, "DATABASE_URL": urls.database_url, "REDIS_URL": urls.redis_url}
+        redis = Redis.from_url(urls.redis_url)
+        _progress(f"orchestrator on http://{settings.host}:{settings.port} "
+                  f"(provider: {settings.whatsapp_provider}); agents: {', '.join(names)}")
+        try:
+            await Supervisor(redis, ["orchestrator", *names], env).run(stop)
+        finally:
+            path.unlink(missing_ok=True)
+            await redis.aclose()
+            _progress("stack stopped")
+
+
+@app.command()
+def serve() -> None:
+    """Run only the webhook orchestrator (uvicorn, uvloop + httptools) on CHARLA_HOST:CHARLA_PORT."""
+    import uvicorn
+
+    from orchestrator.app import create_app
+
+    settings = _settings()
+    _logging(settings)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, loop="uvloop", http="httptools",
+                access_log=False, log_level=settings.log_level.lower(), timeout_graceful_shutdown=10)
+
+
+@app.command()
+def agent(name: Annotated[str, typer.Argument(help="conversation, sender (memory, voice, payments and "
+                                                   "scheduler arrive with their issues)")]) -> None:
+    """Run one agent process (consumes its stream until SIGTERM/SIGINT, then finishes in-flight work)."""
+    from agents.registry import AGENTS, PLANNED
+
+    settings = _settings()
+    _logging(settings)
+    if name in PLANNED:
+        raise _fail(f"the {name} agent ({PLANNED[name]}) is not built yet; available: {', '.join(AGENTS)}")
+    if name not in AGENTS:
+        raise _fail(f"unknown agent {name!r}; available: {', '.join(AGENTS)}")
+    _run(_agent(settings, name))
+
+
+async def _agent(settings: Settings, name: str) -> None:
+    from agents.registry import AGENTS
+    from charla.runtime import open_resources, run_worker, stop_on_signals
+
+    spec = AGENTS[name]
+    stop = stop_on_signals()
+    async with open_resources(settings) as res:
+        await run_worker(res, agent=name, stream=spec.stream, handler=spec.build(res), stop=stop)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending SQL migrations from schema/ (idempotent; safe to run concurrently)."""
+    from charla.db import MigrationError
+    from charla.db import migrate as run_migrations
+    from charla.runtime import NotConfigured, resolve_urls
+
+    settings = _settings()
+    try:
+        applied = _run(run_migrations(resolve_urls(settings).database_url, _progress))
+    except (NotConfigured, MigrationError) as exc:
+        raise _fail(str(exc)) from exc
+    _progress(f"{len(applied)} migration(s) applied" if applied else "schema is up to date")
+
+
+@app.command()
+def restart(name: Annotated[str, typer.Argument(help="orchestrator or an agent name")]) -> None:
+    """Gracefully restart one process of a running `charla up` (no message is lost)."""
+    from redis.asyncio import Redis
+
+    from charla.runtime import NotConfigured, resolve_urls
+
+    async def _send() -> int:
+        redis = Redis.from_url(resolve_urls(settings).redis_url)
+        try:
+            return int(await redis.publish(c.CONTROL_CHANNEL, f"restart {name}"))
+        finally:
+            await redis.aclose()
+
+    settings = _settings()
+    try:
+        listeners = _run(_send())
+    except NotConfigured as exc:
+        raise _fail(str(exc)) from exc
+    if listeners == 0:
+        raise _fail("no running `charla up` listens on this Redis; under compose use "
+                    f"`docker compose restart {name}`")
+    _progress(f"restart of {name} requested")
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False) -> None:
+    """Processes, their last heartbeat, and per stream: length, pending, consumer lag, dead letters."""
+    from charla.runtime import NotConfigured
+    from charla.status import collect, render
+
+    settings = _settings()
+    try:
+        report = _run(collect(settings))
+    except NotConfigured as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(json.dumps(report, indent=2, default=str) if as_json else render(report, time.time()))
+
+
+def main() -> None:
+    app()

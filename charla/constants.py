@@ -1,0 +1,33 @@
+"""Names every process agrees on. Each key carries the reason it is shaped the way it is."""
+
+from typing import Final
+
+# One prefix for every Redis key, so a shared Redis can be inspected (and flushed in tests) per app.
+PREFIX: Final = "charla"
+
+# Streams: one per topic. Inbound learner messages, consumed by the conversation agent's group.
+STREAM_INBOUND: Final = f"{PREFIX}:stream:inbound"
+# Replies waiting to go out; the sender is the only consumer group, so every reply is sent from one place.
+STREAM_OUTBOX: Final = f"{PREFIX}:stream:outbox"
+# Poison events go to `<stream>:dead`, next to their source, so `charla status` can pair them up.
+DEAD_SUFFIX: Final = ":dead"
+
+# Per-learner publish sequence (a hash per stream: learner -> last seq). Incremented in the same script
+# as XADD so sequences have no gaps: that is what lets a consumer wait for "my predecessor" safely.
+SEQ_KEY: Final = f"{PREFIX}:seq:{{stream}}"
+# Last completed sequence per learner for one consumer group (a hash: learner -> seq).
+DONE_KEY: Final = f"{PREFIX}:done:{{stream}}:{{group}}"
+# Pub/sub channel announcing that a learner's done-sequence advanced (ephemeral: waiters also poll).
+DONE_CHANNEL: Final = f"{PREFIX}:done-events:{{stream}}:{{group}}"
+# Per-learner processing lock for one group, so a re-delivered entry never runs beside its original.
+LOCK_KEY: Final = f"{PREFIX}:lock:{{stream}}:{{group}}:{{learner}}"
+# Publish-side deduplication (e.g. a WhatsApp message id); set in the same script as XADD.
+DEDUPE_KEY: Final = f"{PREFIX}:dedupe:{{key}}"
+
+# Heartbeats: one key per live consumer process, expiring on its own when the process dies.
+HEARTBEAT_KEY: Final = f"{PREFIX}:hb:{{agent}}:{{consumer}}"
+# Supervisor control channel: `charla restart NAME` publishes here; PUBLISH's receiver count tells
+# the CLI whether a stack is listening at all.
+CONTROL_CHANNEL: Final = f"{PREFIX}:control"
+# Processes the supervisor runs (hash: name -> JSON), shown by `charla status`.
+PROCS_KEY: Final = f"{PREFIX}:procs"

@@ -1,0 +1,86 @@
+"""PostgreSQL: the connection pool every process opens once, and the migration runner."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+# Any constant works; it only has to be the same in every process that migrates.
+_MIGRATION_LOCK = 0x43484152  # "CHAR"
+
+
+class MigrationError(RuntimeError):
+    """A migration failed or an applied one was edited; the message says which file."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: str
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def migrations() -> list[Migration]:
+    """The SQL files in `schema/`, in order (`0001_name.sql`, `0002_…`)."""
+    found = []
+    for item in resources.files("schema").iterdir():
+        if item.name.endswith(".sql"):
+            version, _, rest = item.name.partition("_")
+            found.append(Migration(version, rest.removesuffix(".sql"), item.read_text(encoding="utf-8")))
+    return sorted(found, key=lambda m: m.version)
+
+
+async def open_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> AsyncConnectionPool:
+    """An open pool; raises psycopg.OperationalError when the server is unreachable."""
+    pool = AsyncConnectionPool(url, min_size=min_size, max_size=max_size, open=False,
+                               kwargs={"autocommit": True})
+    await pool.open(wait=True, timeout=30)
+    return pool
+
+
+async def migrate(url: str, progress: Callable[[str], None] = lambda _: None) -> list[str]:
+    """Apply pending migrations, each in its own transaction, under an advisory lock; return their names."""
+    applied_now: list[str] = []
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+        try:
+            await conn.execute("""CREATE TABLE IF NOT EXISTS schema_migrations (
+                version text PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now())""")
+            rows = await (await conn.execute("SELECT version, checksum FROM schema_migrations")).fetchall()
+            done = {str(version): str(checksum) for version, checksum in rows}
+            for migration in migrations():
+                if migration.version in done:
+                    _check_unchanged(migration, done[migration.version])
+                    continue
+                progress(f"applying migration {migration.version}_{migration.name}")
+                await _apply(conn, migration)
+                applied_now.append(f"{migration.version}_{migration.name}")
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+    return applied_now
+
+
+def _check_unchanged(migration: Migration, checksum: str) -> None:
+    if checksum != migration.checksum:
+        raise MigrationError(f"schema/{migration.version}_{migration.name}.sql changed after it was applied; "
+                             "add a new migration instead of editing an applied one")
+
+
+async def _apply(conn: psycopg.AsyncConnection[tuple[object, ...]], migration: Migration) -> None:
+    try:
+        async with conn.transaction():
+            await conn.execute(migration.sql.encode())
+            await conn.execute("INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                               (migration.version, migration.name, migration.checksum))
+    except psycopg.Error as exc:
+        raise MigrationError(f"migration {migration.version}_{migration.name} failed: {exc}") from exc

@@ -1,0 +1,13 @@
+"""Error types shared by every agent: transient failures are retried, permanent ones are not."""
+
+
+class CharlaError(Exception):
+    """Base of Charla's own errors."""
+
+
+class TransientError(CharlaError):
+    """Worth retrying later (timeouts, 5xx, rate limits)."""
+
+
+class PermanentError(CharlaError):
+    """Retrying cannot help (invalid input, rejected by the provider): dead-letter or record at once."""

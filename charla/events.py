@@ -1,0 +1,82 @@
+"""Typed events carried on the bus. Every event names the learner it belongs to: that key orders it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+Provider = Literal["meta", "twilio", "console"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Identity(BaseModel):
+    """How a learner is known to a provider. Any subset may be present; all present ones are kept."""
+
+    model_config = ConfigDict(frozen=True)
+
+    wa_id: str | None = None  # WhatsApp phone-number id
+    user_id: str | None = None  # WhatsApp business-scoped user id (no phone number)
+    twilio: str | None = None  # Twilio address, e.g. "whatsapp:+14155238886"
+    console: str | None = None  # local console learner handle
+    name: str | None = None
+
+    def key(self) -> str:
+        """The ordering key: the most stable identity present."""
+        for prefix, value in (("wa", self.wa_id), ("bsuid", self.user_id), ("tw", self.twilio),
+                              ("console", self.console)):
+            if value:
+                return f"{prefix}:{value}"
+        raise ValueError("identity has no id")
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: str = Field(default_factory=new_id)
+    at: datetime = Field(default_factory=utcnow)
+    learner: str
+
+
+class InboundMessage(_Event):
+    """A learner's message as received by the orchestrator (already verified and deduplicated)."""
+
+    type: Literal["inbound.message"] = "inbound.message"
+    provider: Provider
+    message_id: str  # provider message id: wamid.… / MessageSid / console id
+    identity: Identity
+    kind: str  # text, audio, image, interactive, …
+    text: str | None = None
+    context_id: str | None = None  # the message this one replies to, when any
+    sent_at: datetime | None = None
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class OutboundMessage(_Event):
+    """A message for the sender to deliver; `outbound_id` makes the send idempotent."""
+
+    type: Literal["outbound.message"] = "outbound.message"
+    outbound_id: str
+    provider: Provider
+    to: Identity
+    kind: Literal["text"] = "text"
+    text: str
+    reply_to: str | None = None  # provider id of the inbound message this answers
+
+
+Event = Annotated[InboundMessage | OutboundMessage, Field(discriminator="type")]
+EVENTS: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def decode_event(raw: bytes | str) -> Event:
+    """Parse one event from its JSON form (raises pydantic.ValidationError on junk)."""
+    return EVENTS.validate_json(raw)

@@ -1,0 +1,52 @@
+"""Learners and their identities: a learner is found by any identity it has ever arrived with."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from psycopg import AsyncConnection
+
+from charla.events import Identity
+
+_COLUMNS = {"wa_id": "wa_id", "user_id": "wa_user_id", "twilio": "twilio_id", "console": "console_id"}
+
+
+def _ids(identity: Identity) -> dict[str, str]:
+    return {col: getattr(identity, attr) for attr, col in _COLUMNS.items() if getattr(identity, attr)}
+
+
+async def upsert(conn: AsyncConnection[tuple[object, ...]], identity: Identity,
+                 seen_at: datetime | None = None) -> uuid.UUID:
+    """The learner with any of `identity`'s ids (created if new); ids learnt now are added to it."""
+    ids = _ids(identity)
+    if not ids:
+        raise ValueError("identity has no id")
+    for _ in range(3):  # a concurrent insert of the same learner makes the first try lose the race
+        found = await _find(conn, ids)
+        if found is not None:
+            await _update(conn, found, ids, identity.name, seen_at)
+            return found
+        cols = ", ".join(ids)
+        marks = ", ".join(["%s"] * len(ids))
+        query = (f"INSERT INTO learners ({cols}, display_name, last_inbound_at) "  # noqa: S608 - fixed names
+                 f"VALUES ({marks}, %s, %s) ON CONFLICT DO NOTHING RETURNING id")
+        row = await (await conn.execute(query.encode(), [*ids.values(), identity.name, seen_at])).fetchone()
+        if row is not None:
+            return uuid.UUID(str(row[0]))
+    raise RuntimeError(f"could not create or find learner {identity.key()}")
+
+
+async def _find(conn: AsyncConnection[tuple[object, ...]], ids: dict[str, str]) -> uuid.UUID | None:
+    where = " OR ".join(f"{col} = %s" for col in ids)
+    query = f"SELECT id FROM learners WHERE {where} ORDER BY created_at LIMIT 1"  # noqa: S608 - fixed names
+    row = await (await conn.execute(query.encode(), list(ids.values()))).fetchone()
+    return None if row is None else uuid.UUID(str(row[0]))
+
+
+async def _update(conn: AsyncConnection[tuple[object, ...]], learner_id: uuid.UUID, ids: dict[str, str],
+                  name: str | None, seen_at: datetime | None) -> None:
+    fills = ", ".join(f"{col} = COALESCE({col}, %s)" for col in ids)
+    query = (f"UPDATE learners SET {fills}, display_name = COALESCE(%s, display_name), "  # noqa: S608
+             "last_inbound_at = GREATEST(last_inbound_at, %s) WHERE id = %s")
+    await conn.execute(query.encode(), [*ids.values(), name, seen_at, learner_id])

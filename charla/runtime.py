@@ -1,0 +1,138 @@
+"""Process wiring: long-lived clients opened once, the running-stack file, heartbeats, agent processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from psycopg_pool import AsyncConnectionPool
+from redis.asyncio import Redis
+
+from charla import constants as c
+from charla.bus import Bus, BusConfig
+from charla.db import open_pool
+from charla.events import Event
+from charla.settings import Settings
+from charla.worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+class NotConfigured(RuntimeError):
+    """A service URL is neither configured nor provided by a running `charla up`."""
+
+
+@dataclass(frozen=True)
+class Urls:
+    database_url: str
+    redis_url: str
+
+
+def stack_file(settings: Settings) -> Path:
+    """Where `charla up` records the URLs of the embedded services it started."""
+    return settings.home / "run" / "stack.json"
+
+
+def resolve_urls(settings: Settings) -> Urls:
+    """DATABASE_URL / REDIS_URL, else those of the embedded services of a running `charla up`."""
+    recorded: dict[str, str] = {}
+    path = stack_file(settings)
+    if path.exists():
+        recorded = json.loads(path.read_text())
+    database_url = settings.database_url or recorded.get("database_url")
+    redis_url = settings.redis_url or recorded.get("redis_url")
+    if not database_url or not redis_url:
+        missing = " and ".join(n for n, v in (("DATABASE_URL", database_url), ("REDIS_URL", redis_url)) if not v)
+        raise NotConfigured(f"{missing} unset and no `charla up` is running under {settings.home}: "
+                            f"start the stack with `charla up`, or set {missing}")
+    return Urls(database_url, redis_url)
+
+
+def bus_config(settings: Settings) -> BusConfig:
+    return BusConfig(max_deliveries=settings.bus_max_deliveries, lease_ms=settings.bus_lease_ms,
+                     retention=settings.bus_retention, max_backlog=settings.bus_max_backlog,
+                     dedupe_ttl_s=settings.dedupe_ttl_s)
+
+
+@dataclass
+class Resources:
+    """The long-lived clients of one process, opened at startup and passed to whatever needs them."""
+
+    settings: Settings
+    redis: Redis
+    pool: AsyncConnectionPool
+    http: httpx.AsyncClient
+    bus: Bus
+
+
+@asynccontextmanager
+async def open_resources(settings: Settings, *, pool_size: int = 10) -> AsyncIterator[Resources]:
+    urls = resolve_urls(settings)
+    redis = Redis.from_url(urls.redis_url, health_check_interval=30, socket_keepalive=True)
+    pool = await open_pool(urls.database_url, max_size=pool_size)
+    http = httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0),
+                             limits=httpx.Limits(max_connections=100, max_keepalive_connections=20))
+    try:
+        yield Resources(settings, redis, pool, http, Bus(redis, bus_config(settings)))
+    finally:
+        await http.aclose()
+        await pool.close()
+        await redis.aclose()
+
+
+def consumer_name(agent: str) -> str:
+    """CHARLA_CONSUMER (stable across restarts under the supervisor), else host-pid."""
+    return os.environ.get("CHARLA_CONSUMER") or f"{agent}-{socket.gethostname()}-{os.getpid()}"
+
+
+async def heartbeat(redis: Redis, agent: str, consumer: str, interval: float,
+                    status: Callable[[], dict[str, object]]) -> None:
+    """Refresh this process's heartbeat key until cancelled; the key expires by itself if we die."""
+    key = c.HEARTBEAT_KEY.format(agent=agent, consumer=consumer)
+    started = time.time()
+    try:
+        while True:
+            body = {"agent": agent, "consumer": consumer, "pid": os.getpid(), "host": socket.gethostname(),
+                    "started": started, "at": time.time(), **status()}
+            await redis.set(key, json.dumps(body), px=int(interval * 3000))
+            await asyncio.sleep(interval)
+    finally:
+        with contextlib.suppress(Exception):
+            await redis.delete(key)
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT (graceful stop)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def run_worker(res: Resources, *, agent: str, stream: str, handler: Callable[[Event], Awaitable[None]],
+                     stop: asyncio.Event) -> Worker:
+    """Run one agent's worker with a heartbeat until `stop`; return it (for its stats)."""
+    consumer = consumer_name(agent)
+    worker = Worker(res.bus, stream=stream, group=agent, consumer=consumer, handler=handler,
+                    concurrency=res.settings.agent_concurrency)
+    beat = asyncio.create_task(heartbeat(res.redis, agent, consumer, res.settings.heartbeat_s,
+                                         lambda: {**vars(worker.stats), "in_flight": worker.in_flight}))
+    log.info("agent %s consuming %s as %s", agent, stream, consumer)
+    try:
+        await worker.run(stop)
+    finally:
+        beat.cancel()
+        await asyncio.gather(beat, return_exceptions=True)
+    return worker

@@ -1,0 +1,140 @@
+"""The one settings object. Read from the environment and `.env`; names are part of Charla's contract."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Provider = Literal["meta", "twilio", "console"]
+
+# Used only outside production when WHATSAPP_APP_SECRET is unset, so the local console can sign webhooks.
+DEV_APP_SECRET = "charla-development-app-secret"  # noqa: S105 - a documented development-only value
+_PLACEHOLDERS = {"changeme", "change-me", "secret", "xxx", "todo", "placeholder", DEV_APP_SECRET}
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name)
+
+
+class Settings(BaseSettings):
+    """Everything configurable, in one place. See the README's configuration table."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    env: Literal["development", "test", "production"] = Field("development", validation_alias=_env("CHARLA_ENV"))
+    home: Path = Field(Path(".charla"), validation_alias=_env("CHARLA_HOME"))
+    host: str = Field("127.0.0.1", validation_alias=_env("CHARLA_HOST"))
+    port: int = Field(8000, validation_alias=_env("CHARLA_PORT"))
+    log_level: str = Field("INFO", validation_alias=_env("CHARLA_LOG_LEVEL"))
+    admin_token: SecretStr | None = Field(None, validation_alias=_env("CHARLA_ADMIN_TOKEN"))
+
+    database_url: str | None = Field(None, validation_alias=_env("DATABASE_URL"))
+    redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL"))
+    embedded_pg_port: int = Field(54329, validation_alias=_env("CHARLA_PG_PORT"))
+    embedded_redis_port: int = Field(56379, validation_alias=_env("CHARLA_REDIS_PORT"))
+    redis_server: str | None = Field(None, validation_alias=_env("CHARLA_REDIS_SERVER"))
+
+    whatsapp_provider_setting: Provider | None = Field(None, validation_alias=_env("WHATSAPP_PROVIDER"))
+    whatsapp_app_secret: SecretStr | None = Field(None, validation_alias=_env("WHATSAPP_APP_SECRET"))
+    whatsapp_verify_token: SecretStr | None = Field(None, validation_alias=_env("WHATSAPP_VERIFY_TOKEN"))
+    whatsapp_access_token: SecretStr | None = Field(None, validation_alias=_env("WHATSAPP_ACCESS_TOKEN"))
+    whatsapp_phone_number_id: str | None = Field(None, validation_alias=_env("WHATSAPP_PHONE_NUMBER_ID"))
+    whatsapp_api_base_url: str = Field(
+        "https://graph.facebook.com/v23.0", validation_alias=_env("WHATSAPP_API_BASE_URL")
+    )
+
+    twilio_account_sid: str | None = Field(None, validation_alias=_env("TWILIO_ACCOUNT_SID"))
+    twilio_auth_token: SecretStr | None = Field(None, validation_alias=_env("TWILIO_AUTH_TOKEN"))
+    twilio_api_base_url: str = Field("https://api.twilio.com", validation_alias=_env("TWILIO_API_BASE_URL"))
+    public_url: str | None = Field(None, validation_alias=_env("CHARLA_PUBLIC_URL"))
+
+    stripe_secret_key: SecretStr | None = Field(None, validation_alias=_env("STRIPE_SECRET_KEY"))
+    stripe_webhook_secret: SecretStr | None = Field(None, validation_alias=_env("STRIPE_WEBHOOK_SECRET"))
+    stripe_payment_link: str | None = Field(None, validation_alias=_env("STRIPE_PAYMENT_LINK"))
+    stripe_api_base_url: str = Field("https://api.stripe.com", validation_alias=_env("STRIPE_API_BASE_URL"))
+
+    groq_api_key: SecretStr | None = Field(None, validation_alias=_env("GROQ_API_KEY"))
+    groq_base_url: str | None = Field(None, validation_alias=_env("GROQ_BASE_URL"))
+    groq_model: str = Field("llama-3.3-70b-versatile", validation_alias=_env("GROQ_MODEL"))
+    anthropic_api_key: SecretStr | None = Field(None, validation_alias=_env("ANTHROPIC_API_KEY"))
+    anthropic_base_url: str | None = Field(None, validation_alias=_env("ANTHROPIC_BASE_URL"))
+    anthropic_model: str = Field("claude-sonnet-4-5", validation_alias=_env("ANTHROPIC_MODEL"))
+    openai_base_url: str | None = Field(None, validation_alias=_env("OPENAI_BASE_URL"))
+    openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"))
+    openai_model: str | None = Field(None, validation_alias=_env("OPENAI_MODEL"))
+
+    free_messages: int = Field(50, ge=0, validation_alias=_env("FREE_MESSAGES"))
+    paid_daily_messages: int = Field(500, ge=0, validation_alias=_env("PAID_DAILY_MESSAGES"))
+
+    max_body_bytes: int = Field(3 * 1024 * 1024, gt=0, validation_alias=_env("CHARLA_MAX_BODY_BYTES"))
+    dedupe_ttl_s: int = Field(7 * 24 * 3600, gt=0, validation_alias=_env("CHARLA_DEDUPE_TTL_S"))
+    bus_max_deliveries: int = Field(5, ge=1, validation_alias=_env("CHARLA_BUS_MAX_DELIVERIES"))
+    bus_lease_ms: int = Field(15_000, ge=100, validation_alias=_env("CHARLA_BUS_LEASE_MS"))
+    bus_retention: int = Field(10_000, ge=0, validation_alias=_env("CHARLA_BUS_RETENTION"))
+    bus_max_backlog: int = Field(200_000, ge=1, validation_alias=_env("CHARLA_BUS_MAX_BACKLOG"))
+    agent_concurrency: int = Field(8, ge=1, validation_alias=_env("CHARLA_AGENT_CONCURRENCY"))
+    heartbeat_s: float = Field(2.0, gt=0, validation_alias=_env("CHARLA_HEARTBEAT_S"))
+
+    @cached_property
+    def whatsapp_provider(self) -> Provider:
+        """The explicit WHATSAPP_PROVIDER, else inferred from which credentials are present."""
+        if self.whatsapp_provider_setting:
+            return self.whatsapp_provider_setting
+        if self.whatsapp_access_token:
+            return "meta"
+        if self.twilio_auth_token:
+            return "twilio"
+        return "console"
+
+    def app_secret(self) -> str:
+        """The secret webhooks are signed with (the development value only outside production)."""
+        if self.whatsapp_app_secret:
+            return self.whatsapp_app_secret.get_secret_value()
+        return DEV_APP_SECRET
+
+    def missing_for_production(self) -> list[str]:
+        """Names that production needs and lacks (unset, empty, or an obvious placeholder)."""
+        required = ["CHARLA_ADMIN_TOKEN", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "STRIPE_PAYMENT_LINK"]
+        if self.whatsapp_provider == "meta":
+            required += ["WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN", "WHATSAPP_ACCESS_TOKEN",
+                         "WHATSAPP_PHONE_NUMBER_ID"]
+        elif self.whatsapp_provider == "twilio":
+            required += ["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "CHARLA_PUBLIC_URL"]
+        missing = [name for name in required if not _usable(self._by_env_name(name))]
+        if not (self.groq_api_key or self.anthropic_api_key or self.openai_base_url):
+            missing.append("GROQ_API_KEY or ANTHROPIC_API_KEY or OPENAI_BASE_URL")
+        return missing
+
+    def _by_env_name(self, env_name: str) -> object:
+        for name, field in type(self).model_fields.items():
+            alias = field.validation_alias
+            if isinstance(alias, AliasChoices) and env_name in alias.choices:
+                return getattr(self, name)
+        raise KeyError(env_name)
+
+    @model_validator(mode="after")
+    def _refuse_incomplete_production(self) -> Settings:
+        if self.env == "production":
+            if self.whatsapp_provider == "console":
+                raise ValueError("CHARLA_ENV=production cannot use WHATSAPP_PROVIDER=console; "
+                                 "set WHATSAPP_PROVIDER=meta or twilio and its credentials")
+            missing = self.missing_for_production()
+            if missing:
+                raise ValueError("CHARLA_ENV=production refuses to start; set these (no placeholders): "
+                                 + ", ".join(missing))
+        return self
+
+
+def _usable(value: object) -> bool:
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    return isinstance(value, str) and value.strip().lower() not in _PLACEHOLDERS and value.strip() != ""
+
+
+def load_settings() -> Settings:
+    """Read settings from the process environment and `.env`."""
+    return Settings()

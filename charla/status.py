@@ -1,0 +1,60 @@
+"""What `charla status` reports: supervised processes, heartbeats and stream health."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from redis.asyncio import Redis
+
+from charla import constants as c
+from charla.bus import Bus
+from charla.runtime import resolve_urls
+from charla.settings import Settings
+
+STREAMS = (c.STREAM_INBOUND, c.STREAM_OUTBOX)
+
+
+async def collect(settings: Settings) -> dict[str, Any]:
+    redis = Redis.from_url(resolve_urls(settings).redis_url)
+    try:
+        raw: dict[Any, Any] = await redis.hgetall(c.PROCS_KEY)
+        procs = {k.decode(): json.loads(v) for k, v in raw.items()}
+        beats = [json.loads(await redis.get(key) or "{}") async for key in redis.scan_iter(f"{c.PREFIX}:hb:*")]
+        bus = Bus(redis)
+        streams = [asdict(await bus.stats(stream)) for stream in STREAMS]
+    finally:
+        await redis.aclose()
+    return {"provider": settings.whatsapp_provider, "processes": procs, "heartbeats": beats, "streams": streams}
+
+
+def render(report: dict[str, Any], now: float) -> str:
+    lines = [f"provider: {report['provider']}", "", "PROCESS        STATE    PID      RESTARTS"]
+    for name, proc in sorted(report["processes"].items()):
+        lines.append(f"{name:<14} {proc['state']:<8} {proc['pid'] or '-'!s:<8} {proc['restarts']}")
+    if not report["processes"]:
+        lines.append("(no supervised stack running)")
+    lines += ["", "CONSUMER                  AGE   LAST BEAT  HANDLED  FAILED  DEAD  IN FLIGHT"]
+    for beat in sorted(report["heartbeats"], key=lambda b: str(b.get("consumer"))):
+        age = _ago(now - float(beat.get("started", now)))
+        lines.append(f"{beat.get('consumer', '?')!s:<25} {age:<5} {_ago(now - float(beat.get('at', now))):<10} "
+                     f"{beat.get('handled', '-')!s:<8} {beat.get('failed', '-')!s:<7} "
+                     f"{beat.get('dead_lettered', '-')!s:<5} {beat.get('in_flight', '-')}")
+    lines += ["", "STREAM                   LENGTH   GROUP          PENDING  LAG      DEAD"]
+    for stream in report["streams"]:
+        short = stream["stream"].removeprefix(f"{c.PREFIX}:stream:")
+        for group in stream["groups"] or [{"name": "-", "pending": "-", "lag": "-"}]:
+            lines.append(f"{short:<24} {stream['length']:<8} {group['name']:<14} {group['pending']!s:<8} "
+                         f"{group['lag']!s:<8} {stream['dead_letters']}")
+    return "\n".join(lines)
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    return f"{seconds / 60:.0f}m" if seconds < 7200 else f"{seconds / 3600:.0f}h"
+
+
+

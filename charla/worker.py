@@ -1,0 +1,279 @@
+"""Consume one stream as one consumer of a group: ordered per learner, parallel across learners.
+
+Each entry runs as its own task: wait for its learner's turn, take a concurrency slot, run the handler,
+then complete (mark done + XACK) in one script. Failures are retried with backoff by claiming the entry
+again (so Redis counts the delivery); after CHARLA_BUS_MAX_DELIVERIES it goes to the dead-letter stream.
+A background task renews the lease of held entries; another takes over entries of dead consumers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import traceback
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from charla import constants as c
+from charla.bus import Bus, Delivery
+from charla.errors import PermanentError
+from charla.events import Event
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Event], Awaitable[None]]
+
+
+@dataclass
+class WorkerStats:
+    handled: int = 0
+    failed: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    duplicates: int = 0
+
+
+class Waiter:
+    """Wakes tasks waiting for a learner's predecessor, from local completions and other processes."""
+
+    def __init__(self, redis: Redis, channel: str) -> None:
+        self._redis = redis
+        self._channel = channel
+        self._events: dict[str, asyncio.Event] = {}
+
+    def prepare(self, learner: str) -> asyncio.Event:
+        return self._events.setdefault(learner, asyncio.Event())
+
+    def notify(self, learner: str) -> None:
+        event = self._events.pop(learner, None)
+        if event is not None:
+            event.set()
+
+    async def wait(self, event: asyncio.Event, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), seconds)
+
+    async def listen(self) -> None:
+        """Forward the group's done-notifications to local waiters until cancelled (reconnecting)."""
+        while True:
+            try:
+                await self._listen_once()
+            except (RedisConnectionError, RedisTimeoutError):
+                await asyncio.sleep(1.0)  # waiters still poll meanwhile
+
+    async def _listen_once(self) -> None:
+        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(self._channel)
+        try:
+            async for message in pubsub.listen():
+                data = message.get("data")
+                self.notify(data.decode() if isinstance(data, bytes) else str(data))
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+class Worker:
+    """One consumer of `group` on `stream`, running `handler` for each event."""
+
+    def __init__(self, bus: Bus, *, stream: str, group: str, consumer: str, handler: Handler,
+                 concurrency: int = 8, block_ms: int = 1000) -> None:
+        self.bus, self.stream, self.group, self.consumer = bus, stream, group, consumer
+        self.handler = handler
+        self.block_ms = block_ms
+        self.stats = WorkerStats()
+        self.max_held = concurrency * 4
+        self._slots = asyncio.Semaphore(concurrency)
+        self._held: dict[str, asyncio.Task[None]] = {}
+        self._running: dict[str, Delivery] = {}
+        self._room = asyncio.Event()
+        self._waiter = Waiter(bus.redis, c.DONE_CHANNEL.format(stream=stream, group=group))
+        self._lease_s = bus.config.lease_ms / 1000
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._held)
+
+    async def run(self, stop: asyncio.Event, drain_timeout: float = 30.0) -> None:
+        """Consume until `stop` is set, then finish running handlers (up to drain_timeout) and return."""
+        await self.bus.ensure_group(self.stream, self.group)
+        background = [asyncio.create_task(coro) for coro in
+                      (self._waiter.listen(), self._renew_loop(), self._maintenance_loop(stop))]
+        try:
+            await self._recover_own_pending()
+            while not stop.is_set():
+                try:
+                    await self._read_batch()
+                except (RedisConnectionError, RedisTimeoutError) as exc:
+                    log.warning("%s: Redis unavailable (%s); retrying in 1s", self.group, exc)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), 1.0)
+        finally:
+            await self._drain(drain_timeout)
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+
+    async def _read_batch(self) -> None:
+        room = self.max_held - len(self._held)
+        if room <= 0:
+            self._room.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._room.wait(), self.block_ms / 1000)
+            return
+        for delivery in await self.bus.read(self.stream, self.group, self.consumer, count=room,
+                                            block_ms=self.block_ms):
+            self._spawn(delivery, recount=False, check=False)
+
+    async def _recover_own_pending(self) -> None:
+        """After a restart under the same consumer name, our unacknowledged entries come first."""
+        entries = await self.bus.read(self.stream, self.group, self.consumer, count=10_000, block_ms=0,
+                                      own_pending=True)
+        for delivery in entries:
+            self._spawn(delivery, recount=True, check=True)
+
+    def _spawn(self, delivery: Delivery, *, recount: bool, check: bool) -> None:
+        """Start a task for `delivery`. recount: claim it first so Redis counts this delivery;
+        check: dead-letter it if it has been delivered too often already (crash loops)."""
+        if delivery.entry_id in self._held:
+            return
+        task = asyncio.create_task(self._process(delivery, recount=recount, check=check))
+        self._held[delivery.entry_id] = task
+        task.add_done_callback(lambda t: self._forget(delivery.entry_id, t))
+
+    def _forget(self, entry_id: str, task: asyncio.Task[None]) -> None:
+        self._held.pop(entry_id, None)
+        self._room.set()
+        if not task.cancelled() and task.exception() is not None:
+            # The entry stays pending; once its lease runs out it is claimed and retried.
+            log.error("%s: %s interrupted: %r", self.group, entry_id, task.exception())
+
+    async def _process(self, delivery: Delivery, *, recount: bool, check: bool) -> None:
+        token = uuid.uuid4().hex
+        if recount or check:
+            deliveries = await (self.bus.redeliver(delivery, self.group, self.consumer) if recount
+                                else self.bus.delivery_count(delivery, self.group))
+            if deliveries > self.bus.config.max_deliveries:
+                await self._dead_letter(delivery, token, deliveries,
+                                        f"delivered {deliveries} times without completing (consumer died?)")
+                return
+        if not await self._await_turn(delivery, token):
+            return
+        try:
+            async with self._slots:
+                self._running[delivery.entry_id] = delivery
+                await self._handle(delivery, token)
+        except asyncio.CancelledError:
+            await self.bus.release_lock(delivery, self.group, token)
+            raise
+        finally:
+            self._running.pop(delivery.entry_id, None)
+
+    async def _await_turn(self, delivery: Delivery, token: str) -> bool:
+        """True when it is this entry's turn (lock taken); False when it was already done (acked)."""
+        started = time.monotonic()
+        gap_limit = (self.bus.config.max_deliveries + 2) * self._lease_s
+        while True:
+            wake = self._waiter.prepare(delivery.learner)
+            turn = await self.bus.begin(delivery, self.group, token)
+            if turn == "run":
+                return True
+            if turn == "done":
+                self.stats.duplicates += 1
+                await self.bus.ack(delivery, self.group)
+                return False
+            if time.monotonic() - started > gap_limit:
+                log.error("learner %s: predecessor of seq %s never completed in %.0fs; moving on",
+                          delivery.learner, delivery.seq, gap_limit)
+                await self.bus.skip_to(delivery, self.group)
+            await self._waiter.wait(wake, seconds=min(1.0, self._lease_s / 2))
+
+    async def _handle(self, delivery: Delivery, token: str) -> None:
+        while True:
+            try:
+                await self.handler(delivery.event())
+            except (PermanentError, ValidationError) as exc:
+                self.stats.failed += 1
+                await self._dead_letter(delivery, token, 1, _describe(exc))
+                return
+            except Exception as exc:
+                self.stats.failed += 1
+                deliveries = await self.bus.delivery_count(delivery, self.group)
+                if deliveries >= self.bus.config.max_deliveries:
+                    await self._dead_letter(delivery, token, deliveries, _describe(exc))
+                    return
+                log.warning("%s: %s failed (delivery %d), retrying: %s", self.group, delivery.entry_id,
+                            deliveries, exc)
+                self.stats.retried += 1
+                await asyncio.sleep(min(0.1 * 2 ** deliveries, self._lease_s / 2))
+                await self.bus.redeliver(delivery, self.group, self.consumer)
+                continue
+            await self.bus.complete(delivery, self.group, token)
+            self.stats.handled += 1
+            self._waiter.notify(delivery.learner)
+            return
+
+    async def _dead_letter(self, delivery: Delivery, token: str, deliveries: int, error: str) -> None:
+        log.error("%s: dead-lettering %s after %d deliveries: %s", self.group, delivery.entry_id,
+                  deliveries, error.splitlines()[-1] if error else "")
+        await self.bus.dead_letter(delivery, self.group, token, error=error, deliveries=deliveries,
+                                   consumer=self.consumer)
+        self.stats.dead_lettered += 1
+        self._waiter.notify(delivery.learner)
+
+    async def _drain(self, seconds: float) -> None:
+        waiting = [task for entry_id, task in self._held.items() if entry_id not in self._running]
+        for task in waiting:
+            task.cancel()
+        running = list(self._held.values())
+        if running:
+            _, late = await asyncio.wait(running, timeout=seconds)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+
+    async def _renew_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._lease_s / 3)
+            await _logged(self._renew())
+
+    async def _renew(self) -> None:
+        await self.bus.renew(self.stream, self.group, self.consumer, list(self._held))
+        for delivery in list(self._running.values()):
+            await self.bus.extend_lock(delivery, self.group)
+
+    async def _maintenance_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await asyncio.sleep(min(self._lease_s / 2, 5.0))
+            await _logged(self._maintain(stop))
+
+    async def _maintain(self, stop: asyncio.Event) -> None:
+        if not stop.is_set():
+            for delivery in await self.bus.claim_stale(self.stream, self.group, self.consumer):
+                self._spawn(delivery, recount=False, check=True)
+        await self.bus.trim(self.stream)
+        for consumer in await self.bus.consumers(self.stream, self.group):
+            name = consumer["name"].decode() if isinstance(consumer["name"], bytes) else consumer["name"]
+            idle_s = int(consumer["idle"]) / 1000
+            if name != self.consumer and int(consumer["pending"]) == 0 and idle_s > 10 * self._lease_s:
+                await self.bus.forget_consumer(self.stream, self.group, name)
+
+
+async def _logged(coro: Awaitable[None]) -> None:
+    try:
+        await coro
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("bus maintenance failed; will retry")
+
+
+def _describe(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(exc)).strip()

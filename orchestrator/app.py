@@ -1,0 +1,129 @@
+"""The FastAPI app: health, and the WhatsApp webhook that verifies, parses and publishes."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from charla import constants as c
+from charla.bus import BacklogFull
+from charla.runtime import Resources, consumer_name, heartbeat, open_resources
+from charla.settings import Settings
+from orchestrator import meta
+
+log = logging.getLogger(__name__)
+
+
+class BodyTooLarge(Exception):
+    """The request body exceeds CHARLA_MAX_BODY_BYTES."""
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The orchestrator app; its clients open in the lifespan and live on `app.state.res`."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_resources(settings, pool_size=2) as res:
+            app.state.res = res
+            beat = asyncio.create_task(heartbeat(res.redis, "orchestrator", consumer_name("orchestrator"),
+                                                 settings.heartbeat_s, dict))
+            yield
+            beat.cancel()
+            await asyncio.gather(beat, return_exceptions=True)
+
+    app = FastAPI(title="Charla orchestrator", version="0.1.0", lifespan=lifespan)
+    app.add_api_route("/healthz", healthz, methods=["GET"])
+    app.add_api_route("/webhooks/whatsapp", verify_subscription, methods=["GET"], response_model=None)
+    app.add_api_route("/webhooks/whatsapp", whatsapp_webhook, methods=["POST"])
+    return app
+
+
+def resources(request: Request) -> Resources:
+    res: Resources = request.app.state.res
+    return res
+
+
+Res = Annotated[Resources, Depends(resources)]
+
+
+async def healthz(res: Res) -> JSONResponse:
+    """200 when PostgreSQL and Redis both answer, 503 (naming the failing one) otherwise."""
+    checks: dict[str, str] = {}
+    try:
+        async with asyncio.timeout(2):
+            await res.redis.ping()
+        checks["redis"] = "ok"
+    except Exception as exc:
+        checks["redis"] = f"error: {exc.__class__.__name__}"
+    try:
+        async with asyncio.timeout(2), res.pool.connection() as conn:
+            await conn.execute("SELECT 1")
+        checks["postgres"] = "ok"
+    except Exception as exc:
+        checks["postgres"] = f"error: {exc.__class__.__name__}"
+    healthy = all(v == "ok" for v in checks.values())
+    return JSONResponse({"status": "ok" if healthy else "unavailable", **checks}, status_code=200 if healthy else 503)
+
+
+async def verify_subscription(
+    res: Res,
+    mode: Annotated[str | None, Query(alias="hub.mode")] = None,
+    token: Annotated[str | None, Query(alias="hub.verify_token")] = None,
+    challenge: Annotated[str | None, Query(alias="hub.challenge")] = None,
+) -> Response:
+    """Meta's GET handshake: echo `hub.challenge` when the verify token matches, 403 otherwise."""
+    expected = res.settings.whatsapp_verify_token
+    if (mode == "subscribe" and token is not None and challenge is not None and expected is not None
+            and hmac.compare_digest(token.encode(), expected.get_secret_value().encode())):
+        return PlainTextResponse(challenge)
+    return PlainTextResponse("verification failed", status_code=403)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refusing (before reading it all) anything over `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def whatsapp_webhook(request: Request, res: Res) -> JSONResponse:
+    """Verify the signature on the raw bytes, publish each learner message once, acknowledge."""
+    try:
+        body = await read_body(request, res.settings.max_body_bytes)
+    except BodyTooLarge:
+        return _error(413, f"body larger than {res.settings.max_body_bytes} bytes")
+    if not meta.signature_ok(body, request.headers.get("x-hub-signature-256"), res.settings.app_secret()):
+        return _error(401, "missing or invalid X-Hub-Signature-256")
+    try:
+        payload: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return _error(400, "body is not valid JSON")
+    published = 0
+    provider = "console" if res.settings.whatsapp_provider == "console" else "meta"
+    try:
+        for event in meta.inbound_messages(payload, provider):
+            if await res.bus.publish(c.STREAM_INBOUND, event, dedupe_key=event.id):
+                published += 1
+    except BacklogFull:
+        log.error("inbound backlog full: answering 503 so WhatsApp retries later")
+        return _error(503, "busy, retry later")
+    return JSONResponse({"status": "ok", "published": published})

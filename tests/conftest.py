@@ -11,6 +11,7 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import cast
 
 import psycopg
 import pytest
@@ -116,7 +117,16 @@ def make_settings(**env: str) -> Settings:
     os.environ.clear()
     os.environ.update(env)
     try:
-        return Settings(_env_file=None)  # type: ignore[call-arg]
+        return Settings(_env_file=None)
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+async def entries(redis: Redis, stream: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    """XRANGE of a whole stream, typed (the test clients do not decode responses)."""
+    return cast(list[tuple[bytes, dict[bytes, bytes]]], await redis.xrange(stream))
+
+
+async def hash_of(redis: Redis, key: str) -> dict[bytes, bytes]:
+    return cast(dict[bytes, bytes], await redis.hgetall(key))

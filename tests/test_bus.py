@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from charla.bus import BacklogFull, Bus, BusConfig
 from charla.events import Event, Identity, InboundMessage
 from charla.worker import Worker
+from tests.conftest import entries
 
 STREAM = "test:stream"
 
@@ -133,7 +134,7 @@ async def test_poison_event_goes_to_dead_letters_after_max_deliveries(redis: Red
     async with running(make_worker(bus, rec)):
         await rec.wait_for(lambda: rec.of("ana") == ["2"])
     assert len([s for s in calls.seen if s[1] == "attempt"]) == 3
-    dead = await redis.xrange(STREAM + ":dead")
+    dead = await entries(redis, STREAM + ":dead")
     assert len(dead) == 1
     fields = dead[0][1]
     assert b"ValueError: cannot digest this" in fields[b"error"]
@@ -224,7 +225,7 @@ async def test_trim_keeps_every_unacknowledged_entry(redis: Redis) -> None:
     for delivery in taken[:10]:
         await bus.ack(delivery, "g")
     await bus.trim(STREAM)
-    left = {eid.decode() for eid, _ in await redis.xrange(STREAM)}
+    left = {eid.decode() for eid, _ in await entries(redis, STREAM)}
     assert {d.entry_id for d in taken[10:]} <= left
     assert len(left) == 10
     for delivery in taken[10:]:

@@ -16,7 +16,7 @@ from charla import constants as c
 from charla.events import InboundMessage, decode_event
 from charla.services import free_port
 from orchestrator.app import create_app
-from tests.conftest import make_settings
+from tests.conftest import entries, make_settings
 from tests.payloads import APP_SECRET, fixture_bytes, fixture_json, sign, text_webhook
 from tests.servers import serve
 
@@ -44,7 +44,7 @@ async def client(db: str, default_redis_server: str, redis_default: Redis) -> As
 
 
 async def published(redis: Redis) -> list[InboundMessage]:
-    events = [decode_event(fields[b"e"]) for _, fields in await redis.xrange(c.STREAM_INBOUND)]
+    events = [decode_event(fields[b"e"]) for _, fields in await entries(redis, c.STREAM_INBOUND)]
     return [e for e in events if isinstance(e, InboundMessage)]
 
 

@@ -1,0 +1,133 @@
+"""The whole path with real processes: signed webhooks → orchestrator → conversation agent → outbox →
+sender → fake Graph API, while the answering agent is SIGKILLed or restarted. Nothing may be lost or doubled."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from redis.asyncio import Redis
+
+from charla import constants as c
+from charla.services import free_port
+from tests.conftest import hash_of
+from tests.servers import FakeGraph, serve_fake_graph
+from tests.stack import Proc, eventually, post_conversations, stack_env, wa_id, wait_healthy, wamid
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture
+async def graph() -> AsyncIterator[tuple[FakeGraph, str]]:
+    async with serve_fake_graph() as served:
+        yield served
+
+
+async def assert_exactly_once(fake: FakeGraph, redis: Redis, db: str, learners: int, per_learner: int) -> None:
+    total = learners * per_learner
+    await fake.wait_for(total, seconds=120)
+
+    async def drained() -> bool:
+        for stream, group in ((c.STREAM_INBOUND, "conversation"), (c.STREAM_OUTBOX, "sender")):
+            if int((await redis.xpending(stream, group))["pending"]):
+                return False
+        return True
+
+    await eventually(drained, 30, "no pending entries")
+    replies = Counter(fake.replies_to())
+    assert len(fake.sent) == total, "a reply was sent twice"
+    assert set(replies) == {wamid(i, n) for i in range(learners) for n in range(per_learner)}
+    assert set(replies.values()) == {1}
+    for i in range(learners):  # and in the order each learner wrote
+        bodies = [m["text"]["body"] for m in fake.sent if m["to"] == wa_id(i)]
+        assert bodies == [f"Echo: L{i} message {n}" for n in range(per_learner)]
+    assert await redis.xlen(c.STREAM_INBOUND + c.DEAD_SUFFIX) == 0
+    assert await redis.xlen(c.STREAM_OUTBOX + c.DEAD_SUFFIX) == 0
+    async with await psycopg.AsyncConnection.connect(db) as conn:
+        rows = await (await conn.execute(
+            "SELECT direction, status, count(*) FROM messages GROUP BY 1, 2 ORDER BY 1, 2")).fetchall()
+    assert rows == [("in", "answered", total), ("out", "sent", total)]
+    assert fake.tokens
+    assert set(fake.tokens) == {"Bearer test-token"}
+
+
+async def test_sigkilled_answering_agent_loses_and_doubles_nothing(
+        db: str, default_redis_server: str, redis_default: Redis, graph: tuple[FakeGraph, str], home: Path) -> None:
+    fake, graph_url = graph
+    port = free_port()
+    env = stack_env(db=db, redis_url=default_redis_server, graph_url=graph_url, port=port, home=str(home))
+    orchestrator = Proc(["serve"], env)
+    conversation = Proc(["agent", "conversation"], {**env, "CHARLA_CONSUMER": "conversation-1"})
+    sender = Proc(["agent", "sender"], {**env, "CHARLA_CONSUMER": "sender-1"})
+    procs = [orchestrator, conversation, sender]
+    for proc in procs:
+        await proc.start()
+    try:
+        await wait_healthy(f"http://127.0.0.1:{port}")
+
+        async def kill_three_times() -> None:
+            for replies in (150, 450, 750):
+                await fake.wait_for(replies, seconds=120)
+                await conversation.kill()
+                await conversation.start()
+
+        killer = asyncio.create_task(kill_three_times())
+        await post_conversations(f"http://127.0.0.1:{port}", learners=20, per_learner=50)
+        await killer
+        assert conversation.kills == 3
+        await assert_exactly_once(fake, redis_default, db, 20, 50)
+    finally:
+        for proc in procs:
+            await proc.stop()
+
+
+async def test_charla_restart_and_supervised_crash_lose_nothing(
+        db: str, default_redis_server: str, redis_default: Redis, graph: tuple[FakeGraph, str], home: Path) -> None:
+    fake, graph_url = graph
+    port = free_port()
+    env = stack_env(db=db, redis_url=default_redis_server, graph_url=graph_url, port=port, home=str(home))
+    stack = Proc(["up"], env)
+    await stack.start()
+
+    async def procs() -> dict[str, dict[str, object]]:
+        return {k.decode(): json.loads(v) for k, v in (await hash_of(redis_default, c.PROCS_KEY)).items()}
+
+    async def restarts(name: str) -> int:
+        return int(str((await procs()).get(name, {}).get("restarts", 0)))
+
+    async def running_again(name: str, after: int) -> None:
+        async def check() -> bool:
+            entry = (await procs()).get(name, {})
+            return await restarts(name) > after and entry.get("state") == "running"
+
+        await eventually(check, 30, f"{name} running again")
+
+    async def chaos() -> None:
+        for replies, name in ((100, "conversation"), (200, "sender")):
+            await fake.wait_for(replies, seconds=120)
+            restart = Proc(["restart", name], env)
+            await restart.start()
+            assert restart.proc is not None
+            assert await restart.proc.wait() == 0
+            await running_again(name, 0)
+        await fake.wait_for(300, seconds=120)
+        before = await restarts("conversation")
+        os.kill(int(str((await procs())["conversation"]["pid"])), signal.SIGKILL)  # a crash
+        await running_again("conversation", before)
+
+    try:
+        await wait_healthy(f"http://127.0.0.1:{port}")
+        chaos_task = asyncio.create_task(chaos())
+        await post_conversations(f"http://127.0.0.1:{port}", learners=10, per_learner=50)
+        await chaos_task
+        await assert_exactly_once(fake, redis_default, db, 10, 50)
+    finally:
+        assert await stack.stop() == 0
+    assert await redis_default.hgetall(c.PROCS_KEY) == {}

@@ -9,6 +9,9 @@ PREFIX: Final = "charla"
 STREAM_INBOUND: Final = f"{PREFIX}:stream:inbound"
 # Replies waiting to go out; the sender is the only consumer group, so every reply is sent from one place.
 STREAM_OUTBOX: Final = f"{PREFIX}:stream:outbox"
+# Which consumer groups read each stream. Every process declares them all at startup, before it
+# publishes anything: a group created later starts at the stream's end and would skip what came before.
+CONSUMER_GROUPS: Final = {STREAM_INBOUND: ("conversation",), STREAM_OUTBOX: ("sender",)}
 # Poison events go to `<stream>:dead`, next to their source, so `charla status` can pair them up.
 DEAD_SUFFIX: Final = ":dead"
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 from psycopg_pool import AsyncConnectionPool
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from charla import constants as c
 from charla.bus import Bus, BusConfig
@@ -79,16 +79,28 @@ class Resources:
 @asynccontextmanager
 async def open_resources(settings: Settings, *, pool_size: int = 10) -> AsyncIterator[Resources]:
     urls = resolve_urls(settings)
-    redis = Redis.from_url(urls.redis_url, health_check_interval=30, socket_keepalive=True)
+    # Blocking pool: under a burst, tasks wait for a free connection instead of failing outright.
+    redis = Redis.from_pool(BlockingConnectionPool.from_url(
+        urls.redis_url, max_connections=settings.redis_max_connections, timeout=20,
+        health_check_interval=30, socket_keepalive=True))
     pool = await open_pool(urls.database_url, max_size=pool_size)
     http = httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0),
                              limits=httpx.Limits(max_connections=100, max_keepalive_connections=20))
+    bus = Bus(redis, bus_config(settings))
     try:
-        yield Resources(settings, redis, pool, http, Bus(redis, bus_config(settings)))
+        await declare_groups(bus)
+        yield Resources(settings, redis, pool, http, bus)
     finally:
         await http.aclose()
         await pool.close()
         await redis.aclose()
+
+
+async def declare_groups(bus: Bus) -> None:
+    """Create every known consumer group that does not exist yet (see constants.CONSUMER_GROUPS)."""
+    for stream, groups in c.CONSUMER_GROUPS.items():
+        for group in groups:
+            await bus.ensure_group(stream, group)
 
 
 def consumer_name(agent: str) -> str:

@@ -76,6 +76,7 @@ class Settings(BaseSettings):
     bus_lease_ms: int = Field(15_000, ge=100, validation_alias=_env("CHARLA_BUS_LEASE_MS"))
     bus_retention: int = Field(10_000, ge=0, validation_alias=_env("CHARLA_BUS_RETENTION"))
     bus_max_backlog: int = Field(200_000, ge=1, validation_alias=_env("CHARLA_BUS_MAX_BACKLOG"))
+    redis_max_connections: int = Field(64, ge=4, validation_alias=_env("CHARLA_REDIS_MAX_CONNECTIONS"))
     agent_concurrency: int = Field(8, ge=1, validation_alias=_env("CHARLA_AGENT_CONCURRENCY"))
     heartbeat_s: float = Field(2.0, gt=0, validation_alias=_env("CHARLA_HEARTBEAT_S"))
 

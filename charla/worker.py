@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from charla import constants as c
@@ -61,21 +62,26 @@ class Waiter:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), seconds)
 
-    async def listen(self) -> None:
-        """Forward the group's done-notifications to local waiters until cancelled (reconnecting)."""
-        while True:
-            try:
-                await self._listen_once()
-            except (RedisConnectionError, RedisTimeoutError):
-                await asyncio.sleep(1.0)  # waiters still poll meanwhile
+    async def listen(self, closing: asyncio.Event) -> None:
+        """Forward the group's done-notifications to local waiters until `closing` (reconnecting).
 
-    async def _listen_once(self) -> None:
+        Stopped by an event, not by cancellation: redis-py may swallow a cancellation in mid-command.
+        """
+        while not closing.is_set():
+            try:
+                await self._listen_once(closing)
+            except (RedisConnectionError, RedisTimeoutError):
+                await _pause(closing, 1.0)  # waiters still poll meanwhile
+
+    async def _listen_once(self, closing: asyncio.Event) -> None:
         pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(self._channel)
         try:
-            async for message in pubsub.listen():
-                data = message.get("data")
-                self.notify(data.decode() if isinstance(data, bytes) else str(data))
+            await pubsub.subscribe(self._channel)
+            while not closing.is_set():
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+                if message is not None:
+                    data = message.get("data")
+                    self.notify(data.decode() if isinstance(data, bytes) else str(data))
         finally:
             await pubsub.aclose()  # type: ignore[no-untyped-call]
 
@@ -96,6 +102,7 @@ class Worker:
         self._room = asyncio.Event()
         self._waiter = Waiter(bus.redis, c.DONE_CHANNEL.format(stream=stream, group=group))
         self._lease_s = bus.config.lease_ms / 1000
+        self._stopping = False
 
     @property
     def in_flight(self) -> int:
@@ -104,22 +111,30 @@ class Worker:
     async def run(self, stop: asyncio.Event, drain_timeout: float = 30.0) -> None:
         """Consume until `stop` is set, then finish running handlers (up to drain_timeout) and return."""
         await self.bus.ensure_group(self.stream, self.group)
-        background = [asyncio.create_task(coro) for coro in
-                      (self._waiter.listen(), self._renew_loop(), self._maintenance_loop(stop))]
+        closing = asyncio.Event()
+        background = [asyncio.create_task(self._waiter.listen(closing)),
+                      asyncio.create_task(self._every(self._lease_s / 3, closing, self._renew)),
+                      asyncio.create_task(self._every(min(self._lease_s / 2, 5.0), closing, self._maintain))]
         try:
             await self._recover_own_pending()
             while not stop.is_set():
-                try:
-                    await self._read_batch()
-                except (RedisConnectionError, RedisTimeoutError) as exc:
-                    log.warning("%s: Redis unavailable (%s); retrying in 1s", self.group, exc)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), 1.0)
+                await self._read_safely(stop)
         finally:
             await self._drain(drain_timeout)
-            for task in background:
-                task.cancel()
+            closing.set()
             await asyncio.gather(*background, return_exceptions=True)
+
+    async def _read_safely(self, stop: asyncio.Event) -> None:
+        try:
+            await self._read_batch()
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            log.warning("%s: consumer group vanished (Redis lost its data?); recreating it", self.group)
+            await self.bus.ensure_group(self.stream, self.group)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            log.warning("%s: Redis unavailable (%s); retrying in 1s", self.group, exc)
+            await _pause(stop, 1.0)
 
     async def _read_batch(self) -> None:
         room = self.max_held - len(self._held)
@@ -177,10 +192,13 @@ class Worker:
             self._running.pop(delivery.entry_id, None)
 
     async def _await_turn(self, delivery: Delivery, token: str) -> bool:
-        """True when it is this entry's turn (lock taken); False when it was already done (acked)."""
+        """True when it is this entry's turn (lock taken); False when it was already done (acked) or
+        the worker is stopping."""
         started = time.monotonic()
         gap_limit = (self.bus.config.max_deliveries + 2) * self._lease_s
         while True:
+            if self._stopping:
+                return False  # left pending: a restart under the same name resumes it at once
             wake = self._waiter.prepare(delivery.learner)
             turn = await self.bus.begin(delivery, self.group, token)
             if turn == "run":
@@ -229,33 +247,28 @@ class Worker:
         self._waiter.notify(delivery.learner)
 
     async def _drain(self, seconds: float) -> None:
-        waiting = [task for entry_id, task in self._held.items() if entry_id not in self._running]
-        for task in waiting:
-            task.cancel()
-        running = list(self._held.values())
-        if running:
-            _, late = await asyncio.wait(running, timeout=seconds)
+        """Let running handlers finish; entries still waiting for their turn stay pending."""
+        self._stopping = True
+        tasks = list(self._held.values())
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=seconds)
             for task in late:
                 task.cancel()
-            await asyncio.gather(*running, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _renew_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._lease_s / 3)
-            await _logged(self._renew())
+    async def _every(self, seconds: float, closing: asyncio.Event, work: Callable[[], Awaitable[None]]) -> None:
+        while not closing.is_set():
+            await _pause(closing, seconds)
+            if not closing.is_set():
+                await _logged(work())
 
     async def _renew(self) -> None:
         await self.bus.renew(self.stream, self.group, self.consumer, list(self._held))
         for delivery in list(self._running.values()):
             await self.bus.extend_lock(delivery, self.group)
 
-    async def _maintenance_loop(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            await asyncio.sleep(min(self._lease_s / 2, 5.0))
-            await _logged(self._maintain(stop))
-
-    async def _maintain(self, stop: asyncio.Event) -> None:
-        if not stop.is_set():
+    async def _maintain(self) -> None:
+        if not self._stopping:
             for delivery in await self.bus.claim_stale(self.stream, self.group, self.consumer):
                 self._spawn(delivery, recount=False, check=True)
         await self.bus.trim(self.stream)
@@ -272,7 +285,21 @@ async def _logged(coro: Awaitable[None]) -> None:
     except asyncio.CancelledError:
         raise
     except Exception:
+        _raise_if_cancelling()
         log.exception("bus maintenance failed; will retry")
+
+
+def _raise_if_cancelling() -> None:
+    """redis-py may turn a cancellation in mid-command into a ConnectionError: do not swallow it."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+async def _pause(until: asyncio.Event, seconds: float) -> None:
+    """Wait `seconds`, or less if `until` is set first."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(until.wait(), seconds)
 
 
 def _describe(exc: BaseException) -> str:

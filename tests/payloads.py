@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+# Byte-exact copies of ../shared/fixtures (signatures cover the exact bytes: never reformat them).
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 APP_SECRET = "test_app_secret"
 
 

@@ -1,0 +1,69 @@
+"""`python -m bench`: run the benchmarks, print one JSON document, write bench/results/latest.json."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import uvloop
+
+from bench import bus, webhook
+from bench.load import progress
+from bench.services import Services, machine_info, prepare, started_services
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller counts and a 3 s webhook load (a smoke run)")
+    parser.add_argument("--only", choices=["bus", "webhook"], help="run one benchmark only")
+    parser.add_argument("--events", type=int, help="bus events per measurement (default 10000, quick 2000)")
+    parser.add_argument("--rate", type=float, default=200.0, help="offered webhooks per second (default 200)")
+    parser.add_argument("--seconds", type=float, help="webhook load duration (default 10, quick 3)")
+    parser.add_argument("--output", type=Path, default=RESULTS / "latest.json", help="where to write the JSON")
+    return parser.parse_args(argv)
+
+
+def bus_options(args: argparse.Namespace) -> bus.BusOptions:
+    return bus.BusOptions(events=args.events or (2000 if args.quick else 10_000))
+
+
+def webhook_options(args: argparse.Namespace) -> webhook.WebhookOptions:
+    seconds = args.seconds or (3.0 if args.quick else 10.0)
+    return webhook.WebhookOptions(rate=args.rate, seconds=seconds, warmup=20 if args.quick else 50,
+                                  closed_loop_s=0.5 if args.quick else 0.75)
+
+
+async def run_all(services: Services, args: argparse.Namespace) -> dict[str, object]:
+    """Migrate, describe the machine, then run the selected benchmarks."""
+    await prepare(services)
+    result: dict[str, object] = {"started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                                 "quick": args.quick, "machine": await machine_info(services)}
+    if args.only in (None, "bus"):
+        result["bus"] = await bus.run(services.redis_url, bus_options(args))
+    if args.only in (None, "webhook"):
+        result["webhook"] = await webhook.run(services, webhook_options(args))
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run, print the JSON document on stdout and save it."""
+    args = parse_args(argv)
+    started = time.perf_counter()
+    with started_services() as services:
+        result = uvloop.run(run_all(services, args))
+    result["total_seconds"] = round(time.perf_counter() - started, 1)
+    document = json.dumps(result, indent=2)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(document + "\n")
+    progress(f"wrote {args.output}")
+    print(document)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""The processes benchmark B drives: Charla's real stack, a timestamping fake Graph API, the baseline server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import time
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from bench.services import Services
+from charla import constants as c
+from charla.services import free_port
+from tests.servers import FakeGraph, serve
+from tests.stack import Proc, eventually, stack_env, wait_healthy
+
+# The production defaults (stack_env's are shortened for tests); the JSON reports them.
+BUS_ENV = {"CHARLA_BUS_LEASE_MS": "15000", "CHARLA_HEARTBEAT_S": "2.0"}
+AGENTS = {"conversation": c.STREAM_INBOUND, "sender": c.STREAM_OUTBOX}
+
+
+@dataclass
+class TimedGraph(FakeGraph):
+    """A FakeGraph that records when each reply arrived (perf_counter s), keyed by `context.message_id`."""
+
+    arrivals: dict[str, list[float]] = field(default_factory=dict)
+    expected: set[str] = field(default_factory=set)
+    arrived: int = 0
+    all_arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def expect(self, wamids: Iterable[str]) -> None:
+        """Set `all_arrived` once a reply to every one of `wamids` has arrived."""
+        self.expected = set(wamids)
+        self.arrived = len(self.expected & self.arrivals.keys())
+        self.all_arrived = asyncio.Event()
+        if self.arrived == len(self.expected):
+            self.all_arrived.set()
+
+    async def send(self, request: Request) -> JSONResponse:
+        """Timestamp the reply, then answer like FakeGraph."""
+        now = time.perf_counter()
+        body: dict[str, Any] = await request.json()
+        reply_to = str((body.get("context") or {}).get("message_id"))
+        if reply_to in self.expected and reply_to not in self.arrivals:
+            self.arrived += 1
+        self.arrivals.setdefault(reply_to, []).append(now)
+        if self.arrived == len(self.expected):
+            self.all_arrived.set()
+        return await super().send(request)
+
+
+@contextlib.asynccontextmanager
+async def timed_graph() -> AsyncIterator[tuple[TimedGraph, str]]:
+    """Serve a TimedGraph in this event loop; yields it and its base URL (WHATSAPP_API_BASE_URL)."""
+    fake = TimedGraph()
+    app = Starlette(routes=[Route("/v23.0/{phone_id}/messages", fake.send, methods=["POST"])])
+    async with serve(app) as url:
+        yield fake, f"{url}/v23.0"
+
+
+async def groups_ready(redis: Redis) -> None:
+    """Wait until every agent's consumer group exists (events published earlier would be skipped)."""
+    async def ready() -> bool:
+        for group, stream in AGENTS.items():
+            try:
+                groups = await redis.xinfo_groups(stream)
+            except ResponseError:  # no such stream yet
+                return False
+            if group not in {row["name"].decode() for row in groups}:
+                return False
+        return True
+
+    await eventually(ready, 30, "agent groups created")
+
+
+async def drained(redis: Redis) -> bool:
+    """True when no agent group holds an unacknowledged entry."""
+    for group, stream in AGENTS.items():
+        if int((await redis.xpending(stream, group))["pending"]):
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class Running:
+    """A started server: its base URL and the process ids to meter (by role)."""
+
+    url: str
+    pids: dict[str, int]
+
+
+def _pid(proc: Proc) -> int:
+    assert proc.proc is not None
+    return proc.proc.pid
+
+
+@contextlib.asynccontextmanager
+async def charla_stack(services: Services, graph_url: str, redis: Redis) -> AsyncIterator[Running]:
+    """`charla serve`, `agent conversation` and `agent sender` as in the end-to-end tests."""
+    port = free_port()
+    home = services.root / "home"
+    home.mkdir(mode=0o755, exist_ok=True)
+    env = stack_env(db=services.database_url, redis_url=services.redis_url, graph_url=graph_url, port=port,
+                    home=str(home), **BUS_ENV)
+    procs = [Proc(["serve"], env), *(Proc(["agent", name], {**env, "CHARLA_CONSUMER": f"{name}-1"})
+                                     for name in AGENTS)]
+    try:
+        for proc in procs:
+            await proc.start()
+        await wait_healthy(f"http://127.0.0.1:{port}")
+        await groups_ready(redis)
+        yield Running(f"http://127.0.0.1:{port}", {"orchestrator": _pid(procs[0]),
+                                                    **{name: _pid(proc) for name, proc in zip(AGENTS, procs[1:],
+                                                                                              strict=True)}})
+    finally:
+        for proc in procs:
+            await proc.stop()
+
+
+@contextlib.asynccontextmanager
+async def bare_server() -> AsyncIterator[Running]:
+    """The baseline `python -m bench.bare` in a subprocess, once it answers."""
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bench.bare", str(port),
+                                                stdin=asyncio.subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=2) as client:
+
+            async def up() -> bool:
+                try:
+                    return (await client.post("/echo", json={})).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await eventually(up, 30, "baseline server up")
+        yield Running(url, {"baseline server": proc.pid})
+    finally:
+        proc.terminate()
+        await proc.wait()

@@ -1,0 +1,64 @@
+"""The `charla` command line: help everywhere, clear errors, status and migrate against real services."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from charla.cli import app
+from tests.test_settings import PRODUCTION
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("command", [[], ["up"], ["agent"], ["serve"], ["status"], ["restart"], ["migrate"]])
+def test_every_command_has_help(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0
+    assert "Usage" in result.output
+
+
+def test_planned_agent_says_it_is_not_built_yet() -> None:
+    result = runner.invoke(app, ["agent", "memory"], env={"REDIS_URL": "redis://127.0.0.1:1/0"})
+    assert result.exit_code == 1
+    assert "not built yet" in result.output
+    assert "conversation" in result.output
+
+
+def test_production_refusal_names_what_is_missing_and_hides_values() -> None:
+    env = {**dict.fromkeys(PRODUCTION, ""), **PRODUCTION, "STRIPE_SECRET_KEY": "changeme"}
+    result = runner.invoke(app, ["migrate"], env=env)
+    assert result.exit_code == 2
+    assert "STRIPE_SECRET_KEY" in result.output
+    assert "sk_live" not in result.output
+    assert "gsk_x" not in result.output
+
+
+def test_commands_without_a_stack_say_how_to_start_one(tmp_path: object) -> None:
+    env = {"DATABASE_URL": "", "REDIS_URL": "", "CHARLA_HOME": str(tmp_path)}
+    for command in (["status"], ["restart", "conversation"], ["migrate"]):
+        result = runner.invoke(app, command, env=env)
+        assert result.exit_code == 1
+        assert "charla up" in result.output
+
+
+def test_migrate_and_status_against_real_services(db: str, default_redis_server: str) -> None:
+    env = {"DATABASE_URL": db, "REDIS_URL": default_redis_server}
+    migrated = runner.invoke(app, ["migrate"], env=env)
+    assert migrated.exit_code == 0
+    assert "up to date" in migrated.output
+    status = runner.invoke(app, ["status"], env=env)
+    assert status.exit_code == 0
+    assert "inbound" in status.output
+    assert "outbox" in status.output
+    restart = runner.invoke(app, ["restart", "conversation"], env=env)
+    assert restart.exit_code == 1
+    assert "no running `charla up`" in restart.output
+
+
+def test_registry_matches_the_declared_consumer_groups() -> None:
+    from agents.registry import AGENTS
+    from charla import constants as c
+
+    declared = {(stream, group) for stream, groups in c.CONSUMER_GROUPS.items() for group in groups}
+    assert declared == {(spec.stream, spec.name) for spec in AGENTS.values()}

@@ -1,0 +1,102 @@
+"""The conversation → outbox → sender path in process, against the fake Graph API and real services."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import psycopg
+import pytest
+from redis.asyncio import Redis
+
+from agents import conversation, sender
+from charla import constants as c
+from charla.events import Identity, InboundMessage
+from charla.graph import GraphPermanentError, GraphTransientError, graph_error
+from charla.runtime import Resources, open_resources
+from charla.worker import Worker
+from tests.conftest import make_settings
+from tests.payloads import fixture_json
+from tests.servers import FakeGraph, serve_fake_graph
+
+
+@pytest.fixture
+async def stack(db: str, default_redis_server: str, redis_default: Redis) -> AsyncIterator[tuple[Resources, FakeGraph]]:
+    async with serve_fake_graph() as (fake, url):
+        settings = make_settings(DATABASE_URL=db, REDIS_URL=default_redis_server, WHATSAPP_ACCESS_TOKEN="tok",
+                                 WHATSAPP_PHONE_NUMBER_ID="106540352242922", WHATSAPP_API_BASE_URL=url,
+                                 CHARLA_BUS_MAX_DELIVERIES="4")
+        async with open_resources(settings, pool_size=4) as res:
+            yield res, fake
+
+
+def inbound(n: int) -> InboundMessage:
+    identity = Identity(wa_id="34600000001", name="Ana")
+    return InboundMessage(id=f"meta:wamid.{n}", learner=identity.key(), provider="meta", message_id=f"wamid.{n}",
+                          identity=identity, kind="text", text=f"hola {n}")
+
+
+async def run_agents(res: Resources, until: asyncio.Event) -> None:
+    workers = [Worker(res.bus, stream=c.STREAM_INBOUND, group="conversation", consumer="t-conv",
+                      handler=conversation.build(res), block_ms=100),
+               Worker(res.bus, stream=c.STREAM_OUTBOX, group="sender", consumer="t-send",
+                      handler=sender.build(res), block_ms=100)]
+    await asyncio.gather(*(w.run(until, drain_timeout=5) for w in workers))
+
+
+async def statuses(db: str) -> list[tuple[str, str]]:
+    async with await psycopg.AsyncConnection.connect(db) as conn:
+        rows = await (await conn.execute("SELECT direction, status FROM messages ORDER BY id")).fetchall()
+    return [(str(a), str(b)) for a, b in rows]
+
+
+@pytest.mark.parametrize("status_and_code", [(503, 1), (429, 130429), (400, 131056), (500, 131000)])
+async def test_transient_graph_errors_are_retried_until_sent(
+        stack: tuple[Resources, FakeGraph], db: str, status_and_code: tuple[int, int]) -> None:
+    res, fake = stack
+    status, code = status_and_code
+    fake.scripted = [(status, {"error": {"code": code, "message": "try later"}})] * 2
+    stop = asyncio.Event()
+    await res.bus.publish(c.STREAM_INBOUND, inbound(1))
+    agents = asyncio.create_task(run_agents(res, stop))
+    await fake.wait_for(1, seconds=20)
+    stop.set()
+    await agents
+    assert fake.sent[0]["text"]["body"] == "Echo: hola 1"
+    assert fake.sent[0]["context"] == {"message_id": "wamid.1"}
+    assert len(fake.tokens) == 3
+    assert await statuses(db) == [("in", "answered"), ("out", "sent")]
+
+
+async def test_permanent_graph_error_is_recorded_not_retried(stack: tuple[Resources, FakeGraph], db: str) -> None:
+    res, fake = stack
+    fake.scripted = [(400, fixture_json("wa_send_error_131047.json"))]
+    await res.bus.publish(c.STREAM_INBOUND, inbound(1))
+    await res.bus.publish(c.STREAM_INBOUND, inbound(2))
+    stop = asyncio.Event()
+    agents = asyncio.create_task(run_agents(res, stop))
+    await fake.wait_for(1, seconds=20)  # the second message still goes out
+    stop.set()
+    await agents
+    assert len(fake.tokens) == 2
+    assert await statuses(db) == [("in", "answered"), ("out", "failed"), ("in", "answered"), ("out", "sent")]
+    async with await psycopg.AsyncConnection.connect(db) as conn:
+        row = await (await conn.execute("SELECT error FROM messages WHERE status = 'failed'")).fetchone()
+    assert row is not None
+    assert row[0]["code"] == 131047
+
+
+@pytest.mark.parametrize(("status", "fixture", "kind"), [
+    (400, "wa_send_error_131047.json", GraphPermanentError),
+    (401, "wa_send_error_expired_token_190.json", GraphPermanentError),
+])
+def test_graph_errors_map_to_typed_errors(status: int, fixture: str, kind: type[Exception]) -> None:
+    error = graph_error(httpx.Response(status, json=fixture_json(fixture)))
+    assert isinstance(error, kind)
+    assert error.code == fixture_json(fixture)["error"]["code"]
+
+
+def test_throttling_and_server_errors_are_transient() -> None:
+    assert isinstance(graph_error(httpx.Response(400, json={"error": {"code": 130429}})), GraphTransientError)
+    assert isinstance(graph_error(httpx.Response(502, text="<html>bad gateway</html>")), GraphTransientError)

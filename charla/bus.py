@@ -8,7 +8,7 @@ record completion, XACK and lock release in one script (`complete`). Works on Re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -68,8 +68,18 @@ class StreamStats:
     groups: list[GroupStats]
 
 
+# ARGV[5] is the done-key prefix and ARGV[6..] the stream's consumer groups: a publish to a stream that
+# does not exist (fresh Redis, or one that lost its data) creates the groups first, so no group ever
+# starts after an event it should have seen.
 _PUBLISH = """
 if KEYS[3] ~= '' and not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[3]) then return false end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  local seqs = redis.call('HGETALL', KEYS[2])
+  for g = 6, #ARGV do
+    redis.call('XGROUP', 'CREATE', KEYS[1], ARGV[g], '$', 'MKSTREAM')
+    for i = 1, #seqs, 2 do redis.call('HSET', ARGV[5] .. ARGV[g], seqs[i], seqs[i + 1]) end
+  end
+end
 if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[4]) then
   if KEYS[3] ~= '' then redis.call('DEL', KEYS[3]) end
   return redis.error_reply('BACKLOG stream is full')
@@ -128,9 +138,11 @@ def _delivery(stream: str, entry_id: bytes | str, fields: dict[Any, Any]) -> Del
 class Bus:
     """Publish and consume events on Redis Streams. One instance per process, shared by its tasks."""
 
-    def __init__(self, redis: Redis, config: BusConfig | None = None) -> None:
+    def __init__(self, redis: Redis, config: BusConfig | None = None,
+                 groups: Mapping[str, Sequence[str]] = c.CONSUMER_GROUPS) -> None:
         self.redis = redis
         self.config = config or BusConfig()
+        self.groups = groups
         self._publish = redis.register_script(_PUBLISH)
         self._begin = redis.register_script(_BEGIN)
         self._complete = redis.register_script(_COMPLETE)
@@ -141,7 +153,8 @@ class Bus:
         dedupe = c.DEDUPE_KEY.format(key=dedupe_key) if dedupe_key else ""
         keys = [stream, c.SEQ_KEY.format(stream=stream), dedupe]
         args: list[str | int] = [event.learner, event.model_dump_json(), self.config.dedupe_ttl_s,
-                                 self.config.max_backlog]
+                                 self.config.max_backlog, self._done_key(stream, ""),
+                                 *self.groups.get(stream, ())]
         try:
             entry = await self._publish(keys=keys, args=args)
         except ResponseError as exc:

@@ -9,8 +9,9 @@ PREFIX: Final = "charla"
 STREAM_INBOUND: Final = f"{PREFIX}:stream:inbound"
 # Replies waiting to go out; the sender is the only consumer group, so every reply is sent from one place.
 STREAM_OUTBOX: Final = f"{PREFIX}:stream:outbox"
-# Which consumer groups read each stream. Every process declares them all at startup, before it
-# publishes anything: a group created later starts at the stream's end and would skip what came before.
+# Which consumer groups read each stream. Every process declares them at startup, and a publish to a
+# missing stream creates them first: a group created later starts at the stream's end and would skip
+# what came before it.
 CONSUMER_GROUPS: Final = {STREAM_INBOUND: ("conversation",), STREAM_OUTBOX: ("sender",)}
 # Poison events go to `<stream>:dead`, next to their source, so `charla status` can pair them up.
 DEAD_SUFFIX: Final = ":dead"
@@ -19,7 +20,7 @@ DEAD_SUFFIX: Final = ":dead"
 # as XADD so sequences have no gaps: that is what lets a consumer wait for "my predecessor" safely.
 SEQ_KEY: Final = f"{PREFIX}:seq:{{stream}}"
 # Last completed sequence per learner for one consumer group (a hash: learner -> seq).
-DONE_KEY: Final = f"{PREFIX}:done:{{stream}}:{{group}}"
+DONE_KEY: Final = f"{PREFIX}:done:{{stream}}:{{group}}"  # the group name must stay last
 # Pub/sub channel announcing that a learner's done-sequence advanced (ephemeral: waiters also poll).
 DONE_CHANNEL: Final = f"{PREFIX}:done-events:{{stream}}:{{group}}"
 # Per-learner processing lock for one group, so a re-delivered entry never runs beside its original.

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import RedisError
 
 from charla import constants as c
 from charla.bus import Bus, BusConfig
@@ -88,7 +89,10 @@ async def open_resources(settings: Settings, *, pool_size: int = 10) -> AsyncIte
                              limits=httpx.Limits(max_connections=100, max_keepalive_connections=20))
     bus = Bus(redis, bus_config(settings))
     try:
-        await declare_groups(bus)
+        try:
+            await declare_groups(bus)
+        except RedisError as exc:  # the first publish declares them too
+            log.warning("Redis unavailable at startup (%s); carrying on, /healthz reports it", exc)
         yield Resources(settings, redis, pool, http, bus)
     finally:
         await http.aclose()

@@ -323,3 +323,12 @@ async def test_a_deleted_group_is_recreated_while_running(redis: Redis) -> None:
         async with asyncio.timeout(10):
             while not await recreated():  # noqa: ASYNC110 - the worker recreates it on its next read
                 await asyncio.sleep(0.05)
+
+
+async def test_first_publish_to_a_missing_stream_creates_its_groups(redis: Redis) -> None:
+    bus = Bus(redis, BusConfig(lease_ms=2000), groups={STREAM: ("g", "h")})
+    await bus.publish(STREAM, event("ana", 1))  # before any consumer ever started
+    rec = Recorder()
+    async with running(make_worker(bus, rec), make_worker(bus, rec, group="h")):
+        await rec.wait_count(2)
+    assert rec.of("ana") == ["1", "1"]

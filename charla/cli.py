@@ -196,5 +196,59 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON inst
     typer.echo(json.dumps(report, indent=2, default=str) if as_json else render(report, time.time()))
 
 
+@app.command()
+def say(
+    text: Annotated[str, typer.Argument(help="What the learner writes.")],
+    learner: Annotated[str, typer.Option(help="Console learner handle.")] = "demo",
+    wait: Annotated[float, typer.Option(help="Seconds to wait for the reply.")] = 60.0,
+) -> None:
+    """Write to the running stack as a console learner (WHATSAPP_PROVIDER=console) and print the reply."""
+    from charla.runtime import NotConfigured
+
+    settings = _settings()
+    if settings.whatsapp_provider != "console":
+        raise _fail(f"`charla say` talks to the console provider; this stack uses {settings.whatsapp_provider}")
+    try:
+        reply = _run(_say(settings, text, learner, wait))
+    except NotConfigured as exc:
+        raise _fail(str(exc)) from exc
+    except TimeoutError as exc:
+        raise _fail(f"no reply within {wait:.0f}s: is every agent running? see `charla status`") from exc
+    typer.echo(reply)
+
+
+async def _say(settings: Settings, text: str, handle: str, wait: float) -> str:
+    import httpx
+    from redis.asyncio import Redis
+
+    from charla.console import console_channel, learner_key, signature, text_delivery
+    from charla.events import OutboundMessage
+    from charla.runtime import resolve_urls
+
+    redis = Redis.from_url(resolve_urls(settings).redis_url)
+    pubsub = redis.pubsub(ignore_subscribe_messages=True)
+    try:
+        await pubsub.subscribe(console_channel(learner_key(handle)))
+        body = text_delivery(handle, text)
+        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host  # noqa: S104
+        async with httpx.AsyncClient(base_url=f"http://{host}:{settings.port}") as http:
+            try:
+                sent = await http.post("/webhooks/whatsapp", content=body, headers={
+                    "x-hub-signature-256": signature(body, settings.app_secret()),
+                    "content-type": "application/json"})
+            except httpx.TransportError as exc:
+                raise _fail(f"cannot reach the orchestrator at {http.base_url}: is `charla up` running?") from exc
+        if sent.is_error:
+            raise _fail(f"the orchestrator answered {sent.status_code}: {sent.text}")
+        async with asyncio.timeout(wait):
+            while True:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=wait)
+                if message is not None:
+                    return OutboundMessage.model_validate_json(message["data"]).text
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await redis.aclose()
+
+
 def main() -> None:
     app()

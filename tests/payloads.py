@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from pathlib import Path
 from typing import Any
+
+from charla.console import signature
 
 # Byte-exact copies of ../shared/fixtures (signatures cover the exact bytes: never reformat them).
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -22,7 +22,7 @@ def fixture_json(name: str) -> Any:
 
 
 def sign(body: bytes, secret: str = APP_SECRET) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return signature(body, secret)
 
 
 def text_webhook(wa_id: str, wamid: str, body: str, name: str = "Learner") -> bytes:

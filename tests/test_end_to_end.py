@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import signal
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -131,3 +132,27 @@ async def test_charla_restart_and_supervised_crash_lose_nothing(
     finally:
         assert await stack.stop() == 0
     assert await redis_default.hgetall(c.PROCS_KEY) == {}
+
+
+async def test_console_round_trip_and_status_of_a_running_stack(
+        db: str, default_redis_server: str, redis_default: Redis, home: Path) -> None:
+    port = free_port()
+    env = stack_env(db=db, redis_url=default_redis_server, graph_url="http://127.0.0.1:9/v23.0", port=port,
+                    home=str(home), WHATSAPP_PROVIDER="console")
+    stack = Proc(["up"], env)
+    await stack.start()
+    try:
+        await wait_healthy(f"http://127.0.0.1:{port}")
+        say = await asyncio.create_subprocess_exec(sys.executable, "-m", "charla", "say", "¿Qué tal?", "--learner",
+                                                   "ana", env=env, stdout=asyncio.subprocess.PIPE)
+        out, _ = await say.communicate()
+        assert say.returncode == 0
+        assert out.decode().strip() == "Echo: ¿Qué tal?"
+        status = await asyncio.create_subprocess_exec(sys.executable, "-m", "charla", "status", env=env,
+                                                      stdout=asyncio.subprocess.PIPE)
+        report = (await status.communicate())[0].decode()
+        for line in ("conversation   running", "sender         running", "orchestrator   running",
+                     "conversation-1", "inbound"):
+            assert line in report
+    finally:
+        assert await stack.stop() == 0

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 BACKOFF_START_S = 1.0
 BACKOFF_MAX_S = 30.0
 STABLE_AFTER_S = 30.0  # a child that ran this long before crashing restarts without backoff
-STOP_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 40.0  # longer than a worker's 30 s drain, so a graceful stop is never cut short
 
 
 @dataclass

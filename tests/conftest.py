@@ -67,27 +67,25 @@ async def db(migrated_pg: str) -> str:
     return migrated_pg
 
 
-@pytest.fixture(scope="session", params=sorted(REDIS_SERVERS))
-def redis_server(request: pytest.FixtureRequest, home: Path) -> Iterator[str]:
-    """A redis URL per available redis-server version (tests using it run once per version)."""
-    name = str(request.param)
-    server = EmbeddedRedis(home / name, free_port(), REDIS_SERVERS[name])
+def _run_redis(root: Path, binary: str) -> Iterator[str]:
+    server = EmbeddedRedis(root, free_port(), binary)
     server.start()
     try:
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session", params=sorted(REDIS_SERVERS))
+def redis_server(request: pytest.FixtureRequest, home: Path) -> Iterator[str]:
+    """A redis URL per available redis-server version (tests using it run once per version)."""
+    yield from _run_redis(home / str(request.param), REDIS_SERVERS[str(request.param)])
 
 
 @pytest.fixture(scope="session")
 def default_redis_server(home: Path) -> Iterator[str]:
     """One redis-server for tests that need not run per version."""
-    server = EmbeddedRedis(home / "redis-default", free_port(), REDIS_SERVERS["redis6"])
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
+    yield from _run_redis(home / "redis-default", REDIS_SERVERS["redis6"])
 
 
 async def _flushed(url: str) -> AsyncIterator[Redis]:

@@ -31,6 +31,16 @@ async def graph() -> AsyncIterator[tuple[FakeGraph, str]]:
         yield served
 
 
+@pytest.fixture
+def env(db: str, default_redis_server: str, graph: tuple[FakeGraph, str], home: Path) -> dict[str, str]:
+    """Environment of the stack's processes, on a free port, wired to the fake Graph API."""
+    return stack_env(db=db, redis_url=default_redis_server, graph_url=graph[1], port=free_port(), home=str(home))
+
+
+def base_url(env: dict[str, str]) -> str:
+    return f"http://127.0.0.1:{env['CHARLA_PORT']}"
+
+
 async def assert_exactly_once(fake: FakeGraph, redis: Redis, db: str, learners: int, per_learner: int) -> None:
     total = learners * per_learner
     await fake.wait_for(total, seconds=120)
@@ -60,10 +70,8 @@ async def assert_exactly_once(fake: FakeGraph, redis: Redis, db: str, learners: 
 
 
 async def test_sigkilled_answering_agent_loses_and_doubles_nothing(
-        db: str, default_redis_server: str, redis_default: Redis, graph: tuple[FakeGraph, str], home: Path) -> None:
-    fake, graph_url = graph
-    port = free_port()
-    env = stack_env(db=db, redis_url=default_redis_server, graph_url=graph_url, port=port, home=str(home))
+        db: str, redis_default: Redis, graph: tuple[FakeGraph, str], env: dict[str, str]) -> None:
+    fake = graph[0]
     orchestrator = Proc(["serve"], env)
     conversation = Proc(["agent", "conversation"], {**env, "CHARLA_CONSUMER": "conversation-1"})
     sender = Proc(["agent", "sender"], {**env, "CHARLA_CONSUMER": "sender-1"})
@@ -71,7 +79,7 @@ async def test_sigkilled_answering_agent_loses_and_doubles_nothing(
     for proc in procs:
         await proc.start()
     try:
-        await wait_healthy(f"http://127.0.0.1:{port}")
+        await wait_healthy(base_url(env))
 
         async def kill_three_times() -> None:
             for replies in (150, 450, 750):
@@ -80,7 +88,7 @@ async def test_sigkilled_answering_agent_loses_and_doubles_nothing(
                 await conversation.start()
 
         killer = asyncio.create_task(kill_three_times())
-        await post_conversations(f"http://127.0.0.1:{port}", learners=20, per_learner=50)
+        await post_conversations(base_url(env), learners=20, per_learner=50)
         await killer
         assert conversation.kills == 3
         await assert_exactly_once(fake, redis_default, db, 20, 50)
@@ -90,10 +98,8 @@ async def test_sigkilled_answering_agent_loses_and_doubles_nothing(
 
 
 async def test_charla_restart_and_supervised_crash_lose_nothing(
-        db: str, default_redis_server: str, redis_default: Redis, graph: tuple[FakeGraph, str], home: Path) -> None:
-    fake, graph_url = graph
-    port = free_port()
-    env = stack_env(db=db, redis_url=default_redis_server, graph_url=graph_url, port=port, home=str(home))
+        db: str, redis_default: Redis, graph: tuple[FakeGraph, str], env: dict[str, str]) -> None:
+    fake = graph[0]
     stack = Proc(["up"], env)
     await stack.start()
 
@@ -124,9 +130,9 @@ async def test_charla_restart_and_supervised_crash_lose_nothing(
         await running_again("conversation", before)
 
     try:
-        await wait_healthy(f"http://127.0.0.1:{port}")
+        await wait_healthy(base_url(env))
         chaos_task = asyncio.create_task(chaos())
-        await post_conversations(f"http://127.0.0.1:{port}", learners=10, per_learner=50)
+        await post_conversations(base_url(env), learners=10, per_learner=50)
         await chaos_task
         await assert_exactly_once(fake, redis_default, db, 10, 50)
     finally:
@@ -135,14 +141,12 @@ async def test_charla_restart_and_supervised_crash_lose_nothing(
 
 
 async def test_console_round_trip_and_status_of_a_running_stack(
-        db: str, default_redis_server: str, redis_default: Redis, home: Path) -> None:
-    port = free_port()
-    env = stack_env(db=db, redis_url=default_redis_server, graph_url="http://127.0.0.1:9/v23.0", port=port,
-                    home=str(home), WHATSAPP_PROVIDER="console")
+        db: str, redis_default: Redis, env: dict[str, str]) -> None:
+    env = {**env, "WHATSAPP_PROVIDER": "console"}
     stack = Proc(["up"], env)
     await stack.start()
     try:
-        await wait_healthy(f"http://127.0.0.1:{port}")
+        await wait_healthy(base_url(env))
         say = await asyncio.create_subprocess_exec(sys.executable, "-m", "charla", "say", "¿Qué tal?", "--learner",
                                                    "ana", env=env, stdout=asyncio.subprocess.PIPE)
         out, _ = await say.communicate()

@@ -33,7 +33,7 @@ class BacklogFull(BusError):
 class BusConfig:
     max_deliveries: int = 5
     lease_ms: int = 15_000
-    retention: int = 10_000
+    retention_s: int = 3600
     max_backlog: int = 200_000
     dedupe_ttl_s: int = 7 * 24 * 3600
 
@@ -238,18 +238,15 @@ class Bus:
         await self.redis.xack(delivery.stream, group, delivery.entry_id)
 
     async def trim(self, stream: str) -> int:
-        """Drop acknowledged history beyond CHARLA_BUS_RETENTION; never an entry some group still needs."""
-        length = int(await self.redis.xlen(stream))
-        excess = length - self.config.retention
-        if excess <= 0:
-            return 0
+        """Drop acknowledged history older than CHARLA_BUS_RETENTION_S; never an entry a group still needs.
+
+        Entry ids are millisecond timestamps, so the cut is a MINID computed from the server's clock:
+        no scan of the stream, whatever its length.
+        """
+        seconds, micros = await self.redis.time()
+        horizon = f"{seconds * 1000 + micros // 1000 - self.config.retention_s * 1000}-0"
         safe = await self._oldest_needed(stream)
-        oldest: Any = await self.redis.xrange(stream, "-", "+", count=excess)
-        if not oldest:
-            return 0
-        cutoff = _s(oldest[-1][0])
-        # MINID removes ids strictly below the given one: keep `safe`, drop up to and including `cutoff`.
-        limit = min((safe, _next_id(cutoff)), key=_id_key) if safe else _next_id(cutoff)
+        limit = min((safe, horizon), key=_id_key) if safe else horizon
         return int(await self.redis.xtrim(stream, minid=limit, approximate=False))
 
     async def _oldest_needed(self, stream: str) -> str | None:

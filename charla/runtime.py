@@ -62,7 +62,7 @@ def resolve_urls(settings: Settings) -> Urls:
 
 def bus_config(settings: Settings) -> BusConfig:
     return BusConfig(max_deliveries=settings.bus_max_deliveries, lease_ms=settings.bus_lease_ms,
-                     retention=settings.bus_retention, max_backlog=settings.bus_max_backlog,
+                     retention_s=settings.bus_retention_s, max_backlog=settings.bus_max_backlog,
                      dedupe_ttl_s=settings.dedupe_ttl_s)
 
 

@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     dedupe_ttl_s: int = Field(7 * 24 * 3600, gt=0, validation_alias=_env("CHARLA_DEDUPE_TTL_S"))
     bus_max_deliveries: int = Field(5, ge=1, validation_alias=_env("CHARLA_BUS_MAX_DELIVERIES"))
     bus_lease_ms: int = Field(15_000, ge=100, validation_alias=_env("CHARLA_BUS_LEASE_MS"))
-    bus_retention: int = Field(10_000, ge=0, validation_alias=_env("CHARLA_BUS_RETENTION"))
+    bus_retention_s: int = Field(3600, ge=0, validation_alias=_env("CHARLA_BUS_RETENTION_S"))
     bus_max_backlog: int = Field(200_000, ge=1, validation_alias=_env("CHARLA_BUS_MAX_BACKLOG"))
     redis_max_connections: int = Field(64, ge=4, validation_alias=_env("CHARLA_REDIS_MAX_CONNECTIONS"))
     agent_concurrency: int = Field(8, ge=1, validation_alias=_env("CHARLA_AGENT_CONCURRENCY"))

@@ -217,30 +217,32 @@ async def test_order_and_exclusivity_under_load_with_two_consumers(redis: Redis)
 
 
 async def test_trim_keeps_every_unacknowledged_entry(redis: Redis) -> None:
-    bus = make_bus(redis, retention=5)
+    bus = make_bus(redis, retention_s=0)
     await bus.ensure_group(STREAM, "g")
     for n in range(20):
         await bus.publish(STREAM, event("ana", n))
     taken = await bus.read(STREAM, "g", "c1", count=20, block_ms=10)
-    for delivery in taken[:10]:
+    for delivery in taken[:5] + taken[10:15]:  # acknowledged out of order: 5..9 still pending
         await bus.ack(delivery, "g")
-    await bus.trim(STREAM)
+    assert await bus.trim(STREAM) == 5
     left = {eid.decode() for eid, _ in await entries(redis, STREAM)}
-    assert {d.entry_id for d in taken[10:]} <= left
-    assert len(left) == 10
-    for delivery in taken[10:]:
+    assert {d.entry_id for d in taken[5:10] + taken[15:]} <= left
+    for delivery in taken:
         await bus.ack(delivery, "g")
     await bus.trim(STREAM)
-    assert await redis.xlen(STREAM) == 5
+    assert await redis.xlen(STREAM) == 0
 
 
-async def test_trim_keeps_entries_not_yet_delivered(redis: Redis) -> None:
-    bus = make_bus(redis, retention=0)
+async def test_trim_keeps_recent_history_and_undelivered_entries(redis: Redis) -> None:
+    bus = make_bus(redis, retention_s=3600)
     await bus.ensure_group(STREAM, "g")
     for n in range(5):
         await bus.publish(STREAM, event("ana", n))
-    await bus.trim(STREAM)
-    assert await redis.xlen(STREAM) == 5
+    for delivery in await bus.read(STREAM, "g", "c1", count=3, block_ms=10):
+        await bus.ack(delivery, "g")
+    assert await bus.trim(STREAM) == 0  # acknowledged, but within the retention window
+    assert await make_bus(redis, retention_s=0).trim(STREAM) == 3  # the two never delivered stay
+    assert await redis.xlen(STREAM) == 2
 
 
 async def test_group_created_after_history_does_not_wait_for_it(redis: Redis) -> None:

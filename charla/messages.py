@@ -64,16 +64,32 @@ async def record_reply(conn: Conn, learner_id: uuid.UUID, inbound: InboundMessag
     return Outbound(int(str(row[0])), outbound_id, body, "queued")
 
 
-async def outbound_status(conn: Conn, outbound_id: uuid.UUID) -> str | None:
-    row = await (await conn.execute("SELECT status FROM messages WHERE outbound_id = %s",
-                                    (outbound_id,))).fetchone()
-    return None if row is None else str(row[0])
+@dataclass(frozen=True)
+class SendState:
+    status: str
+    parts_sent: int  # parts of a split reply already accepted by the provider
 
 
-async def mark_sent(conn: Conn, outbound_id: uuid.UUID, provider_message_id: str) -> None:
+async def send_state(conn: Conn, outbound_id: uuid.UUID) -> SendState | None:
+    row = await (await conn.execute(
+        "SELECT status, COALESCE((payload->>'parts_sent')::int, 0) FROM messages WHERE outbound_id = %s",
+        (outbound_id,))).fetchone()
+    return None if row is None else SendState(str(row[0]), int(str(row[1])))
+
+
+async def record_part_sent(conn: Conn, outbound_id: uuid.UUID, index: int, provider_message_id: str) -> None:
+    """Remember that part `index` went out, so a redelivery resumes after it instead of repeating it."""
     await conn.execute(
-        """UPDATE messages SET status = 'sent', provider_message_id = %s, updated_at = now()
-           WHERE outbound_id = %s AND status = 'queued'""", (provider_message_id, outbound_id))
+        """UPDATE messages SET provider_message_id = %s, updated_at = now(),
+                  payload = jsonb_set(jsonb_set(payload, '{parts_sent}', to_jsonb(%s::int)), '{provider_ids}',
+                                      COALESCE(payload->'provider_ids', '[]'::jsonb) || to_jsonb(%s::text))
+           WHERE outbound_id = %s AND status = 'queued'""",
+        (provider_message_id, index + 1, provider_message_id, outbound_id))
+
+
+async def mark_sent(conn: Conn, outbound_id: uuid.UUID) -> None:
+    await conn.execute("UPDATE messages SET status = 'sent', updated_at = now() "
+                       "WHERE outbound_id = %s AND status = 'queued'", (outbound_id,))
 
 
 async def mark_failed(conn: Conn, outbound_id: uuid.UUID, error: dict[str, object]) -> None:

@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     free_messages: int = Field(50, ge=0, validation_alias=_env("FREE_MESSAGES"))
     paid_daily_messages: int = Field(500, ge=0, validation_alias=_env("PAID_DAILY_MESSAGES"))
 
+    meta_text_limit: int = Field(4096, ge=16, le=4096, validation_alias=_env("CHARLA_META_TEXT_LIMIT"))
+    twilio_text_limit: int = Field(1600, ge=16, le=1600, validation_alias=_env("CHARLA_TWILIO_TEXT_LIMIT"))
     max_body_bytes: int = Field(3 * 1024 * 1024, gt=0, validation_alias=_env("CHARLA_MAX_BODY_BYTES"))
     dedupe_ttl_s: int = Field(7 * 24 * 3600, gt=0, validation_alias=_env("CHARLA_DEDUPE_TTL_S"))
     bus_max_deliveries: int = Field(5, ge=1, validation_alias=_env("CHARLA_BUS_MAX_DELIVERIES"))
@@ -90,6 +92,10 @@ class Settings(BaseSettings):
         if self.twilio_auth_token:
             return "twilio"
         return "console"
+
+    def text_limit(self, provider: Provider) -> int:
+        """Longest text one message may carry with `provider` (longer replies are split)."""
+        return self.twilio_text_limit if provider == "twilio" else self.meta_text_limit
 
     def app_secret(self) -> str:
         """The secret webhooks are signed with (the development value only outside production)."""

@@ -25,6 +25,7 @@ class FakeGraph:
 
     sent: list[dict[str, Any]] = field(default_factory=list)
     scripted: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    fail_at: dict[int, tuple[int, dict[str, Any]]] = field(default_factory=dict)  # call number -> error
     tokens: list[str] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
@@ -32,6 +33,9 @@ class FakeGraph:
     async def send(self, request: Request) -> JSONResponse:
         body = await request.json()
         self.tokens.append(request.headers.get("authorization", ""))
+        if len(self.tokens) in self.fail_at:
+            status, error = self.fail_at[len(self.tokens)]
+            return JSONResponse(error, status_code=status)
         if self.scripted:
             status, error = self.scripted.pop(0)
             return JSONResponse(error, status_code=status)

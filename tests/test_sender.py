@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from agents import conversation, sender
 from charla import constants as c
+from charla.chunking import split_text
 from charla.events import Identity, InboundMessage
 from charla.graph import GraphPermanentError, GraphTransientError, graph_error
 from charla.runtime import Resources, open_resources
@@ -26,15 +27,15 @@ async def stack(db: str, default_redis_server: str, redis_default: Redis) -> Asy
     async with serve_fake_graph() as (fake, url):
         settings = make_settings(DATABASE_URL=db, REDIS_URL=default_redis_server, WHATSAPP_ACCESS_TOKEN="tok",
                                  WHATSAPP_PHONE_NUMBER_ID="106540352242922", WHATSAPP_API_BASE_URL=url,
-                                 CHARLA_BUS_MAX_DELIVERIES="4")
+                                 CHARLA_BUS_MAX_DELIVERIES="4", CHARLA_META_TEXT_LIMIT="40")
         async with open_resources(settings, pool_size=4) as res:
             yield res, fake
 
 
-def inbound(n: int) -> InboundMessage:
+def inbound(n: int, text: str | None = None) -> InboundMessage:
     identity = Identity(wa_id="34600000001", name="Ana")
     return InboundMessage(id=f"meta:wamid.{n}", learner=identity.key(), provider="meta", message_id=f"wamid.{n}",
-                          identity=identity, kind="text", text=f"hola {n}")
+                          identity=identity, kind="text", text=text or f"hola {n}")
 
 
 async def run_agents(res: Resources, until: asyncio.Event) -> None:
@@ -100,3 +101,22 @@ def test_graph_errors_map_to_typed_errors(status: int, fixture: str, kind: type[
 def test_throttling_and_server_errors_are_transient() -> None:
     assert isinstance(graph_error(httpx.Response(400, json={"error": {"code": 130429}})), GraphTransientError)
     assert isinstance(graph_error(httpx.Response(502, text="<html>bad gateway</html>")), GraphTransientError)
+
+
+async def test_a_long_reply_goes_out_in_parts_resuming_after_a_failure(
+        stack: tuple[Resources, FakeGraph], db: str) -> None:
+    res, fake = stack
+    text = "Primera frase bastante larga. Segunda frase también larga. Tercera y última frase."
+    await res.bus.publish(c.STREAM_INBOUND, inbound(1, text))
+    fake.fail_at[2] = (503, {"error": {"code": 1, "message": "blip"}})  # the second part fails once
+    stop = asyncio.Event()
+    agents = asyncio.create_task(run_agents(res, stop))
+    expected = split_text(f"Echo: {text}", 40)
+    await fake.wait_for(len(expected), seconds=20)
+    stop.set()
+    await agents
+    assert len(expected) > 2
+    assert [m["text"]["body"] for m in fake.sent] == expected  # in order, none repeated
+    assert fake.sent[0]["context"] == {"message_id": "wamid.1"}
+    assert all("context" not in m for m in fake.sent[1:])
+    assert await statuses(db) == [("in", "answered"), ("out", "sent")]

@@ -1,27 +1,34 @@
-"""Which agents exist, what stream each consumes, and how its handler is built: the explicit wiring."""
+"""Which agents exist, what streams each consumes, and how its handlers are built: the explicit wiring."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agents import conversation, sender
+from agents import conversation, receipts, sender
 from charla import constants as c
 from charla.runtime import Resources
 from charla.worker import Handler
 
 
 @dataclass(frozen=True)
-class AgentSpec:
-    name: str  # also its consumer-group name
+class Consumes:
     stream: str
-    summary: str
     build: Callable[[Resources], Handler]
 
 
+@dataclass(frozen=True)
+class AgentSpec:
+    name: str  # also its consumer-group name on every stream it consumes
+    summary: str
+    consumes: tuple[Consumes, ...]
+
+
 AGENTS: dict[str, AgentSpec] = {spec.name: spec for spec in (
-    AgentSpec("conversation", c.STREAM_INBOUND, "answers each inbound learner message", conversation.build),
-    AgentSpec("sender", c.STREAM_OUTBOX, "delivers replies through the WhatsApp provider", sender.build),
+    AgentSpec("conversation", "answers each inbound learner message",
+              (Consumes(c.STREAM_INBOUND, conversation.build),)),
+    AgentSpec("sender", "delivers replies through the WhatsApp provider and records delivery statuses",
+              (Consumes(c.STREAM_OUTBOX, sender.build), Consumes(c.STREAM_STATUSES, receipts.build))),
 )}
 
 # Named in Charla's contract, built by later work; asking for one says so instead of failing obscurely.

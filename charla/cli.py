@@ -134,12 +134,13 @@ def agent(name: Annotated[str, typer.Argument(help="conversation, sender (memory
 
 async def _agent(settings: Settings, name: str) -> None:
     from agents.registry import AGENTS
-    from charla.runtime import open_resources, run_worker, stop_on_signals
+    from charla.runtime import open_resources, run_workers, stop_on_signals
 
     spec = AGENTS[name]
     stop = stop_on_signals()
     async with open_resources(settings) as res:
-        await run_worker(res, agent=name, stream=spec.stream, handler=spec.build(res), stop=stop)
+        handlers = {consumes.stream: consumes.build(res) for consumes in spec.consumes}
+        await run_workers(res, agent=name, handlers=handlers, stop=stop)
 
 
 @app.command()
@@ -222,7 +223,6 @@ async def _say(settings: Settings, text: str, handle: str, wait: float) -> str:
     from redis.asyncio import Redis
 
     from charla.console import console_channel, learner_key, signature, text_delivery
-    from charla.events import OutboundMessage
     from charla.runtime import resolve_urls
 
     redis = Redis.from_url(resolve_urls(settings).redis_url)
@@ -240,14 +240,23 @@ async def _say(settings: Settings, text: str, handle: str, wait: float) -> str:
                 raise _fail(f"cannot reach the orchestrator at {http.base_url}: is `charla up` running?") from exc
         if sent.is_error:
             raise _fail(f"the orchestrator answered {sent.status_code}: {sent.text}")
+        parts: list[str] = []
         async with asyncio.timeout(wait):
-            while True:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=wait)
-                if message is not None:
-                    return OutboundMessage.model_validate_json(message["data"]).text
+            while not parts:  # the first reply part (after the read receipt)
+                parts += _reply_text(await pubsub.get_message(ignore_subscribe_messages=True, timeout=wait))
+        while more := await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5):  # later parts
+            parts += _reply_text(more)
+        return "".join(parts)
     finally:
         await pubsub.aclose()  # type: ignore[no-untyped-call]
         await redis.aclose()
+
+
+def _reply_text(message: dict[str, Any] | None) -> list[str]:
+    from charla.events import OutboundMessage, decode_event
+
+    event = decode_event(message["data"]) if message else None
+    return [event.text] if isinstance(event, OutboundMessage) else []
 
 
 def main() -> None:

@@ -9,10 +9,15 @@ PREFIX: Final = "charla"
 STREAM_INBOUND: Final = f"{PREFIX}:stream:inbound"
 # Replies waiting to go out; the sender is the only consumer group, so every reply is sent from one place.
 STREAM_OUTBOX: Final = f"{PREFIX}:stream:outbox"
+# Delivery statuses and provider errors: a stream of their own so they never wait behind message work.
+STREAM_STATUSES: Final = f"{PREFIX}:stream:statuses"
 # Which consumer groups read each stream. Every process declares them at startup, and a publish to a
 # missing stream creates them first: a group created later starts at the stream's end and would skip
 # what came before it.
-CONSUMER_GROUPS: Final = {STREAM_INBOUND: ("conversation",), STREAM_OUTBOX: ("sender",)}
+CONSUMER_GROUPS: Final = {STREAM_INBOUND: ("conversation",), STREAM_OUTBOX: ("sender",),
+                          STREAM_STATUSES: ("sender",)}
+# Operator alerts (hash: code -> JSON with the message and when it was last seen), shown by `charla status`.
+ALERTS_KEY: Final = f"{PREFIX}:alerts"
 # Poison events go to `<stream>:dead`, next to their source, so `charla status` can pair them up.
 DEAD_SUFFIX: Final = ":dead"
 

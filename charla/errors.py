@@ -6,7 +6,9 @@ class CharlaError(Exception):
 
 
 class TransientError(CharlaError):
-    """Worth retrying later (timeouts, 5xx, rate limits)."""
+    """Worth retrying later (timeouts, 5xx, rate limits); `retry_after` seconds when the provider said."""
+
+    retry_after: float | None = None
 
 
 class PermanentError(CharlaError):

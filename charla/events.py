@@ -10,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 Provider = Literal["meta", "twilio", "console"]
 
+# Ordering key of events that belong to no learner (provider-wide errors).
+SYSTEM_LEARNER = "system"
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -73,7 +76,38 @@ class OutboundMessage(_Event):
     reply_to: str | None = None  # provider id of the inbound message this answers
 
 
-Event = Annotated[InboundMessage | OutboundMessage, Field(discriminator="type")]
+class ReadReceipt(_Event):
+    """Ask the sender to mark an inbound message read and show "typing…" while the reply is prepared."""
+
+    type: Literal["outbound.read"] = "outbound.read"
+    provider: Provider
+    message_id: str
+
+
+class DeliveryStatus(_Event):
+    """A provider's word on one of our outbound messages (sent, delivered, read, played, failed)."""
+
+    type: Literal["delivery.status"] = "delivery.status"
+    provider: Provider
+    provider_message_id: str
+    status: str
+    outbound_id: str | None = None  # carried back in biz_opaque_callback_data
+    occurred_at: datetime | None = None
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ProviderError(_Event):
+    """A provider error not tied to one message (e.g. a value-level `errors` webhook: rate limits)."""
+
+    type: Literal["provider.error"] = "provider.error"
+    provider: Provider
+    code: int | None = None
+    title: str = ""
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+Event = Annotated[InboundMessage | OutboundMessage | ReadReceipt | DeliveryStatus | ProviderError,
+                  Field(discriminator="type")]
 EVENTS: TypeAdapter[Event] = TypeAdapter(Event)
 
 

@@ -48,5 +48,6 @@ async def _update(conn: AsyncConnection[tuple[object, ...]], learner_id: uuid.UU
                   name: str | None, seen_at: datetime | None) -> None:
     fills = ", ".join(f"{col} = COALESCE({col}, %s)" for col in ids)
     query = (f"UPDATE learners SET {fills}, display_name = COALESCE(%s, display_name), "  # noqa: S608
-             "last_inbound_at = GREATEST(last_inbound_at, %s) WHERE id = %s")
+             "last_inbound_at = GREATEST(last_inbound_at, %s), unreachable_at = NULL, unreachable_reason = NULL "
+             "WHERE id = %s")
     await conn.execute(query.encode(), [*ids.values(), name, seen_at, learner_id])

@@ -68,28 +68,77 @@ async def record_reply(conn: Conn, learner_id: uuid.UUID, inbound: InboundMessag
 class SendState:
     status: str
     parts_sent: int  # parts of a split reply already accepted by the provider
+    window_open: bool  # the learner wrote within the last 24 hours
+    unreachable: bool
 
 
 async def send_state(conn: Conn, outbound_id: uuid.UUID) -> SendState | None:
     row = await (await conn.execute(
-        "SELECT status, COALESCE((payload->>'parts_sent')::int, 0) FROM messages WHERE outbound_id = %s",
+        """SELECT m.status, (SELECT count(*) FROM outbound_parts p WHERE p.outbound_id = m.outbound_id),
+                  COALESCE(l.last_inbound_at > now() - interval '24 hours', false), l.unreachable_at IS NOT NULL
+           FROM messages m JOIN learners l ON l.id = m.learner_id WHERE m.outbound_id = %s""",
         (outbound_id,))).fetchone()
-    return None if row is None else SendState(str(row[0]), int(str(row[1])))
+    if row is None:
+        return None
+    return SendState(str(row[0]), int(str(row[1])), bool(row[2]), bool(row[3]))
 
 
-async def record_part_sent(conn: Conn, outbound_id: uuid.UUID, index: int, provider_message_id: str) -> None:
-    """Remember that part `index` went out, so a redelivery resumes after it instead of repeating it."""
+async def record_part_sent(conn: Conn, provider: str, outbound_id: uuid.UUID, index: int,
+                           provider_message_id: str) -> None:
+    """Remember that part `index` went out (a redelivery resumes after it), then apply any status that
+    arrived for it before this was recorded."""
     await conn.execute(
-        """UPDATE messages SET provider_message_id = %s, updated_at = now(),
-                  payload = jsonb_set(jsonb_set(payload, '{parts_sent}', to_jsonb(%s::int)), '{provider_ids}',
-                                      COALESCE(payload->'provider_ids', '[]'::jsonb) || to_jsonb(%s::text))
-           WHERE outbound_id = %s AND status = 'queued'""",
-        (provider_message_id, index + 1, provider_message_id, outbound_id))
+        """INSERT INTO outbound_parts (provider, provider_message_id, outbound_id, part) VALUES (%s, %s, %s, %s)
+           ON CONFLICT DO NOTHING""", (provider, provider_message_id, outbound_id, index))
+    await conn.execute("UPDATE messages SET provider_message_id = COALESCE(provider_message_id, %s), "
+                       "updated_at = now() WHERE outbound_id = %s", (provider_message_id, outbound_id))
+    await conn.execute(
+        """UPDATE messages m SET status = s.status, updated_at = now()
+           FROM (SELECT status FROM message_statuses WHERE provider = %s AND provider_message_id = %s
+                 ORDER BY charla_status_rank(status) DESC LIMIT 1) s
+           WHERE m.outbound_id = %s AND m.status <> 'queued'
+             AND charla_status_rank(m.status) < charla_status_rank(s.status)""",
+        (provider, provider_message_id, outbound_id))
 
 
 async def mark_sent(conn: Conn, outbound_id: uuid.UUID) -> None:
+    """All parts are out: queued → sent, then the best status already recorded for any part."""
     await conn.execute("UPDATE messages SET status = 'sent', updated_at = now() "
                        "WHERE outbound_id = %s AND status = 'queued'", (outbound_id,))
+    await conn.execute(
+        """UPDATE messages m SET status = s.status, updated_at = now()
+           FROM (SELECT st.status FROM message_statuses st JOIN outbound_parts p
+                   ON p.provider = st.provider AND p.provider_message_id = st.provider_message_id
+                 WHERE p.outbound_id = %s ORDER BY charla_status_rank(st.status) DESC LIMIT 1) s
+           WHERE m.outbound_id = %s AND charla_status_rank(m.status) < charla_status_rank(s.status)""",
+        (outbound_id, outbound_id))
+
+
+async def record_status(conn: Conn, provider: str, provider_message_id: str, status: str,
+                        outbound_id: uuid.UUID | None, occurred_at: object, errors: list[dict[str, object]]) -> None:
+    """Record a delivery status (repeats ignored) and move the message forward, never backward.
+
+    The message is found by its outbound id (biz_opaque_callback_data) or the provider id of any part;
+    one still being sent (queued) is left alone: the sender applies recorded statuses when it finishes.
+    """
+    await conn.execute(
+        """INSERT INTO message_statuses (provider, provider_message_id, status, outbound_id, occurred_at, errors)
+           VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING""",
+        (provider, provider_message_id, status, outbound_id, occurred_at, Jsonb(errors)))
+    await conn.execute(
+        """UPDATE messages m SET status = %s, updated_at = now(),
+                  error = CASE WHEN %s = 'failed' THEN %s ELSE m.error END
+           WHERE m.outbound_id = COALESCE(%s, (SELECT outbound_id FROM outbound_parts
+                                             WHERE provider = %s AND provider_message_id = %s))
+             AND m.status <> 'queued' AND charla_status_rank(m.status) < charla_status_rank(%s)""",
+        (status, status, Jsonb({"errors": errors}), outbound_id, provider, provider_message_id, status))
+
+
+async def mark_unreachable(conn: Conn, outbound_id: uuid.UUID, reason: str) -> None:
+    """The provider says this learner cannot receive messages: stop trying until they write again."""
+    await conn.execute(
+        """UPDATE learners SET unreachable_at = now(), unreachable_reason = %s
+           WHERE id = (SELECT learner_id FROM messages WHERE outbound_id = %s)""", (reason, outbound_id))
 
 
 async def mark_failed(conn: Conn, outbound_id: uuid.UUID, error: dict[str, object]) -> None:

@@ -10,7 +10,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +23,8 @@ from redis.exceptions import RedisError
 from charla import constants as c
 from charla.bus import Bus, BusConfig
 from charla.db import open_pool
-from charla.events import Event
 from charla.settings import Settings
-from charla.worker import Worker
+from charla.worker import Handler, Worker
 
 log = logging.getLogger(__name__)
 
@@ -137,18 +136,21 @@ def stop_on_signals() -> asyncio.Event:
     return stop
 
 
-async def run_worker(res: Resources, *, agent: str, stream: str, handler: Callable[[Event], Awaitable[None]],
-                     stop: asyncio.Event) -> Worker:
-    """Run one agent's worker with a heartbeat until `stop`; return it (for its stats)."""
+async def run_workers(res: Resources, *, agent: str, handlers: dict[str, Handler], stop: asyncio.Event) -> list[Worker]:
+    """Run one agent: a worker per stream it consumes (`handlers`), one heartbeat, until `stop`."""
     consumer = consumer_name(agent)
-    worker = Worker(res.bus, stream=stream, group=agent, consumer=consumer, handler=handler,
-                    concurrency=res.settings.agent_concurrency)
-    beat = asyncio.create_task(heartbeat(res.redis, agent, consumer, res.settings.heartbeat_s,
-                                         lambda: {**vars(worker.stats), "in_flight": worker.in_flight}))
-    log.info("agent %s consuming %s as %s", agent, stream, consumer)
+    workers = [Worker(res.bus, stream=stream, group=agent, consumer=consumer, handler=handler,
+                      concurrency=res.settings.agent_concurrency) for stream, handler in handlers.items()]
+
+    def status() -> dict[str, object]:
+        totals = {key: sum(getattr(w.stats, key) for w in workers) for key in vars(workers[0].stats)}
+        return {**totals, "in_flight": sum(w.in_flight for w in workers)}
+
+    beat = asyncio.create_task(heartbeat(res.redis, agent, consumer, res.settings.heartbeat_s, status))
+    log.info("agent %s consuming %s as %s", agent, ", ".join(handlers), consumer)
     try:
-        await worker.run(stop)
+        await asyncio.gather(*(w.run(stop) for w in workers))
     finally:
         beat.cancel()
         await asyncio.gather(beat, return_exceptions=True)
-    return worker
+    return workers

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
         "https://graph.facebook.com/v23.0", validation_alias=_env("WHATSAPP_API_BASE_URL")
     )
 
+    reengage_template: str | None = Field(None, validation_alias=_env("WHATSAPP_REENGAGE_TEMPLATE"))
+    template_language: str = Field("en", validation_alias=_env("WHATSAPP_TEMPLATE_LANGUAGE"))
+
     twilio_account_sid: str | None = Field(None, validation_alias=_env("TWILIO_ACCOUNT_SID"))
     twilio_auth_token: SecretStr | None = Field(None, validation_alias=_env("TWILIO_AUTH_TOKEN"))
     twilio_api_base_url: str = Field("https://api.twilio.com", validation_alias=_env("TWILIO_API_BASE_URL"))

@@ -13,7 +13,7 @@ from charla.bus import Bus
 from charla.runtime import resolve_urls
 from charla.settings import Settings
 
-STREAMS = (c.STREAM_INBOUND, c.STREAM_OUTBOX)
+STREAMS = tuple(c.CONSUMER_GROUPS)
 
 
 async def collect(settings: Settings) -> dict[str, Any]:

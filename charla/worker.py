@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 import traceback
 import uuid
@@ -25,7 +26,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from charla import constants as c
 from charla.bus import Bus, Delivery
-from charla.errors import PermanentError
+from charla.errors import PermanentError, TransientError
 from charla.events import Event
 
 log = logging.getLogger(__name__)
@@ -230,7 +231,7 @@ class Worker:
                 log.warning("%s: %s failed (delivery %d), retrying: %s", self.group, delivery.entry_id,
                             deliveries, exc)
                 self.stats.retried += 1
-                await asyncio.sleep(min(0.1 * 2 ** deliveries, self._lease_s / 2))
+                await asyncio.sleep(_backoff(deliveries, self._lease_s, exc))
                 await self.bus.redeliver(delivery, self.group, self.consumer)
                 continue
             await self.bus.complete(delivery, self.group, token)
@@ -294,6 +295,13 @@ def _raise_if_cancelling() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
+
+
+def _backoff(deliveries: int, lease_s: float, exc: Exception) -> float:
+    """Exponential with full jitter, at least what the provider asked for (`retry_after`)."""
+    ceiling = min(0.2 * 2 ** deliveries, lease_s)
+    asked = exc.retry_after if isinstance(exc, TransientError) and exc.retry_after else 0.0
+    return max(asked, random.uniform(ceiling / 2, ceiling))
 
 
 async def _pause(until: asyncio.Event, seconds: float) -> None:

@@ -118,13 +118,22 @@ async def whatsapp_webhook(request: Request, res: Res) -> JSONResponse:
         payload: Any = orjson.loads(body)
     except orjson.JSONDecodeError:
         return _error(400, "body is not valid JSON")
-    published = 0
     provider: Provider = "console" if res.settings.whatsapp_provider == "console" else "meta"
     try:
-        for event in meta.inbound_messages(payload, provider):
-            if await res.bus.publish(c.STREAM_INBOUND, event, dedupe_key=event.id):
-                published += 1
+        published = await publish_delivery(res, payload, provider)
     except BacklogFull:
-        log.error("inbound backlog full: answering 503 so WhatsApp retries later")
+        log.error("backlog full: answering 503 so WhatsApp retries later")
         return _error(503, "busy, retry later")
     return JSONResponse({"status": "ok", "published": published})
+
+
+async def publish_delivery(res: Resources, payload: Any, provider: Provider) -> int:
+    """Publish a delivery's messages, statuses and errors, each once however often it is retried."""
+    published = 0
+    for message in meta.inbound_messages(payload, provider):
+        published += bool(await res.bus.publish(c.STREAM_INBOUND, message, dedupe_key=message.id))
+    for status in meta.statuses(payload, provider):
+        published += bool(await res.bus.publish(c.STREAM_STATUSES, status, dedupe_key=status.id))
+    for error in meta.errors(payload, provider):
+        published += bool(await res.bus.publish(c.STREAM_STATUSES, error))
+    return published

@@ -26,7 +26,7 @@ REDIS_SERVERS = {"redis6": redis_server_binary()}
 if SYSTEM_REDIS and os.path.realpath(SYSTEM_REDIS) != os.path.realpath(REDIS_SERVERS["redis6"]):
     REDIS_SERVERS["redis7"] = SYSTEM_REDIS
 
-TABLES = "learners, profiles, messages, payments, schedules, memories"
+TABLES = "learners, profiles, messages, payments, schedules, memories, message_statuses"
 
 
 @pytest.fixture(scope="session")

@@ -21,11 +21,14 @@ from charla.services import free_port
 
 @dataclass
 class FakeGraph:
-    """Records every send; answers like `wa_send_response.json`, or with scripted errors first."""
+    """Records every send; answers like `wa_send_response.json`, or with scripted errors first (errors
+    apply to message sends only; read receipts always succeed)."""
 
     sent: list[dict[str, Any]] = field(default_factory=list)
+    reads: list[dict[str, Any]] = field(default_factory=list)  # mark-read (+ typing) requests
     scripted: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-    fail_at: dict[int, tuple[int, dict[str, Any]]] = field(default_factory=dict)  # call number -> error
+    fail_at: dict[int, tuple[int, dict[str, Any]]] = field(default_factory=dict)  # send attempt -> error
+    attempts: int = 0  # message sends tried (read receipts not counted)
     tokens: list[str] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
@@ -33,8 +36,12 @@ class FakeGraph:
     async def send(self, request: Request) -> JSONResponse:
         body = await request.json()
         self.tokens.append(request.headers.get("authorization", ""))
-        if len(self.tokens) in self.fail_at:
-            status, error = self.fail_at[len(self.tokens)]
+        if body.get("status") == "read":
+            self.reads.append(body)
+            return JSONResponse({"success": True})
+        self.attempts += 1
+        if self.attempts in self.fail_at:
+            status, error = self.fail_at[self.attempts]
             return JSONResponse(error, status_code=status)
         if self.scripted:
             status, error = self.scripted.pop(0)

@@ -61,4 +61,4 @@ def test_registry_matches_the_declared_consumer_groups() -> None:
     from charla import constants as c
 
     declared = {(stream, group) for stream, groups in c.CONSUMER_GROUPS.items() for group in groups}
-    assert declared == {(spec.stream, spec.name) for spec in AGENTS.values()}
+    assert declared == {(consumes.stream, spec.name) for spec in AGENTS.values() for consumes in spec.consumes}

@@ -67,6 +67,8 @@ async def assert_exactly_once(fake: FakeGraph, redis: Redis, db: str, learners: 
     assert rows == [("in", "answered", total), ("out", "sent", total)]
     assert fake.tokens
     assert set(fake.tokens) == {"Bearer test-token"}
+    assert {r["message_id"] for r in fake.reads} == set(replies)  # each message marked read, with typing
+    assert all(r["typing_indicator"] == {"type": "text"} for r in fake.reads)
 
 
 async def test_sigkilled_answering_agent_loses_and_doubles_nothing(

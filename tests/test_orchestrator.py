@@ -68,14 +68,13 @@ async def test_verification_handshake(client: httpx.AsyncClient) -> None:
 
 @pytest.mark.parametrize("name", sorted(VECTORS["computed_for_fixture_files"]["files"]))
 async def test_every_signed_fixture_is_accepted(client: httpx.AsyncClient, redis_default: Redis, name: str) -> None:
+    """What each one publishes is checked in test_whatsapp_edge; here: accepted, and every item counted."""
     body = fixture_bytes(name)
     response = await post(client, body, VECTORS["computed_for_fixture_files"]["files"][name])
     assert response.status_code == 200
-    payload = json.loads(body)
-    messages = [m for e in payload["entry"] for ch in e["changes"] for m in ch["value"].get("messages", [])]
-    events = await published(redis_default)
-    assert response.json()["published"] == len(events) == len(messages)
-    assert [e.message_id for e in events] == [m["id"] for m in messages]
+    values = [ch["value"] for e in json.loads(body)["entry"] for ch in e["changes"]]
+    items = sum(len(v.get(key, [])) for v in values for key in ("messages", "statuses", "errors"))
+    assert response.json()["published"] == items > 0
 
 
 async def test_genuine_meta_delivery_verifies(db: str, default_redis_server: str, redis_default: Redis) -> None:

@@ -14,7 +14,7 @@ from agents import conversation, sender
 from charla import constants as c
 from charla.chunking import split_text
 from charla.events import Identity, InboundMessage
-from charla.graph import GraphPermanentError, GraphTransientError, graph_error
+from charla.graph import GraphAuthError, GraphPermanentError, GraphTransientError, graph_error
 from charla.runtime import Resources, open_resources
 from charla.worker import Worker
 from tests.conftest import make_settings
@@ -66,7 +66,7 @@ async def test_transient_graph_errors_are_retried_until_sent(
     await agents
     assert fake.sent[0]["text"]["body"] == "Echo: hola 1"
     assert fake.sent[0]["context"] == {"message_id": "wamid.1"}
-    assert len(fake.tokens) == 3
+    assert fake.attempts == 3
     assert await statuses(db) == [("in", "answered"), ("out", "sent")]
 
 
@@ -80,7 +80,7 @@ async def test_permanent_graph_error_is_recorded_not_retried(stack: tuple[Resour
     await fake.wait_for(1, seconds=20)  # the second message still goes out
     stop.set()
     await agents
-    assert len(fake.tokens) == 2
+    assert fake.attempts == 2
     assert await statuses(db) == [("in", "answered"), ("out", "failed"), ("in", "answered"), ("out", "sent")]
     async with await psycopg.AsyncConnection.connect(db) as conn:
         row = await (await conn.execute("SELECT error FROM messages WHERE status = 'failed'")).fetchone()
@@ -90,7 +90,7 @@ async def test_permanent_graph_error_is_recorded_not_retried(stack: tuple[Resour
 
 @pytest.mark.parametrize(("status", "fixture", "kind"), [
     (400, "wa_send_error_131047.json", GraphPermanentError),
-    (401, "wa_send_error_expired_token_190.json", GraphPermanentError),
+    (401, "wa_send_error_expired_token_190.json", GraphAuthError),
 ])
 def test_graph_errors_map_to_typed_errors(status: int, fixture: str, kind: type[Exception]) -> None:
     error = graph_error(httpx.Response(status, json=fixture_json(fixture)))

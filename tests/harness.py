@@ -1,0 +1,70 @@
+"""An in-process Charla: the orchestrator served on loopback, the agents as workers in this event loop,
+a fake Graph API, all against the test's real PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+
+from agents.registry import AGENTS
+from charla.runtime import Resources, open_resources
+from charla.worker import Worker
+from orchestrator.app import create_app
+from tests.conftest import make_settings
+from tests.payloads import APP_SECRET, sign
+from tests.servers import FakeGraph, serve, serve_fake_graph
+
+
+@dataclass
+class Stack:
+    http: httpx.AsyncClient
+    fake: FakeGraph
+    res: Resources
+
+    async def post(self, body: bytes) -> httpx.Response:
+        return await self.http.post("/webhooks/whatsapp", content=body,
+                                    headers={"x-hub-signature-256": sign(body), "content-type": "application/json"})
+
+
+def stack_settings(db: str, redis_url: str, graph_url: str, **env: str) -> dict[str, str]:
+    return {"DATABASE_URL": db, "REDIS_URL": redis_url, "WHATSAPP_APP_SECRET": APP_SECRET,
+            "WHATSAPP_ACCESS_TOKEN": "tok", "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
+            "WHATSAPP_API_BASE_URL": graph_url, "CHARLA_BUS_LEASE_MS": "2000", **env}
+
+
+@asynccontextmanager
+async def agents_running(res: Resources) -> AsyncIterator[None]:
+    """Every registered agent's workers, as one consumer each, until the block ends."""
+    stop = asyncio.Event()
+    workers = [Worker(res.bus, stream=consumes.stream, group=spec.name, consumer=f"{spec.name}-test",
+                      handler=consumes.build(res), block_ms=100)
+               for spec in AGENTS.values() for consumes in spec.consumes]
+    tasks = [asyncio.create_task(w.run(stop, drain_timeout=5)) for w in workers]
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+
+
+@asynccontextmanager
+async def running_stack(db: str, redis_url: str, fake_and_url: tuple[FakeGraph, str] | None = None,
+                        **env: str) -> AsyncIterator[Stack]:
+    async with _graph(fake_and_url) as (fake, graph_url):
+        settings = make_settings(**stack_settings(db, redis_url, graph_url, **env))
+        async with open_resources(settings, pool_size=4) as res, agents_running(res), \
+                serve(create_app(settings), lifespan="on") as url, httpx.AsyncClient(base_url=url) as http:
+            yield Stack(http, fake, res)
+
+
+@asynccontextmanager
+async def _graph(given: tuple[FakeGraph, str] | None) -> AsyncIterator[tuple[FakeGraph, str]]:
+    if given is not None:
+        yield given
+        return
+    async with serve_fake_graph() as served:
+        yield served

@@ -61,5 +61,5 @@ async def answer(res: Resources, event: InboundMessage) -> None:
     await res.bus.publish(c.STREAM_OUTBOX, receipt, dedupe_key=receipt.id)
     outbound = OutboundMessage(id=f"out-{reply.outbound_id}", learner=event.learner,
                                outbound_id=str(reply.outbound_id), provider=event.provider, to=event.identity,
-                               text=reply.body, reply_to=event.message_id)
+                               text=reply.body, reply_to=event.message_id, via=event.payload.get("to"))
     await res.bus.publish(c.STREAM_OUTBOX, outbound, dedupe_key=f"outbox:{reply.outbound_id}")

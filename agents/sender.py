@@ -12,57 +12,80 @@ import json
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 
 from charla import constants as c
+from charla import graph as meta
 from charla import messages
+from charla import twilio_api as twilio
 from charla.chunking import split_text
 from charla.console import console_channel
 from charla.errors import PermanentError, TransientError
 from charla.events import Event, OutboundMessage, ReadReceipt
-from charla.graph import UNREACHABLE_CODES, WINDOW_CLOSED, GraphAuthError, GraphClient, GraphPermanentError
+from charla.graph import GraphAuthError, GraphClient
 from charla.runtime import Resources
+from charla.twilio_api import TwilioAuthError, TwilioChannel
 from charla.worker import Handler
 
 log = logging.getLogger(__name__)
 
+WINDOW_CLOSED_CODES = {meta.WINDOW_CLOSED, twilio.WINDOW_CLOSED}
+UNREACHABLE_CODES = meta.UNREACHABLE_CODES | twilio.UNREACHABLE_CODES
+
+
+@dataclass(frozen=True)
+class Channels:
+    """The provider clients this deployment has credentials for (opened once at startup)."""
+
+    graph: GraphClient | None
+    twilio: TwilioChannel | None
+
 
 def build(res: Resources) -> Handler:
-    graph = _graph_client(res)
+    channels = open_channels(res)
 
     async def handle(event: Event) -> None:
         if isinstance(event, ReadReceipt):
-            await mark_read(res, graph, event)
+            await mark_read(res, channels, event)
         elif isinstance(event, OutboundMessage):
-            await send(res, graph, event)
+            await send(res, channels, event)
         else:
             raise PermanentError(f"sender cannot handle {event.type}")
 
     return handle
 
 
-def _graph_client(res: Resources) -> GraphClient | None:
+def open_channels(res: Resources) -> Channels:
     s = res.settings
-    if s.whatsapp_provider != "meta":
-        return None
-    if not (s.whatsapp_access_token and s.whatsapp_phone_number_id):
-        raise PermanentError("WHATSAPP_PROVIDER=meta needs WHATSAPP_ACCESS_TOKEN and WHATSAPP_PHONE_NUMBER_ID")
-    return GraphClient(res.http, base_url=s.whatsapp_api_base_url,
-                       token=s.whatsapp_access_token.get_secret_value(),
-                       phone_number_id=s.whatsapp_phone_number_id)
+    graph = None
+    if s.whatsapp_access_token and s.whatsapp_phone_number_id:
+        token = s.whatsapp_access_token.get_secret_value()
+        graph = GraphClient(res.http, base_url=s.whatsapp_api_base_url, token=token,
+                            phone_number_id=s.whatsapp_phone_number_id)
+    twilio_channel = None
+    if s.twilio_account_sid and s.twilio_auth_token:
+        callback = f"{s.public_url.rstrip('/')}/webhooks/twilio" if s.public_url else None
+        secret = s.twilio_auth_token.get_secret_value()
+        twilio_channel = TwilioChannel(account_sid=s.twilio_account_sid, auth_token=secret,
+                                       base_url=s.twilio_api_base_url, from_number=s.twilio_whatsapp_from,
+                                       status_callback=callback)
+        res.closers.append(twilio_channel.aclose)
+    return Channels(graph, twilio_channel)
 
 
-async def mark_read(res: Resources, graph: GraphClient | None, event: ReadReceipt) -> None:
-    """Best effort: a late read receipt is worthless, so failures are logged, not retried."""
+async def mark_read(res: Resources, channels: Channels, event: ReadReceipt) -> None:
+    """Best effort: a late read receipt is worthless, so failures are logged, not retried.
+    (Twilio marks inbound WhatsApp messages read by itself.)"""
     try:
-        if event.provider == "meta" and graph is not None:
-            await graph.mark_read(event.message_id)
+        if event.provider == "meta" and channels.graph is not None:
+            await channels.graph.mark_read(event.message_id)
         elif event.provider == "console":
             await res.redis.publish(console_channel(event.learner), event.model_dump_json())
     except (TransientError, PermanentError) as exc:
         log.info("mark-read of %s skipped: %s", event.message_id, exc)
 
 
-async def send(res: Resources, graph: GraphClient | None, event: OutboundMessage) -> None:
+async def send(res: Resources, channels: Channels, event: OutboundMessage) -> None:
     """Send every part of `event` not sent yet, recording each as it goes."""
     outbound_id = uuid.UUID(event.outbound_id)
     async with res.pool.connection() as conn:
@@ -72,18 +95,18 @@ async def send(res: Resources, graph: GraphClient | None, event: OutboundMessage
     if state.unreachable:
         await _fail(res, outbound_id, {"reason": "learner unreachable"})
         return
-    if event.provider == "meta" and not state.window_open:
-        await _send_template(res, graph, event, outbound_id)
+    if event.provider != "console" and not state.window_open:
+        await _send_template(res, channels, event, outbound_id)
         return
     parts = split_text(event.text, res.settings.text_limit(event.provider))
     for index in range(state.parts_sent, len(parts)):
         try:
-            provider_id = await _deliver(res, graph, event, parts[index], event.reply_to if index == 0 else None)
-        except GraphAuthError as exc:
-            await _alert(res, exc.code, "WhatsApp access token rejected: set a valid WHATSAPP_ACCESS_TOKEN")
+            provider_id = await _deliver(res, channels, event, parts[index], event.reply_to if index == 0 else None)
+        except (GraphAuthError, TwilioAuthError) as exc:
+            await _alert(res, exc.code, f"{event.provider} rejected Charla's credentials: check them ({exc})")
             raise
-        except GraphPermanentError as exc:
-            await _permanent_failure(res, graph, event, outbound_id, exc)
+        except PermanentError as exc:
+            await _permanent_failure(res, channels, event, outbound_id, exc)
             return
         async with res.pool.connection() as conn:
             await messages.record_part_sent(conn, event.provider, outbound_id, index, provider_id)
@@ -91,39 +114,52 @@ async def send(res: Resources, graph: GraphClient | None, event: OutboundMessage
         await messages.mark_sent(conn, outbound_id)
 
 
-async def _deliver(res: Resources, graph: GraphClient | None, event: OutboundMessage, text: str,
+async def _deliver(res: Resources, channels: Channels, event: OutboundMessage, text: str,
                    reply_to: str | None) -> str:
-    if event.provider == "meta" and graph is not None:
-        return await graph.send_text(_recipient(event), text, reply_to=reply_to, tag=event.outbound_id)
+    if event.provider == "meta" and channels.graph is not None:
+        return await channels.graph.send_text(_meta_recipient(event), text, reply_to=reply_to, tag=event.outbound_id)
+    if event.provider == "twilio" and channels.twilio is not None:
+        return await channels.twilio.send_text(_twilio_recipient(event), text, sender=event.via)
     if event.provider == "console":
         part = event.model_copy(update={"text": text})
         await res.redis.publish(console_channel(event.learner), part.model_dump_json())
         return f"console.{event.outbound_id}.{uuid.uuid4().hex[:8]}"
-    raise PermanentError(f"no sender for provider {event.provider!r} (WHATSAPP_PROVIDER="
-                         f"{res.settings.whatsapp_provider})")
+    raise PermanentError(f"no credentials to send through {event.provider!r}")
 
 
-def _recipient(event: OutboundMessage) -> str:
+def _meta_recipient(event: OutboundMessage) -> str:
     to = event.to.wa_id or event.to.user_id
     if not to:
         raise PermanentError(f"outbound {event.outbound_id} has no WhatsApp recipient")
     return to
 
 
-async def _send_template(res: Resources, graph: GraphClient | None, event: OutboundMessage,
-                         outbound_id: uuid.UUID) -> None:
+def _twilio_recipient(event: OutboundMessage) -> str:
+    if event.to.twilio:
+        return event.to.twilio
+    if event.to.wa_id:
+        return f"whatsapp:+{event.to.wa_id.lstrip('+')}"
+    raise PermanentError(f"outbound {event.outbound_id} has no Twilio recipient")
+
+
+async def _send_template(res: Resources, channels: Channels, event: OutboundMessage, outbound_id: uuid.UUID) -> None:
     """Outside the 24-hour window: the re-engagement template instead of the free-form text."""
     name = res.settings.reengage_template
-    if graph is None or not name:
-        await _alert(res, WINDOW_CLOSED, "a reply waited past the 24-hour window and no "
-                                         "WHATSAPP_REENGAGE_TEMPLATE is configured")
-        await _fail(res, outbound_id, {"code": WINDOW_CLOSED, "reason": "24-hour window closed"})
+    if not name:
+        await _alert(res, meta.WINDOW_CLOSED, "a reply waited past the 24-hour window and no "
+                                              "WHATSAPP_REENGAGE_TEMPLATE is configured")
+        await _fail(res, outbound_id, {"reason": "24-hour window closed", "code": meta.WINDOW_CLOSED})
         return
     try:
-        provider_id = await graph.send_template(_recipient(event), name, res.settings.template_language,
-                                                tag=event.outbound_id)
-    except GraphPermanentError as exc:
-        await _fail(res, outbound_id, {"code": exc.code, "message": str(exc), "template": name})
+        if event.provider == "twilio" and channels.twilio is not None:
+            provider_id = await channels.twilio.send_template(_twilio_recipient(event), name, sender=event.via)
+        elif channels.graph is not None:
+            provider_id = await channels.graph.send_template(_meta_recipient(event), name,
+                                                             res.settings.template_language, tag=event.outbound_id)
+        else:
+            raise PermanentError(f"no credentials to send through {event.provider!r}")
+    except PermanentError as exc:
+        await _fail(res, outbound_id, {"code": getattr(exc, "code", None), "message": str(exc), "template": name})
         return
     async with res.pool.connection() as conn:
         await messages.record_part_sent(conn, event.provider, outbound_id, 0, provider_id)
@@ -132,16 +168,17 @@ async def _send_template(res: Resources, graph: GraphClient | None, event: Outbo
                            (json.dumps({"sent_as_template": name}), outbound_id))
 
 
-async def _permanent_failure(res: Resources, graph: GraphClient | None, event: OutboundMessage,
-                             outbound_id: uuid.UUID, exc: GraphPermanentError) -> None:
-    if exc.code == WINDOW_CLOSED:  # Meta's clock says the window closed: fall back to the template
-        await _send_template(res, graph, event, outbound_id)
+async def _permanent_failure(res: Resources, channels: Channels, event: OutboundMessage,
+                             outbound_id: uuid.UUID, exc: PermanentError) -> None:
+    code = getattr(exc, "code", None)
+    if code in WINDOW_CLOSED_CODES:  # the provider's clock says the window closed: use the template
+        await _send_template(res, channels, event, outbound_id)
         return
-    if exc.code in UNREACHABLE_CODES:
+    if code in UNREACHABLE_CODES:
         async with res.pool.connection() as conn:
-            await messages.mark_unreachable(conn, outbound_id, f"{exc.code}: {exc}")
+            await messages.mark_unreachable(conn, outbound_id, f"{code}: {exc}")
     log.warning("send %s failed for good: %s", event.outbound_id, exc)
-    await _fail(res, outbound_id, {"code": exc.code, "message": str(exc)})
+    await _fail(res, outbound_id, {"code": code, "message": str(exc)})
 
 
 async def _fail(res: Resources, outbound_id: uuid.UUID, error: dict[str, object]) -> None:

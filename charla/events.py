@@ -74,6 +74,7 @@ class OutboundMessage(_Event):
     kind: Literal["text"] = "text"
     text: str
     reply_to: str | None = None  # provider id of the inbound message this answers
+    via: str | None = None  # our number the learner wrote to (Twilio sends from it)
 
 
 class ReadReceipt(_Event):

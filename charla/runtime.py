@@ -10,9 +10,9 @@ import os
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -74,6 +74,8 @@ class Resources:
     pool: AsyncConnectionPool
     http: httpx.AsyncClient
     bus: Bus
+    # Closers of clients opened later by handlers (e.g. the Twilio SDK session), run at shutdown.
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
 @asynccontextmanager
@@ -86,14 +88,16 @@ async def open_resources(settings: Settings, *, pool_size: int = 10) -> AsyncIte
     pool = await open_pool(urls.database_url, max_size=pool_size)
     http = httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0),
                              limits=httpx.Limits(max_connections=100, max_keepalive_connections=20))
-    bus = Bus(redis, bus_config(settings))
+    res = Resources(settings, redis, pool, http, Bus(redis, bus_config(settings)))
     try:
         try:
-            await declare_groups(bus)
+            await declare_groups(res.bus)
         except RedisError as exc:  # the first publish declares them too
             log.warning("Redis unavailable at startup (%s); carrying on, /healthz reports it", exc)
-        yield Resources(settings, redis, pool, http, bus)
+        yield res
     finally:
+        for close in reversed(res.closers):
+            await close()
         await http.aclose()
         await pool.close()
         await redis.aclose()

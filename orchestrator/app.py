@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 import orjson
 from fastapi import Depends, FastAPI, Query, Request
@@ -18,7 +19,7 @@ from charla.bus import BacklogFull
 from charla.events import Provider
 from charla.runtime import Resources, consumer_name, heartbeat, open_resources
 from charla.settings import Settings
-from orchestrator import meta
+from orchestrator import meta, twilio_hooks
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_api_route("/healthz", healthz, methods=["GET"])
     app.add_api_route("/webhooks/whatsapp", verify_subscription, methods=["GET"], response_model=None)
     app.add_api_route("/webhooks/whatsapp", whatsapp_webhook, methods=["POST"])
+    app.add_api_route("/webhooks/twilio", twilio_webhook, methods=["POST"], response_model=None)
+    # The same, under the path many Twilio consoles are set up with.
+    app.add_api_route("/webhooks/twilio/whatsapp", twilio_webhook, methods=["POST"], response_model=None)
     return app
 
 
@@ -137,3 +141,34 @@ async def publish_delivery(res: Resources, payload: Any, provider: Provider) -> 
     for error in meta.errors(payload, provider):
         published += bool(await res.bus.publish(c.STREAM_STATUSES, error))
     return published
+
+
+def twilio_url(request: Request, public_url: str | None) -> str:
+    """The URL Twilio signed: CHARLA_PUBLIC_URL + path (+ query) behind a proxy, else what we received."""
+    if not public_url:
+        return str(request.url)
+    query = f"?{request.url.query}" if request.url.query else ""
+    return f"{public_url.rstrip('/')}{request.url.path}{query}"
+
+
+async def twilio_webhook(request: Request, res: Res) -> Response:
+    """Twilio's form-encoded inbound messages and status callbacks, signature-checked, each published once."""
+    token = res.settings.twilio_auth_token
+    if token is None:
+        return _error(404, "Twilio is not configured (TWILIO_AUTH_TOKEN)")
+    try:
+        body = await read_body(request, res.settings.max_body_bytes)
+    except BodyTooLarge:
+        return _error(413, f"body larger than {res.settings.max_body_bytes} bytes")
+    form = dict(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
+    url = twilio_url(request, res.settings.public_url)
+    if not twilio_hooks.signature_ok(url, form, request.headers.get("x-twilio-signature"), token.get_secret_value()):
+        return _error(401, "missing or invalid X-Twilio-Signature")
+    try:
+        if (message := twilio_hooks.inbound_message(form)) is not None:
+            await res.bus.publish(c.STREAM_INBOUND, message, dedupe_key=message.id)
+        elif (status := twilio_hooks.delivery_status(form)) is not None:
+            await res.bus.publish(c.STREAM_STATUSES, status, dedupe_key=status.id)
+    except BacklogFull:
+        return _error(503, "busy, retry later")
+    return Response("<Response/>", media_type="text/xml")  # empty TwiML: Charla answers through the API

@@ -89,3 +89,43 @@ async def serve_fake_graph() -> AsyncIterator[tuple[FakeGraph, str]]:
     app = Starlette(routes=[Route("/v23.0/{phone_id}/messages", fake.send, methods=["POST"])])
     async with serve(app) as url:
         yield fake, f"{url}/v23.0"
+
+
+@dataclass
+class FakeTwilio:
+    """Twilio's Messages API (`POST /2010-04-01/Accounts/{sid}/Messages.json`), recording what was sent."""
+
+    sent: list[dict[str, str]] = field(default_factory=list)
+    auth: list[str] = field(default_factory=list)
+    scripted: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    _ids: itertools.count[int] = field(default_factory=itertools.count)
+    _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def create(self, request: Request) -> JSONResponse:
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        self.auth.append(request.headers.get("authorization", ""))
+        if self.scripted:
+            status, error = self.scripted.pop(0)
+            return JSONResponse(error, status_code=status)
+        sid = f"SM{next(self._ids):032d}"
+        async with self._changed:
+            self.sent.append(form)
+            self._changed.notify_all()
+        return JSONResponse({"sid": sid, "account_sid": request.path_params["sid"], "status": "queued",
+                             "to": form.get("To"), "from": form.get("From"), "body": form.get("Body"),
+                             "num_segments": "1", "direction": "outbound-api", "api_version": "2010-04-01",
+                             "uri": f"/2010-04-01/Accounts/{request.path_params['sid']}/Messages/{sid}.json"},
+                            status_code=201)
+
+    async def wait_for(self, count: int, seconds: float) -> None:
+        async with asyncio.timeout(seconds), self._changed:
+            await self._changed.wait_for(lambda: len(self.sent) >= count)
+
+
+@asynccontextmanager
+async def serve_fake_twilio() -> AsyncIterator[tuple[FakeTwilio, str]]:
+    """Run a FakeTwilio; yields it and its base URL (like TWILIO_API_BASE_URL)."""
+    fake = FakeTwilio()
+    app = Starlette(routes=[Route("/2010-04-01/Accounts/{sid}/Messages.json", fake.create, methods=["POST"])])
+    async with serve(app) as url:
+        yield fake, url

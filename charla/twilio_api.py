@@ -1,0 +1,81 @@
+"""Twilio's WhatsApp send API through the official `twilio` SDK (async client), errors typed by code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.rest import Client
+
+from charla.errors import PermanentError, TransientError
+
+WINDOW_CLOSED = 63016  # free-form message outside the 24-hour window
+UNREACHABLE_CODES = {21211, 21614, 63003, 63024}  # invalid number, not a WhatsApp user, unknown channel address
+AUTH_CODES = {20003}
+_TRANSIENT_CODES = {20429, 63018, 63038}  # rate limits, daily limits
+
+
+class TwilioError(Exception):
+    def __init__(self, status: int, code: int | None, message: str) -> None:
+        super().__init__(f"Twilio {status} (code {code}): {message}")
+        self.status, self.code = status, code
+
+
+class TwilioTransientError(TwilioError, TransientError):
+    """Throttled or temporarily failing: retry later."""
+
+
+class TwilioAuthError(TwilioTransientError):
+    """Credentials rejected: an operator must act; sends wait meanwhile."""
+
+    retry_after = 30.0
+
+
+class TwilioPermanentError(TwilioError, PermanentError):
+    """Rejected for good (bad recipient, closed window, invalid request)."""
+
+
+def twilio_error(exc: TwilioRestException) -> TwilioError:
+    code = exc.code if isinstance(exc.code, int) else None
+    if code in AUTH_CODES or exc.status == 401:
+        return TwilioAuthError(exc.status, code, exc.msg)
+    if exc.status >= 500 or exc.status == 429 or code in _TRANSIENT_CODES:
+        return TwilioTransientError(exc.status, code, exc.msg)
+    return TwilioPermanentError(exc.status, code, exc.msg)
+
+
+class TwilioChannel:
+    """Sends WhatsApp messages from one Twilio number (`whatsapp:+…`). Open inside a running event loop."""
+
+    def __init__(self, *, account_sid: str, auth_token: str, base_url: str, from_number: str | None,
+                 status_callback: str | None) -> None:
+        self._client = Client(account_sid, auth_token, http_client=AsyncTwilioHttpClient())
+        self._client.api.base_url = base_url.rstrip("/")
+        self._from, self._callback = from_number, status_callback
+
+    async def send_text(self, to: str, body: str, *, sender: str | None = None) -> str:
+        """Send a text; `sender` is the number the learner wrote to (else TWILIO_WHATSAPP_FROM)."""
+        return await self._create(to, sender, body=body)
+
+    async def send_template(self, to: str, content_sid: str, *, sender: str | None = None) -> str:
+        """Send an approved template by its Content SID (HX…), the only thing allowed outside the window."""
+        return await self._create(to, sender, content_sid=content_sid)
+
+    async def _create(self, to: str, sender: str | None, **fields: Any) -> str:
+        from_ = sender or self._from
+        if not from_:
+            raise PermanentError("no Twilio sender number: set TWILIO_WHATSAPP_FROM")
+        if self._callback:
+            fields["status_callback"] = self._callback
+        try:
+            message = await self._client.messages.create_async(to=to, from_=from_, **fields)
+        except TwilioRestException as exc:
+            raise twilio_error(exc) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise TwilioTransientError(0, None, f"network error: {exc!r}") from exc
+        return str(message.sid)
+
+    async def aclose(self) -> None:
+        await self._client.http_client.close()

@@ -1,0 +1,86 @@
+"""Inbound media downloads: Meta's two-step flow (media id → short-lived URL → bytes) and Twilio's
+MediaUrl (Basic auth), with size caps and Meta's sha256 check. Used by the voice agent."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+
+import httpx
+
+from charla.errors import PermanentError, TransientError
+
+
+class MediaGone(PermanentError):
+    """The media no longer exists (media ids live 7 days): ask the learner to send it again."""
+
+
+class MediaTooLarge(PermanentError):
+    """Larger than the configured cap: tell the learner the limit."""
+
+
+class MediaCorrupt(TransientError):
+    """The bytes do not match the sha256 WhatsApp announced (a broken transfer): fetch again."""
+
+
+@dataclass(frozen=True)
+class Media:
+    content: bytes
+    mime_type: str
+
+
+async def _fetch(http: httpx.AsyncClient, url: str, *, max_bytes: int, headers: dict[str, str] | None = None,
+                 auth: tuple[str, str] | None = None) -> Media:
+    """GET `url`, refusing bodies over `max_bytes` before they are read whole."""
+    async with http.stream("GET", url, follow_redirects=True, headers=headers, auth=auth) as response:
+        if response.status_code in (404, 410):
+            raise MediaGone(f"{url} answered {response.status_code}")
+        if response.is_error:
+            raise TransientError(f"media download answered {response.status_code}")
+        declared = response.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > max_bytes:
+            raise MediaTooLarge(f"media of {declared} bytes exceeds {max_bytes}")
+        chunks, size = [], 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > max_bytes:
+                raise MediaTooLarge(f"media exceeds {max_bytes} bytes")
+            chunks.append(chunk)
+        return Media(b"".join(chunks), response.headers.get("content-type", ""))
+
+
+async def download_meta(http: httpx.AsyncClient, *, base_url: str, token: str, media_id: str,
+                        max_bytes: int) -> Media:
+    """`GET /{media-id}` for a URL valid ~5 minutes, then the bytes with the same token; a URL that
+    expired in between is fetched anew once."""
+    headers = {"Authorization": f"Bearer {token}"}
+    for attempt in range(2):
+        info = await _fetch(http, f"{base_url.rstrip('/')}/{media_id}", max_bytes=64_000, headers=headers)
+        meta = json.loads(info.content)
+        size = str(meta.get("file_size") or "")
+        if size.isdigit() and int(size) > max_bytes:
+            raise MediaTooLarge(f"media of {size} bytes exceeds {max_bytes}")
+        try:
+            body = await _fetch(http, str(meta.get("url")), max_bytes=max_bytes, headers=headers)
+        except MediaGone:
+            if attempt:
+                raise
+            continue  # the short-lived URL expired: ask for a new one
+        _check_sha256(body.content, meta.get("sha256"))
+        return Media(body.content, str(meta.get("mime_type") or body.mime_type))
+    raise MediaGone(media_id)  # pragma: no cover - the loop returns or raises
+
+
+async def download_twilio(http: httpx.AsyncClient, *, url: str, account_sid: str, auth_token: str,
+                          max_bytes: int) -> Media:
+    """Twilio's MediaUrl, with HTTP Basic auth (it redirects to the file)."""
+    return await _fetch(http, url, max_bytes=max_bytes, auth=(account_sid, auth_token))
+
+
+def _check_sha256(content: bytes, announced: object) -> None:
+    if isinstance(announced, str) and announced:
+        actual = base64.b64encode(hashlib.sha256(content).digest()).decode()
+        if actual != announced and hashlib.sha256(content).hexdigest() != announced:
+            raise MediaCorrupt("downloaded media does not match its sha256")

@@ -61,12 +61,38 @@ def graph_error(response: httpx.Response) -> GraphError:
     return cls(response.status_code, code, message, error)
 
 
+# WhatsApp's limits for interactive messages.
+MAX_BUTTONS, BUTTON_TITLE, INTERACTIVE_BODY = 3, 20, 1024
+MAX_ROWS, ROW_TITLE, ROW_DESCRIPTION, LIST_BUTTON = 10, 24, 72, 20
+
+
+def check_buttons(body: str, buttons: list[tuple[str, str]]) -> None:
+    """Raise PermanentError naming the broken limit of a reply-buttons message."""
+    problems = [f"{len(buttons)} buttons (1 to {MAX_BUTTONS})"] if not 1 <= len(buttons) <= MAX_BUTTONS else []
+    problems += [f"button title {t!r} over {BUTTON_TITLE} characters" for _, t in buttons if len(t) > BUTTON_TITLE]
+    problems += [f"body over {INTERACTIVE_BODY} characters"] if len(body) > INTERACTIVE_BODY else []
+    if problems:
+        raise PermanentError("invalid reply buttons: " + "; ".join(problems))
+
+
+def check_list(body: str, button: str, rows: list[tuple[str, str, str]]) -> None:
+    """Raise PermanentError naming the broken limit of a list message (rows: id, title, description)."""
+    problems = [f"{len(rows)} rows (1 to {MAX_ROWS})"] if not 1 <= len(rows) <= MAX_ROWS else []
+    problems += [f"row title {t!r} over {ROW_TITLE} characters" for _, t, _ in rows if len(t) > ROW_TITLE]
+    problems += [f"row description over {ROW_DESCRIPTION} characters" for *_, d in rows if len(d) > ROW_DESCRIPTION]
+    problems += [f"list button over {LIST_BUTTON} characters"] if len(button) > LIST_BUTTON else []
+    problems += [f"body over {INTERACTIVE_BODY} characters"] if len(body) > INTERACTIVE_BODY else []
+    if problems:
+        raise PermanentError("invalid list: " + "; ".join(problems))
+
+
 class GraphClient:
     """Sends messages as one WhatsApp business number."""
 
     def __init__(self, http: httpx.AsyncClient, *, base_url: str, token: str, phone_number_id: str) -> None:
         self._http = http
         self._url = f"{base_url.rstrip('/')}/{phone_number_id}/messages"
+        self._media_url = f"{base_url.rstrip('/')}/{phone_number_id}/media"
         self._headers = {"Authorization": f"Bearer {token}"}
 
     async def send_text(self, to: str, body: str, *, reply_to: str | None = None, tag: str | None = None) -> str:
@@ -86,6 +112,42 @@ class GraphClient:
                 {"type": "text", "text": text} for text in body_params]}]
         return await self._send({"messaging_product": "whatsapp", "recipient_type": "individual", "to": to,
                                  "type": "template", "template": template}, tag)
+
+    async def send_buttons(self, to: str, body: str, buttons: list[tuple[str, str]], *,
+                           tag: str | None = None) -> str:
+        """Up to 3 reply buttons (id, title); the tap comes back as an `interactive` message."""
+        check_buttons(body, buttons)
+        action = {"buttons": [{"type": "reply", "reply": {"id": i, "title": t}} for i, t in buttons]}
+        return await self._interactive(to, {"type": "button", "body": {"text": body}, "action": action}, tag)
+
+    async def send_list(self, to: str, body: str, button: str, rows: list[tuple[str, str, str]], *,
+                        tag: str | None = None) -> str:
+        """A list of up to 10 rows (id, title, description) behind one button."""
+        check_list(body, button, rows)
+        section = {"title": button[:24], "rows": [{"id": i, "title": t, "description": d} for i, t, d in rows]}
+        action = {"button": button, "sections": [section]}
+        return await self._interactive(to, {"type": "list", "body": {"text": body}, "action": action}, tag)
+
+    async def _interactive(self, to: str, interactive: dict[str, Any], tag: str | None) -> str:
+        return await self._send({"messaging_product": "whatsapp", "recipient_type": "individual", "to": to,
+                                 "type": "interactive", "interactive": interactive}, tag)
+
+    async def upload_voice(self, ogg_opus: bytes) -> str:
+        """Upload an Ogg/Opus voice note; returns the media id to send."""
+        files = {"file": ("voice.ogg", ogg_opus, "audio/ogg")}
+        data = {"messaging_product": "whatsapp", "type": "audio/ogg"}
+        try:
+            response = await self._http.post(self._media_url, data=data, files=files, headers=self._headers)
+        except httpx.TransportError as exc:
+            raise GraphTransientError(0, None, f"network error: {exc!r}", {}) from exc
+        if response.is_error:
+            raise graph_error(response)
+        return str(response.json()["id"])
+
+    async def send_voice(self, to: str, media_id: str, *, tag: str | None = None) -> str:
+        """Send an uploaded voice note (played inline, like one recorded in WhatsApp)."""
+        return await self._send({"messaging_product": "whatsapp", "recipient_type": "individual", "to": to,
+                                 "type": "audio", "audio": {"id": media_id, "voice": True}}, tag)
 
     async def mark_read(self, message_id: str, *, typing: bool = True) -> None:
         """Blue ticks for `message_id`, and "typing…" for up to 25 s or until the reply arrives."""

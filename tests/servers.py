@@ -29,6 +29,7 @@ class FakeGraph:
     scripted: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     fail_at: dict[int, tuple[int, dict[str, Any]]] = field(default_factory=dict)  # send attempt -> error
     attempts: int = 0  # message sends tried (read receipts not counted)
+    uploads: list[tuple[str, bytes]] = field(default_factory=list)  # (content type, bytes)
     tokens: list[str] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
@@ -53,6 +54,15 @@ class FakeGraph:
         return JSONResponse({"messaging_product": "whatsapp",
                              "contacts": [{"input": body.get("to"), "wa_id": body.get("to")}],
                              "messages": [{"id": wamid}]})
+
+    async def upload(self, request: Request) -> JSONResponse:
+        """`POST /{phone-id}/media` (multipart): answers a media id, as Meta does."""
+        form = await request.form()
+        upload = form["file"]
+        if isinstance(upload, str) or form.get("messaging_product") != "whatsapp":
+            return JSONResponse({"error": {"code": 100, "message": "Param file must be a file"}}, status_code=400)
+        self.uploads.append((upload.content_type or "", await upload.read()))
+        return JSONResponse({"id": "1013859600285441"})
 
     async def wait_for(self, count: int, seconds: float) -> None:
         """Return once at least `count` messages were sent; TimeoutError otherwise."""
@@ -86,7 +96,8 @@ async def serve(app: ASGIApp, *, lifespan: Literal["on", "off"] = "off") -> Asyn
 async def serve_fake_graph() -> AsyncIterator[tuple[FakeGraph, str]]:
     """Run a FakeGraph on a free loopback port; yields it and its base URL (like WHATSAPP_API_BASE_URL)."""
     fake = FakeGraph()
-    app = Starlette(routes=[Route("/v23.0/{phone_id}/messages", fake.send, methods=["POST"])])
+    app = Starlette(routes=[Route("/v23.0/{phone_id}/messages", fake.send, methods=["POST"]),
+                            Route("/v23.0/{phone_id}/media", fake.upload, methods=["POST"])])
     async with serve(app) as url:
         yield fake, f"{url}/v23.0"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import psycopg
@@ -13,8 +14,9 @@ from redis.asyncio import Redis
 from agents import conversation, sender
 from charla import constants as c
 from charla.chunking import split_text
+from charla.errors import PermanentError
 from charla.events import Identity, InboundMessage
-from charla.graph import GraphAuthError, GraphPermanentError, GraphTransientError, graph_error
+from charla.graph import GraphAuthError, GraphClient, GraphPermanentError, GraphTransientError, graph_error
 from charla.runtime import Resources, open_resources
 from charla.worker import Worker
 from tests.conftest import make_settings
@@ -120,3 +122,43 @@ async def test_a_long_reply_goes_out_in_parts_resuming_after_a_failure(
     assert fake.sent[0]["context"] == {"message_id": "wamid.1"}
     assert all("context" not in m for m in fake.sent[1:])
     assert await statuses(db) == [("in", "answered"), ("out", "sent")]
+
+
+@pytest.fixture
+async def graph_client() -> AsyncIterator[tuple[GraphClient, FakeGraph]]:
+    async with serve_fake_graph() as (fake, url), httpx.AsyncClient() as http:
+        yield GraphClient(http, base_url=url, token="tok", phone_number_id="106540352242922"), fake
+
+
+def without_product(payload: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in payload.items() if k not in ("biz_opaque_callback_data",)}
+
+
+async def test_voice_note_is_uploaded_then_sent_as_in_the_fixture(graph_client: tuple[GraphClient, FakeGraph]) -> None:
+    client, fake = graph_client
+    media_id = await client.upload_voice(b"OggS-voice-note")
+    await client.send_voice("+16505551234", media_id)
+    assert fake.uploads == [("audio/ogg", b"OggS-voice-note")]
+    assert without_product(fake.sent[0]) == fixture_json("wa_send_audio_request.json")
+
+
+async def test_template_request_matches_the_fixture(graph_client: tuple[GraphClient, FakeGraph]) -> None:
+    client, fake = graph_client
+    await client.send_template("+16505551234", "order_confirmation", "en_US", body_params=["Sheena", "ORD-9271"])
+    assert fake.sent[0] == fixture_json("wa_send_template_request.json")
+
+
+async def test_interactive_messages_respect_whatsapp_limits(graph_client: tuple[GraphClient, FakeGraph]) -> None:
+    client, fake = graph_client
+    await client.send_buttons("34600000001", "¿Seguimos?", [("yes", "Sí"), ("later", "Más tarde")])
+    await client.send_list("34600000001", "Elige un tema", "Temas", [("food", "Cocina", "Vocabulario de cocina")])
+    assert fake.sent[0]["interactive"]["action"]["buttons"][1] == {"type": "reply",
+                                                                   "reply": {"id": "later", "title": "Más tarde"}}
+    assert fake.sent[1]["interactive"]["action"]["sections"][0]["rows"][0]["id"] == "food"
+    with pytest.raises(PermanentError, match="4 buttons"):
+        await client.send_buttons("1", "x", [(str(i), str(i)) for i in range(4)])
+    with pytest.raises(PermanentError, match="over 20 characters"):
+        await client.send_buttons("1", "x", [("a", "a title that is far too long")])
+    with pytest.raises(PermanentError, match="11 rows"):
+        await client.send_list("1", "x", "Temas", [(str(i), "t", "d") for i in range(11)])
+    assert len(fake.sent) == 2  # nothing invalid reached the API

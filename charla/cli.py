@@ -184,12 +184,18 @@ def restart(name: Annotated[str, typer.Argument(help="orchestrator or an agent n
 
 
 @app.command()
-def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False) -> None:
-    """Processes, their last heartbeat, and per stream: length, pending, consumer lag, dead letters."""
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    clear_alerts: Annotated[bool, typer.Option("--clear-alerts", help="Forget the operator alerts shown.")] = False,
+) -> None:
+    """Processes, their last heartbeat, per stream: length, pending, consumer lag, dead letters; alerts."""
     from charla.runtime import NotConfigured
+    from charla.status import clear_alerts as clear
     from charla.status import collect, render
 
     settings = _settings()
+    if clear_alerts:
+        _run(clear(settings))
     try:
         report = _run(collect(settings))
     except NotConfigured as exc:

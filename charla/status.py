@@ -24,9 +24,12 @@ async def collect(settings: Settings) -> dict[str, Any]:
         beats = [json.loads(await redis.get(key) or "{}") async for key in redis.scan_iter(f"{c.PREFIX}:hb:*")]
         bus = Bus(redis)
         streams = [asdict(await bus.stats(stream)) for stream in STREAMS]
+        raw_alerts: dict[Any, Any] = await redis.hgetall(c.ALERTS_KEY)
     finally:
         await redis.aclose()
-    return {"provider": settings.whatsapp_provider, "processes": procs, "heartbeats": beats, "streams": streams}
+    alerts = {k.decode(): json.loads(v) for k, v in raw_alerts.items()}
+    return {"provider": settings.whatsapp_provider, "processes": procs, "heartbeats": beats, "streams": streams,
+            "alerts": alerts}
 
 
 def render(report: dict[str, Any], now: float) -> str:
@@ -47,6 +50,10 @@ def render(report: dict[str, Any], now: float) -> str:
         for group in stream["groups"] or [{"name": "-", "pending": "-", "lag": "-"}]:
             lines.append(f"{short:<24} {stream['length']:<8} {group['name']:<14} {group['pending']!s:<8} "
                          f"{group['lag']!s:<8} {stream['dead_letters']}")
+    if report["alerts"]:
+        lines += ["", "ALERTS (clear with `charla status --clear-alerts` once fixed)"]
+        for code, alert in sorted(report["alerts"].items()):
+            lines.append(f"  code {code}: {alert.get('message')} ({_ago(now - float(alert.get('at', now)))} ago)")
     return "\n".join(lines)
 
 
@@ -58,3 +65,11 @@ def _ago(seconds: float) -> str:
 
 
 
+
+
+async def clear_alerts(settings: Settings) -> int:
+    redis = Redis.from_url(resolve_urls(settings).redis_url)
+    try:
+        return int(await redis.delete(c.ALERTS_KEY))
+    finally:
+        await redis.aclose()

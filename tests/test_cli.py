@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
+
 import pytest
+from redis.asyncio import Redis
 from typer.testing import CliRunner
 
+from charla import constants as c
 from charla.cli import app
 from tests.test_settings import PRODUCTION
 
@@ -51,6 +57,7 @@ def test_migrate_and_status_against_real_services(db: str, default_redis_server:
     assert status.exit_code == 0
     assert "inbound" in status.output
     assert "outbox" in status.output
+    assert "ALERTS" not in status.output
     restart = runner.invoke(app, ["restart", "conversation"], env=env)
     assert restart.exit_code == 1
     assert "no running `charla up`" in restart.output
@@ -62,3 +69,13 @@ def test_registry_matches_the_declared_consumer_groups() -> None:
 
     declared = {(stream, group) for stream, groups in c.CONSUMER_GROUPS.items() for group in groups}
     assert declared == {(consumes.stream, spec.name) for spec in AGENTS.values() for consumes in spec.consumes}
+
+
+async def test_status_shows_and_clears_operator_alerts(db: str, default_redis_server: str,
+                                                      redis_default: Redis) -> None:
+    await redis_default.hset(c.ALERTS_KEY, "190", json.dumps({"message": "token rejected", "at": time.time()}))
+    env = {"DATABASE_URL": db, "REDIS_URL": default_redis_server}
+    shown = await asyncio.to_thread(runner.invoke, app, ["status"], env=env)
+    assert "code 190: token rejected" in shown.output
+    await asyncio.to_thread(runner.invoke, app, ["status", "--clear-alerts"], env=env)
+    assert await redis_default.exists(c.ALERTS_KEY) == 0

@@ -21,7 +21,7 @@ from charla import twilio_api as twilio
 from charla.chunking import split_text
 from charla.console import console_channel
 from charla.errors import PermanentError, TransientError
-from charla.events import Event, OutboundMessage, ReadReceipt
+from charla.events import Choice, Event, OutboundMessage, ReadReceipt
 from charla.graph import GraphAuthError, GraphClient
 from charla.runtime import Resources
 from charla.twilio_api import TwilioAuthError, TwilioChannel
@@ -98,10 +98,12 @@ async def send(res: Resources, channels: Channels, event: OutboundMessage) -> No
     if event.provider != "console" and not state.window_open:
         await _send_template(res, channels, event, outbound_id)
         return
-    parts = split_text(event.text, res.settings.text_limit(event.provider))
+    parts = message_parts(event, res.settings.text_limit(event.provider))
     for index in range(state.parts_sent, len(parts)):
+        last = index == len(parts) - 1
         try:
-            provider_id = await _deliver(res, channels, event, parts[index], event.reply_to if index == 0 else None)
+            provider_id = await _deliver(res, channels, event, parts[index], event.reply_to if index == 0 else None,
+                                         with_choices=last and event.kind == "choices")
         except (GraphAuthError, TwilioAuthError) as exc:
             await _alert(res, exc.code, f"{event.provider} rejected Charla's credentials: check them ({exc})")
             raise
@@ -114,17 +116,44 @@ async def send(res: Resources, channels: Channels, event: OutboundMessage) -> No
         await messages.mark_sent(conn, outbound_id)
 
 
+def message_parts(event: OutboundMessage, limit: int) -> list[str]:
+    """The texts to send in order. With choices, the last part becomes the body of the interactive
+    message (at most 1024 characters on Meta) or carries the numbered options (elsewhere)."""
+    if event.kind != "choices":
+        return split_text(event.text, limit)
+    if event.provider == "meta":
+        return split_text(event.text, min(limit, meta.INTERACTIVE_BODY)) or [" "]
+    return split_text(f"{event.text}\n\n{numbered(event.choices)}", limit)
+
+
+def numbered(choices: list[Choice]) -> str:
+    """Options as text, for providers without ad-hoc buttons (Twilio needs pre-approved content for those)."""
+    return "\n".join(f"{n}. {choice.title}" for n, choice in enumerate(choices, 1))
+
+
 async def _deliver(res: Resources, channels: Channels, event: OutboundMessage, text: str,
-                   reply_to: str | None) -> str:
+                   reply_to: str | None, *, with_choices: bool = False) -> str:
     if event.provider == "meta" and channels.graph is not None:
-        return await channels.graph.send_text(_meta_recipient(event), text, reply_to=reply_to, tag=event.outbound_id)
+        to, tag = _meta_recipient(event), event.outbound_id
+        if with_choices:
+            return await _send_choices(channels.graph, to, text, event, tag)
+        return await channels.graph.send_text(to, text, reply_to=reply_to, tag=tag)
     if event.provider == "twilio" and channels.twilio is not None:
         return await channels.twilio.send_text(_twilio_recipient(event), text, sender=event.via)
     if event.provider == "console":
-        part = event.model_copy(update={"text": text})
+        part = event.model_copy(update={"text": text, "choices": event.choices if with_choices else []})
         await res.redis.publish(console_channel(event.learner), part.model_dump_json())
         return f"console.{event.outbound_id}.{uuid.uuid4().hex[:8]}"
     raise PermanentError(f"no credentials to send through {event.provider!r}")
+
+
+async def _send_choices(graph: GraphClient, to: str, body: str, event: OutboundMessage, tag: str) -> str:
+    choices = event.choices
+    if len(choices) <= meta.MAX_BUTTONS and all(len(c.title) <= meta.BUTTON_TITLE and not c.description
+                                                for c in choices):
+        return await graph.send_buttons(to, body, [(c.id, c.title) for c in choices], tag=tag)
+    rows = [(c.id, c.title, c.description) for c in choices]
+    return await graph.send_list(to, body, event.choices_button, rows, tag=tag)
 
 
 def _meta_recipient(event: OutboundMessage) -> str:

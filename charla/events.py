@@ -64,15 +64,31 @@ class InboundMessage(_Event):
     payload: dict[str, Any] = Field(default_factory=dict)
 
 
+class Choice(BaseModel):
+    """One option offered to the learner; the tap comes back with its `id` (InboundMessage.payload)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    title: str
+    description: str = ""
+
+
 class OutboundMessage(_Event):
-    """A message for the sender to deliver; `outbound_id` makes the send idempotent."""
+    """A message for the sender to deliver; `outbound_id` makes the send idempotent.
+
+    kind "choices": `text` followed by `choices` (reply buttons for up to 3 short ones, else a list behind
+    `choices_button`; numbered text where the provider has no ad-hoc interactive messages).
+    """
 
     type: Literal["outbound.message"] = "outbound.message"
     outbound_id: str
     provider: Provider
     to: Identity
-    kind: Literal["text"] = "text"
+    kind: Literal["text", "choices"] = "text"
     text: str
+    choices: list[Choice] = Field(default_factory=list)
+    choices_button: str = "Options"
     reply_to: str | None = None  # provider id of the inbound message this answers
     via: str | None = None  # our number the learner wrote to (Twilio sends from it)
 

@@ -14,7 +14,16 @@ from redis.asyncio import Redis
 
 from agents.conversation import compose_reply
 from charla import constants as c
-from charla.events import DeliveryStatus, Identity, InboundMessage, ProviderError, decode_event
+from charla import learners, messages
+from charla.events import (
+    Choice,
+    DeliveryStatus,
+    Identity,
+    InboundMessage,
+    OutboundMessage,
+    ProviderError,
+    decode_event,
+)
 from tests.conftest import entries
 from tests.harness import Stack, running_stack
 from tests.payloads import FIXTURES as FIXTURES_DIR
@@ -249,3 +258,42 @@ async def test_concurrent_and_restarted_duplicates_get_one_reply(
                     await redis_default.delete(*[k async for k in redis_default.scan_iter("charla:dedupe:*")])
         assert [m["text"]["body"] for m in graph[0].sent] == ["Echo: una vez"]
     assert await outbound_rows(db) == [("Echo: una vez", "sent")]
+
+
+async def queue_reply(res: Any, text: str, choices: list[Choice], provider: str = "meta") -> OutboundMessage:
+    """Record an inbound message and a reply offering `choices`, then hand it to the outbox."""
+    identity = Identity(wa_id="16505551234", twilio="whatsapp:+16505551234")
+    inbound = InboundMessage(learner=identity.key(), provider=provider, message_id=f"wamid.q{len(choices)}",
+                             identity=identity, kind="text", text="?")
+    async with res.pool.connection() as conn, conn.transaction():
+        learner_id = await learners.upsert(conn, identity, inbound.at)
+        inbound_id = await messages.record_inbound(conn, learner_id, inbound)
+        reply = await messages.record_reply(conn, learner_id, inbound, inbound_id, text)
+    event = OutboundMessage(learner=identity.key(), outbound_id=str(reply.outbound_id), provider=provider,
+                            to=identity, kind="choices", text=text, choices=choices, choices_button="Temas",
+                            via="whatsapp:+14155238886")
+    await res.bus.publish(c.STREAM_OUTBOX, event)
+    return event
+
+
+async def test_choices_go_out_as_buttons_or_a_list(stack: Stack) -> None:
+    await queue_reply(stack.res, "¿Seguimos?", [Choice(id="yes", title="Sí"), Choice(id="no", title="No")])
+    await stack.fake.wait_for(1, seconds=20)
+    topics = [Choice(id=f"t{n}", title=f"Tema {n}", description="vocabulario") for n in range(5)]
+    await queue_reply(stack.res, "Elige un tema", topics)
+    await stack.fake.wait_for(2, seconds=20)
+    buttons, listing = (m["interactive"] for m in stack.fake.sent)
+    assert buttons["type"] == "button"
+    assert [b["reply"]["id"] for b in buttons["action"]["buttons"]] == ["yes", "no"]
+    assert listing["type"] == "list"
+    assert listing["action"]["button"] == "Temas"
+    assert len(listing["action"]["sections"][0]["rows"]) == 5
+
+
+def test_choices_become_numbered_text_where_buttons_are_not_possible() -> None:
+    from agents.sender import message_parts
+
+    event = OutboundMessage(learner="wa:1", outbound_id="x", provider="twilio", to=Identity(wa_id="1"),
+                            kind="choices", text="¿Seguimos?", choices=[Choice(id="y", title="Sí"),
+                                                                        Choice(id="n", title="No")])
+    assert message_parts(event, 1600) == ["¿Seguimos?\n\n1. Sí\n2. No"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -37,18 +37,22 @@ def stack_settings(db: str, redis_url: str, graph_url: str, **env: str) -> dict[
 
 
 @asynccontextmanager
-async def agents_running(res: Resources) -> AsyncIterator[None]:
-    """Every registered agent's workers, as one consumer each, until the block ends."""
+async def running(*workers: Worker) -> AsyncIterator[None]:
+    """The workers consume until the block ends, then stop gracefully."""
     stop = asyncio.Event()
-    workers = [Worker(res.bus, stream=consumes.stream, group=spec.name, consumer=f"{spec.name}-test",
-                      handler=consumes.build(res), block_ms=100)
-               for spec in AGENTS.values() for consumes in spec.consumes]
     tasks = [asyncio.create_task(w.run(stop, drain_timeout=5)) for w in workers]
     try:
         yield
     finally:
         stop.set()
         await asyncio.gather(*tasks)
+
+
+def agents_running(res: Resources) -> AbstractAsyncContextManager[None]:
+    """Every registered agent's workers, as one consumer each, until the block ends."""
+    return running(*(Worker(res.bus, stream=consumes.stream, group=spec.name, consumer=f"{spec.name}-test",
+                            handler=consumes.build(res), block_ms=100)
+                     for spec in AGENTS.values() for consumes in spec.consumes))
 
 
 @asynccontextmanager

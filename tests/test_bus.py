@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -14,6 +13,7 @@ from charla.bus import BacklogFull, Bus, BusConfig
 from charla.events import Event, Identity, InboundMessage
 from charla.worker import Worker
 from tests.conftest import entries
+from tests.harness import running
 
 STREAM = "test:stream"
 
@@ -58,17 +58,6 @@ def make_worker(bus: Bus, handler: Callable[[Event], Awaitable[None]], consumer:
                 group: str = "g", concurrency: int = 4) -> Worker:
     return Worker(bus, stream=STREAM, group=group, consumer=consumer, handler=handler,
                   concurrency=concurrency, block_ms=100)
-
-
-@asynccontextmanager
-async def running(*workers: Worker) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    tasks = [asyncio.create_task(w.run(stop, drain_timeout=5)) for w in workers]
-    try:
-        yield
-    finally:
-        stop.set()
-        await asyncio.gather(*tasks)
 
 
 async def pending(redis: Redis, group: str = "g") -> int:

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from redis.asyncio import Redis
@@ -24,11 +25,13 @@ from charla.events import (
     ProviderError,
     decode_event,
 )
-from tests.conftest import entries
-from tests.harness import Stack, running_stack
+from charla.runtime import open_resources
+from orchestrator.app import create_app
+from tests.conftest import entries, make_settings
+from tests.harness import Stack, running_stack, stack_settings
 from tests.payloads import FIXTURES as FIXTURES_DIR
 from tests.payloads import fixture_json, text_webhook
-from tests.servers import FakeGraph, serve_fake_graph
+from tests.servers import FakeGraph, serve, serve_fake_graph
 
 BUTTON_CONTEXT = "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI3MEM2RUJFNkI0RENGQTVDRjUA"
 # fixture -> (kind, text, choice id, context id) of each message, statuses, error codes
@@ -70,13 +73,7 @@ async def stack(db: str, default_redis_server: str, redis_default: Redis) -> Asy
 @pytest.fixture
 async def orchestrator_only(db: str, default_redis_server: str, redis_default: Redis) -> AsyncIterator[Stack]:
     """The orchestrator without agents, to see exactly what it publishes."""
-    import httpx
 
-    from charla.runtime import open_resources
-    from orchestrator.app import create_app
-    from tests.conftest import make_settings
-    from tests.harness import stack_settings
-    from tests.servers import serve
     settings = make_settings(**stack_settings(db, default_redis_server, "http://127.0.0.1:9"))
     async with open_resources(settings) as res, serve(create_app(settings), lifespan="on") as url, \
             httpx.AsyncClient(base_url=url) as http:

@@ -48,6 +48,10 @@ def compose_reply(event: InboundMessage) -> str | None:
 
 async def answer(res: Resources, event: InboundMessage) -> None:
     text = compose_reply(event)
+    if text is not None:  # blue ticks and "typing…" while the reply is prepared
+        receipt = ReadReceipt(id=f"read-{event.id}", learner=event.learner, provider=event.provider,
+                              message_id=event.message_id)
+        await res.bus.publish(c.STREAM_OUTBOX, receipt, dedupe_key=receipt.id)
     async with res.pool.connection() as conn, conn.transaction():
         learner_id = await learners.upsert(conn, event.identity, event.sent_at or event.at)
         inbound_id = await messages.record_inbound(conn, learner_id, event)
@@ -56,9 +60,6 @@ async def answer(res: Resources, event: InboundMessage) -> None:
             reply = await messages.record_reply(conn, learner_id, event, inbound_id, text)
     if reply is None or reply.status != "queued":
         return
-    receipt = ReadReceipt(id=f"read-{event.id}", learner=event.learner, provider=event.provider,
-                          message_id=event.message_id)
-    await res.bus.publish(c.STREAM_OUTBOX, receipt, dedupe_key=receipt.id)
     outbound = OutboundMessage(id=f"out-{reply.outbound_id}", learner=event.learner,
                                outbound_id=str(reply.outbound_id), provider=event.provider, to=event.identity,
                                text=reply.body, reply_to=event.message_id, via=event.payload.get("to"))

@@ -110,10 +110,10 @@ async def send(res: Resources, channels: Channels, event: OutboundMessage) -> No
         except PermanentError as exc:
             await _permanent_failure(res, channels, event, outbound_id, exc)
             return
-        async with res.pool.connection() as conn:
+        async with res.pool.connection() as conn, conn.pipeline():  # one round trip for the bookkeeping
             await messages.record_part_sent(conn, event.provider, outbound_id, index, provider_id)
-    async with res.pool.connection() as conn:
-        await messages.mark_sent(conn, outbound_id)
+            if last:
+                await messages.mark_sent(conn, outbound_id)
 
 
 def message_parts(event: OutboundMessage, limit: int) -> list[str]:
@@ -190,7 +190,7 @@ async def _send_template(res: Resources, channels: Channels, event: OutboundMess
     except PermanentError as exc:
         await _fail(res, outbound_id, {"code": getattr(exc, "code", None), "message": str(exc), "template": name})
         return
-    async with res.pool.connection() as conn:
+    async with res.pool.connection() as conn, conn.pipeline():
         await messages.record_part_sent(conn, event.provider, outbound_id, 0, provider_id)
         await messages.mark_sent(conn, outbound_id)
         await conn.execute("UPDATE messages SET payload = payload || %s WHERE outbound_id = %s",

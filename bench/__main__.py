@@ -10,7 +10,7 @@ from pathlib import Path
 
 import uvloop
 
-from bench import bus, webhook
+from bench import bus, ingest, webhook
 from bench.load import progress
 from bench.services import Services, machine_info, prepare, started_services
 
@@ -20,13 +20,24 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="smaller counts and a 3 s webhook load (a smoke run)")
-    parser.add_argument("--only", choices=["bus", "webhook"], help="run one benchmark only")
+    parser.add_argument("--quick", action="store_true",
+                        help="smaller counts, a 3 s webhook load, 1 s ingest rates (a smoke run)")
+    parser.add_argument("--only", choices=["bus", "webhook", "ingest"], help="run one benchmark only")
     parser.add_argument("--events", type=int, help="bus events per measurement (default 10000, quick 2000)")
     parser.add_argument("--rate", type=float, default=200.0, help="offered webhooks per second (default 200)")
     parser.add_argument("--seconds", type=float, help="webhook load duration (default 10, quick 3)")
+    parser.add_argument("--ingest-rates", type=rates, help="ingest offered rates per second (default 200,500,1000)")
+    parser.add_argument("--ingest-seconds", type=float, help="ingest seconds per offered rate (default 2, quick 1)")
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json", help="where to write the JSON")
     return parser.parse_args(argv)
+
+
+def rates(text: str) -> tuple[float, ...]:
+    """Comma-separated positive rates."""
+    values = tuple(float(part) for part in text.split(",") if part.strip())
+    if not values or min(values) <= 0:
+        raise argparse.ArgumentTypeError("expected positive numbers separated by commas")
+    return values
 
 
 def bus_options(args: argparse.Namespace) -> bus.BusOptions:
@@ -39,6 +50,15 @@ def webhook_options(args: argparse.Namespace) -> webhook.WebhookOptions:
                                   closed_loop_s=0.5 if args.quick else 0.75)
 
 
+def ingest_options(args: argparse.Namespace) -> ingest.IngestOptions:
+    defaults = ingest.IngestOptions()
+    seconds = args.ingest_seconds or (1.0 if args.quick else defaults.seconds)
+    if args.quick:
+        return ingest.IngestOptions(rates=args.ingest_rates or defaults.rates, seconds=seconds, closed_loop_s=0.4,
+                                    rounds=1, warmup_s=0.3)
+    return ingest.IngestOptions(rates=args.ingest_rates or defaults.rates, seconds=seconds)
+
+
 async def run_all(services: Services, args: argparse.Namespace) -> dict[str, object]:
     """Migrate, describe the machine, then run the selected benchmarks."""
     await prepare(services)
@@ -48,6 +68,8 @@ async def run_all(services: Services, args: argparse.Namespace) -> dict[str, obj
         result["bus"] = await bus.run(services.redis_url, bus_options(args))
     if args.only in (None, "webhook"):
         result["webhook"] = await webhook.run(services, webhook_options(args))
+    if args.only in (None, "ingest"):
+        result["ingest"] = await ingest.run(services, ingest_options(args))
     return result
 
 

@@ -22,6 +22,12 @@ async def echo(request: Request) -> JSONResponse:
     return JSONResponse({"ok": True})
 
 
+@app.get("/healthz")
+async def healthz() -> JSONResponse:
+    """Readiness probe for the benchmark."""
+    return JSONResponse({"status": "ok"})
+
+
 def main(argv: list[str]) -> None:
     """Serve the app on 127.0.0.1:PORT until SIGTERM."""
     uvicorn.run(app, host="127.0.0.1", port=int(argv[0]), loop="uvloop", http="httptools", access_log=False,

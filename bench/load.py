@@ -79,7 +79,7 @@ async def _timed(send: Send, index: int, scheduled: float) -> Sample:
     started = time.perf_counter()
     try:
         status = await send(index)
-    except httpx.HTTPError:
+    except (httpx.HTTPError, OSError):  # OSError: bench.rawhttp's failures
         status = 0
     return Sample(index, scheduled, started, time.perf_counter(), status)
 
@@ -97,15 +97,16 @@ async def open_loop(send: Send, *, rate: float, total: int) -> list[Sample]:
     return list(await asyncio.gather(*tasks))
 
 
-async def closed_loop(send: Send, *, concurrency: int, seconds: float) -> list[Sample]:
-    """`concurrency` clients each sending the next request as soon as the previous one is answered."""
+async def closed_loop(send: Send, *, concurrency: int, seconds: float, limit: int = sys.maxsize) -> list[Sample]:
+    """`concurrency` clients each sending the next request as soon as the previous one is answered, for
+    `seconds` or until `limit` requests (indices 0 … limit-1) were started."""
     deadline = time.perf_counter() + seconds
-    counter = iter(range(sys.maxsize))
+    counter = iter(range(limit))
 
     async def client() -> list[Sample]:
         samples: list[Sample] = []
-        while (now := time.perf_counter()) < deadline:
-            samples.append(await _timed(send, next(counter), now))
+        while (now := time.perf_counter()) < deadline and (index := next(counter, None)) is not None:
+            samples.append(await _timed(send, index, now))
         return samples
 
     per_client = await asyncio.gather(*(client() for _ in range(concurrency)))

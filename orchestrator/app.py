@@ -51,7 +51,8 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-def resources(request: Request) -> Resources:
+async def resources(request: Request) -> Resources:
+    """The process's clients. Async on purpose: a plain `def` dependency runs in a worker thread per request."""
     res: Resources = request.app.state.res
     return res
 

@@ -3,15 +3,19 @@
 For now it echoes (the tutor arrives with its own issue); what it proves is the exactly-once path:
 record the inbound message, record the reply and mark the inbound answered in one transaction, then
 hand the reply to the outbox. A retry after a crash finds the recorded reply and re-publishes it under
-the same dedupe key, so the sender sees it once. Each message is marked read (with "typing…") first.
+the same dedupe key, so the sender sees it once. Each message is marked read (with "typing…") at once,
+beside the turn, not through the bus: a late receipt is worthless and it is not a message.
 """
 
 from __future__ import annotations
 
+import asyncio
+
 from charla import constants as c
 from charla import learners, messages
+from charla.channels import mark_read, open_channels
 from charla.errors import PermanentError
-from charla.events import Event, InboundMessage, OutboundMessage, ReadReceipt
+from charla.events import Event, InboundMessage, OutboundMessage
 from charla.runtime import Resources
 from charla.worker import Handler
 
@@ -22,9 +26,16 @@ _NO_REPLY = {"reaction"}  # a reaction (or its removal) is noted, not answered
 
 
 def build(res: Resources) -> Handler:
+    channels = open_channels(res, twilio=False)
+    receipts: set[asyncio.Task[None]] = set()
+
     async def handle(event: Event) -> None:
         if not isinstance(event, InboundMessage):
             raise PermanentError(f"conversation agent cannot handle {event.type}")
+        if compose_reply(event) is not None:  # blue ticks and "typing…" while the reply is prepared
+            task = asyncio.create_task(mark_read(res, channels, event.provider, event.learner, event.message_id))
+            receipts.add(task)
+            task.add_done_callback(receipts.discard)
         await answer(res, event)
 
     return handle
@@ -48,10 +59,6 @@ def compose_reply(event: InboundMessage) -> str | None:
 
 async def answer(res: Resources, event: InboundMessage) -> None:
     text = compose_reply(event)
-    if text is not None:  # blue ticks and "typing…" while the reply is prepared
-        receipt = ReadReceipt(id=f"read-{event.id}", learner=event.learner, provider=event.provider,
-                              message_id=event.message_id)
-        await res.bus.publish(c.STREAM_OUTBOX, receipt, dedupe_key=receipt.id)
     async with res.pool.connection() as conn, conn.transaction():
         learner_id = await learners.upsert(conn, event.identity, event.sent_at or event.at)
         inbound_id = await messages.record_inbound(conn, learner_id, event)

@@ -12,19 +12,19 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass
 
 from charla import constants as c
 from charla import graph as meta
 from charla import messages
 from charla import twilio_api as twilio
+from charla.channels import Channels, open_channels
 from charla.chunking import split_text
 from charla.console import console_channel
-from charla.errors import PermanentError, TransientError
-from charla.events import Choice, Event, OutboundMessage, ReadReceipt
+from charla.errors import PermanentError
+from charla.events import Choice, Event, OutboundMessage
 from charla.graph import GraphAuthError, GraphClient
 from charla.runtime import Resources
-from charla.twilio_api import TwilioAuthError, TwilioChannel
+from charla.twilio_api import TwilioAuthError
 from charla.worker import Handler
 
 log = logging.getLogger(__name__)
@@ -33,56 +33,15 @@ WINDOW_CLOSED_CODES = {meta.WINDOW_CLOSED, twilio.WINDOW_CLOSED}
 UNREACHABLE_CODES = meta.UNREACHABLE_CODES | twilio.UNREACHABLE_CODES
 
 
-@dataclass(frozen=True)
-class Channels:
-    """The provider clients this deployment has credentials for (opened once at startup)."""
-
-    graph: GraphClient | None
-    twilio: TwilioChannel | None
-
-
 def build(res: Resources) -> Handler:
     channels = open_channels(res)
 
     async def handle(event: Event) -> None:
-        if isinstance(event, ReadReceipt):
-            await mark_read(res, channels, event)
-        elif isinstance(event, OutboundMessage):
-            await send(res, channels, event)
-        else:
+        if not isinstance(event, OutboundMessage):
             raise PermanentError(f"sender cannot handle {event.type}")
+        await send(res, channels, event)
 
     return handle
-
-
-def open_channels(res: Resources) -> Channels:
-    s = res.settings
-    graph = None
-    if s.whatsapp_access_token and s.whatsapp_phone_number_id:
-        token = s.whatsapp_access_token.get_secret_value()
-        graph = GraphClient(res.http, base_url=s.whatsapp_api_base_url, token=token,
-                            phone_number_id=s.whatsapp_phone_number_id)
-    twilio_channel = None
-    if s.twilio_account_sid and s.twilio_auth_token:
-        callback = f"{s.public_url.rstrip('/')}/webhooks/twilio" if s.public_url else None
-        secret = s.twilio_auth_token.get_secret_value()
-        twilio_channel = TwilioChannel(account_sid=s.twilio_account_sid, auth_token=secret,
-                                       base_url=s.twilio_api_base_url, from_number=s.twilio_whatsapp_from,
-                                       status_callback=callback)
-        res.closers.append(twilio_channel.aclose)
-    return Channels(graph, twilio_channel)
-
-
-async def mark_read(res: Resources, channels: Channels, event: ReadReceipt) -> None:
-    """Best effort: a late read receipt is worthless, so failures are logged, not retried.
-    (Twilio marks inbound WhatsApp messages read by itself.)"""
-    try:
-        if event.provider == "meta" and channels.graph is not None:
-            await channels.graph.mark_read(event.message_id)
-        elif event.provider == "console":
-            await res.redis.publish(console_channel(event.learner), event.model_dump_json())
-    except (TransientError, PermanentError) as exc:
-        log.info("mark-read of %s skipped: %s", event.message_id, exc)
 
 
 async def send(res: Resources, channels: Channels, event: OutboundMessage) -> None:

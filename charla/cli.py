@@ -261,7 +261,7 @@ async def _say(settings: Settings, text: str, handle: str, wait: float) -> str:
 def _reply_text(message: dict[str, Any] | None) -> list[str]:
     from charla.events import OutboundMessage, decode_event
 
-    event = decode_event(message["data"]) if message else None
+    event = decode_event(message["data"]) if message else None  # replies and read receipts
     return [event.text] if isinstance(event, OutboundMessage) else []
 
 

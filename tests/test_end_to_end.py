@@ -67,7 +67,10 @@ async def assert_exactly_once(fake: FakeGraph, redis: Redis, db: str, learners: 
     assert rows == [("in", "answered", total), ("out", "sent", total)]
     assert fake.tokens
     assert set(fake.tokens) == {"Bearer test-token"}
-    assert {r["message_id"] for r in fake.reads} == set(replies)  # each message marked read, with typing
+    # Read receipts are best effort (a late one is worthless): a killed agent may lose the few in flight.
+    read = {r["message_id"] for r in fake.reads}
+    assert read <= set(replies)
+    assert len(read) >= total - 8 * 4
     assert all(r["typing_indicator"] == {"type": "text"} for r in fake.reads)
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-import httpx
+import aiohttp
+import orjson
 
 from charla.errors import PermanentError, TransientError
 
@@ -45,20 +47,21 @@ class GraphPermanentError(GraphError, PermanentError):
     """Rejected for good (bad recipient, closed 24 h window, invalid request): do not retry as is."""
 
 
-def graph_error(response: httpx.Response) -> GraphError:
-    """The typed error for a non-2xx Graph answer."""
+def graph_error(status: int, body: bytes, reason: str = "") -> GraphError:
+    """The typed error for a non-2xx Graph answer (`body` as received)."""
     try:
-        error = response.json().get("error") or {}
+        answer = json.loads(body)
     except ValueError:
-        error = {}
+        answer = {}
+    error = (answer.get("error") if isinstance(answer, dict) else None) or {}
     code = error.get("code")
     code = int(code) if isinstance(code, int | str) and str(code).isdigit() else None
-    message = str(error.get("message") or response.reason_phrase)
-    if code in AUTH_CODES or response.status_code == 401:
-        return GraphAuthError(response.status_code, code, message, error)
-    transient = response.status_code >= 500 or response.status_code == 429 or code in _TRANSIENT_CODES
+    message = str(error.get("message") or reason or status)
+    if code in AUTH_CODES or status == 401:
+        return GraphAuthError(status, code, message, error)
+    transient = status >= 500 or status == 429 or code in _TRANSIENT_CODES
     cls = GraphTransientError if transient else GraphPermanentError
-    return cls(response.status_code, code, message, error)
+    return cls(status, code, message, error)
 
 
 # WhatsApp's limits for interactive messages.
@@ -89,7 +92,7 @@ def check_list(body: str, button: str, rows: list[tuple[str, str, str]]) -> None
 class GraphClient:
     """Sends messages as one WhatsApp business number."""
 
-    def __init__(self, http: httpx.AsyncClient, *, base_url: str, token: str, phone_number_id: str) -> None:
+    def __init__(self, http: aiohttp.ClientSession, *, base_url: str, token: str, phone_number_id: str) -> None:
         self._http = http
         self._url = f"{base_url.rstrip('/')}/{phone_number_id}/messages"
         self._media_url = f"{base_url.rstrip('/')}/{phone_number_id}/media"
@@ -134,15 +137,11 @@ class GraphClient:
 
     async def upload_voice(self, ogg_opus: bytes) -> str:
         """Upload an Ogg/Opus voice note; returns the media id to send."""
-        files = {"file": ("voice.ogg", ogg_opus, "audio/ogg")}
-        data = {"messaging_product": "whatsapp", "type": "audio/ogg"}
-        try:
-            response = await self._http.post(self._media_url, data=data, files=files, headers=self._headers)
-        except httpx.TransportError as exc:
-            raise GraphTransientError(0, None, f"network error: {exc!r}", {}) from exc
-        if response.is_error:
-            raise graph_error(response)
-        return str(response.json()["id"])
+        form = aiohttp.FormData()
+        form.add_field("messaging_product", "whatsapp")
+        form.add_field("type", "audio/ogg")
+        form.add_field("file", ogg_opus, filename="voice.ogg", content_type="audio/ogg")
+        return str((await self._request(self._media_url, data=form))["id"])
 
     async def send_voice(self, to: str, media_id: str, *, tag: str | None = None) -> str:
         """Send an uploaded voice note (played inline, like one recorded in WhatsApp)."""
@@ -166,11 +165,16 @@ class GraphClient:
         return str(wamid)
 
     async def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return await self._request(self._url, data=orjson.dumps(payload), json_body=True)
+
+    async def _request(self, url: str, *, data: Any, json_body: bool = False) -> dict[str, Any]:
+        headers = {**self._headers, "Content-Type": "application/json"} if json_body else self._headers
         try:
-            response = await self._http.post(self._url, json=payload, headers=self._headers)
-        except httpx.TransportError as exc:
+            async with self._http.post(url, data=data, headers=headers) as response:
+                body = await response.read()
+                if response.status >= 400:
+                    raise graph_error(response.status, body, response.reason or "")
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise GraphTransientError(0, None, f"network error: {exc!r}", {}) from exc
-        if response.is_error:
-            raise graph_error(response)
-        answer = response.json()
+        answer = json.loads(body) if body else {}
         return answer if isinstance(answer, dict) else {}

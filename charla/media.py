@@ -8,7 +8,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-import httpx
+import aiohttp
 
 from charla.errors import PermanentError, TransientError
 
@@ -31,27 +31,29 @@ class Media:
     mime_type: str
 
 
-async def _fetch(http: httpx.AsyncClient, url: str, *, max_bytes: int, headers: dict[str, str] | None = None,
-                 auth: tuple[str, str] | None = None) -> Media:
-    """GET `url`, refusing bodies over `max_bytes` before they are read whole."""
-    async with http.stream("GET", url, follow_redirects=True, headers=headers, auth=auth) as response:
-        if response.status_code in (404, 410):
-            raise MediaGone(f"{url} answered {response.status_code}")
-        if response.is_error:
-            raise TransientError(f"media download answered {response.status_code}")
-        declared = response.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > max_bytes:
-            raise MediaTooLarge(f"media of {declared} bytes exceeds {max_bytes}")
-        chunks, size = [], 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > max_bytes:
-                raise MediaTooLarge(f"media exceeds {max_bytes} bytes")
-            chunks.append(chunk)
-        return Media(b"".join(chunks), response.headers.get("content-type", ""))
+async def _fetch(http: aiohttp.ClientSession, url: str, *, max_bytes: int,
+                 headers: dict[str, str] | None = None) -> Media:
+    """GET `url` (following redirects), refusing bodies over `max_bytes` before they are read whole."""
+    try:
+        async with http.get(url, headers=headers, allow_redirects=True) as response:
+            if response.status in (404, 410):
+                raise MediaGone(f"{url} answered {response.status}")
+            if response.status >= 400:
+                raise TransientError(f"media download answered {response.status}")
+            if response.content_length is not None and response.content_length > max_bytes:
+                raise MediaTooLarge(f"media of {response.content_length} bytes exceeds {max_bytes}")
+            chunks, size = [], 0
+            async for chunk in response.content.iter_chunked(65536):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise MediaTooLarge(f"media exceeds {max_bytes} bytes")
+                chunks.append(chunk)
+            return Media(b"".join(chunks), response.headers.get("Content-Type", ""))
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise TransientError(f"media download failed: {exc!r}") from exc
 
 
-async def download_meta(http: httpx.AsyncClient, *, base_url: str, token: str, media_id: str,
+async def download_meta(http: aiohttp.ClientSession, *, base_url: str, token: str, media_id: str,
                         max_bytes: int) -> Media:
     """`GET /{media-id}` for a URL valid ~5 minutes, then the bytes with the same token; a URL that
     expired in between is fetched anew once."""
@@ -73,10 +75,12 @@ async def download_meta(http: httpx.AsyncClient, *, base_url: str, token: str, m
     raise MediaGone(media_id)  # pragma: no cover - the loop returns or raises
 
 
-async def download_twilio(http: httpx.AsyncClient, *, url: str, account_sid: str, auth_token: str,
+async def download_twilio(http: aiohttp.ClientSession, *, url: str, account_sid: str, auth_token: str,
                           max_bytes: int) -> Media:
-    """Twilio's MediaUrl, with HTTP Basic auth (it redirects to the file)."""
-    return await _fetch(http, url, max_bytes=max_bytes, auth=(account_sid, auth_token))
+    """Twilio's MediaUrl, with HTTP Basic auth (it redirects to the file; aiohttp drops the credentials
+    when the redirect leaves Twilio's host)."""
+    basic = base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
+    return await _fetch(http, url, max_bytes=max_bytes, headers={"Authorization": f"Basic {basic}"})
 
 
 def _check_sha256(content: bytes, announced: object) -> None:

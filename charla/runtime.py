@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
+import aiohttp
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
@@ -72,7 +72,7 @@ class Resources:
     settings: Settings
     redis: Redis
     pool: AsyncConnectionPool
-    http: httpx.AsyncClient
+    http: aiohttp.ClientSession  # outbound HTTP (Graph API, media); the Twilio SDK brings its own
     bus: Bus
     # Closers of clients opened later by handlers (e.g. the Twilio SDK session), run at shutdown.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -86,8 +86,8 @@ async def open_resources(settings: Settings, *, pool_size: int = 10) -> AsyncIte
         urls.redis_url, max_connections=settings.redis_max_connections, timeout=20,
         health_check_interval=30, socket_keepalive=True))
     pool = await open_pool(urls.database_url, max_size=pool_size)
-    http = httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0),
-                             limits=httpx.Limits(max_connections=100, max_keepalive_connections=20))
+    http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15, connect=5),
+                                 connector=aiohttp.TCPConnector(limit=100), raise_for_status=False)
     res = Resources(settings, redis, pool, http, Bus(redis, bus_config(settings)))
     try:
         try:
@@ -98,7 +98,7 @@ async def open_resources(settings: Settings, *, pool_size: int = 10) -> AsyncIte
     finally:
         for close in reversed(res.closers):
             await close()
-        await http.aclose()
+        await http.close()
         await pool.close()
         await redis.aclose()
 

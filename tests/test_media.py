@@ -7,7 +7,7 @@ import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-import httpx
+import aiohttp
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -59,16 +59,16 @@ class FakeMedia:
 
 
 @pytest.fixture
-async def media() -> AsyncIterator[tuple[FakeMedia, httpx.AsyncClient]]:
+async def media() -> AsyncIterator[tuple[FakeMedia, aiohttp.ClientSession]]:
     fake = FakeMedia()
     app = Starlette(routes=[Route("/v23.0/{media_id}", fake.info), Route("/files/voice", fake.file),
                             Route("/Accounts/AC1/Messages/MM1/Media/ME1", fake.twilio), Route("/s3/voice", fake.s3)])
-    async with serve(app) as url, httpx.AsyncClient() as http:
+    async with serve(app) as url, aiohttp.ClientSession() as http:
         fake.base = url
         yield fake, http
 
 
-async def meta(fake: FakeMedia, http: httpx.AsyncClient, media_id: str = "1013859600285441",
+async def meta(fake: FakeMedia, http: aiohttp.ClientSession, media_id: str = "1013859600285441",
                max_bytes: int = 1_000_000) -> bytes:
     got = await download_meta(http, base_url=f"{fake.base}/v23.0", token="tok", media_id=media_id,
                               max_bytes=max_bytes)
@@ -76,18 +76,18 @@ async def meta(fake: FakeMedia, http: httpx.AsyncClient, media_id: str = "101385
     return got.content
 
 
-async def test_meta_two_step_download_checks_the_hash(media: tuple[FakeMedia, httpx.AsyncClient]) -> None:
+async def test_meta_two_step_download_checks_the_hash(media: tuple[FakeMedia, aiohttp.ClientSession]) -> None:
     assert await meta(*media) == VOICE
 
 
-async def test_an_expired_url_is_fetched_again(media: tuple[FakeMedia, httpx.AsyncClient]) -> None:
+async def test_an_expired_url_is_fetched_again(media: tuple[FakeMedia, aiohttp.ClientSession]) -> None:
     fake, http = media
     fake.expire_first = True
     assert await meta(fake, http) == VOICE
     assert fake.url_fetches == 2
 
 
-async def test_gone_too_large_and_corrupt_media_are_told_apart(media: tuple[FakeMedia, httpx.AsyncClient]) -> None:
+async def test_gone_too_large_and_corrupt_media_are_told_apart(media: tuple[FakeMedia, aiohttp.ClientSession]) -> None:
     fake, http = media
     with pytest.raises(MediaGone):
         await meta(fake, http, media_id="999")
@@ -98,7 +98,7 @@ async def test_gone_too_large_and_corrupt_media_are_told_apart(media: tuple[Fake
         await meta(fake, http)
 
 
-async def test_twilio_media_url_with_basic_auth_and_redirect(media: tuple[FakeMedia, httpx.AsyncClient]) -> None:
+async def test_twilio_media_url_with_basic_auth_and_redirect(media: tuple[FakeMedia, aiohttp.ClientSession]) -> None:
     fake, http = media
     got = await download_twilio(http, url=f"{fake.base}/Accounts/AC1/Messages/MM1/Media/ME1", account_sid="AC1",
                                 auth_token="tok", max_bytes=1_000_000)

@@ -154,3 +154,15 @@ async def test_healthz_reports_each_dependency(client: httpx.AsyncClient, db: st
         assert down.status_code == 503
         assert down.json()["postgres"] == "ok"
         assert down.json()["redis"].startswith("error")
+
+
+async def test_full_backlog_answers_503_and_the_retry_is_accepted_later(
+        db: str, default_redis_server: str, redis_default: Redis) -> None:
+    app = app_for(db, default_redis_server, CHARLA_BUS_MAX_BACKLOG="1")
+    first, second = text_webhook("34600000001", "wamid.b1", "uno"), text_webhook("34600000001", "wamid.b2", "dos")
+    async with client_for(app) as client:
+        assert (await post(client, first)).status_code == 200
+        busy = await post(client, second)
+        assert busy.status_code == 503  # WhatsApp retries later; nothing was marked seen
+        await redis_default.xtrim(c.STREAM_INBOUND, maxlen=0)  # the agents caught up
+        assert (await post(client, second)).json()["published"] == 1

@@ -29,7 +29,7 @@ from charla import constants as c
 from charla.bus import Bus
 from charla.events import Identity, InboundMessage
 from charla.worker import Worker
-from tests.stack import eventually
+from tests.conftest import eventually
 
 GROUP = "bench"
 PLACEMENTS = {"processes": "one `python -m bench.consumer` process per consumer",

@@ -39,8 +39,9 @@ from bench.services import Services, UsageMeter
 from bench.stack import BUS_ENV, Running
 from charla import constants as c
 from charla.services import free_port
+from tests.conftest import eventually
 from tests.payloads import sign, text_webhook
-from tests.stack import eventually, stack_env
+from tests.stack import stack_env
 
 WEBHOOK = "/webhooks/whatsapp"
 GENERATOR = "benchmark (load generator)"

@@ -21,8 +21,9 @@ from starlette.routing import Route
 from bench.services import Services
 from charla import constants as c
 from charla.services import free_port
+from tests.conftest import eventually
 from tests.servers import FakeGraph, serve
-from tests.stack import Proc, eventually, stack_env, wait_healthy
+from tests.stack import Proc, stack_env, wait_healthy
 
 # The production defaults (stack_env's are shortened for tests); the JSON reports them.
 BUS_ENV = {"CHARLA_BUS_LEASE_MS": "15000", "CHARLA_HEARTBEAT_S": "2.0"}

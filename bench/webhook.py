@@ -35,8 +35,8 @@ from bench.load import (
 from bench.services import Services, UsageMeter
 from bench.stack import BUS_ENV, TimedGraph, bare_server, charla_stack, drained, timed_graph
 from charla import constants as c
+from tests.conftest import eventually
 from tests.payloads import sign, text_webhook
-from tests.stack import eventually
 
 HEADERS = {"content-type": "application/json"}
 LIMITS = httpx.Limits(max_connections=512, max_keepalive_connections=512)
@@ -140,7 +140,7 @@ async def measure_charla(services: Services, options: WebhookOptions) -> dict[st
                                                    **stack.pids})
             samples = await offer(client, fake, hooks, options)
             usage = await meter.end(len(hooks))
-            with contextlib.suppress(TimeoutError):
+            with contextlib.suppress(AssertionError):  # not drained in time: the figures below show it
                 await eventually(lambda: drained(redis), 15, "agents drained")
             dead = {s: int(await redis.xlen(s + c.DEAD_SUFFIX)) for s in (c.STREAM_INBOUND, c.STREAM_OUTBOX)}
         return {"webhook_http": http_summary(samples), **replies(fake, hooks, samples), "dead_letters": dead, **usage}

@@ -6,10 +6,11 @@ installed, the system's 7.x (`apt-get install redis-server`, done by .ci/run).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import cast
 
@@ -128,3 +129,14 @@ async def entries(redis: Redis, stream: str) -> list[tuple[bytes, dict[bytes, by
 
 async def hash_of(redis: Redis, key: str) -> dict[bytes, bytes]:
     return cast(dict[bytes, bytes], await redis.hgetall(key))
+
+
+async def eventually(check: Callable[[], Awaitable[object]], seconds: float, what: str) -> None:
+    """Await a condition another task or process brings about, polling it until `seconds` run out
+    (there is no event to subscribe to: the state lives in Redis, PostgreSQL or another process)."""
+    try:
+        async with asyncio.timeout(seconds):
+            while not await check():  # noqa: ASYNC110 - see the docstring
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"not true within {seconds}s: {what}") from None

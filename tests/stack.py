@@ -6,11 +6,11 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx
 
+from tests.conftest import eventually
 from tests.payloads import APP_SECRET, sign, text_webhook
 
 
@@ -53,13 +53,6 @@ class Proc:
         except TimeoutError:
             self.proc.kill()
             return await self.proc.wait()
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], seconds: float, what: str) -> None:
-    """Await a condition of another process's making (polling: there is no event to subscribe to)."""
-    async with asyncio.timeout(seconds):
-        while not await check():  # noqa: ASYNC110 - the condition lives in another process
-            await asyncio.sleep(0.05)
 
 
 async def wait_healthy(base_url: str, seconds: float = 30) -> None:

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from charla.bus import BacklogFull, Bus, BusConfig
 from charla.events import Event, Identity, InboundMessage
 from charla.worker import Worker
-from tests.conftest import entries
+from tests.conftest import entries, eventually
 from tests.harness import running
 
 STREAM = "test:stream"
@@ -311,9 +311,8 @@ async def test_a_deleted_group_is_recreated_while_running(redis: Redis) -> None:
 
         async def recreated() -> bool:
             return any(g["name"] == b"g" for g in await redis.xinfo_groups(STREAM))
-        async with asyncio.timeout(10):
-            while not await recreated():  # noqa: ASYNC110 - the worker recreates it on its next read
-                await asyncio.sleep(0.05)
+
+        await eventually(recreated, 10, "group recreated by the worker's next read")
 
 
 async def test_first_publish_to_a_missing_stream_creates_its_groups(redis: Redis) -> None:

@@ -18,9 +18,9 @@ from redis.asyncio import Redis
 
 from charla import constants as c
 from charla.services import free_port
-from tests.conftest import hash_of
+from tests.conftest import eventually, hash_of
 from tests.servers import FakeGraph, serve_fake_graph
-from tests.stack import Proc, eventually, post_conversations, stack_env, wa_id, wait_healthy, wamid
+from tests.stack import Proc, post_conversations, stack_env, wa_id, wait_healthy, wamid
 
 pytestmark = pytest.mark.timeout(240)
 

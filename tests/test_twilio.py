@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import time
 from collections.abc import AsyncIterator
@@ -16,6 +15,7 @@ from twilio.request_validator import RequestValidator
 from charla import constants as c
 from charla.chunking import split_text
 from orchestrator.twilio_hooks import delivery_status, inbound_message, signature_ok
+from tests.conftest import eventually
 from tests.harness import Stack, running_stack
 from tests.payloads import fixture_json
 from tests.servers import FakeTwilio, serve_fake_twilio
@@ -91,6 +91,10 @@ async def outbound(db: str) -> list[tuple[str, str]]:
     return [(str(a), str(b)) for a, b in rows]
 
 
+async def outbound_is(db: str, *rows: tuple[str, str]) -> bool:
+    return await outbound(db) == list(rows)
+
+
 async def test_the_signed_fixture_is_answered_once_through_the_sdk(
         stack: Stack, twilio: tuple[FakeTwilio, str], db: str) -> None:
     fake = twilio[0]
@@ -117,16 +121,12 @@ async def test_status_callbacks_move_the_reply_forward(stack: Stack, twilio: tup
                                                       db: str) -> None:
     await post_form(stack, {**INBOUND, "Body": "hola"})
     await twilio[0].wait_for(1, seconds=20)
-    async with asyncio.timeout(20):
-        while await outbound(db) != [("Echo: hola", "sent")]:  # noqa: ASYNC110 - set by the sender
-            await asyncio.sleep(0.05)
+    await eventually(lambda: outbound_is(db, ("Echo: hola", "sent")), 20, "reply sent")
     sid = "SM" + "0" * 32
     for status in ("read", "delivered"):
         assert await post_form(stack, {"MessageSid": sid, "MessageStatus": status, "To": "whatsapp:+16505551234",
                                        "AccountSid": "AC0"}, path="/webhooks/twilio") == 200
-    async with asyncio.timeout(20):
-        while await outbound(db) != [("Echo: hola", "read")]:  # noqa: ASYNC110 - set by the sender
-            await asyncio.sleep(0.05)
+    await eventually(lambda: outbound_is(db, ("Echo: hola", "read")), 20, "reply read")
 
 
 async def test_window_closed_at_twilio_falls_back_to_the_content_template(

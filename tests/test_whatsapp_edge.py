@@ -27,7 +27,7 @@ from charla.events import (
 )
 from charla.runtime import open_resources
 from orchestrator.app import create_app
-from tests.conftest import entries, make_settings
+from tests.conftest import entries, eventually, make_settings
 from tests.harness import Stack, running_stack, stack_settings
 from tests.payloads import FIXTURES as FIXTURES_DIR
 from tests.payloads import fixture_json, text_webhook
@@ -148,7 +148,6 @@ async def test_messages_of_every_kind_are_answered_once_and_marked_read(stack: S
     for n, name in enumerate(names):
         assert (await stack.post(fresh(name, id=f"wamid.kind{n}"))).status_code == 200
     await stack.fake.wait_for(4, seconds=20)  # the reaction gets no reply
-    await asyncio.sleep(0)
     bodies = sorted(m["text"]["body"] for m in stack.fake.sent)
     assert bodies[0].startswith("Echo: Does it come")
     assert any(b.startswith("You chose: Cancel") for b in bodies)
@@ -173,9 +172,7 @@ async def test_without_a_template_a_closed_window_fails_clearly(
     async with running_stack(db, default_redis_server) as stack:
         old = str(int(time.time()) - 30 * 3600)
         await stack.post(fresh("wa_text.json", timestamp=old))
-        async with asyncio.timeout(20):
-            while not await redis_default.hget(c.ALERTS_KEY, "131047"):  # noqa: ASYNC110 - set by the sender
-                await asyncio.sleep(0.05)
+        await eventually(lambda: redis_default.hget(c.ALERTS_KEY, "131047"), 20, "window alert")
     assert stack.fake.sent == []
     assert await outbound_rows(db) == [("Echo: Does it come in another color?", "failed")]
 
@@ -189,10 +186,12 @@ async def post_status(stack: Stack, wamid: str, status: str, tag: str | None = N
     assert (await stack.post(body)).status_code == 200
 
 
+async def statuses_are(db: str, *expected: str) -> bool:
+    return [status for _, status in await outbound_rows(db)] == list(expected)
+
+
 async def wait_status(db: str, expected: str) -> None:
-    async with asyncio.timeout(20):
-        while [s for _, s in await outbound_rows(db)][:1] != [expected]:  # noqa: ASYNC110 - set by the sender
-            await asyncio.sleep(0.05)
+    await eventually(lambda: statuses_are(db, expected), 20, f"reply {expected}")
 
 
 async def test_statuses_only_move_forward_whatever_their_order(stack: Stack, db: str) -> None:
@@ -228,17 +227,13 @@ async def test_unreachable_recipient_is_marked_and_forgiven_when_they_write(
     assert row is not None
     assert str(row[0]).startswith("131026")
     await stack.post(fresh("wa_text.json", id="wamid.u2"))  # writing again makes them reachable
-    async with asyncio.timeout(20):
-        while [s for _, s in await outbound_rows(db)] != ["failed", "sent"]:  # noqa: ASYNC110 - set by the sender
-            await asyncio.sleep(0.05)
+    await eventually(lambda: statuses_are(db, "failed", "sent"), 20, "second reply sent")
 
 
 async def test_expired_token_alerts_the_operator_and_the_reply_waits(stack: Stack, redis_default: Redis) -> None:
     stack.fake.scripted = [(401, fixture_json("wa_send_error_expired_token_190.json"))]
     await stack.post(fresh("wa_text.json"))
-    async with asyncio.timeout(20):
-        while not await redis_default.hget(c.ALERTS_KEY, "190"):  # noqa: ASYNC110 - set by the sender
-            await asyncio.sleep(0.05)
+    await eventually(lambda: redis_default.hget(c.ALERTS_KEY, "190"), 20, "token alert")
     assert stack.fake.sent == []  # retried later (after 30 s), not dropped
 
 

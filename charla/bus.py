@@ -8,12 +8,16 @@ record completion, XACK and lock release in one script (`complete`). Works on Re
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from charla import constants as c
 from charla.events import Event, decode_event
@@ -291,6 +295,27 @@ class Bus:
     @staticmethod
     def _lock_key(delivery: Delivery, group: str) -> str:
         return c.LOCK_KEY.format(stream=delivery.stream, group=group, learner=delivery.learner)
+
+
+async def listen(redis: Redis, channel: str, closing: asyncio.Event, handle: Callable[[str], None]) -> None:
+    """Call `handle` with each message PUBLISHed on `channel` until `closing` is set, reconnecting.
+
+    Stopped by an event, never by cancellation: redis-py can swallow a cancellation that lands in the
+    middle of a command, and a cancelled listener then runs on forever.
+    """
+    while not closing.is_set():
+        pubsub = redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(channel)
+            while not closing.is_set():
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+                if message is not None:
+                    handle(_s(message["data"]))
+        except (RedisConnectionError, RedisTimeoutError):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(closing.wait(), 1.0)
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
 def _id_key(entry_id: str) -> tuple[int, int]:

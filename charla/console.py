@@ -29,8 +29,9 @@ def text_delivery(handle: str, text: str, *, name: str | None = None, message_id
     """A `messages` webhook body with one text message from console learner `handle`."""
     message = {"from": handle, "id": message_id or f"wamid.console.{uuid.uuid4().hex}",
                "timestamp": str(int(time.time())), "type": "text", "text": {"body": text}}
-    value = {"messaging_product": "whatsapp", "contacts": [{"profile": {"name": name or handle}, "wa_id": handle}],
-             "messages": [message]}
+    metadata = {"display_phone_number": "console", "phone_number_id": "console"}
+    value = {"messaging_product": "whatsapp", "metadata": metadata,
+             "contacts": [{"profile": {"name": name or handle}, "wa_id": handle}], "messages": [message]}
     payload = {"object": "whatsapp_business_account", "entry": [{"id": "console", "changes": [
         {"field": "messages", "value": value}]}]}
     return json.dumps(payload).encode()

@@ -116,19 +116,22 @@ def consumer_name(agent: str) -> str:
 
 
 async def heartbeat(redis: Redis, agent: str, consumer: str, interval: float,
-                    status: Callable[[], dict[str, object]]) -> None:
-    """Refresh this process's heartbeat key until cancelled; the key expires by itself if we die."""
+                    status: Callable[[], dict[str, object]], closing: asyncio.Event) -> None:
+    """Refresh this process's heartbeat key until `closing` (through Redis outages); the key expires by
+    itself if the process dies. Stopped by an event: redis-py may swallow a cancellation mid-command."""
     key = c.HEARTBEAT_KEY.format(agent=agent, consumer=consumer)
     started = time.time()
-    try:
-        while True:
-            body = {"agent": agent, "consumer": consumer, "pid": os.getpid(), "host": socket.gethostname(),
-                    "started": started, "at": time.time(), **status()}
+    while not closing.is_set():
+        body = {"agent": agent, "consumer": consumer, "pid": os.getpid(), "host": socket.gethostname(),
+                "started": started, "at": time.time(), **status()}
+        try:
             await redis.set(key, json.dumps(body), px=int(interval * 3000))
-            await asyncio.sleep(interval)
-    finally:
-        with contextlib.suppress(Exception):
-            await redis.delete(key)
+        except RedisError as exc:
+            log.warning("heartbeat not written (%s); retrying", exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(closing.wait(), interval)
+    with contextlib.suppress(RedisError):
+        await redis.delete(key)
 
 
 def stop_on_signals() -> asyncio.Event:
@@ -150,11 +153,12 @@ async def run_workers(res: Resources, *, agent: str, handlers: dict[str, Handler
         totals = {key: sum(getattr(w.stats, key) for w in workers) for key in vars(workers[0].stats)}
         return {**totals, "in_flight": sum(w.in_flight for w in workers)}
 
-    beat = asyncio.create_task(heartbeat(res.redis, agent, consumer, res.settings.heartbeat_s, status))
+    closing = asyncio.Event()
+    beat = asyncio.create_task(heartbeat(res.redis, agent, consumer, res.settings.heartbeat_s, status, closing))
     log.info("agent %s consuming %s as %s", agent, ", ".join(handlers), consumer)
     try:
         await asyncio.gather(*(w.run(stop) for w in workers))
     finally:
-        beat.cancel()
-        await asyncio.gather(beat, return_exceptions=True)
+        closing.set()
+        await beat
     return workers

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 
 from charla import constants as c
+from charla.bus import listen
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +68,13 @@ class Supervisor:
         """Run every child until `stop` is set, then stop them all gracefully."""
         await self.redis.delete(c.PROCS_KEY)
         tasks = [asyncio.create_task(self._keep_running(child)) for child in self.children.values()]
-        control = asyncio.create_task(self._listen_for_control())
+        closing = asyncio.Event()
+        control = asyncio.create_task(listen(self.redis, c.CONTROL_CHANNEL, closing, self._on_control))
         try:
             await stop.wait()
         finally:
             self._stopping = True
-            control.cancel()
+            closing.set()
             await asyncio.gather(*(self._terminate(ch) for ch in self.children.values()))
             for ch in self.children.values():
                 ch.wake.set()
@@ -141,16 +143,9 @@ class Supervisor:
             await self.redis.hset(c.PROCS_KEY, child.name,
                                   json.dumps({**child.describe(), "supervisor_pid": os.getpid()}))
 
-    async def _listen_for_control(self) -> None:
-        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(c.CONTROL_CHANNEL)
-        try:
-            async for message in pubsub.listen():
-                command = message["data"].decode() if isinstance(message["data"], bytes) else message["data"]
-                verb, _, name = command.partition(" ")
-                if verb == "restart":
-                    task = asyncio.create_task(self.restart(name))
-                    self._requests.add(task)
-                    task.add_done_callback(self._requests.discard)
-        finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+    def _on_control(self, command: str) -> None:
+        verb, _, name = command.partition(" ")
+        if verb == "restart":
+            task = asyncio.create_task(self.restart(name))
+            self._requests.add(task)
+            task.add_done_callback(self._requests.discard)

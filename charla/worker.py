@@ -25,7 +25,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from charla import constants as c
-from charla.bus import Bus, Delivery
+from charla.bus import Bus, Delivery, listen
 from charla.errors import PermanentError, TransientError
 from charla.events import Event
 
@@ -64,27 +64,8 @@ class Waiter:
             await asyncio.wait_for(event.wait(), seconds)
 
     async def listen(self, closing: asyncio.Event) -> None:
-        """Forward the group's done-notifications to local waiters until `closing` (reconnecting).
-
-        Stopped by an event, not by cancellation: redis-py may swallow a cancellation in mid-command.
-        """
-        while not closing.is_set():
-            try:
-                await self._listen_once(closing)
-            except (RedisConnectionError, RedisTimeoutError):
-                await _pause(closing, 1.0)  # waiters still poll meanwhile
-
-    async def _listen_once(self, closing: asyncio.Event) -> None:
-        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-        try:
-            await pubsub.subscribe(self._channel)
-            while not closing.is_set():
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
-                if message is not None:
-                    data = message.get("data")
-                    self.notify(data.decode() if isinstance(data, bytes) else str(data))
-        finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+        """Forward the group's done-notifications to local waiters until `closing`."""
+        await listen(self._redis, self._channel, closing, self.notify)
 
 
 class Worker:
@@ -251,11 +232,13 @@ class Worker:
         """Let running handlers finish; entries still waiting for their turn stay pending."""
         self._stopping = True
         tasks = list(self._held.values())
-        if tasks:
-            _, late = await asyncio.wait(tasks, timeout=seconds)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        if not tasks:
+            return
+        _, late = await asyncio.wait(tasks, timeout=seconds)
+        for task in late:
+            task.cancel()
+        if late and (await asyncio.wait(late, timeout=5))[1]:
+            log.error("%s: handlers still running at exit; their entries stay pending for the next start", self.group)
 
     async def _every(self, seconds: float, closing: asyncio.Event, work: Callable[[], Awaitable[None]]) -> None:
         while not closing.is_set():

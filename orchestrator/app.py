@@ -35,11 +35,12 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_resources(settings, pool_size=2) as res:
             app.state.res = res
+            closing = asyncio.Event()
             beat = asyncio.create_task(heartbeat(res.redis, "orchestrator", consumer_name("orchestrator"),
-                                                 settings.heartbeat_s, dict))
+                                                 settings.heartbeat_s, dict, closing))
             yield
-            beat.cancel()
-            await asyncio.gather(beat, return_exceptions=True)
+            closing.set()
+            await beat
 
     app = FastAPI(title="Charla orchestrator", version="0.1.0", lifespan=lifespan)
     app.add_api_route("/healthz", healthz, methods=["GET"])

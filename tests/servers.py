@@ -81,11 +81,12 @@ async def serve(app: ASGIApp, *, lifespan: Literal["on", "off"] = "off") -> Asyn
                                            lifespan=lifespan, access_log=False))
     task = asyncio.create_task(server.serve())
     try:
-        while not server.started:  # uvicorn offers no event to await for this
-            if task.done():
-                task.result()
-                raise RuntimeError("server exited during startup")
-            await asyncio.sleep(0.01)
+        async with asyncio.timeout(30):
+            while not server.started:  # uvicorn offers no event to await for this
+                if task.done():
+                    task.result()
+                    raise RuntimeError("server exited during startup")
+                await asyncio.sleep(0.01)
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True

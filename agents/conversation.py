@@ -32,11 +32,12 @@ def build(res: Resources) -> Handler:
     async def handle(event: Event) -> None:
         if not isinstance(event, InboundMessage):
             raise PermanentError(f"conversation agent cannot handle {event.type}")
-        if compose_reply(event) is not None:  # blue ticks and "typing…" while the reply is prepared
+        text = compose_reply(event)
+        if text is not None:  # blue ticks and "typing…" while the reply is prepared
             task = asyncio.create_task(mark_read(res, channels, event.provider, event.learner, event.message_id))
             receipts.add(task)
             task.add_done_callback(receipts.discard)
-        await answer(res, event)
+        await answer(res, event, text)
 
     return handle
 
@@ -57,8 +58,8 @@ def compose_reply(event: InboundMessage) -> str | None:
     return f"I can read text messages, but {what} are something I can't use yet. Write to me and I'll help!"
 
 
-async def answer(res: Resources, event: InboundMessage) -> None:
-    text = compose_reply(event)
+async def answer(res: Resources, event: InboundMessage, text: str | None) -> None:
+    """Record `event` and its reply `text` (None: no reply) once, then hand the reply to the outbox."""
     async with res.pool.connection() as conn, conn.transaction():
         learner_id = await learners.upsert(conn, event.identity, event.sent_at or event.at)
         inbound_id = await messages.record_inbound(conn, learner_id, event)

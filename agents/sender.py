@@ -152,8 +152,7 @@ async def _send_template(res: Resources, channels: Channels, event: OutboundMess
     async with res.pool.connection() as conn, conn.pipeline():
         await messages.record_part_sent(conn, event.provider, outbound_id, 0, provider_id)
         await messages.mark_sent(conn, outbound_id)
-        await conn.execute("UPDATE messages SET payload = payload || %s WHERE outbound_id = %s",
-                           (json.dumps({"sent_as_template": name}), outbound_id))
+        await messages.note_template(conn, outbound_id, name)
 
 
 async def _permanent_failure(res: Resources, channels: Channels, event: OutboundMessage,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
@@ -18,7 +19,6 @@ _OUTBOUND_NS = uuid.UUID("6f1c2a53-8d0e-4f43-9f5e-3c1d2b7a9e10")
 
 @dataclass(frozen=True)
 class Outbound:
-    id: int
     outbound_id: uuid.UUID
     body: str
     status: str
@@ -45,23 +45,22 @@ async def record_inbound(conn: Conn, learner_id: uuid.UUID, event: InboundMessag
 
 async def find_reply(conn: Conn, inbound_id: int, part: str = "reply") -> Outbound | None:
     row = await (await conn.execute(
-        "SELECT id, outbound_id, body, status FROM messages WHERE reply_to = %s AND reply_part = %s",
+        "SELECT outbound_id, body, status FROM messages WHERE reply_to = %s AND reply_part = %s",
         (inbound_id, part))).fetchone()
-    return None if row is None else Outbound(int(str(row[0])), uuid.UUID(str(row[1])), str(row[2]), str(row[3]))
+    return None if row is None else Outbound(uuid.UUID(str(row[0])), str(row[1]), str(row[2]))
 
 
 async def record_reply(conn: Conn, learner_id: uuid.UUID, inbound: InboundMessage, inbound_id: int, body: str,
                        part: str = "reply") -> Outbound:
     """Record the reply and mark the inbound message answered (call inside one transaction)."""
     outbound_id = outbound_id_for(inbound.provider, inbound.message_id, part)
-    row = await (await conn.execute(
+    await conn.execute(
         """INSERT INTO messages (learner_id, direction, provider, outbound_id, reply_to, reply_part, kind, body,
                                  status)
-           VALUES (%s, 'out', %s, %s, %s, %s, 'text', %s, 'queued') RETURNING id""",
-        (learner_id, inbound.provider, outbound_id, inbound_id, part, body))).fetchone()
-    assert row is not None
+           VALUES (%s, 'out', %s, %s, %s, %s, 'text', %s, 'queued')""",
+        (learner_id, inbound.provider, outbound_id, inbound_id, part, body))
     await conn.execute("UPDATE messages SET status = 'answered', updated_at = now() WHERE id = %s", (inbound_id,))
-    return Outbound(int(str(row[0])), outbound_id, body, "queued")
+    return Outbound(outbound_id, body, "queued")
 
 
 @dataclass(frozen=True)
@@ -115,7 +114,8 @@ async def mark_sent(conn: Conn, outbound_id: uuid.UUID) -> None:
 
 
 async def record_status(conn: Conn, provider: str, provider_message_id: str, status: str,
-                        outbound_id: uuid.UUID | None, occurred_at: object, errors: list[dict[str, object]]) -> None:
+                        outbound_id: uuid.UUID | None, occurred_at: datetime | None,
+                        errors: list[dict[str, object]]) -> None:
     """Record a delivery status (repeats ignored) and move the message forward, never backward.
 
     The message is found by its outbound id (biz_opaque_callback_data) or the provider id of any part;
@@ -132,6 +132,12 @@ async def record_status(conn: Conn, provider: str, provider_message_id: str, sta
                                              WHERE provider = %s AND provider_message_id = %s))
              AND m.status <> 'queued' AND charla_status_rank(m.status) < charla_status_rank(%s)""",
         (status, status, Jsonb({"errors": errors}), outbound_id, provider, provider_message_id, status))
+
+
+async def note_template(conn: Conn, outbound_id: uuid.UUID, template: str) -> None:
+    """Remember that the reply went out as `template` (the 24-hour window had closed)."""
+    await conn.execute("UPDATE messages SET payload = payload || jsonb_build_object('sent_as_template', %s::text) "
+                       "WHERE outbound_id = %s", (template, outbound_id))
 
 
 async def mark_unreachable(conn: Conn, outbound_id: uuid.UUID, reason: str) -> None:

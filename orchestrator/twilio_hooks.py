@@ -14,9 +14,9 @@ from twilio.request_validator import RequestValidator
 
 from charla.events import SYSTEM_LEARNER, DeliveryStatus, Identity, InboundMessage
 
-_STATUSES = {"queued", "sending", "sent", "delivered", "read", "failed", "undelivered"}
-# Twilio's words for statuses, as Charla's (a message that was never delivered has failed).
-_AS_CHARLA = {"undelivered": "failed", "sending": "sent", "queued": "sent"}
+# Twilio's statuses that say something about delivery, as Charla's (never delivered = failed). `queued`
+# and `sending` only say Twilio has not sent it yet: acknowledged, not recorded.
+_AS_CHARLA = {"sent": "sent", "delivered": "delivered", "read": "read", "failed": "failed", "undelivered": "failed"}
 
 
 def signature_ok(url: str, form: Mapping[str, str], signature: str | None, auth_token: str) -> bool:
@@ -52,11 +52,11 @@ def inbound_message(form: Mapping[str, str]) -> InboundMessage | None:
 def delivery_status(form: Mapping[str, str]) -> DeliveryStatus | None:
     """The status in a status callback (None for an inbound message)."""
     sid, status = form.get("MessageSid"), (form.get("MessageStatus") or "").lower()
-    if not sid or status not in _STATUSES:
+    if not sid or status not in _AS_CHARLA:
         return None
     recipient = form.get("To") or ""
     learner = Identity(twilio=recipient).key() if recipient else SYSTEM_LEARNER
     errors = [{"code": int(form["ErrorCode"]), "message": form.get("ErrorMessage", "")}] \
         if (form.get("ErrorCode") or "").isdigit() else []
     return DeliveryStatus(id=f"twilio:{sid}:{status}", learner=learner, provider="twilio", provider_message_id=sid,
-                          status=_AS_CHARLA.get(status, status), occurred_at=datetime.now(UTC), errors=errors)
+                          status=_AS_CHARLA[status], occurred_at=datetime.now(UTC), errors=errors)

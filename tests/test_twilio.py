@@ -57,6 +57,7 @@ def test_voice_note_and_status_callback_forms() -> None:
                               "To": "whatsapp:+16505551234"})
     assert status is not None
     assert (status.status, status.errors[0]["code"]) == ("failed", 63016)
+    assert delivery_status({"MessageSid": "SM1", "MessageStatus": "queued", "To": "whatsapp:+1"}) is None
 
 
 @pytest.fixture

@@ -1,74 +1,275 @@
-"""The conversation agent: turns each inbound learner message into exactly one recorded reply.
+"""The conversation agent: every inbound learner message is answered exactly once, by the tutor.
 
-For now it echoes (the tutor arrives with its own issue); what it proves is the exactly-once path:
-record the inbound message, record the reply and mark the inbound answered in one transaction, then
-hand the reply to the outbox. A retry after a crash finds the recorded reply and re-publishes it under
-the same dedupe key, so the sender sees it once. Each message is marked read (with "typing…") at once,
-beside the turn, not through the bus: a late receipt is worthless and it is not a message.
+A turn: record the message; if a later message of the same learner is already queued, stop there (that
+one answers the burst); otherwise take every unanswered message of the learner (a burst, in order), run
+a command or ask the models, and record the reply, the turn and "answered" in one transaction before
+handing the reply to the outbox. A retry after a crash finds the recorded reply and re-publishes it under
+the same dedupe keys, so nothing is sent twice. When no provider can answer, the learner gets one honest
+"give me a moment" message, the turn is deferred in PostgreSQL and re-published with backoff until it is
+answered: never dropped, never answered twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
 
+from agents import actions
+from agents.tutoring import Tutor
+from charla import commands, learners, messages, profile, session, turns
 from charla import constants as c
-from charla import learners, messages
-from charla.channels import mark_read, open_channels
+from charla.bus import Delivery
+from charla.channels import Channels, mark_read, open_channels
 from charla.errors import PermanentError
-from charla.events import Event, InboundMessage, OutboundMessage
+from charla.events import Choice, InboundMessage, OutboundMessage, utcnow
+from charla.llm import LocalModel
+from charla.messages import Conn, Outbound
+from charla.router import AllProvidersFailed, Router, open_providers
 from charla.runtime import Resources
+from charla.session import Said, Session
+from charla.turns import Usage, Waiting
+from charla.tutor import TutorReply, render
 from charla.worker import Handler
+
+log = logging.getLogger(__name__)
 
 # Kinds Charla cannot use yet, as a learner would name them.
 _CANNOT_USE = {"sticker": "stickers", "location": "locations", "contacts": "contact cards",
-               "document": "documents", "video": "videos", "image": "images"}
+               "document": "documents", "video": "videos", "image": "images", "audio": "voice notes"}
+_USABLE = {"text", "interactive", "button"}  # kinds whose text is the learner's words
 _NO_REPLY = {"reaction"}  # a reaction (or its removal) is noted, not answered
+DELAY = {"en": "Give me a moment… I'm having trouble thinking right now. I'll answer you shortly.",
+         "es": "Dame un momento… ahora mismo me cuesta pensar. Te respondo enseguida."}
 
 
 def build(res: Resources) -> Handler:
-    channels = open_channels(res, twilio=False)
-    receipts: set[asyncio.Task[None]] = set()
+    providers = open_providers(res.settings)
+    router = Router.from_settings(res.settings, providers, res.redis)
+    res.closers.append(router.close)
+    agent = Conversation(res, Tutor(router, res.settings), open_channels(res, twilio=False))
+    res.background += [agent.retry_deferred, agent.announce]
+    return agent.handle
 
-    async def handle(event: Event) -> None:
+
+@dataclass
+class Reply:
+    text: str
+    usage: Usage
+    choices: list[Choice] = field(default_factory=list)
+    corrections: list[dict[str, object]] = field(default_factory=list)
+    vocabulary: list[dict[str, object]] = field(default_factory=list)
+    voice_example: bool = False
+    topic: str | None = None
+
+
+@dataclass
+class Conversation:
+    res: Resources
+    tutor: Tutor
+    channels: Channels
+    _receipts: set[asyncio.Task[None]] = field(default_factory=set)
+
+    async def handle(self, delivery: Delivery) -> None:
+        event = delivery.event()
         if not isinstance(event, InboundMessage):
             raise PermanentError(f"conversation agent cannot handle {event.type}")
-        text = compose_reply(event)
-        if text is not None:  # blue ticks and "typing…" while the reply is prepared
-            task = asyncio.create_task(mark_read(res, channels, event.provider, event.learner, event.message_id))
-            receipts.add(task)
-            task.add_done_callback(receipts.discard)
-        await answer(res, event, text)
+        async with self.res.pool.connection() as conn, conn.transaction():
+            learner_id = await learners.upsert(conn, event.identity, event.sent_at or event.at)
+            inbound_id = await messages.record_inbound(conn, learner_id, event)
+            if event.kind in _NO_REPLY:
+                await turns.mark_noted(conn, inbound_id)
+            reply = await messages.find_reply(conn, inbound_id)
+            delay = await messages.find_reply(conn, inbound_id, "delay")
+        if delay is not None and delay.status == "queued":
+            await self._send(event, event.message_id, delay)
+        if reply is not None:  # answered before a crash: make sure it and its turn event went out
+            await self._send(event, event.message_id, reply)
+            await self._publish_turn(inbound_id, event.learner)
+        elif not await self._later_queued(delivery):
+            await self._take_turn(event, learner_id)
 
-    return handle
+    async def _later_queued(self, delivery: Delivery) -> bool:
+        """A later message of this learner is already on the stream: it will answer the whole burst."""
+        last = await self.res.redis.hget(c.SEQ_KEY.format(stream=c.STREAM_INBOUND), delivery.learner)
+        return last is not None and int(last) > delivery.seq
+
+    async def _take_turn(self, event: InboundMessage, learner_id: uuid.UUID) -> None:
+        async with self.res.pool.connection() as conn:
+            batch = await turns.waiting(conn, learner_id)
+            stored = await profile.load(conn, learner_id)
+        if not batch:
+            return
+        self._mark_read(event, batch[-1].message_id)
+        sess = await session.load(self.res.redis, event.learner)
+        target, native = self.tutor.languages(stored)
+        command = _command(batch, sess)
+        try:
+            if command is not None:
+                await self._command(event, learner_id, batch, sess, command, native, target)
+            else:
+                reply = await self._converse(batch, sess, stored)
+                await self._finish(event, learner_id, batch, sess, reply)
+        except AllProvidersFailed as exc:
+            await self._defer(event, learner_id, batch[-1], native, exc)
+
+    async def _converse(self, batch: list[Waiting], sess: Session, stored: profile.Profile) -> Reply:
+        texts = [row.text for row in batch if row.text]
+        notes = [_cannot_use(row.kind, caption=bool(row.text)) for row in batch if row.kind not in _USABLE]
+        if not texts:
+            return Reply("\n\n".join(dict.fromkeys(notes)), Usage("canned"))
+        answer = await self.tutor.answer(texts, sess, stored, memories=[])
+        text = _render(answer.reply, answer.demo, notes)
+        return Reply(text, answer.usage, corrections=[x.model_dump() for x in answer.reply.corrections],
+                     vocabulary=[w.model_dump() for w in answer.reply.new_vocabulary],
+                     voice_example=answer.reply.voice_example, topic=answer.reply.topic)
+
+    async def _command(self, event: InboundMessage, learner_id: uuid.UUID, batch: list[Waiting], sess: Session,
+                       command: commands.Command, native: str, target: str) -> None:
+        if command.name == "forget_confirm":
+            await self._forget(event, learner_id, native)
+            return
+        async with self.res.pool.connection() as conn, conn.transaction():
+            said = await actions.run(conn, learner_id, command, batch[-1].message_id, sess, native, target)
+        if said.converse:
+            stored = await self._profile(learner_id)
+            await self._finish(event, learner_id, batch, sess, await self._converse(batch, sess, stored))
+            return
+        await self._finish(event, learner_id, batch, sess, Reply(said.text, Usage("command", route="command"),
+                                                                 said.choices))
+
+    async def _forget(self, event: InboundMessage, learner_id: uuid.UUID, native: str) -> None:
+        """Erase the learner; from here on they are new, and only this exchange is recorded for them."""
+        async with self.res.pool.connection() as conn, conn.transaction():
+            await learners.erase(conn, learner_id)
+            learner_id = await learners.upsert(conn, event.identity, event.sent_at or event.at)
+            newest = [Waiting(await messages.record_inbound(conn, learner_id, event), event.message_id, event.kind,
+                              event.text, {})]
+            reply = Reply(actions.say("forgotten", native), Usage("command", route="command"))
+            outbound = await self._record(conn, event, learner_id, newest, reply)
+        await session.forget(self.res.redis, event.learner)
+        await self._publish(event, newest, outbound)
+
+    async def _profile(self, learner_id: uuid.UUID) -> profile.Profile:
+        async with self.res.pool.connection() as conn:
+            return await profile.load(conn, learner_id)
+
+    async def _finish(self, event: InboundMessage, learner_id: uuid.UUID, batch: list[Waiting], sess: Session,
+                      reply: Reply) -> None:
+        """Record the reply and the turn (one transaction), hand it to the outbox, update the session."""
+        async with self.res.pool.connection() as conn, conn.transaction():
+            outbound = await self._record(conn, event, learner_id, batch, reply)
+        for row in batch:
+            sess.add(Said(role="user", text=row.text or f"[{row.kind}]", id=row.message_id),
+                     self.res.settings.session_messages)
+        sess.add(Said(role="assistant", text=reply.text), self.res.settings.session_messages)
+        for fix in reply.corrections:
+            sess.errors[str(fix.get("category", "other"))] = sess.errors.get(str(fix.get("category", "other")), 0) + 1
+        sess.topic = reply.topic or sess.topic
+        if reply.usage.provider != "command":
+            sess.awaiting = None
+        await session.save(self.res.redis, event.learner, sess, self.res.settings.session_ttl_s)
+        await self._publish(event, batch, outbound)
+
+    async def _record(self, conn: Conn, event: InboundMessage, learner_id: uuid.UUID, batch: list[Waiting],
+                      reply: Reply) -> Outbound:
+        newest = batch[-1]
+        outbound = await messages.record_reply(conn, learner_id, event.provider, newest.message_id, newest.id,
+                                               reply.text, answers=False, choices=reply.choices)
+        total_ms = max(0, round((utcnow() - event.at).total_seconds() * 1000))
+        await turns.record(conn, learner_id, newest.id, [row.id for row in batch], reply.usage, total_ms,
+                           reply.corrections, reply.vocabulary, reply.voice_example)
+        return outbound
+
+    async def _publish(self, event: InboundMessage, batch: list[Waiting], outbound: Outbound) -> None:
+        await self._send(event, batch[-1].message_id, outbound)
+        await self._publish_turn(batch[-1].id, event.learner)
+
+    async def _publish_turn(self, inbound_id: int, learner: str) -> None:
+        async with self.res.pool.connection() as conn:
+            turn = await turns.event_of(conn, inbound_id, learner)
+        if turn is not None:
+            await self.res.bus.publish(c.STREAM_TURNS, turn, dedupe_key=f"turn:{turn.turn_id}")
+
+    async def _send(self, event: InboundMessage, reply_to: str, outbound: Outbound) -> None:
+        message = OutboundMessage(
+            id=f"out-{outbound.outbound_id}", learner=event.learner, outbound_id=str(outbound.outbound_id),
+            provider=event.provider, to=event.identity, text=outbound.body, reply_to=reply_to,
+            via=event.payload.get("to"), kind="choices" if outbound.choices else "text", choices=outbound.choices)
+        await self.res.bus.publish(c.STREAM_OUTBOX, message, dedupe_key=f"outbox:{outbound.outbound_id}")
+
+    async def _defer(self, event: InboundMessage, learner_id: uuid.UUID, newest: Waiting, native: str,
+                     exc: AllProvidersFailed) -> None:
+        """No provider could answer: say so once, and retry the turn later (see retry_deferred)."""
+        log.warning("learner %s: no provider could answer (%s); turn deferred", learner_id, exc)
+        async with self.res.pool.connection() as conn, conn.transaction():
+            attempts = await turns.defer(conn, learner_id, event, str(exc), self.res.settings.turn_retry_s)
+            delay = None
+            if attempts == 1:
+                delay = await messages.record_reply(conn, learner_id, event.provider, newest.message_id, newest.id,
+                                                    DELAY.get(native, DELAY["en"]), "delay", answers=False)
+        if delay is not None:
+            await self._send(event, newest.message_id, delay)
+
+    async def retry_deferred(self, stop: asyncio.Event) -> None:
+        """Re-publish deferred turns when their retry time comes (any replica; each turn leased to one)."""
+        every = min(5.0, self.res.settings.turn_retry_s / 3)
+        while not stop.is_set():
+            try:
+                async with self.res.pool.connection() as conn, conn.transaction():
+                    due = await turns.due(conn, lease_s=max(60.0, self.res.settings.turn_retry_s * 4))
+                for event in due:
+                    await self.res.bus.publish(c.STREAM_INBOUND, event)
+            except Exception:
+                log.exception("re-publishing deferred turns failed; will retry")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every)
+
+    async def announce(self, stop: asyncio.Event) -> None:
+        """Tell `charla status` which models this agent answers with, and load the offline model now."""
+        router = self.tutor.router
+        chain = {name: json.dumps({"model": router.providers[name].model, "demo": router.providers[name].demo,
+                                   "at": time.time()}) for name in router.providers}
+        if chain:
+            await self.res.redis.hset(c.LLM_PROVIDERS_KEY, mapping=chain)  # type: ignore[arg-type]
+        local = router.providers.get("local")
+        if isinstance(local, LocalModel):
+            await asyncio.to_thread(local.load)
+            log.info("offline demo model loaded: %s", local.path.name)
+
+    def _mark_read(self, event: InboundMessage, message_id: str) -> None:
+        """Blue ticks and "typing…" while the reply is prepared: beside the turn, not through the bus."""
+        task = asyncio.create_task(mark_read(self.res, self.channels, event.provider, event.learner, message_id))
+        self._receipts.add(task)
+        task.add_done_callback(self._receipts.discard)
 
 
-def compose_reply(event: InboundMessage) -> str | None:
-    """Placeholder tutor: echo what the learner wrote; say plainly what Charla cannot take yet."""
-    if event.kind in _NO_REPLY:
+def _command(batch: list[Waiting], sess: Session) -> commands.Command | None:
+    """A command, when the turn is one message that is one (or a tap on one of Charla's own choices)."""
+    newest = batch[-1]
+    choice = str(newest.payload.get("choice_id") or "")
+    if choice.startswith("topic:"):
+        return commands.Command("topic", choice.removeprefix("topic:"))
+    if choice.startswith("forget:"):
+        return commands.Command("forget_confirm" if choice == "forget:yes" else "forget_cancel")
+    if len(batch) != 1 or not newest.text or newest.kind != "text":
         return None
-    if event.kind in ("interactive", "button"):
-        return f"You chose: {event.text}"
-    if event.kind == "audio":
+    return commands.parse(newest.text, awaiting=sess.awaiting)
+
+
+def _cannot_use(kind: str, *, caption: bool) -> str:
+    what = _CANNOT_USE.get(kind, "that kind of message")
+    if caption:
+        return f"(I can only read the caption: I can't look at {what} yet.)"
+    if kind == "audio":
         return "I can't listen to voice notes yet. Could you type it? I'll correct it right away."
-    what = _CANNOT_USE.get(event.kind, "that kind of message")
-    if event.text and event.kind != "text":
-        return f"Echo: {event.text}\n\n(I can only read the caption: I can't look at {what} yet.)"
-    if event.text:
-        return f"Echo: {event.text}"
     return f"I can read text messages, but {what} are something I can't use yet. Write to me and I'll help!"
 
 
-async def answer(res: Resources, event: InboundMessage, text: str | None) -> None:
-    """Record `event` and its reply `text` (None: no reply) once, then hand the reply to the outbox."""
-    async with res.pool.connection() as conn, conn.transaction():
-        learner_id = await learners.upsert(conn, event.identity, event.sent_at or event.at)
-        inbound_id = await messages.record_inbound(conn, learner_id, event)
-        reply = await messages.find_reply(conn, inbound_id)
-        if reply is None and text is not None:
-            reply = await messages.record_reply(conn, learner_id, event, inbound_id, text)
-    if reply is None or reply.status != "queued":
-        return
-    outbound = OutboundMessage(id=f"out-{reply.outbound_id}", learner=event.learner,
-                               outbound_id=str(reply.outbound_id), provider=event.provider, to=event.identity,
-                               text=reply.body, reply_to=event.message_id, via=event.payload.get("to"))
-    await res.bus.publish(c.STREAM_OUTBOX, outbound, dedupe_key=f"outbox:{reply.outbound_id}")
+def _render(reply: TutorReply, demo: bool, notes: list[str]) -> str:
+    text = render(reply, demo=demo)
+    return "\n\n".join([text, *dict.fromkeys(notes)]) if notes else text

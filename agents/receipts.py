@@ -13,8 +13,9 @@ import uuid
 
 from charla import constants as c
 from charla import messages
+from charla.bus import Delivery
 from charla.errors import PermanentError
-from charla.events import DeliveryStatus, Event, ProviderError
+from charla.events import DeliveryStatus, ProviderError
 from charla.runtime import Resources
 from charla.worker import Handler
 
@@ -22,7 +23,8 @@ log = logging.getLogger(__name__)
 
 
 def build(res: Resources) -> Handler:
-    async def handle(event: Event) -> None:
+    async def handle(delivery: Delivery) -> None:
+        event = delivery.event()
         if isinstance(event, DeliveryStatus):
             await record(res, event)
         elif isinstance(event, ProviderError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agents import conversation, receipts, sender
+from agents import conversation, memory, receipts, sender
 from charla import constants as c
 from charla.runtime import Resources
 from charla.worker import Handler
@@ -27,10 +27,12 @@ class AgentSpec:
 AGENTS: dict[str, AgentSpec] = {spec.name: spec for spec in (
     AgentSpec("conversation", "answers each inbound learner message",
               (Consumes(c.STREAM_INBOUND, conversation.build),)),
+    AgentSpec("memory", "keeps each learner's error map and vocabulary from their turns",
+              (Consumes(c.STREAM_TURNS, memory.build),)),
     AgentSpec("sender", "delivers replies through the WhatsApp provider and records delivery statuses",
               (Consumes(c.STREAM_OUTBOX, sender.build), Consumes(c.STREAM_STATUSES, receipts.build))),
 )}
 
 # Named in Charla's contract, built by later work; asking for one says so instead of failing obscurely.
-PLANNED = {"memory": "learner memory", "voice": "voice notes", "payments": "payments and limits",
+PLANNED = {"voice": "voice notes", "payments": "payments and limits",
            "scheduler": "spaced-repetition practice"}

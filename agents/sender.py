@@ -17,11 +17,12 @@ from charla import constants as c
 from charla import graph as meta
 from charla import messages
 from charla import twilio_api as twilio
+from charla.bus import Delivery
 from charla.channels import Channels, open_channels
 from charla.chunking import split_text
 from charla.console import console_channel
 from charla.errors import PermanentError
-from charla.events import Choice, Event, OutboundMessage
+from charla.events import Choice, OutboundMessage
 from charla.graph import GraphAuthError, GraphClient
 from charla.runtime import Resources
 from charla.twilio_api import TwilioAuthError
@@ -36,7 +37,8 @@ UNREACHABLE_CODES = meta.UNREACHABLE_CODES | twilio.UNREACHABLE_CODES
 def build(res: Resources) -> Handler:
     channels = open_channels(res)
 
-    async def handle(event: Event) -> None:
+    async def handle(delivery: Delivery) -> None:
+        event = delivery.event()
         if not isinstance(event, OutboundMessage):
             raise PermanentError(f"sender cannot handle {event.type}")
         await send(res, channels, event)

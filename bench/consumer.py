@@ -12,13 +12,12 @@ import sys
 import uvloop
 from redis.asyncio import Redis
 
-from charla.bus import Bus
-from charla.events import Event
+from charla.bus import Bus, Delivery
 from charla.runtime import stop_on_signals
 from charla.worker import Worker, WorkerStats
 
 
-async def noop(_: Event) -> None:
+async def noop(_: Delivery) -> None:
     """The benchmark handler: does nothing, so only the bus machinery is measured."""
 
 

@@ -118,7 +118,7 @@ def serve() -> None:
 
 
 @app.command()
-def agent(name: Annotated[str, typer.Argument(help="conversation, sender (memory, voice, payments and "
+def agent(name: Annotated[str, typer.Argument(help="conversation, memory, sender (voice, payments and "
                                                    "scheduler arrive with their issues)")]) -> None:
     """Run one agent process (consumes its stream until SIGTERM/SIGINT, then finishes in-flight work)."""
     from agents.registry import AGENTS, PLANNED

@@ -11,11 +11,14 @@ STREAM_INBOUND: Final = f"{PREFIX}:stream:inbound"
 STREAM_OUTBOX: Final = f"{PREFIX}:stream:outbox"
 # Delivery statuses and provider errors: a stream of their own so they never wait behind message work.
 STREAM_STATUSES: Final = f"{PREFIX}:stream:statuses"
+# One event per answered tutoring turn (what was said, corrections, provider, tokens), for the memory
+# agent, analytics and the console; off the reply path.
+STREAM_TURNS: Final = f"{PREFIX}:stream:turns"
 # Which consumer groups read each stream. Every process declares them at startup, and a publish to a
 # missing stream creates them first: a group created later starts at the stream's end and would skip
 # what came before it.
 CONSUMER_GROUPS: Final = {STREAM_INBOUND: ("conversation",), STREAM_OUTBOX: ("sender",),
-                          STREAM_STATUSES: ("sender",)}
+                          STREAM_STATUSES: ("sender",), STREAM_TURNS: ("memory",)}
 # Operator alerts (hash: code -> JSON with the message and when it was last seen), shown by `charla status`.
 ALERTS_KEY: Final = f"{PREFIX}:alerts"
 # Poison events go to `<stream>:dead`, next to their source, so `charla status` can pair them up.
@@ -40,3 +43,11 @@ HEARTBEAT_KEY: Final = f"{PREFIX}:hb:{{agent}}:{{consumer}}"
 CONTROL_CHANNEL: Final = f"{PREFIX}:control"
 # Processes the supervisor runs (hash: name -> JSON), shown by `charla status`.
 PROCS_KEY: Final = f"{PREFIX}:procs"
+
+# A learner's session (one JSON document: last messages, topic, summary, this session's errors), expiring
+# 24 h after their last turn; read and written once per turn, never touching PostgreSQL.
+SESSION_KEY: Final = f"{PREFIX}:session:{{learner}}"
+# State of each LLM provider's circuit breaker (hash: provider -> JSON), shown by `charla status`.
+LLM_CIRCUITS_KEY: Final = f"{PREFIX}:llm:circuits"
+# The LLM chain an agent process runs with (hash: provider -> JSON with model and demo flag).
+LLM_PROVIDERS_KEY: Final = f"{PREFIX}:llm:providers"

@@ -123,7 +123,31 @@ class ProviderError(_Event):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
-Event = Annotated[InboundMessage | OutboundMessage | ReadReceipt | DeliveryStatus | ProviderError,
+class TurnEvent(_Event):
+    """One answered tutoring turn: what the learner said, the reply, its corrections and what it cost.
+    Published once per turn (deduplicated on `turn_id`) for the memory agent, analytics and the console."""
+
+    type: Literal["tutor.turn"] = "tutor.turn"
+    turn_id: int
+    learner_id: str
+    message_ids: list[str]  # provider ids of the learner messages answered, in order
+    text: str  # the learner's words (several messages of a burst joined by newlines)
+    reply: str
+    corrections: list[dict[str, Any]] = Field(default_factory=list)
+    vocabulary: list[dict[str, Any]] = Field(default_factory=list)
+    llm: str  # provider that answered: groq, anthropic, openai, local; or command / canned
+    model: str = ""
+    route: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    total_ms: int = 0
+    voice_example: bool = False
+    target_language: str = ""
+    native_language: str = ""
+
+
+Event = Annotated[InboundMessage | OutboundMessage | ReadReceipt | DeliveryStatus | ProviderError | TurnEvent,
                   Field(discriminator="type")]
 EVENTS: TypeAdapter[Event] = TypeAdapter(Event)
 

@@ -51,3 +51,10 @@ async def _update(conn: AsyncConnection[tuple[object, ...]], learner_id: uuid.UU
              "last_inbound_at = GREATEST(last_inbound_at, %s), unreachable_at = NULL, unreachable_reason = NULL "
              "WHERE id = %s")
     await conn.execute(query.encode(), [*ids.values(), name, seen_at, learner_id])
+
+
+async def erase(conn: AsyncConnection[tuple[object, ...]], learner_id: uuid.UUID) -> None:
+    """Delete a learner and everything about them (messages, profile, memories, schedules, turns cascade).
+    Payment records are kept, unlinked from the person, because accounting law requires them."""
+    await conn.execute("UPDATE payments SET learner_id = NULL WHERE learner_id = %s", (learner_id,))
+    await conn.execute("DELETE FROM learners WHERE id = %s", (learner_id,))

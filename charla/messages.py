@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
-from charla.events import InboundMessage
+from charla.events import Choice, InboundMessage
 
 Conn = AsyncConnection[tuple[object, ...]]
 
@@ -22,6 +23,7 @@ class Outbound:
     outbound_id: uuid.UUID
     body: str
     status: str
+    choices: list[Choice] = field(default_factory=list)
 
 
 def outbound_id_for(provider: str, provider_message_id: str, part: str) -> uuid.UUID:
@@ -45,22 +47,31 @@ async def record_inbound(conn: Conn, learner_id: uuid.UUID, event: InboundMessag
 
 async def find_reply(conn: Conn, inbound_id: int, part: str = "reply") -> Outbound | None:
     row = await (await conn.execute(
-        "SELECT outbound_id, body, status FROM messages WHERE reply_to = %s AND reply_part = %s",
+        "SELECT outbound_id, body, status, payload FROM messages WHERE reply_to = %s AND reply_part = %s",
         (inbound_id, part))).fetchone()
-    return None if row is None else Outbound(uuid.UUID(str(row[0])), str(row[1]), str(row[2]))
+    if row is None:
+        return None
+    payload = row[3] if isinstance(row[3], dict) else {}
+    return Outbound(uuid.UUID(str(row[0])), str(row[1]), str(row[2]),
+                    [Choice.model_validate(c) for c in payload.get("choices", [])])
 
 
-async def record_reply(conn: Conn, learner_id: uuid.UUID, inbound: InboundMessage, inbound_id: int, body: str,
-                       part: str = "reply") -> Outbound:
-    """Record the reply and mark the inbound message answered (call inside one transaction)."""
-    outbound_id = outbound_id_for(inbound.provider, inbound.message_id, part)
+async def record_reply(conn: Conn, learner_id: uuid.UUID, provider: str, message_id: str, inbound_id: int,
+                       body: str, part: str = "reply", *, answers: bool = True,
+                       choices: Sequence[Choice] = ()) -> Outbound:
+    """Record reply `part` to inbound message `message_id` (unique per part); with `answers`, mark that
+    message answered too (call inside one transaction)."""
+    outbound_id = outbound_id_for(provider, message_id, part)
+    payload = {"choices": [c.model_dump() for c in choices]} if choices else {}
     await conn.execute(
         """INSERT INTO messages (learner_id, direction, provider, outbound_id, reply_to, reply_part, kind, body,
-                                 status)
-           VALUES (%s, 'out', %s, %s, %s, %s, 'text', %s, 'queued')""",
-        (learner_id, inbound.provider, outbound_id, inbound_id, part, body))
-    await conn.execute("UPDATE messages SET status = 'answered', updated_at = now() WHERE id = %s", (inbound_id,))
-    return Outbound(outbound_id, body, "queued")
+                                 payload, status)
+           VALUES (%s, 'out', %s, %s, %s, %s, %s, %s, %s, 'queued')""",
+        (learner_id, provider, outbound_id, inbound_id, part, "choices" if choices else "text", body,
+         Jsonb(payload)))
+    if answers:
+        await conn.execute("UPDATE messages SET status = 'answered', updated_at = now() WHERE id = %s", (inbound_id,))
+    return Outbound(outbound_id, body, "queued", list(choices))
 
 
 @dataclass(frozen=True)

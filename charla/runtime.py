@@ -10,10 +10,11 @@ import os
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from psycopg_pool import AsyncConnectionPool
@@ -76,6 +77,8 @@ class Resources:
     bus: Bus
     # Closers of clients opened later by handlers (e.g. the Twilio SDK session), run at shutdown.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Loops an agent runs beside its workers (e.g. re-trying deferred turns), each until its stop event.
+    background: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
 
 @asynccontextmanager
@@ -157,7 +160,7 @@ async def run_workers(res: Resources, *, agent: str, handlers: dict[str, Handler
     beat = asyncio.create_task(heartbeat(res.redis, agent, consumer, res.settings.heartbeat_s, status, closing))
     log.info("agent %s consuming %s as %s", agent, ", ".join(handlers), consumer)
     try:
-        await asyncio.gather(*(w.run(stop) for w in workers))
+        await asyncio.gather(*(w.run(stop) for w in workers), *(loop(stop) for loop in res.background))
     finally:
         closing.set()
         await beat

@@ -71,6 +71,25 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"))
     openai_model: str | None = Field(None, validation_alias=_env("OPENAI_MODEL"))
 
+    llm_chain_setting: str = Field("groq,anthropic,openai,local", validation_alias=_env("CHARLA_LLM_CHAIN"))
+    llm_hard_chain_setting: str = Field("anthropic,groq,openai,local", validation_alias=_env("CHARLA_LLM_HARD_CHAIN"))
+    llm_timeout_s: float = Field(20.0, gt=0, validation_alias=_env("CHARLA_LLM_TIMEOUT_S"))
+    llm_max_retries: int = Field(2, ge=0, validation_alias=_env("CHARLA_LLM_MAX_RETRIES"))
+    llm_max_tokens: int = Field(600, ge=32, validation_alias=_env("CHARLA_LLM_MAX_TOKENS"))
+    llm_breaker_threshold: int = Field(5, ge=1, validation_alias=_env("CHARLA_LLM_BREAKER_THRESHOLD"))
+    llm_breaker_cooldown_s: float = Field(30.0, gt=0, validation_alias=_env("CHARLA_LLM_BREAKER_COOLDOWN_S"))
+    llm_confidence_min: float = Field(0.6, ge=0, le=1, validation_alias=_env("CHARLA_LLM_CONFIDENCE_MIN"))
+    llm_prices: dict[str, tuple[float, float]] = Field(default_factory=dict, validation_alias=_env("CHARLA_LLM_PRICES"))
+    prompt_budget_tokens: int = Field(3000, ge=300, validation_alias=_env("CHARLA_PROMPT_BUDGET_TOKENS"))
+    local_model: Literal["auto", "on", "off"] = Field("auto", validation_alias=_env("CHARLA_LOCAL_MODEL"))
+    local_model_path: Path | None = Field(None, validation_alias=_env("CHARLA_LOCAL_MODEL_PATH"))
+    local_model_threads: int = Field(2, ge=1, validation_alias=_env("CHARLA_LOCAL_MODEL_THREADS"))
+    default_target_language: str = Field("es", validation_alias=_env("CHARLA_DEFAULT_TARGET_LANGUAGE"))
+    default_native_language: str = Field("en", validation_alias=_env("CHARLA_DEFAULT_NATIVE_LANGUAGE"))
+    session_ttl_s: int = Field(24 * 3600, ge=60, validation_alias=_env("CHARLA_SESSION_TTL_S"))
+    session_messages: int = Field(20, ge=2, validation_alias=_env("CHARLA_SESSION_MESSAGES"))
+    turn_retry_s: float = Field(15.0, gt=0, validation_alias=_env("CHARLA_TURN_RETRY_S"))
+
     free_messages: int = Field(50, ge=0, validation_alias=_env("FREE_MESSAGES"))
     paid_daily_messages: int = Field(500, ge=0, validation_alias=_env("PAID_DAILY_MESSAGES"))
 
@@ -97,6 +116,20 @@ class Settings(BaseSettings):
         if self.twilio_auth_token:
             return "twilio"
         return "console"
+
+    @property
+    def llm_chain(self) -> tuple[str, ...]:
+        """Providers in fallback order for ordinary turns (unconfigured ones are skipped)."""
+        return _names(self.llm_chain_setting)
+
+    @property
+    def llm_hard_chain(self) -> tuple[str, ...]:
+        """Providers in fallback order for hard grammar questions and low-confidence second opinions."""
+        return _names(self.llm_hard_chain_setting)
+
+    def local_model_enabled(self, other_providers: bool) -> bool:
+        """The offline demo model: by default only when no provider is configured."""
+        return self.local_model == "on" or (self.local_model == "auto" and not other_providers)
 
     def text_limit(self, provider: Provider) -> int:
         """Longest text one message may carry with `provider` (longer replies are split)."""
@@ -135,10 +168,22 @@ class Settings(BaseSettings):
                 raise ValueError("CHARLA_ENV=production cannot use WHATSAPP_PROVIDER=console; "
                                  "set WHATSAPP_PROVIDER=meta or twilio and its credentials")
             missing = self.missing_for_production()
+            if self.local_model == "on":
+                missing.append("CHARLA_LOCAL_MODEL=auto or off (the demo model cannot tutor)")
             if missing:
                 raise ValueError("CHARLA_ENV=production refuses to start; set these (no placeholders): "
                                  + ", ".join(missing))
+        if self.openai_base_url and not self.openai_model:
+            raise ValueError("OPENAI_BASE_URL is set but OPENAI_MODEL is not: name the model the server should run")
+        unknown = set(self.llm_chain + self.llm_hard_chain) - {"groq", "anthropic", "openai", "local"}
+        if unknown:
+            raise ValueError(f"unknown provider(s) in CHARLA_LLM_CHAIN/CHARLA_LLM_HARD_CHAIN: {sorted(unknown)}; "
+                             "use groq, anthropic, openai, local")
         return self
+
+
+def _names(value: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in value.split(",") if name.strip())
 
 
 def _usable(value: object) -> bool:

@@ -27,11 +27,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from charla import constants as c
 from charla.bus import Bus, Delivery, listen
 from charla.errors import PermanentError, TransientError
-from charla.events import Event
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Event], Awaitable[None]]
+# A handler gets the whole delivery: the event (`delivery.event()`) and where it sits (learner, seq).
+Handler = Callable[[Delivery], Awaitable[None]]
 
 
 @dataclass
@@ -198,7 +198,7 @@ class Worker:
     async def _handle(self, delivery: Delivery, token: str) -> None:
         while True:
             try:
-                await self.handler(delivery.event())
+                await self.handler(delivery)
             except (PermanentError, ValidationError) as exc:
                 self.stats.failed += 1
                 await self._dead_letter(delivery, token, 1, _describe(exc))

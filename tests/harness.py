@@ -4,9 +4,10 @@ a fake Graph API, all against the test's real PostgreSQL and Redis."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -15,6 +16,7 @@ from charla.runtime import Resources, open_resources
 from charla.worker import Worker
 from orchestrator.app import create_app
 from tests.conftest import make_settings
+from tests.fake_llm import FakeLLM, llm_env, serve_fake_llm
 from tests.payloads import APP_SECRET, sign
 from tests.servers import FakeGraph, serve, serve_fake_graph
 
@@ -24,6 +26,7 @@ class Stack:
     http: httpx.AsyncClient
     fake: FakeGraph
     res: Resources
+    llm: FakeLLM
 
     async def post(self, body: bytes) -> httpx.Response:
         return await self.http.post("/webhooks/whatsapp", content=body,
@@ -37,10 +40,12 @@ def stack_settings(db: str, redis_url: str, graph_url: str, **env: str) -> dict[
 
 
 @asynccontextmanager
-async def running(*workers: Worker) -> AsyncIterator[None]:
-    """The workers consume until the block ends, then stop gracefully."""
+async def running(*workers: Worker, background: Sequence[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = ()
+                  ) -> AsyncIterator[None]:
+    """The workers (and agents' background loops) run until the block ends, then stop gracefully."""
     stop = asyncio.Event()
-    tasks = [asyncio.create_task(w.run(stop, drain_timeout=5)) for w in workers]
+    tasks = [*(asyncio.create_task(w.run(stop, drain_timeout=5)) for w in workers),
+             *(asyncio.create_task(loop(stop)) for loop in background)]
     try:
         yield
     finally:
@@ -50,19 +55,21 @@ async def running(*workers: Worker) -> AsyncIterator[None]:
 
 def agents_running(res: Resources) -> AbstractAsyncContextManager[None]:
     """Every registered agent's workers, as one consumer each, until the block ends."""
-    return running(*(Worker(res.bus, stream=consumes.stream, group=spec.name, consumer=f"{spec.name}-test",
-                            handler=consumes.build(res), block_ms=100)
-                     for spec in AGENTS.values() for consumes in spec.consumes))
+    workers = [Worker(res.bus, stream=consumes.stream, group=spec.name, consumer=f"{spec.name}-test",
+                      handler=consumes.build(res), block_ms=100)
+               for spec in AGENTS.values() for consumes in spec.consumes]
+    return running(*workers, background=res.background)
 
 
 @asynccontextmanager
 async def running_stack(db: str, redis_url: str, fake_and_url: tuple[FakeGraph, str] | None = None,
-                        **env: str) -> AsyncIterator[Stack]:
-    async with _graph(fake_and_url) as (fake, graph_url):
-        settings = make_settings(**stack_settings(db, redis_url, graph_url, **env))
+                        llm: FakeLLM | None = None, **env: str) -> AsyncIterator[Stack]:
+    """Charla in process against the test services, a fake Graph API and a fake Groq + Anthropic."""
+    async with _graph(fake_and_url) as (fake, graph_url), serve_fake_llm(llm) as (llm, llm_url):
+        settings = make_settings(**stack_settings(db, redis_url, graph_url, **{**llm_env(llm_url), **env}))
         async with open_resources(settings, pool_size=4) as res, agents_running(res), \
                 serve(create_app(settings), lifespan="on") as url, httpx.AsyncClient(base_url=url) as http:
-            yield Stack(http, fake, res)
+            yield Stack(http, fake, res, llm)
 
 
 @asynccontextmanager

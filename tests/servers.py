@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -66,11 +66,20 @@ class FakeGraph:
 
     async def wait_for(self, count: int, seconds: float) -> None:
         """Return once at least `count` messages were sent; TimeoutError otherwise."""
+        await self.wait_until(lambda: len(self.sent) >= count, seconds)
+
+    async def wait_until(self, done: Callable[[], bool], seconds: float) -> None:
+        """Return once `done()` holds after a send; TimeoutError otherwise."""
         async with asyncio.timeout(seconds), self._changed:
-            await self._changed.wait_for(lambda: len(self.sent) >= count)
+            await self._changed.wait_for(done)
 
     def replies_to(self) -> list[str]:
         return [str((m.get("context") or {}).get("message_id")) for m in self.sent]
+
+    def echoed(self, to: str | None = None) -> list[str]:
+        """The learner lines the fake tutor echoed back (a burst answered at once echoes several lines)."""
+        return [line for m in self.sent if to is None or m["to"] == to
+                for line in m["text"]["body"].removeprefix("Echo: ").split("\n")]
 
 
 @asynccontextmanager

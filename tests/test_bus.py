@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 from redis.asyncio import Redis
 
-from charla.bus import BacklogFull, Bus, BusConfig
+from charla.bus import BacklogFull, Bus, BusConfig, Delivery
 from charla.events import Event, Identity, InboundMessage
 from charla.worker import Worker
 from tests.conftest import entries, eventually
@@ -56,7 +56,10 @@ def make_bus(redis: Redis, **config: int) -> Bus:
 
 def make_worker(bus: Bus, handler: Callable[[Event], Awaitable[None]], consumer: str = "c1",
                 group: str = "g", concurrency: int = 4) -> Worker:
-    return Worker(bus, stream=STREAM, group=group, consumer=consumer, handler=handler,
+    async def on_delivery(delivery: Delivery) -> None:
+        await handler(delivery.event())
+
+    return Worker(bus, stream=STREAM, group=group, consumer=consumer, handler=on_delivery,
                   concurrency=concurrency, block_ms=100)
 
 

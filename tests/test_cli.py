@@ -25,7 +25,7 @@ def test_every_command_has_help(command: list[str]) -> None:
 
 
 def test_planned_agent_says_it_is_not_built_yet() -> None:
-    result = runner.invoke(app, ["agent", "memory"], env={"REDIS_URL": "redis://127.0.0.1:1/0"})
+    result = runner.invoke(app, ["agent", "voice"], env={"REDIS_URL": "redis://127.0.0.1:1/0"})
     assert result.exit_code == 1
     assert "not built yet" in result.output
     assert "conversation" in result.output

@@ -20,17 +20,18 @@ from charla.events import Identity, InboundMessage
 from charla.graph import GraphAuthError, GraphClient, GraphPermanentError, GraphTransientError, graph_error
 from charla.runtime import Resources, open_resources
 from charla.worker import Worker
-from tests.conftest import make_settings
+from tests.conftest import eventually, make_settings
+from tests.fake_llm import llm_env, serve_fake_llm
 from tests.payloads import fixture_json
 from tests.servers import FakeGraph, serve_fake_graph
 
 
 @pytest.fixture
 async def stack(db: str, default_redis_server: str, redis_default: Redis) -> AsyncIterator[tuple[Resources, FakeGraph]]:
-    async with serve_fake_graph() as (fake, url):
+    async with serve_fake_graph() as (fake, url), serve_fake_llm() as (_, llm_url):
         settings = make_settings(DATABASE_URL=db, REDIS_URL=default_redis_server, WHATSAPP_ACCESS_TOKEN="tok",
                                  WHATSAPP_PHONE_NUMBER_ID="106540352242922", WHATSAPP_API_BASE_URL=url,
-                                 CHARLA_BUS_MAX_DELIVERIES="4", CHARLA_META_TEXT_LIMIT="40")
+                                 CHARLA_BUS_MAX_DELIVERIES="4", CHARLA_META_TEXT_LIMIT="40", **llm_env(llm_url))
         async with open_resources(settings, pool_size=4) as res:
             yield res, fake
 
@@ -77,10 +78,15 @@ async def test_permanent_graph_error_is_recorded_not_retried(stack: tuple[Resour
     res, fake = stack
     fake.scripted = [(400, fixture_json("wa_send_error_131047.json"))]
     await res.bus.publish(c.STREAM_INBOUND, inbound(1))
-    await res.bus.publish(c.STREAM_INBOUND, inbound(2))
     stop = asyncio.Event()
     agents = asyncio.create_task(run_agents(res, stop))
-    await fake.wait_for(1, seconds=20)  # the second message still goes out
+
+    async def failed() -> bool:
+        return ("out", "failed") in await statuses(db)
+
+    await eventually(failed, 20, "the first reply recorded as failed")
+    await res.bus.publish(c.STREAM_INBOUND, inbound(2))
+    await fake.wait_for(1, seconds=20)  # the next reply still goes out
     stop.set()
     await agents
     assert fake.attempts == 2

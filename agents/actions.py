@@ -1,0 +1,148 @@
+"""What each natural-language command does, and what Charla says back (in the learner's native language
+where it has the words: English and Spanish)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from charla import learners, profile
+from charla.commands import TOPICS, Command
+from charla.events import Choice
+from charla.messages import Conn
+from charla.profile import PracticeTime, Profile
+from charla.session import Session
+from charla.tutor import CATEGORY_NAMES, language_name
+
+_DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+TEXTS: dict[str, dict[str, str]] = {
+    "help": {
+        "en": "I'm Charla, your {target} tutor. Just write (or send a voice note) and I'll answer, correct "
+              "you and explain. You can also say:\n• *topics*, or *show me verbs*\n• *my level is B1*\n"
+              "• *my native language is English* / *I want to learn Spanish*\n• *my timezone is Europe/Madrid*\n"
+              "• *remind me at 8am* / *stop reminders*\n• *what are my mistakes?*\n• *delete my data*",
+        "es": "Soy Charla, tu tutora de {target}. Escríbeme (o mándame una nota de voz) y te respondo, te "
+              "corrijo y te explico. También puedes decir:\n• *temas*, o *muéstrame verbos*\n• *mi nivel es B1*\n"
+              "• *mi idioma nativo es español* / *quiero aprender inglés*\n• *mi zona horaria es Europe/Madrid*\n"
+              "• *recuérdame a las 8* / *para los recordatorios*\n• *mis errores*\n• *borra mis datos*"},
+    "topics": {"en": "What shall we practise? Pick a topic:", "es": "¿Qué practicamos? Elige un tema:"},
+    "level": {"en": "Got it: your level is *{value}*. I'll pitch my replies to it.",
+              "es": "Entendido: tu nivel es *{value}*."},
+    "native": {"en": "Noted: your native language is {value}. I'll explain in it.",
+               "es": "Anotado: tu idioma nativo es el {value}. Te explicaré en él."},
+    "target": {"en": "Great, let's practise {value}! Tell me about your day.",
+               "es": "¡Genial, practiquemos {value}! Cuéntame qué tal tu día."},
+    "timezone": {"en": "Your timezone is now *{value}*.", "es": "Tu zona horaria ahora es *{value}*."},
+    "practice": {"en": "Saved: practice at *{value}* ({days}, {zone}). Say *stop reminders* any time.",
+                 "es": "Guardado: práctica a las *{value}* ({days}, {zone}). "
+                       "Di *para los recordatorios* cuando quieras."},
+    "no_zone": {"en": " Tell me your timezone too (e.g. *my timezone is Europe/Madrid*) so it arrives at your time.",
+                "es": " Dime también tu zona horaria (p. ej. *mi zona horaria es Europe/Madrid*)."},
+    "reminders_off": {"en": "Reminders paused. Say *resume reminders* to turn them back on.",
+                      "es": "Recordatorios en pausa. Di *reanuda los recordatorios* para volver a activarlos."},
+    "reminders_on": {"en": "Reminders are back on.", "es": "Los recordatorios vuelven a estar activos."},
+    "mistakes_none": {"en": "I haven't noted any mistakes yet. Keep writing!",
+                      "es": "Todavía no he anotado errores. ¡Sigue escribiendo!"},
+    "mistakes": {"en": "Your most frequent mistakes:", "es": "Tus errores más frecuentes:"},
+    "cancel": {"en": "You're on the free plan, so there is no subscription to cancel.",
+               "es": "Estás en el plan gratuito: no hay ninguna suscripción que cancelar."},
+    "resume": {"en": "You're on the free plan: there is nothing to resume.",
+               "es": "Estás en el plan gratuito: no hay nada que reanudar."},
+    "forget": {"en": "Delete everything I know about you (profile, messages, progress)? This cannot be undone.",
+               "es": "¿Borro todo lo que sé de ti (perfil, mensajes, progreso)? No se puede deshacer."},
+    "forget_yes": {"en": "Yes, delete it all", "es": "Sí, bórralo todo"},
+    "forget_no": {"en": "No, keep it", "es": "No, mantenlo"},
+    "forgotten": {"en": "Done: I deleted your profile, messages and progress. If you write again, we start fresh.",
+                  "es": "Hecho: he borrado tu perfil, tus mensajes y tu progreso. "
+                        "Si vuelves a escribir, empezamos de cero."},
+    "kept": {"en": "Okay, I kept everything.", "es": "Vale, lo mantengo todo."},
+}
+
+
+def say(key: str, lang: str, **values: str) -> str:
+    texts = TEXTS[key]
+    return texts.get(lang, texts["en"]).format(**values)
+
+
+@dataclass
+class Said:
+    """What a command answers with; `converse` asks for a tutoring turn after it (e.g. a topic was set)."""
+
+    text: str = ""
+    choices: list[Choice] = field(default_factory=list)
+    converse: bool = False
+    forgotten: bool = False  # the learner's data is gone: the caller records the reply for a new learner
+
+
+async def run(conn: Conn, learner_id: uuid.UUID, command: Command, message_id: str, session: Session,
+              native: str, target: str) -> Said:
+    """Carry out `command` (inside the turn's transaction) and say what was done."""
+    name, value = command.name, command.value
+    if name == "help":
+        return Said(say("help", native, target=language_name(target)))
+    if name == "topics":
+        return Said(say("topics", native), [Choice(id=f"topic:{t}", title=t.capitalize()) for t in TOPICS])
+    if name == "topic":
+        session.topic = value
+        return Said(converse=True)
+    if name == "mistakes":
+        return Said(await _mistakes(conn, learner_id, session, native))
+    if name in ("cancel", "resume"):
+        return Said(say(name, native))
+    if name == "forget":
+        session.awaiting = "forget"
+        return Said(say("forget", native), [Choice(id="forget:yes", title=say("forget_yes", native)),
+                                            Choice(id="forget:no", title=say("forget_no", native))])
+    if name == "forget_confirm":
+        await learners.erase(conn, learner_id)
+        return Said(say("forgotten", native), forgotten=True)
+    if name == "forget_cancel":
+        session.awaiting = None
+        return Said(say("kept", native))
+    return await _set(conn, learner_id, command, message_id, native)
+
+
+async def _set(conn: Conn, learner_id: uuid.UUID, command: Command, message_id: str, native: str) -> Said:
+    name, value = command.name, command.value
+
+    def change(p: Profile) -> None:
+        if name == "level":
+            p.level = value
+        elif name == "native":
+            p.native_language = value
+        elif name == "target":
+            p.target_language = value
+        elif name == "timezone":
+            p.timezone = value
+        elif name == "practice":
+            p.practice = [PracticeTime(time=value, days=command.days)]
+            p.reminders_paused = False
+        elif name in ("reminders_off", "reminders_on"):
+            p.reminders_paused = name == "reminders_off"
+        p.confirm({"reminders_on": "reminders_paused", "reminders_off": "reminders_paused"}.get(name, name),
+                  message_id)
+
+    updated = await profile.update(conn, learner_id, change)
+    lang = updated.native_language or native
+    if name in ("native", "target"):
+        return Said(say(name, lang, value=language_name(value)))
+    if name == "practice":
+        days = "every day" if len(command.days) == 7 else ", ".join(_DAY_NAMES[d] for d in command.days)
+        text = say("practice", lang, value=value, days=days, zone=updated.timezone or "UTC")
+        return Said(text + ("" if updated.timezone else say("no_zone", lang)))
+    return Said(say(name, lang, value=value))
+
+
+async def _mistakes(conn: Conn, learner_id: uuid.UUID, session: Session, native: str) -> str:
+    """From the error map the memory agent keeps (counted from corrections), else this session's."""
+    stored = await profile.load(conn, learner_id)
+    lines = [f"• *{CATEGORY_NAMES.get(cat, cat)}* ×{stat.count}"
+             + (f": ~{stat.examples[-1].original}~ → {stat.examples[-1].corrected}" if stat.examples else "")
+             for cat, stat in stored.top_errors(5)]
+    if not lines:
+        lines = [f"• *{CATEGORY_NAMES.get(cat, cat)}* ×{n}"
+                 for cat, n in sorted(session.errors.items(), key=lambda kv: -kv[1])[:5]]
+    if not lines:
+        return say("mistakes_none", native)
+    return say("mistakes", native) + "\n" + "\n".join(lines)

@@ -1,0 +1,129 @@
+"""A local stand-in for Groq, Anthropic and OpenAI-compatible servers, speaking their wire formats so the
+real SDKs can be pointed at it (`base_url`). Successful answers are the fixtures' bodies with the content
+replaced; errors replay the fixtures (`retry-after-ms: 1` added so the SDKs' own retries stay fast)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from tests.payloads import fixture_json
+from tests.servers import serve
+
+# provider -> the request body -> the assistant's content
+Replier = Callable[[str, dict[str, Any]], str]
+OVERLOADED_529 = {"status": 529, "headers": {"content-type": "application/json"},
+                  "body": {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}}
+
+
+def last_user_text(request: dict[str, Any]) -> str:
+    users = [m for m in request.get("messages", []) if m.get("role") == "user"]
+    content = users[-1]["content"] if users else ""
+    return content if isinstance(content, str) else " ".join(b.get("text", "") for b in content)
+
+
+def echo(provider: str, request: dict[str, Any]) -> str:
+    """The default answer: a valid structured reply echoing what the learner wrote."""
+    return json.dumps({"reply": f"Echo: {last_user_text(request)}"}, ensure_ascii=False)
+
+
+def error(name: str, status: int | None = None) -> dict[str, Any]:
+    """A fixture error reply (optionally under another status, e.g. Groq's 413 from its 429 body)."""
+    replay = copy.deepcopy(fixture_json(name))
+    if status is not None:
+        replay["status"] = status
+    return dict(replay)
+
+
+@dataclass
+class FakeLLM:
+    requests: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {"groq": [], "anthropic": [],
+                                                                               "openai": []})
+    script: dict[str, list[dict[str, Any] | str]] = field(default_factory=dict)  # provider -> next replies
+    down: dict[str, dict[str, Any]] = field(default_factory=dict)  # provider -> error replayed every time
+    delay_s: dict[str, float] = field(default_factory=dict)
+    replier: Replier = echo
+    _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    def calls(self, provider: str) -> int:
+        return len(self.requests[provider])
+
+    async def wait_for(self, provider: str, count: int, seconds: float) -> None:
+        async with asyncio.timeout(seconds), self._changed:
+            await self._changed.wait_for(lambda: self.calls(provider) >= count)
+
+    async def _answer(self, provider: str, request: Request) -> JSONResponse:
+        body = await request.json()
+        async with self._changed:
+            self.requests[provider].append(body)
+            self._changed.notify_all()
+        if self.delay_s.get(provider):
+            await asyncio.sleep(self.delay_s[provider])  # a slow provider, as the SDK's timeout sees it
+        queued = self.script.get(provider) or []
+        reply = queued.pop(0) if queued else self.down.get(provider)
+        if isinstance(reply, dict):
+            headers = {**reply.get("headers", {}), "retry-after-ms": "1"}
+            headers.pop("content-type", None)
+            return JSONResponse(reply["body"], status_code=reply["status"], headers=headers)
+        content = reply if isinstance(reply, str) else self.replier(provider, body)
+        return JSONResponse(_success(provider, body, content))
+
+    async def groq(self, request: Request) -> JSONResponse:
+        return await self._answer("groq", request)
+
+    async def openai(self, request: Request) -> JSONResponse:
+        return await self._answer("openai", request)
+
+    async def anthropic(self, request: Request) -> JSONResponse:
+        return await self._answer("anthropic", request)
+
+
+def _success(provider: str, request: dict[str, Any], content: str) -> dict[str, Any]:
+    prompt_tokens = len(json.dumps(request)) // 4
+    if provider == "anthropic":
+        body = copy.deepcopy(fixture_json("anthropic_message_200.json")["body"])
+        body["content"] = [{"type": "text", "text": content, "citations": None}]
+        body["model"] = request.get("model", body["model"])
+        body["usage"].update(input_tokens=prompt_tokens, output_tokens=len(content) // 4 + 1)
+        return dict(body)
+    body = copy.deepcopy(fixture_json("groq_chat_completion_200.json")["body"])
+    body["choices"][0]["message"]["content"] = content
+    body["model"] = request.get("model", body["model"])
+    body["usage"].update(prompt_tokens=prompt_tokens, completion_tokens=len(content) // 4 + 1,
+                         total_tokens=prompt_tokens + len(content) // 4 + 1)
+    return dict(body)
+
+
+@asynccontextmanager
+async def serve_fake_llm(fake: FakeLLM | None = None) -> AsyncIterator[tuple[FakeLLM, str]]:
+    """Run a FakeLLM; yields it and its base URL. Groq's SDK adds `/openai/v1/…` to GROQ_BASE_URL,
+    Anthropic's `/v1/messages` to ANTHROPIC_BASE_URL; OPENAI_BASE_URL is this URL + `/v1`."""
+    fake = fake or FakeLLM()
+    app = Starlette(routes=[Route("/openai/v1/chat/completions", fake.groq, methods=["POST"]),
+                            Route("/v1/chat/completions", fake.openai, methods=["POST"]),
+                            Route("/v1/messages", fake.anthropic, methods=["POST"])])
+    async with serve(app) as url:
+        yield fake, url
+
+
+def llm_env(url: str, *providers: str) -> dict[str, str]:
+    """Settings that point the named providers (default: Groq and Anthropic) at a FakeLLM at `url`."""
+    env = {"CHARLA_LOCAL_MODEL": "off", "CHARLA_LLM_MAX_RETRIES": "2", "CHARLA_TURN_RETRY_S": "0.5"}
+    for name in providers or ("groq", "anthropic"):
+        if name == "groq":
+            env |= {"GROQ_API_KEY": "gsk_test", "GROQ_BASE_URL": url}
+        elif name == "anthropic":
+            env |= {"ANTHROPIC_API_KEY": "sk-ant-test", "ANTHROPIC_BASE_URL": url}
+        elif name == "openai":
+            env |= {"OPENAI_BASE_URL": f"{url}/v1", "OPENAI_MODEL": "llama3.2", "OPENAI_API_KEY": "sk-test"}
+    return env

@@ -80,7 +80,7 @@ async def run(conn: Conn, learner_id: uuid.UUID, command: Command, message_id: s
     """Carry out `command` (inside the turn's transaction) and say what was done."""
     name, value = command.name, command.value
     if name == "help":
-        return Said(say("help", native, target=language_name(target)))
+        return Said(say("help", native, target=language_name(target, native)))
     if name == "topics":
         return Said(say("topics", native), [Choice(id=f"topic:{t}", title=t.capitalize()) for t in TOPICS])
     if name == "topic":
@@ -126,7 +126,7 @@ async def _set(conn: Conn, learner_id: uuid.UUID, command: Command, message_id: 
     updated = await profile.update(conn, learner_id, change)
     lang = updated.native_language or native
     if name in ("native", "target"):
-        return Said(say(name, lang, value=language_name(value)))
+        return Said(say(name, lang, value=language_name(value, lang)))
     if name == "practice":
         days = "every day" if len(command.days) == 7 else ", ".join(_DAY_NAMES[d] for d in command.days)
         text = say("practice", lang, value=value, days=days, zone=updated.timezone or "UTC")

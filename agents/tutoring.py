@@ -5,6 +5,7 @@ and ask Claude for a second opinion when the first answer was unsure of itself."
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from charla.llm import Completion, Prompt
@@ -74,7 +75,10 @@ class Tutor:
         meter = Meter({**PRICES, **self.settings.llm_prices})
         target, native = self.languages(profile)
         structured = not self.router.demo_only
-        system = system_prompt(profile, session, target, native, memories, structured=structured)
+
+        def system() -> str:
+            return system_prompt(profile, session, target, native, memories, structured=structured)
+
         prompt = await self._fit(system, session, texts, meter)
         route = self.router.route("\n".join(texts))
         reply, completion = await self._structured(route, prompt, meter)
@@ -87,17 +91,17 @@ class Tutor:
                 log.info("no second opinion (%s); keeping the first answer", exc)
         return Answer(reply, meter.usage(completion, route.reason), completion.demo)
 
-    async def _fit(self, system: str, session: Session, texts: list[str], meter: Meter) -> Prompt:
+    async def _fit(self, system: Callable[[], str], session: Session, texts: list[str], meter: Meter) -> Prompt:
         """The prompt within CHARLA_PROMPT_BUDGET_TOKENS: while it is over, the oldest half of the session
         becomes part of its summary (a sliding window), so nothing is cut unread."""
-        prompt = build_prompt(system, session, texts, self.settings.llm_max_tokens)
+        prompt = build_prompt(system(), session, texts, self.settings.llm_max_tokens)
         while prompt_tokens(prompt) > self.settings.prompt_budget_tokens and len(session.messages) >= 2:
             fold = len(session.messages) // 2
             done = meter.add(await self.router.complete(Route("summary", self.router.chain),
                                                         summary_prompt(session, fold, session.summary)))
             session.summary = done.text.strip()[:1500]
             del session.messages[:fold]
-            prompt = build_prompt(system, session, texts, self.settings.llm_max_tokens)
+            prompt = build_prompt(system(), session, texts, self.settings.llm_max_tokens)
         return prompt
 
     async def _structured(self, route: Route, prompt: Prompt, meter: Meter) -> tuple[TutorReply, Completion]:

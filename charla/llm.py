@@ -163,9 +163,9 @@ class Claude:
     async def complete(self, prompt: Prompt) -> Completion:
         started = time.perf_counter()
         try:
+            # The current SDK takes no `temperature`: the model's default is used.
             reply = await self.client.messages.create(model=self.model, max_tokens=prompt.max_tokens,
-                                                      system=prompt.system, temperature=prompt.temperature,
-                                                      messages=alternating(prompt.messages))
+                                                      system=prompt.system, messages=alternating(prompt.messages))
         except Exception as exc:
             raise _translate(self.name, self.sdk, exc) from exc
         text = "".join(block.text for block in reply.content if getattr(block, "type", "") == "text")

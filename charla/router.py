@@ -62,13 +62,19 @@ PRICES: dict[str, tuple[float, float]] = {
     "llama-3.3-70b": (0.59, 0.79), "llama-3.1-8b": (0.05, 0.08), "llama3-70b": (0.59, 0.79),
     "llama3-8b": (0.05, 0.08), "meta-llama/llama-4-scout": (0.11, 0.34), "openai/gpt-oss-20b": (0.075, 0.30),
     "claude-sonnet-4": (3.0, 15.0), "claude-haiku-4": (1.0, 5.0), "claude-opus-4": (15.0, 75.0),
-    "claude-3-5-haiku": (0.8, 4.0),
+    "claude-3-5-haiku": (0.8, 4.0), "SmolLM2": (0.0, 0.0), "llama3": (0.0, 0.0), "llama3.2": (0.0, 0.0),
 }
+
+
+_UNPRICED: set[str] = set()
 
 
 def cost_usd(model: str, input_tokens: int, output_tokens: int, prices: dict[str, tuple[float, float]]) -> float:
     matches = [p for p in prices if model.startswith(p)]
     if not matches:
+        if model not in _UNPRICED:
+            _UNPRICED.add(model)
+            log.warning("no price known for model %r: its cost is recorded as 0 (set CHARLA_LLM_PRICES)", model)
         return 0.0
     per_in, per_out = prices[max(matches, key=len)]
     return (input_tokens * per_in + output_tokens * per_out) / 1_000_000

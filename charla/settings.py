@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     groq_model: str = Field("llama-3.3-70b-versatile", validation_alias=_env("GROQ_MODEL"))
     anthropic_api_key: SecretStr | None = Field(None, validation_alias=_env("ANTHROPIC_API_KEY"))
     anthropic_base_url: str | None = Field(None, validation_alias=_env("ANTHROPIC_BASE_URL"))
-    anthropic_model: str = Field("claude-sonnet-4-5", validation_alias=_env("ANTHROPIC_MODEL"))
+    anthropic_model: str = Field("claude-sonnet-4-6", validation_alias=_env("ANTHROPIC_MODEL"))
     openai_base_url: str | None = Field(None, validation_alias=_env("OPENAI_BASE_URL"))
     openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"))
     openai_model: str | None = Field(None, validation_alias=_env("OPENAI_MODEL"))

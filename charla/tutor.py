@@ -63,8 +63,14 @@ _SHAPE = json.dumps({
     "voice_example": False, "confidence": 0.9, "topic": "food"}, ensure_ascii=False)
 
 
-def language_name(code: str) -> str:
-    return LANGUAGES.get(code, code)
+LANGUAGES_ES = {"es": "español", "en": "inglés", "fr": "francés", "de": "alemán", "it": "italiano",
+                "pt": "portugués", "nl": "neerlandés", "ca": "catalán"}
+
+
+def language_name(code: str, in_language: str = "en") -> str:
+    """`code`'s name in English, or in Spanish for Spanish speakers."""
+    names = LANGUAGES_ES if in_language == "es" else LANGUAGES
+    return names.get(code, code)
 
 
 def estimate_tokens(text: str) -> int:

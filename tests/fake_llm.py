@@ -52,6 +52,7 @@ class FakeLLM:
     script: dict[str, list[dict[str, Any] | str]] = field(default_factory=dict)  # provider -> next replies
     down: dict[str, dict[str, Any]] = field(default_factory=dict)  # provider -> error replayed every time
     delay_s: dict[str, float] = field(default_factory=dict)
+    hold: dict[str, asyncio.Event] = field(default_factory=dict)  # learner text -> answer once this is set
     replier: Replier = echo
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
@@ -67,6 +68,9 @@ class FakeLLM:
         async with self._changed:
             self.requests[provider].append(body)
             self._changed.notify_all()
+        for text, release in self.hold.items():
+            if text in last_user_text(body):
+                await release.wait()
         if self.delay_s.get(provider):
             await asyncio.sleep(self.delay_s[provider])  # a slow provider, as the SDK's timeout sees it
         queued = self.script.get(provider) or []

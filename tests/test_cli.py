@@ -58,6 +58,7 @@ def test_migrate_and_status_against_real_services(db: str, default_redis_server:
     assert "inbound" in status.output
     assert "outbox" in status.output
     assert "ALERTS" not in status.output
+    assert "no conversation agent has started yet" in status.output
     restart = runner.invoke(app, ["restart", "conversation"], env=env)
     assert restart.exit_code == 1
     assert "no running `charla up`" in restart.output
@@ -79,3 +80,12 @@ async def test_status_shows_and_clears_operator_alerts(db: str, default_redis_se
     assert "code 190: token rejected" in shown.output
     await asyncio.to_thread(runner.invoke, app, ["status", "--clear-alerts"], env=env)
     assert await redis_default.exists(c.ALERTS_KEY) == 0
+
+
+def test_status_labels_the_demo_model() -> None:
+    from charla.status import render
+
+    report = {"provider": "console", "processes": {}, "heartbeats": [], "streams": [], "alerts": {},
+              "llm": {"providers": {"local": {"model": "SmolLM2-135M-Instruct.Q4_1", "demo": True}},
+                      "circuits": {}, "share_24h": {"local": {"turns": 3, "share": 1.0, "cost_usd": 0.0}}}}
+    assert "SmolLM2-135M-Instruct.Q4_1  (DEMO MODEL: cannot tutor)" in render(report, now=0.0)

@@ -177,7 +177,8 @@ async def test_console_round_trip_and_status_of_a_running_stack(
                                                       stdout=asyncio.subprocess.PIPE)
         report = (await status.communicate())[0].decode()
         for line in ("conversation   running", "sender         running", "orchestrator   running",
-                     "conversation-1", "inbound"):
+                     "conversation-1", "inbound", "memory         running", "turns",
+                     "groq           llama-3.3-70b-versatile        closed    1           100%"):
             assert line in report
     finally:
         assert await stack.stop() == 0

@@ -26,7 +26,7 @@ from charla import constants as c
 from charla.bus import Delivery
 from charla.channels import Channels, mark_read, open_channels
 from charla.errors import PermanentError
-from charla.events import Choice, InboundMessage, OutboundMessage, utcnow
+from charla.events import Choice, InboundMessage, OutboundMessage, TurnEvent, utcnow
 from charla.llm import LocalModel
 from charla.messages import Conn, Outbound
 from charla.router import AllProvidersFailed, Router, open_providers
@@ -83,9 +83,9 @@ class Conversation:
             inbound_id = await messages.record_inbound(conn, learner_id, event)
             if event.kind in _NO_REPLY:
                 await turns.mark_noted(conn, inbound_id)
-            reply = await messages.find_reply(conn, inbound_id)
-            delay = await messages.find_reply(conn, inbound_id, "delay")
-        if delay is not None and delay.status == "queued":
+            replies = await messages.replies(conn, inbound_id)
+        reply, delay = replies.get("reply"), replies.get("delay")
+        if delay is not None and delay.status == "queued":  # said before a crash: make sure it went out
             await self._send(event, event.message_id, delay)
         if reply is not None:  # answered before a crash: make sure it and its turn event went out
             await self._send(event, event.message_id, reply)
@@ -150,9 +150,9 @@ class Conversation:
             newest = [Waiting(await messages.record_inbound(conn, learner_id, event), event.message_id, event.kind,
                               event.text, {})]
             reply = Reply(actions.say("forgotten", native), Usage("command", route="command"))
-            outbound = await self._record(conn, event, learner_id, newest, reply)
+            outbound, turn = await self._record(conn, event, learner_id, newest, reply)
         await session.forget(self.res.redis, event.learner)
-        await self._publish(event, newest, outbound)
+        await self._publish(event, newest, outbound, turn)
 
     async def _profile(self, learner_id: uuid.UUID) -> profile.Profile:
         async with self.res.pool.connection() as conn:
@@ -162,7 +162,7 @@ class Conversation:
                       reply: Reply) -> None:
         """Record the reply and the turn (one transaction), hand it to the outbox, update the session."""
         async with self.res.pool.connection() as conn, conn.transaction():
-            outbound = await self._record(conn, event, learner_id, batch, reply)
+            outbound, turn = await self._record(conn, event, learner_id, batch, reply)
         for row in batch:
             sess.add(Said(role="user", text=row.text or f"[{row.kind}]", id=row.message_id),
                      self.res.settings.session_messages)
@@ -173,26 +173,35 @@ class Conversation:
         if reply.usage.provider != "command":
             sess.awaiting = None
         await session.save(self.res.redis, event.learner, sess, self.res.settings.session_ttl_s)
-        await self._publish(event, batch, outbound)
+        await self._publish(event, batch, outbound, turn)
 
     async def _record(self, conn: Conn, event: InboundMessage, learner_id: uuid.UUID, batch: list[Waiting],
-                      reply: Reply) -> Outbound:
-        newest = batch[-1]
+                      reply: Reply) -> tuple[Outbound, TurnEvent]:
+        """Record the reply and the turn; returns the reply and the turn's event (published after commit)."""
+        newest, usage = batch[-1], reply.usage
         outbound = await messages.record_reply(conn, learner_id, event.provider, newest.message_id, newest.id,
                                                reply.text, answers=False, choices=reply.choices)
         total_ms = max(0, round((utcnow() - event.at).total_seconds() * 1000))
-        await turns.record(conn, learner_id, newest.id, [row.id for row in batch], reply.usage, total_ms,
-                           reply.corrections, reply.vocabulary, reply.voice_example)
-        return outbound
+        turn_id = await turns.record(conn, learner_id, newest.id, [row.id for row in batch], usage, total_ms,
+                                     reply.corrections, reply.vocabulary, reply.voice_example)
+        turn = TurnEvent(learner=event.learner, turn_id=turn_id, learner_id=str(learner_id),
+                         message_ids=[row.message_id for row in batch],
+                         text="\n".join(row.text or "" for row in batch), reply=reply.text,
+                         corrections=reply.corrections, vocabulary=reply.vocabulary, llm=usage.provider,
+                         model=usage.model, route=usage.route, input_tokens=usage.input_tokens,
+                         output_tokens=usage.output_tokens, cost_usd=usage.cost_usd, total_ms=total_ms,
+                         voice_example=reply.voice_example)
+        return outbound, turn
 
-    async def _publish(self, event: InboundMessage, batch: list[Waiting], outbound: Outbound) -> None:
+    async def _publish(self, event: InboundMessage, batch: list[Waiting], outbound: Outbound,
+                       turn: TurnEvent) -> None:
         await self._send(event, batch[-1].message_id, outbound)
-        await self._publish_turn(batch[-1].id, event.learner)
+        await self.res.bus.publish(c.STREAM_TURNS, turn, dedupe_key=f"turn:{turn.turn_id}")
 
     async def _publish_turn(self, inbound_id: int, learner: str) -> None:
         async with self.res.pool.connection() as conn:
             turn = await turns.event_of(conn, inbound_id, learner)
-        if turn is not None:
+        if turn is not None:  # deduplicated: a no-op when it was published before the crash
             await self.res.bus.publish(c.STREAM_TURNS, turn, dedupe_key=f"turn:{turn.turn_id}")
 
     async def _send(self, event: InboundMessage, reply_to: str, outbound: Outbound) -> None:

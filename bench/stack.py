@@ -22,12 +22,13 @@ from bench.services import Services
 from charla import constants as c
 from charla.services import free_port
 from tests.conftest import eventually
+from tests.fake_llm import llm_env, serve_fake_llm
 from tests.servers import FakeGraph, serve
 from tests.stack import Proc, stack_env, wait_healthy
 
 # The production defaults (stack_env's are shortened for tests); the JSON reports them.
 BUS_ENV = {"CHARLA_BUS_LEASE_MS": "15000", "CHARLA_HEARTBEAT_S": "2.0"}
-AGENTS = {"conversation": c.STREAM_INBOUND, "sender": c.STREAM_OUTBOX}
+AGENTS = {"conversation": c.STREAM_INBOUND, "memory": c.STREAM_TURNS, "sender": c.STREAM_OUTBOX}
 
 
 @dataclass
@@ -107,12 +108,20 @@ def _pid(proc: Proc) -> int:
 
 @contextlib.asynccontextmanager
 async def charla_stack(services: Services, graph_url: str, redis: Redis) -> AsyncIterator[Running]:
-    """`charla serve`, `agent conversation` and `agent sender` as in the end-to-end tests."""
+    """`charla serve` and one process per agent, as in the end-to-end tests; the tutor's model is a fake
+    Groq in this process that answers at once (so what is measured is Charla's own overhead)."""
     port = free_port()
     home = services.root / "home"
     home.mkdir(mode=0o755, exist_ok=True)
-    env = stack_env(db=services.database_url, redis_url=services.redis_url, graph_url=graph_url, port=port,
-                    home=str(home), **BUS_ENV)
+    async with serve_fake_llm() as (_, llm_url):
+        env = stack_env(db=services.database_url, redis_url=services.redis_url, graph_url=graph_url, port=port,
+                        home=str(home), **BUS_ENV, **llm_env(llm_url, "groq"))
+        async with _processes(env, port, redis) as running:
+            yield running
+
+
+@contextlib.asynccontextmanager
+async def _processes(env: dict[str, str], port: int, redis: Redis) -> AsyncIterator[Running]:
     procs = [Proc(["serve"], env), *(Proc(["agent", name], {**env, "CHARLA_CONSUMER": f"{name}-1"})
                                      for name in AGENTS)]
     try:

@@ -53,6 +53,7 @@ class WebhookOptions:
     drain_s: float = 60.0
     closed_loop_s: float = 0.75  # per client count
     closed_loop_clients: tuple[int, ...] = (1, 2, 4, 8)
+    tag: str = ""  # keeps message ids of runs against the same database apart
 
     @property
     def total(self) -> int:
@@ -93,7 +94,7 @@ async def post_webhooks(client: httpx.AsyncClient, hooks: Sequence[Webhook], rat
 
 async def warm_up(client: httpx.AsyncClient, fake: TimedGraph, options: WebhookOptions) -> None:
     """Send a few webhooks and wait for their replies (connections, pools and caches warm)."""
-    hooks = webhooks(options.warmup, options.learners, "W")
+    hooks = webhooks(options.warmup, options.learners, f"W{options.tag}")
     fake.expect(h.wamid for h in hooks)
     await post_webhooks(client, hooks, options.rate)
     async with asyncio.timeout(60):
@@ -129,7 +130,7 @@ async def offer(client: httpx.AsyncClient, fake: TimedGraph, hooks: Sequence[Web
 async def measure_charla(services: Services, options: WebhookOptions) -> dict[str, object]:
     """Run the stack, warm it up, offer the load and collect webhook and end-to-end figures."""
     redis = Redis.from_url(services.redis_url)
-    hooks = webhooks(options.total, options.learners, "B")
+    hooks = webhooks(options.total, options.learners, f"B{options.tag}")
     try:
         await redis.flushdb()
         async with timed_graph() as (fake, graph_url), charla_stack(services, graph_url, redis) as stack, \

@@ -45,15 +45,14 @@ async def record_inbound(conn: Conn, learner_id: uuid.UUID, event: InboundMessag
     return int(str(row[0]))
 
 
-async def find_reply(conn: Conn, inbound_id: int, part: str = "reply") -> Outbound | None:
-    row = await (await conn.execute(
-        "SELECT outbound_id, body, status, payload FROM messages WHERE reply_to = %s AND reply_part = %s",
-        (inbound_id, part))).fetchone()
-    if row is None:
-        return None
-    payload = row[3] if isinstance(row[3], dict) else {}
-    return Outbound(uuid.UUID(str(row[0])), str(row[1]), str(row[2]),
-                    [Choice.model_validate(c) for c in payload.get("choices", [])])
+async def replies(conn: Conn, inbound_id: int) -> dict[str, Outbound]:
+    """The recorded replies to one inbound message, by part ("reply", "delay")."""
+    rows = await (await conn.execute(
+        "SELECT reply_part, outbound_id, body, status, payload FROM messages WHERE reply_to = %s",
+        (inbound_id,))).fetchall()
+    return {str(r[0]): Outbound(uuid.UUID(str(r[1])), str(r[2]), str(r[3]),
+                                [Choice.model_validate(c) for c in (r[4] if isinstance(r[4], dict) else {})
+                                 .get("choices", [])]) for r in rows}
 
 
 async def record_reply(conn: Conn, learner_id: uuid.UUID, provider: str, message_id: str, inbound_id: int,

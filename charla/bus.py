@@ -259,7 +259,8 @@ class Bus:
             name = _s(group["name"])
             if int(group["pending"]):
                 summary = await self.redis.xpending(stream, name)
-                needed.append(_s(summary["min"]))
+                if summary.get("min"):  # acknowledged meanwhile: nothing to keep for this group
+                    needed.append(_s(summary["min"]))
             needed.append(_next_id(_s(group["last-delivered-id"])))
         return min(needed, key=_id_key) if needed else None
 

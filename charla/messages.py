@@ -99,8 +99,11 @@ async def record_part_sent(conn: Conn, provider: str, outbound_id: uuid.UUID, in
     await conn.execute(
         """INSERT INTO outbound_parts (provider, provider_message_id, outbound_id, part) VALUES (%s, %s, %s, %s)
            ON CONFLICT DO NOTHING""", (provider, provider_message_id, outbound_id, index))
-    await conn.execute("UPDATE messages SET provider_message_id = COALESCE(provider_message_id, %s), "
-                       "updated_at = now() WHERE outbound_id = %s", (provider_message_id, outbound_id))
+    await conn.execute(  # a provider id already on another row is not copied: never fail after a send
+        """UPDATE messages SET provider_message_id = COALESCE(provider_message_id, %s), updated_at = now()
+           WHERE outbound_id = %s AND NOT EXISTS (SELECT 1 FROM messages o WHERE o.provider = %s
+                                                                     AND o.provider_message_id = %s)""",
+        (provider_message_id, outbound_id, provider, provider_message_id))
     await conn.execute(
         """UPDATE messages m SET status = s.status, updated_at = now()
            FROM (SELECT status FROM message_statuses WHERE provider = %s AND provider_message_id = %s

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -31,7 +32,9 @@ class FakeGraph:
     attempts: int = 0  # message sends tried (read receipts not counted)
     uploads: list[tuple[str, bytes]] = field(default_factory=list)  # (content type, bytes)
     tokens: list[str] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)  # message ids answered, in order
     _ids: itertools.count[int] = field(default_factory=itertools.count)
+    _run: str = field(default_factory=lambda: uuid.uuid4().hex[:6])  # ids stay unique across fakes
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     async def send(self, request: Request) -> JSONResponse:
@@ -47,7 +50,8 @@ class FakeGraph:
         if self.scripted:
             status, error = self.scripted.pop(0)
             return JSONResponse(error, status_code=status)
-        wamid = f"wamid.fake{next(self._ids):08d}"
+        wamid = f"wamid.fake{self._run}{next(self._ids):08d}"
+        self.ids.append(wamid)
         async with self._changed:
             self.sent.append(body)
             self._changed.notify_all()

@@ -204,7 +204,7 @@ async def test_statuses_only_move_forward_whatever_their_order(stack: Stack, db:
     await stack.post(fresh("wa_text.json"))
     await stack.fake.wait_for(1, seconds=20)
     await wait_status(db, "sent")
-    wamid = "wamid.fake00000000"
+    wamid = stack.fake.ids[0]
     for status in ("read", "delivered", "sent", "read"):
         await post_status(stack, wamid, status)
     await wait_status(db, "read")

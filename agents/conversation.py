@@ -170,6 +170,7 @@ class Conversation:
         for fix in reply.corrections:
             sess.errors[str(fix.get("category", "other"))] = sess.errors.get(str(fix.get("category", "other")), 0) + 1
         sess.topic = reply.topic or sess.topic
+        sess.offered = [choice.id for choice in reply.choices]
         if reply.usage.provider != "command":
             sess.awaiting = None
         await session.save(self.res.redis, event.learner, sess, self.res.settings.session_ttl_s)
@@ -261,6 +262,9 @@ def _command(batch: list[Waiting], sess: Session) -> commands.Command | None:
     """A command, when the turn is one message that is one (or a tap on one of Charla's own choices)."""
     newest = batch[-1]
     choice = str(newest.payload.get("choice_id") or "")
+    number = (newest.text or "").strip().rstrip(".)")
+    if not choice and number.isdigit() and 0 < int(number) <= len(sess.offered):
+        choice = sess.offered[int(number) - 1]  # a numbered answer to choices sent as text (Twilio)
     if choice.startswith("topic:"):
         return commands.Command("topic", choice.removeprefix("topic:"))
     if choice.startswith("forget:"):

@@ -147,3 +147,14 @@ async def test_delete_my_data_asks_once_then_forgets_everything(stack: Stack, db
     assert await rows(db, "SELECT direction, body FROM messages ORDER BY id") == [
         ("in", "sí"), ("out", bodies(stack)[2])]
     assert await redis_default.get(c.SESSION_KEY.format(learner="wa:34600000001")) is None
+
+
+async def test_topics_are_offered_as_a_list_and_a_numbered_answer_picks_one(stack: Stack) -> None:
+    await say(stack, "topics")
+    await stack.fake.wait_for(1, seconds=10)
+    rows_offered = stack.fake.sent[0]["interactive"]["action"]["sections"][0]["rows"]
+    assert [r["id"] for r in rows_offered][:2] == ["topic:verbs", "topic:food"]
+    await say(stack, "2")  # as a Twilio learner would answer numbered choices
+    await stack.fake.wait_for(2, seconds=10)
+    system = stack.llm.requests["groq"][0]["messages"][0]["content"]
+    assert "Current topic: food." in system

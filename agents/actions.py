@@ -90,6 +90,8 @@ async def run(conn: Conn, learner_id: uuid.UUID, command: Command, message_id: s
         return Said(await _mistakes(conn, learner_id, session, native))
     if name in ("cancel", "resume"):
         return Said(say(name, native))
+    if name == "export":
+        return Said(await _export(conn, learner_id))
     if name == "forget":
         session.awaiting = "forget"
         return Said(say("forget", native), [Choice(id="forget:yes", title=say("forget_yes", native)),
@@ -146,3 +148,26 @@ async def _mistakes(conn: Conn, learner_id: uuid.UUID, session: Session, native:
     if not lines:
         return say("mistakes_none", native)
     return say("mistakes", native) + "\n" + "\n".join(lines)
+
+
+async def _export(conn: Conn, learner_id: uuid.UUID) -> str:
+    """Everything Charla keeps about the learner, readable on a phone (the profile, counts of the rest)."""
+    p = await profile.load(conn, learner_id)
+    row = await (await conn.execute(
+        """SELECT (SELECT count(*) FROM messages WHERE learner_id = %s),
+                  (SELECT count(*) FROM memories WHERE learner_id = %s),
+                  (SELECT created_at FROM learners WHERE id = %s)""", (learner_id, learner_id, learner_id))).fetchone()
+    messages_kept, memories_kept, since = row if row else (0, 0, None)
+    facts = [("Name", p.name), ("Level", p.level or p.level_inferred), ("Native language", p.native_language),
+             ("Learning", p.target_language), ("Timezone", p.timezone), ("Goals", "; ".join(p.goals)),
+             ("Likes", ", ".join(p.topics)),
+             ("Practice", ", ".join(f"{t.time} ({len(t.days)} days/week)" for t in p.practice)
+              + (" (paused)" if p.reminders_paused else ""))]
+    lines = ["*Your data at Charla*"] + [f"• {label}: {value}" for label, value in facts if value]
+    lines += [f"• Mistakes noted: {', '.join(f'{CATEGORY_NAMES.get(k, k)} ×{s.count}' for k, s in p.top_errors(8))}"
+              if p.errors else "• Mistakes noted: none yet",
+              f"• Words tracked: {len(p.vocabulary)}",
+              f"• Messages stored: {messages_kept}; memories: {memories_kept}; learner since {since:%Y-%m-%d}"
+              if since else "",
+              "Say *delete my data* to erase all of it."]
+    return "\n".join(line for line in lines if line)

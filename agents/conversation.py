@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from agents import actions
 from agents.tutoring import Tutor
-from charla import commands, learners, messages, profile, session, turns
+from charla import commands, learners, memories, messages, profile, session, turns
 from charla import constants as c
 from charla.bus import Delivery
 from charla.channels import Channels, mark_read, open_channels
@@ -51,7 +51,8 @@ def build(res: Resources) -> Handler:
     providers = open_providers(res.settings)
     router = Router.from_settings(res.settings, providers, res.redis)
     res.closers.append(router.close)
-    agent = Conversation(res, Tutor(router, res.settings), open_channels(res, twilio=False))
+    embedder = memories.Embedder() if res.settings.recall_k else None
+    agent = Conversation(res, Tutor(router, res.settings), open_channels(res, twilio=False), embedder)
     res.background += [agent.retry_deferred, agent.announce]
     return agent.handle
 
@@ -72,6 +73,7 @@ class Conversation:
     res: Resources
     tutor: Tutor
     channels: Channels
+    embedder: memories.Embedder | None
     _receipts: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def handle(self, delivery: Delivery) -> None:
@@ -112,17 +114,29 @@ class Conversation:
             if command is not None:
                 await self._command(event, learner_id, batch, sess, command, native, target)
             else:
-                reply = await self._converse(batch, sess, stored)
+                reply = await self._converse(learner_id, batch, sess, stored)
                 await self._finish(event, learner_id, batch, sess, reply)
         except AllProvidersFailed as exc:
             await self._defer(event, learner_id, batch[-1], native, exc)
 
-    async def _converse(self, batch: list[Waiting], sess: Session, stored: profile.Profile) -> Reply:
+    async def _recall(self, learner_id: uuid.UUID, texts: list[str], sess: Session, topic_changed: bool) -> list[str]:
+        """This learner's closest memories, when a session starts, the topic changes or they refer to the
+        past (read after the session and the profile, so older context never overrides the present)."""
+        if self.embedder is None or not memories.worth_recalling(texts, not sess.messages, topic_changed):
+            return []
+        query = await self.embedder.query(" ".join([*texts, sess.topic or ""]))
+        async with self.res.pool.connection() as conn:
+            found = await memories.search(conn, learner_id, query, self.res.settings.recall_k)
+        return [f"({m.created_at:%d %b}) {m.content}" for m in found]
+
+    async def _converse(self, learner_id: uuid.UUID, batch: list[Waiting], sess: Session, stored: profile.Profile,
+                        topic_changed: bool = False) -> Reply:
         texts = [row.text for row in batch if row.text]
         notes = [_cannot_use(row.kind, caption=bool(row.text)) for row in batch if row.kind not in _USABLE]
         if not texts:
             return Reply("\n\n".join(dict.fromkeys(notes)), Usage("canned"))
-        answer = await self.tutor.answer(texts, sess, stored, memories=[])
+        recalled = await self._recall(learner_id, texts, sess, topic_changed)
+        answer = await self.tutor.answer(texts, sess, stored, memories=recalled)
         text = _render(answer.reply, answer.demo, notes)
         return Reply(text, answer.usage, corrections=[x.model_dump() for x in answer.reply.corrections],
                      vocabulary=[w.model_dump() for w in answer.reply.new_vocabulary],
@@ -137,7 +151,8 @@ class Conversation:
             said = await actions.run(conn, learner_id, command, batch[-1].message_id, sess, native, target)
         if said.converse:
             stored = await self._profile(learner_id)
-            await self._finish(event, learner_id, batch, sess, await self._converse(batch, sess, stored))
+            reply = await self._converse(learner_id, batch, sess, stored, topic_changed=True)
+            await self._finish(event, learner_id, batch, sess, reply)
             return
         await self._finish(event, learner_id, batch, sess, Reply(said.text, Usage("command", route="command"),
                                                                  said.choices))

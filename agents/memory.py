@@ -1,41 +1,123 @@
-"""The memory agent (first part): keeps each learner's error-frequency map and vocabulary from their turns.
+"""The memory agent: what Charla remembers of each learner, built from their turns, off the reply path.
 
-It consumes turn events off the reply path. Counts are counted from the tutor's structured corrections,
-never guessed. Each turn is applied once: the profile remembers the last turn it applied, in the same
-row and transaction as the counts, so a crash mid-update neither loses nor double-counts a turn.
-(Summaries, inferred facts and pgvector recall arrive with the learner-memory issue.)
+For every turn event it counts the turn's structured corrections into the profile's error-frequency map
+and its vocabulary (counted, never guessed). Every CHARLA_MEMORY_EVERY learner messages it asks a model
+(the hard chain: Claude first) for learner facts and a summary with key moments: facts are merged into the
+profile with provenance (newer facts replace older ones), the summary and moments are embedded
+(multilingual-e5-small) and stored as conversation memories. Each step records how far it got (the last
+turn counted, the last turn summarized) in the same transaction as its effect, so a crash mid-update
+neither loses nor double-counts anything. A model outage only postpones the summary to the next turn.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
+from dataclasses import dataclass, field
 
 import regex
 
-from charla import profile
+from charla import insights, memories, profile, turns
 from charla.bus import Delivery
 from charla.errors import PermanentError
 from charla.events import TurnEvent
+from charla.llm import LLMError
 from charla.profile import Example, Profile
+from charla.router import Route, Router, open_providers
 from charla.runtime import Resources
+from charla.session import Session
+from charla.tutor import InvalidReply, system_prompt
 from charla.worker import Handler
 
+log = logging.getLogger(__name__)
 _WORD = regex.compile(r"\p{L}+(?:['’]\p{L}+)?")
 
 
 def build(res: Resources) -> Handler:
-    async def handle(delivery: Delivery) -> None:
+    router = Router.from_settings(res.settings, open_providers(res.settings), res.redis)
+    res.closers.append(router.close)
+    agent = MemoryAgent(res, router, memories.Embedder() if not router.demo_only else None)
+    return agent.handle
+
+
+@dataclass
+class MemoryAgent:
+    res: Resources
+    router: Router
+    embedder: memories.Embedder | None  # None: no model can summarize (only the demo model, or none)
+    _failed: dict[uuid.UUID, int] = field(default_factory=dict)  # learner -> turn of the last failed summary
+
+    async def handle(self, delivery: Delivery) -> None:
         event = delivery.event()
         if not isinstance(event, TurnEvent):
             raise PermanentError(f"memory agent cannot handle {event.type}")
         learner_id = uuid.UUID(event.learner_id)
-        async with res.pool.connection() as conn, conn.transaction():
-            exists = await (await conn.execute("SELECT 1 FROM learners WHERE id = %s FOR SHARE",
-                                               (learner_id,))).fetchone()
-            if exists:  # else the learner asked to be forgotten meanwhile: nothing to keep
-                await profile.update(conn, learner_id, lambda p: apply(p, event))
+        async with self.res.pool.connection() as conn, conn.transaction():
+            if not await _exists(conn, learner_id):  # forgotten meanwhile: nothing to keep
+                return
+            stored = await profile.update(conn, learner_id, lambda p: apply(p, event))
+            due = await turns.messages_since(conn, learner_id, stored.summarized_turn, event.turn_id)
+        after_failure = await self._since_failure(learner_id, event.turn_id)
+        if self.embedder is not None and min(due, after_failure) >= self.res.settings.memory_every:
+            await self.summarize(learner_id, stored, event.turn_id)
 
-    return handle
+    async def _since_failure(self, learner_id: uuid.UUID, through: int) -> int:
+        """Messages since this learner's last failed summary (a failing model is asked again only after
+        another CHARLA_MEMORY_EVERY messages, not on every turn)."""
+        failed = self._failed.get(learner_id)
+        if failed is None:
+            return self.res.settings.memory_every
+        async with self.res.pool.connection() as conn:
+            return await turns.messages_since(conn, learner_id, failed, through)
+
+    async def summarize(self, learner_id: uuid.UUID, stored: Profile, through: int) -> None:
+        """Learn from the turns after the last summary up to `through`; a failure waits for the next turn."""
+        assert self.embedder is not None
+        async with self.res.pool.connection() as conn:
+            excerpt = await turns.since(conn, learner_id, stored.summarized_turn, through)
+        if not excerpt:
+            return
+        try:
+            learned = await self._ask(stored, excerpt)
+        except (LLMError, InvalidReply) as exc:
+            log.warning("learner %s: no summary this time (%s); trying again later", learner_id, exc)
+            self._failed[learner_id] = through
+            return
+        self._failed.pop(learner_id, None)
+        forbidden = [insights.SYSTEM, system_prompt(Profile(), Session(), "es", "en", [])]
+        found = insights.memories_of(learned, forbidden)
+        vectors = await self.embedder.passages([content for _, content in found])
+        refs = [ref for past in excerpt for ref in past.message_ids]
+        async with self.res.pool.connection() as conn, conn.transaction():
+            current = await profile.load(conn, learner_id, for_update=True)
+            if current.summarized_turn >= through or not await _exists(conn, learner_id):
+                return  # another delivery of this turn got here first
+            insights.merge(current, learned, refs, forbidden)
+            current.summarized_turn = through
+            await profile.save(conn, learner_id, current)
+            for (kind, content), vector in zip(found, vectors, strict=True):
+                await memories.add(conn, learner_id, kind, content, vector, refs)
+
+    async def _ask(self, stored: Profile, excerpt: list[turns.Past]) -> insights.Learned:
+        request = insights.prompt(stored, [(p.text, p.reply) for p in excerpt])
+        completion = await self.router.complete(Route("memory", self.router.hard_chain), request)
+        return _parse(completion.text)
+
+
+def _parse(text: str) -> insights.Learned:
+    from json_repair import repair_json
+    from pydantic import ValidationError
+
+    data = repair_json(text, return_objects=True)
+    try:
+        return insights.Learned.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidReply(str(exc)) from exc
+
+
+async def _exists(conn: profile.Conn, learner_id: uuid.UUID) -> bool:
+    row = await (await conn.execute("SELECT 1 FROM learners WHERE id = %s FOR SHARE", (learner_id,))).fetchone()
+    return row is not None
 
 
 def apply(p: Profile, turn: TurnEvent) -> None:

@@ -30,7 +30,7 @@ _DAYS = {"weekdays": [0, 1, 2, 3, 4], "entre semana": [0, 1, 2, 3, 4], "weekends
 @dataclass(frozen=True)
 class Command:
     name: str  # help, topics, topic, level, native, target, timezone, practice, reminders_off, reminders_on,
-    #            mistakes, cancel, resume, forget, forget_confirm, forget_cancel
+    #            mistakes, cancel, resume, export, forget, forget_confirm, forget_cancel
     value: str = ""
     days: list[int] = field(default_factory=list)
 
@@ -55,6 +55,8 @@ _SIMPLE: list[tuple[str, re.Pattern[str]]] = [(name, re.compile(pattern)) for na
     ("cancel", r"(cancel|unsubscribe|cancelar|darme de baja|cancel my (subscription|plan)|"
                r"cancela(r)? (mi )?(suscripcion|plan)|i want to cancel|quiero cancelar)"),
     ("resume", r"(resume( my)? (subscription|plan)|reanudar( mi)? (suscripcion|plan)|undo cancel(lation)?)"),
+    ("export", r"(send|give|show|export)( me)? (all )?my data|export|what do you know about me|"
+               r"(mandame|enviame|dame|exporta|muestrame) (todos )?mis datos|que sabes de mi"),
     ("forget", r"(delete|erase|remove|wipe) (all )?my data|forget (about )?me|(borra|elimina)(r)? (todos )?mis datos|"
                r"olvidame|delete my account|borra mi cuenta"),
 )]

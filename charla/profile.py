@@ -70,10 +70,12 @@ class Profile(BaseModel):
     errors: dict[str, ErrorStat] = Field(default_factory=dict)
     provenance: dict[str, Provenance] = Field(default_factory=dict)
     applied_turn: int = 0  # the last turn counted into errors and vocabulary (each is counted once)
+    summarized_turn: int = 0  # the last turn covered by a model summary (memories and facts)
+    payment_status: str = "free"  # free | trial | active | past_due | cancelled | refused (payments issue)
 
-    def confirm(self, fact: str, message_id: str) -> None:
-        """Record that `fact` was set or confirmed by `message_id` now."""
-        self.provenance[fact] = Provenance(message_ids=[message_id])
+    def confirm(self, fact: str, *message_ids: str) -> None:
+        """Record that `fact` was set or confirmed now, by these messages."""
+        self.provenance[fact] = Provenance(message_ids=list(message_ids))
 
     def count_error(self, category: str, example: Example, at: datetime) -> None:
         stat = self.errors.setdefault(category, ErrorStat(last_seen=at))

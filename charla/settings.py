@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     default_native_language: str = Field("en", validation_alias=_env("CHARLA_DEFAULT_NATIVE_LANGUAGE"))
     session_ttl_s: int = Field(24 * 3600, ge=60, validation_alias=_env("CHARLA_SESSION_TTL_S"))
     session_messages: int = Field(20, ge=2, validation_alias=_env("CHARLA_SESSION_MESSAGES"))
+    memory_every: int = Field(10, ge=1, validation_alias=_env("CHARLA_MEMORY_EVERY"))
+    recall_k: int = Field(3, ge=0, le=20, validation_alias=_env("CHARLA_RECALL_K"))
     turn_retry_s: float = Field(15.0, gt=0, validation_alias=_env("CHARLA_TURN_RETRY_S"))
 
     free_messages: int = Field(50, ge=0, validation_alias=_env("FREE_MESSAGES"))

@@ -133,3 +133,35 @@ async def provider_share(conn: Conn, hours: int = 24) -> dict[str, dict[str, flo
     total = sum(int(str(r[1])) for r in rows) or 1
     return {str(r[0]): {"turns": int(str(r[1])), "share": int(str(r[1])) / total, "tokens": int(str(r[2])),
                         "cost_usd": float(str(r[3]))} for r in rows}
+
+
+@dataclass(frozen=True)
+class Past:
+    """An answered turn as the memory agent reads it back."""
+
+    turn_id: int
+    text: str
+    reply: str
+    message_ids: list[str]
+
+
+async def since(conn: Conn, learner_id: uuid.UUID, after: int, through: int, limit: int = 50) -> list[Past]:
+    """The learner's turns with ids in (after, through], oldest first (at most the `limit` newest)."""
+    rows = await (await conn.execute(
+        """SELECT t.id,
+                  (SELECT string_agg(coalesce(body, ''), E'\\n' ORDER BY id) FROM messages
+                   WHERE id = ANY(t.inbound_ids)),
+                  (SELECT body FROM messages r WHERE r.reply_to = t.reply_to AND r.reply_part = 'reply'),
+                  (SELECT array_agg(provider_message_id ORDER BY id) FROM messages WHERE id = ANY(t.inbound_ids))
+           FROM turns t WHERE t.learner_id = %s AND t.id > %s AND t.id <= %s
+           ORDER BY t.id DESC LIMIT %s""", (learner_id, after, through, limit))).fetchall()
+    return [Past(int(str(r[0])), str(r[1] or ""), str(r[2] or ""), list(r[3] or []))  # type: ignore[call-overload]
+            for r in reversed(rows)]
+
+
+async def messages_since(conn: Conn, learner_id: uuid.UUID, after: int, through: int) -> int:
+    """How many learner messages the turns in (after, through] answered."""
+    row = await (await conn.execute(
+        "SELECT coalesce(sum(cardinality(inbound_ids)), 0) FROM turns WHERE learner_id = %s AND id > %s AND id <= %s",
+        (learner_id, after, through))).fetchone()
+    return int(str(row[0])) if row else 0

@@ -112,7 +112,8 @@ def system_prompt(profile: Profile, session: Session, target: str, native: str, 
     if session.summary:
         lines.append("Earlier in this session: " + session.summary)
     if memories:
-        lines.append("From earlier conversations: " + " | ".join(memories))
+        lines.append("From earlier conversations (older than this session: what the learner says now wins): "
+                     + " | ".join(memories))
     return "\n".join(lines)
 
 

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from charla import insights
 from tests.payloads import fixture_json
 from tests.servers import serve
 
@@ -33,8 +34,19 @@ def last_user_text(request: dict[str, Any]) -> str:
 
 
 def echo(provider: str, request: dict[str, Any]) -> str:
-    """The default answer: a valid structured reply echoing what the learner wrote."""
+    """The default answer: a valid structured reply echoing what the learner wrote (for the memory agent's
+    request, a valid summary of it)."""
+    if system_of(request).startswith(insights.SYSTEM[:40]):
+        return json.dumps({"summary": "Practised: " + last_user_text(request).split("Conversation:")[-1][:200]})
     return json.dumps({"reply": f"Echo: {last_user_text(request)}"}, ensure_ascii=False)
+
+
+def system_of(request: dict[str, Any]) -> str:
+    """The system prompt, whichever wire format carried it."""
+    if isinstance(request.get("system"), str):
+        return str(request["system"])
+    first = (request.get("messages") or [{}])[0]
+    return str(first.get("content", "")) if first.get("role") == "system" else ""
 
 
 def error(name: str, status: int | None = None) -> dict[str, Any]:

@@ -146,9 +146,21 @@ async def test_refused_key_raises_an_operator_alert(llm: tuple[FakeLLM, str], re
     await router.close()
 
 
+_opened: list[Router] = []
+
+
+@pytest.fixture(autouse=True)
+async def _close_routers() -> AsyncIterator[None]:
+    yield
+    while _opened:
+        await _opened.pop().close()
+
+
 def tutor_for(url: str, **env: str) -> Tutor:
     settings = make_settings(**{**llm_env(url), **env})
-    return Tutor(Router.from_settings(settings, open_providers(settings)), settings)
+    router = Router.from_settings(settings, open_providers(settings))
+    _opened.append(router)
+    return Tutor(router, settings)
 
 
 async def test_structured_reply_with_corrections_and_cost(llm: tuple[FakeLLM, str]) -> None:

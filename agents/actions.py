@@ -13,6 +13,7 @@ from charla.messages import Conn
 from charla.profile import PracticeTime, Profile
 from charla.session import Session
 from charla.tutor import CATEGORY_NAMES, language_name
+from payments import billing
 
 _DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -45,10 +46,30 @@ TEXTS: dict[str, dict[str, str]] = {
     "mistakes_none": {"en": "I haven't noted any mistakes yet. Keep writing!",
                       "es": "Todavía no he anotado errores. ¡Sigue escribiendo!"},
     "mistakes": {"en": "Your most frequent mistakes:", "es": "Tus errores más frecuentes:"},
-    "cancel": {"en": "You're on the free plan, so there is no subscription to cancel.",
-               "es": "Estás en el plan gratuito: no hay ninguna suscripción que cancelar."},
-    "resume": {"en": "You're on the free plan: there is nothing to resume.",
-               "es": "Estás en el plan gratuito: no hay nada que reanudar."},
+    "cancel_free": {"en": "You're on the free plan, so there is no subscription to cancel.",
+                    "es": "Estás en el plan gratuito: no hay ninguna suscripción que cancelar."},
+    "resume_free": {"en": "You're on the free plan: there is nothing to resume.",
+                    "es": "Estás en el plan gratuito: no hay nada que reanudar."},
+    "cancel_subscription": {"en": "Done: your subscription won't renew. You keep premium until {until}.",
+                            "es": "Hecho: tu suscripción no se renovará. Sigues con premium hasta el {until}."},
+    "resume_subscription": {"en": "Your subscription is back on and will renew as usual.",
+                            "es": "Tu suscripción vuelve a estar activa y se renovará como siempre."},
+    "cancel_one_off": {"en": "You paid once, so nothing will renew: your access stays as it is.",
+                       "es": "Pagaste una sola vez, así que nada se renovará: tu acceso sigue igual."},
+    "resume_one_off": {"en": "A one-off payment has no renewal, so there is nothing to resume.",
+                       "es": "Un pago único no se renueva: no hay nada que reanudar."},
+    "cancel_unavailable": {"en": "I couldn't reach the payment system just now, so nothing changed. "
+                                 "Please try again in a few minutes.",
+                           "es": "No he podido contactar con el sistema de pagos, así que no ha cambiado nada. "
+                                 "Inténtalo de nuevo en unos minutos."},
+    "free_used": {"en": "You've used your {limit} free messages 🎉 To keep practising with me, subscribe here: {link}",
+                  "es": "Has usado tus {limit} mensajes gratis 🎉 Para seguir practicando conmigo, suscríbete aquí: "
+                        "{link}"},
+    "free_used_no_link": {"en": "You've used your {limit} free messages. Ask whoever runs Charla for access.",
+                          "es": "Has usado tus {limit} mensajes gratis. Pide acceso a quien gestiona Charla."},
+    "daily_limit": {"en": "That's {limit} messages today, the daily maximum. Let's continue tomorrow!",
+                    "es": "Ya van {limit} mensajes hoy, el máximo diario. ¡Seguimos mañana!"},
+    "all_set": {"en": "You're all set! Thanks for subscribing 🎉", "es": "¡Todo listo! Gracias por suscribirte 🎉"},
     "forget": {"en": "Delete everything I know about you (profile, messages, progress)? This cannot be undone.",
                "es": "¿Borro todo lo que sé de ti (perfil, mensajes, progreso)? No se puede deshacer."},
     "forget_yes": {"en": "Yes, delete it all", "es": "Sí, bórralo todo"},
@@ -88,8 +109,6 @@ async def run(conn: Conn, learner_id: uuid.UUID, command: Command, message_id: s
         return Said(converse=True)
     if name == "mistakes":
         return Said(await _mistakes(conn, learner_id, session, native))
-    if name in ("cancel", "resume"):
-        return Said(say(name, native))
     if name == "export":
         return Said(await _export(conn, learner_id))
     if name == "forget":
@@ -171,3 +190,10 @@ async def _export(conn: Conn, learner_id: uuid.UUID) -> str:
               if since else "",
               "Say *delete my data* to erase all of it."]
     return "\n".join(line for line in lines if line)
+
+
+def billing_text(name: str, change: billing.Change, native: str) -> str:
+    """What cancel/resume did (`name`), in the learner's language."""
+    key = "cancel_unavailable" if change.outcome == "unavailable" else f"{name}_{change.outcome}"
+    until = f"{change.until:%Y-%m-%d}" if change.until else "the end of the paid period"
+    return say(key, native, until=until)

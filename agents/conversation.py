@@ -19,6 +19,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+import stripe
+
 from agents import actions
 from agents.tutoring import Tutor
 from charla import commands, learners, memories, messages, profile, session, turns
@@ -35,6 +37,7 @@ from charla.session import Said, Session
 from charla.turns import Usage, Waiting
 from charla.tutor import TutorReply, render
 from charla.worker import Handler
+from payments import billing, entitlements
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +55,20 @@ def build(res: Resources) -> Handler:
     router = Router.from_settings(res.settings, providers, res.redis)
     res.closers.append(router.close)
     embedder = memories.Embedder() if res.settings.recall_k else None
-    agent = Conversation(res, Tutor(router, res.settings), open_channels(res, twilio=False), embedder)
+    agent = Conversation(res, Tutor(router, res.settings), open_channels(res, twilio=False), embedder,
+                         billing.open_client(res.settings))
     res.background += [agent.retry_deferred, agent.announce]
     return agent.handle
+
+
+@dataclass(frozen=True)
+class Charge:
+    """What a tutor turn counts against the learner's allowance when its reply is recorded."""
+
+    premium: bool
+    timezone: str | None
+    messages: int
+    native: str
 
 
 @dataclass
@@ -66,6 +80,8 @@ class Reply:
     vocabulary: list[dict[str, object]] = field(default_factory=list)
     voice_example: bool = False
     topic: str | None = None
+    charge: Charge | None = None
+    announce: bool = False  # starts with "you're all set" (the entitlement records it was said)
 
 
 @dataclass
@@ -74,12 +90,16 @@ class Conversation:
     tutor: Tutor
     channels: Channels
     embedder: memories.Embedder | None
+    stripe: stripe.StripeClient | None = None
     _receipts: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def handle(self, delivery: Delivery) -> None:
         event = delivery.event()
         if not isinstance(event, InboundMessage):
             raise PermanentError(f"conversation agent cannot handle {event.type}")
+        if await entitlements.is_blocked(self.res.redis, event.learner):
+            log.info("learner %s is blocked: message %s dropped", event.learner, event.message_id)
+            return
         async with self.res.pool.connection() as conn, conn.transaction():
             learner_id = await learners.upsert(conn, event.identity, event.sent_at or event.at)
             inbound_id = await messages.record_inbound(conn, learner_id, event)
@@ -114,10 +134,36 @@ class Conversation:
             if command is not None:
                 await self._command(event, learner_id, batch, sess, command, native, target)
             else:
-                reply = await self._converse(learner_id, batch, sess, stored)
-                await self._finish(event, learner_id, batch, sess, reply)
+                await self._tutor_turn(event, learner_id, batch, sess, stored, native)
         except AllProvidersFailed as exc:
             await self._defer(event, learner_id, batch[-1], native, exc)
+
+    async def _tutor_turn(self, event: InboundMessage, learner_id: uuid.UUID, batch: list[Waiting], sess: Session,
+                          stored: profile.Profile, native: str, topic_changed: bool = False) -> None:
+        """A turn for the model, if the learner's allowance has room (checked first: an exhausted quota costs
+        no model call; counted when the reply is recorded, atomically)."""
+        ent = await entitlements.entitlement(self.res.redis, self.res.pool, learner_id)
+        async with self.res.pool.connection() as conn:
+            room = await entitlements.peek(conn, learner_id, ent.premium, stored.timezone, utcnow(), self.res.settings)
+        if not room.allowed:
+            await self._finish(event, learner_id, batch, sess, self._limit(room, learner_id, native))
+            return
+        reply = await self._converse(learner_id, batch, sess, stored, topic_changed)
+        reply.charge = Charge(ent.premium, stored.timezone, len(batch), native)
+        if ent.premium and not ent.announced:
+            reply.text = f"{actions.say('all_set', native)}\n\n{reply.text}"
+            reply.announce = True
+        await self._finish(event, learner_id, batch, sess, reply)
+
+    def _limit(self, verdict: entitlements.Verdict, learner_id: uuid.UUID, native: str) -> Reply:
+        """The short reply once the free quota or the day's messages are used up (no model involved)."""
+        if verdict.plan == "paid":
+            text = actions.say("daily_limit", native, limit=str(verdict.limit))
+        elif link := entitlements.payment_link(self.res.settings, learner_id):
+            text = actions.say("free_used", native, limit=str(verdict.limit), link=link)
+        else:
+            text = actions.say("free_used_no_link", native, limit=str(verdict.limit))
+        return Reply(text, Usage("limit", route=verdict.plan))
 
     async def _recall(self, learner_id: uuid.UUID, texts: list[str], sess: Session, topic_changed: bool) -> list[str]:
         """This learner's closest memories, when a session starts, the topic changes or they refer to the
@@ -147,12 +193,16 @@ class Conversation:
         if command.name == "forget_confirm":
             await self._forget(event, learner_id, native)
             return
+        if command.name in ("cancel", "resume"):
+            change = await billing.set_cancel(self.res.pool, self.stripe, learner_id, command.name == "cancel")
+            text = actions.billing_text(command.name, change, native)
+            await self._finish(event, learner_id, batch, sess, Reply(text, Usage("command", route="command")))
+            return
         async with self.res.pool.connection() as conn, conn.transaction():
             said = await actions.run(conn, learner_id, command, batch[-1].message_id, sess, native, target)
         if said.converse:
             stored = await self._profile(learner_id)
-            reply = await self._converse(learner_id, batch, sess, stored, topic_changed=True)
-            await self._finish(event, learner_id, batch, sess, reply)
+            await self._tutor_turn(event, learner_id, batch, sess, stored, native, topic_changed=True)
             return
         await self._finish(event, learner_id, batch, sess, Reply(said.text, Usage("command", route="command"),
                                                                  said.choices))
@@ -177,7 +227,11 @@ class Conversation:
                       reply: Reply) -> None:
         """Record the reply and the turn (one transaction), hand it to the outbox, update the session."""
         async with self.res.pool.connection() as conn, conn.transaction():
+            if reply.charge is not None:
+                await self._charge(conn, learner_id, reply)
             outbound, turn = await self._record(conn, event, learner_id, batch, reply)
+        if reply.announce:
+            await entitlements.invalidate(self.res.redis, learner_id)
         for row in batch:
             sess.add(Said(role="user", text=row.text or f"[{row.kind}]", id=row.message_id),
                      self.res.settings.session_messages)
@@ -190,6 +244,20 @@ class Conversation:
             sess.awaiting = None
         await session.save(self.res.redis, event.learner, sess, self.res.settings.session_ttl_s)
         await self._publish(event, batch, outbound, turn)
+
+    async def _charge(self, conn: Conn, learner_id: uuid.UUID, reply: Reply) -> None:
+        """Count the turn's messages in the reply's transaction; if another replica used the last of the
+        allowance meanwhile, the learner gets the limit reply instead of the model's."""
+        charge = reply.charge
+        assert charge is not None
+        verdict = await entitlements.admit(conn, learner_id, charge.premium, charge.messages, charge.timezone,
+                                           utcnow(), self.res.settings)
+        if not verdict.allowed:
+            limited = self._limit(verdict, learner_id, charge.native)
+            reply.text, reply.usage, reply.corrections, reply.vocabulary = limited.text, limited.usage, [], []
+            reply.announce = False
+        elif reply.announce:
+            await entitlements.mark_announced(conn, learner_id)
 
     async def _record(self, conn: Conn, event: InboundMessage, learner_id: uuid.UUID, batch: list[Waiting],
                       reply: Reply) -> tuple[Outbound, TurnEvent]:

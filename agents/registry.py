@@ -9,6 +9,7 @@ from agents import conversation, memory, receipts, sender
 from charla import constants as c
 from charla.runtime import Resources
 from charla.worker import Handler
+from payments import agent as payments
 
 
 @dataclass(frozen=True)
@@ -29,10 +30,12 @@ AGENTS: dict[str, AgentSpec] = {spec.name: spec for spec in (
               (Consumes(c.STREAM_INBOUND, conversation.build),)),
     AgentSpec("memory", "keeps each learner's error map and vocabulary from their turns",
               (Consumes(c.STREAM_TURNS, memory.build),)),
+    AgentSpec("payments", "applies Stripe events to entitlements and refreshes the cached ones",
+              (Consumes(c.STREAM_PAYMENTS, payments.build),)),
     AgentSpec("sender", "delivers replies through the WhatsApp provider and records delivery statuses",
               (Consumes(c.STREAM_OUTBOX, sender.build), Consumes(c.STREAM_STATUSES, receipts.build))),
 )}
 
 # Named in Charla's contract, built by later work; asking for one says so instead of failing obscurely.
-PLANNED = {"voice": "voice notes", "payments": "payments and limits",
+PLANNED = {"voice": "voice notes",
            "scheduler": "spaced-repetition practice"}

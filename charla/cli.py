@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any
 
 import typer
@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from charla import constants as c
 from charla.settings import Settings, load_settings
+from payments import entitlements
 
 app = typer.Typer(help="Charla: a self-hosted AI language tutor on WhatsApp.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
@@ -118,7 +119,7 @@ def serve() -> None:
 
 
 @app.command()
-def agent(name: Annotated[str, typer.Argument(help="conversation, memory, sender (voice, payments and "
+def agent(name: Annotated[str, typer.Argument(help="conversation, memory, payments, sender (voice and "
                                                    "scheduler arrive with their issues)")]) -> None:
     """Run one agent process (consumes its stream until SIGTERM/SIGINT, then finishes in-flight work)."""
     from agents.registry import AGENTS, PLANNED
@@ -201,6 +202,48 @@ def status(
     except NotConfigured as exc:
         raise _fail(str(exc)) from exc
     typer.echo(json.dumps(report, indent=2, default=str) if as_json else render(report, time.time()))
+
+
+@app.command()
+def block(learner: Annotated[str, typer.Argument(help="wa:34600…, +34 600…, 34600… or console:NAME")]) -> None:
+    """Block an abusive learner: their messages are dropped before any work is spent on them."""
+    _blocklist(learner, add=True)
+
+
+@app.command()
+def unblock(learner: Annotated[str, typer.Argument(help="as given to `charla block`")]) -> None:
+    """Lift a block (`charla blocked` lists who is blocked)."""
+    _blocklist(learner, add=False)
+
+
+@app.command()
+def blocked() -> None:
+    """List the blocked learners."""
+    keys = _run(_with_redis(lambda redis: entitlements.blocked(redis)))
+    typer.echo("\n".join(keys) if keys else "nobody is blocked")
+
+
+def _blocklist(learner: str, *, add: bool) -> None:
+    key = entitlements.learner_key(learner)
+    change = entitlements.block if add else entitlements.unblock
+    changed = _run(_with_redis(lambda redis: change(redis, key)))
+    verb = "blocked" if add else "unblocked"
+    typer.echo(f"{key} {verb}" if changed else f"{key} was already {verb}")
+
+
+async def _with_redis(work: Callable[[Any], Awaitable[Any]]) -> Any:
+    from redis.asyncio import Redis
+
+    from charla.runtime import NotConfigured, resolve_urls
+
+    try:
+        redis = Redis.from_url(resolve_urls(_settings()).redis_url)
+    except NotConfigured as exc:
+        raise _fail(str(exc)) from exc
+    try:
+        return await work(redis)
+    finally:
+        await redis.aclose()
 
 
 @app.command()

@@ -14,11 +14,14 @@ STREAM_STATUSES: Final = f"{PREFIX}:stream:statuses"
 # One event per answered tutoring turn (what was said, corrections, provider, tokens), for the memory
 # agent, analytics and the console; off the reply path.
 STREAM_TURNS: Final = f"{PREFIX}:stream:turns"
+# Stripe events, verified by the orchestrator; consumed by the payment agent's group.
+STREAM_PAYMENTS: Final = f"{PREFIX}:stream:payments"
 # Which consumer groups read each stream. Every process declares them at startup, and a publish to a
 # missing stream creates them first: a group created later starts at the stream's end and would skip
 # what came before it.
 CONSUMER_GROUPS: Final = {STREAM_INBOUND: ("conversation",), STREAM_OUTBOX: ("sender",),
-                          STREAM_STATUSES: ("sender",), STREAM_TURNS: ("memory",)}
+                          STREAM_STATUSES: ("sender",), STREAM_TURNS: ("memory",),
+                          STREAM_PAYMENTS: ("payments",)}
 # Operator alerts (hash: code -> JSON with the message and when it was last seen), shown by `charla status`.
 ALERTS_KEY: Final = f"{PREFIX}:alerts"
 # Poison events go to `<stream>:dead`, next to their source, so `charla status` can pair them up.
@@ -51,3 +54,9 @@ SESSION_KEY: Final = f"{PREFIX}:session:{{learner}}"
 LLM_CIRCUITS_KEY: Final = f"{PREFIX}:llm:circuits"
 # The LLM chain an agent process runs with (hash: provider -> JSON with model and demo flag).
 LLM_PROVIDERS_KEY: Final = f"{PREFIX}:llm:providers"
+# A learner's cached entitlement (JSON: status, announced), deleted by the payment agent on any change.
+ENTITLEMENT_KEY: Final = f"{PREFIX}:entitlement:{{learner}}"
+# Announces that a learner's entitlement changed (payload: learner id), for processes that cache it.
+ENTITLEMENT_CHANNEL: Final = f"{PREFIX}:entitlement-changed"
+# Learners blocked by an operator (a set of learner keys), checked before any work is spent.
+BLOCKED_KEY: Final = f"{PREFIX}:blocked"

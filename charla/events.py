@@ -147,7 +147,19 @@ class TurnEvent(_Event):
     native_language: str = ""
 
 
-Event = Annotated[InboundMessage | OutboundMessage | ReadReceipt | DeliveryStatus | ProviderError | TurnEvent,
+class StripeEvent(_Event):
+    """A Stripe webhook event whose signature the orchestrator verified (`payload` is its `data.object`).
+    Ordered per subscription (or customer): `learner` is `stripe:<subscription or customer or object id>`."""
+
+    type: Literal["stripe.event"] = "stripe.event"
+    stripe_id: str
+    stripe_type: str
+    created: int
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+Event = Annotated[InboundMessage | OutboundMessage | ReadReceipt | DeliveryStatus | ProviderError | TurnEvent
+                  | StripeEvent,
                   Field(discriminator="type")]
 EVENTS: TypeAdapter[Event] = TypeAdapter(Event)
 

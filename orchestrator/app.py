@@ -20,6 +20,7 @@ from charla.events import Provider
 from charla.runtime import Resources, consumer_name, heartbeat, open_resources
 from charla.settings import Settings
 from orchestrator import meta, twilio_hooks
+from payments import webhook as stripe_events
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_api_route("/webhooks/twilio", twilio_webhook, methods=["POST"], response_model=None)
     # The same, under the path many Twilio consoles are set up with.
     app.add_api_route("/webhooks/twilio/whatsapp", twilio_webhook, methods=["POST"], response_model=None)
+    app.add_api_route("/webhooks/stripe", stripe_webhook, methods=["POST"], response_model=None)
     return app
 
 
@@ -180,3 +182,12 @@ async def twilio_webhook(request: Request, res: Res) -> Response:
     except BacklogFull:
         return _error(503, "busy, retry later")
     return Response("<Response/>", media_type="text/xml")  # empty TwiML: Charla answers through the API
+
+
+async def stripe_webhook(request: Request, res: Res) -> Response:
+    """Stripe's signed events (see payments.webhook)."""
+    try:
+        body = await read_body(request, res.settings.max_body_bytes)
+    except BodyTooLarge:
+        return _error(413, f"body larger than {res.settings.max_body_bytes} bytes")
+    return await stripe_events.receive(request, res, body)

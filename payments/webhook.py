@@ -1,0 +1,55 @@
+"""`POST /webhooks/stripe`: verify the signature with the stripe library (300 s tolerance), publish, 200.
+
+A bad or stale signature answers 400 and publishes nothing. Each event id is published once however often
+Stripe delivers it (the bus dedupe key), and applied once (the payment agent's durable record).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+import stripe
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+
+from charla import constants as c
+from charla.bus import BacklogFull
+from charla.events import StripeEvent
+from charla.runtime import Resources
+from payments.ledger import subscription_of
+
+log = logging.getLogger(__name__)
+TOLERANCE_S = 300
+
+
+def parse(body: bytes, header: str | None, secret: str, tolerance: int | None = TOLERANCE_S) -> StripeEvent:
+    """The verified event; raises stripe.SignatureVerificationError or ValueError (not an event)."""
+    stripe.WebhookSignature.verify_header(body, header, secret, tolerance)
+    data: Any = orjson.loads(body)
+    if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not isinstance(data.get("type"), str):
+        raise ValueError("not a Stripe event")
+    obj = (data.get("data") or {}).get("object") or {}
+    event = StripeEvent(learner="stripe:pending", stripe_id=data["id"], stripe_type=data["type"],
+                        created=int(data.get("created") or 0), payload=obj if isinstance(obj, dict) else {})
+    key = subscription_of(event) or obj.get("customer") or obj.get("id") or data["id"]
+    return event.model_copy(update={"learner": f"stripe:{key}"})
+
+
+async def receive(request: Request, res: Resources, body: bytes) -> Response:
+    secret = res.settings.stripe_webhook_secret
+    if secret is None:
+        return JSONResponse({"error": "Stripe is not configured (STRIPE_WEBHOOK_SECRET)"}, status_code=404)
+    try:
+        event = parse(body, request.headers.get("stripe-signature"), secret.get_secret_value())
+    except stripe.SignatureVerificationError as exc:
+        log.warning("stripe webhook refused: %s", exc)
+        return JSONResponse({"error": "invalid or stale Stripe-Signature"}, status_code=400)
+    except (ValueError, orjson.JSONDecodeError):
+        return JSONResponse({"error": "body is not a Stripe event"}, status_code=400)
+    try:
+        published = await res.bus.publish(c.STREAM_PAYMENTS, event, dedupe_key=f"stripe:{event.stripe_id}")
+    except BacklogFull:
+        return JSONResponse({"error": "busy, retry later"}, status_code=503)
+    return JSONResponse({"received": True, "duplicate": published is None})

@@ -55,6 +55,13 @@ async def _update(conn: AsyncConnection[tuple[object, ...]], learner_id: uuid.UU
 
 async def erase(conn: AsyncConnection[tuple[object, ...]], learner_id: uuid.UUID) -> None:
     """Delete a learner and everything about them (messages, profile, memories, schedules, turns cascade).
-    Payment records are kept, unlinked from the person, because accounting law requires them."""
+    Payment records are kept, unlinked from the person, because accounting law requires them; the Stripe
+    events behind them keep only ids, amounts and dates (no name, email or phone)."""
     await conn.execute("UPDATE payments SET learner_id = NULL WHERE learner_id = %s", (learner_id,))
+    await conn.execute(
+        """UPDATE stripe_events SET learner_id = NULL, payload = jsonb_strip_nulls(jsonb_build_object(
+               'id', payload->'id', 'object', payload->'object', 'amount_total', payload->'amount_total',
+               'amount_refunded', payload->'amount_refunded', 'currency', payload->'currency',
+               'payment_intent', payload->'payment_intent', 'subscription', payload->'subscription'))
+           WHERE learner_id = %s""", (learner_id,))
     await conn.execute("DELETE FROM learners WHERE id = %s", (learner_id,))

@@ -270,3 +270,19 @@ async def test_the_day_ends_at_midnight_in_the_learners_timezone(db: str) -> Non
         assert await rows(db, "SELECT day::text, used FROM daily_usage ORDER BY day") == [
             ("2026-03-01", 2), ("2026-03-02", 1)]
     assert json.dumps(zone)
+
+
+async def test_erasure_keeps_payment_records_without_personal_data(stack: Stack, db: str) -> None:
+    await say(stack, "Hola", wa_id="16505551234")
+    await stack.fake.wait_for(1, seconds=10)
+    assert await post_stripe(stack, event("stripe_checkout_session_completed.json")) == 200
+    await eventually(lambda: _has_status(db, "active"), 10, "active")
+    await say(stack, "delete my data", wa_id="16505551234")
+    await stack.fake.wait_for(2, seconds=10)
+    await say(stack, "yes", wa_id="16505551234")
+    await stack.fake.wait_for(3, seconds=10)
+    assert await rows(db, "SELECT learner_id, amount_cents FROM payments") == [(None, 2198)]
+    (payload,) = await rows(db, "SELECT payload::text FROM stripe_events")
+    assert "jenny" not in str(payload[0]).lower()
+    assert "16505551234" not in str(payload[0])
+    assert await status_of(db) == []

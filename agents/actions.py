@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
-from charla import learners, profile
+from charla import learners, practice, profile
 from charla.commands import TOPICS, Command
 from charla.events import Choice
 from charla.messages import Conn
@@ -38,8 +39,8 @@ TEXTS: dict[str, dict[str, str]] = {
     "practice": {"en": "Saved: practice at *{value}* ({days}, {zone}). Say *stop reminders* any time.",
                  "es": "Guardado: práctica a las *{value}* ({days}, {zone}). "
                        "Di *para los recordatorios* cuando quieras."},
-    "no_zone": {"en": " Tell me your timezone too (e.g. *my timezone is Europe/Madrid*) so it arrives at your time.",
-                "es": " Dime también tu zona horaria (p. ej. *mi zona horaria es Europe/Madrid*)."},
+    "guessed_zone": {"en": " I guessed {zone} from your number: if that's wrong, say *my timezone is …*.",
+                     "es": " He deducido {zone} por tu número: si no es así, di *mi zona horaria es …*."},
     "reminders_off": {"en": "Reminders paused. Say *resume reminders* to turn them back on.",
                       "es": "Recordatorios en pausa. Di *reanuda los recordatorios* para volver a activarlos."},
     "reminders_on": {"en": "Reminders are back on.", "es": "Los recordatorios vuelven a estar activos."},
@@ -146,13 +147,26 @@ async def _set(conn: Conn, learner_id: uuid.UUID, command: Command, message_id: 
 
     updated = await profile.update(conn, learner_id, change)
     lang = updated.native_language or native
+    now = datetime.now(UTC)
     if name in ("native", "target"):
         return Said(say(name, lang, value=language_name(value, lang)))
     if name == "practice":
+        zone = updated.timezone or practice.guess_timezone(await _phone(conn, learner_id)) or "UTC"
+        await practice.set_schedule(conn, learner_id, value, command.days, zone, now)
         days = "every day" if len(command.days) == 7 else ", ".join(_DAY_NAMES[d] for d in command.days)
-        text = say("practice", lang, value=value, days=days, zone=updated.timezone or "UTC")
-        return Said(text + ("" if updated.timezone else say("no_zone", lang)))
+        text = say("practice", lang, value=value, days=days, zone=zone)
+        return Said(text + ("" if updated.timezone else say("guessed_zone", lang, zone=zone)))
+    if name == "timezone":
+        await practice.reschedule(conn, learner_id, value, now)
+    if name in ("reminders_off", "reminders_on"):
+        await practice.set_paused(conn, learner_id, name == "reminders_off", now)
     return Said(say(name, lang, value=value))
+
+
+async def _phone(conn: Conn, learner_id: uuid.UUID) -> str | None:
+    row = await (await conn.execute("SELECT coalesce(wa_id, replace(twilio_id, 'whatsapp:', '')) FROM learners "
+                                    "WHERE id = %s", (learner_id,))).fetchone()
+    return None if row is None or row[0] is None else str(row[0])
 
 
 async def _mistakes(conn: Conn, learner_id: uuid.UUID, session: Session, native: str) -> str:

@@ -23,7 +23,7 @@ import stripe
 
 from agents import actions
 from agents.tutoring import Tutor
-from charla import commands, learners, memories, messages, profile, session, turns
+from charla import commands, learners, memories, messages, practice, profile, session, turns
 from charla import constants as c
 from charla.bus import Delivery
 from charla.channels import Channels, mark_read, open_channels
@@ -81,6 +81,7 @@ class Reply:
     voice_example: bool = False
     topic: str | None = None
     charge: Charge | None = None
+    practice: tuple[int, str] | None = None  # (prompt id, item) of the practice exercise this turn answers
     announce: bool = False  # starts with "you're all set" (the entitlement records it was said)
 
 
@@ -148,8 +149,12 @@ class Conversation:
         if not room.allowed:
             await self._finish(event, learner_id, batch, sess, self._limit(room, learner_id, native))
             return
-        reply = await self._converse(learner_id, batch, sess, stored, topic_changed)
+        async with self.res.pool.connection() as conn:
+            exercise = await practice.open_prompt(conn, learner_id)
+        reply = await self._converse(learner_id, batch, sess, stored, topic_changed, exercise[2] if exercise else None)
         reply.charge = Charge(ent.premium, stored.timezone, len(batch), native)
+        if exercise and exercise[1]:
+            reply.practice = (exercise[0], exercise[1])
         if ent.premium and not ent.announced:
             reply.text = f"{actions.say('all_set', native)}\n\n{reply.text}"
             reply.announce = True
@@ -176,13 +181,13 @@ class Conversation:
         return [f"({m.created_at:%d %b}) {m.content}" for m in found]
 
     async def _converse(self, learner_id: uuid.UUID, batch: list[Waiting], sess: Session, stored: profile.Profile,
-                        topic_changed: bool = False) -> Reply:
+                        topic_changed: bool = False, exercise: str | None = None) -> Reply:
         texts = [row.text for row in batch if row.text]
         notes = [_cannot_use(row.kind, caption=bool(row.text)) for row in batch if row.kind not in _USABLE]
         if not texts:
             return Reply("\n\n".join(dict.fromkeys(notes)), Usage("canned"))
         recalled = await self._recall(learner_id, texts, sess, topic_changed)
-        answer = await self.tutor.answer(texts, sess, stored, memories=recalled)
+        answer = await self.tutor.answer(texts, sess, stored, memories=recalled, exercise=exercise)
         text = _render(answer.reply, answer.demo, notes)
         return Reply(text, answer.usage, corrections=[x.model_dump() for x in answer.reply.corrections],
                      vocabulary=[w.model_dump() for w in answer.reply.new_vocabulary],
@@ -192,6 +197,12 @@ class Conversation:
                        command: commands.Command, native: str, target: str) -> None:
         if command.name == "forget_confirm":
             await self._forget(event, learner_id, native)
+            return
+        if command.name == "practice_start":  # the template's button opened the window: the exercise itself
+            async with self.res.pool.connection() as conn:
+                body = await practice.prompt_body(conn, learner_id, command.value)
+            text = body or actions.say("help", native, target=target)
+            await self._finish(event, learner_id, batch, sess, Reply(text, Usage("command", route="practice")))
             return
         if command.name in ("cancel", "resume"):
             change = await billing.set_cancel(self.res.pool, self.stripe, learner_id, command.name == "cancel")
@@ -258,6 +269,10 @@ class Conversation:
             reply.announce = False
         elif reply.announce:
             await entitlements.mark_announced(conn, learner_id)
+        if verdict.allowed and reply.practice is not None:  # grade the practice answer into its FSRS card
+            prompt_id, item = reply.practice
+            await practice.review(conn, learner_id, item, practice.rating_for(item, reply.corrections), utcnow())
+            await practice.answered(conn, prompt_id)
 
     async def _record(self, conn: Conn, event: InboundMessage, learner_id: uuid.UUID, batch: list[Waiting],
                       reply: Reply) -> tuple[Outbound, TurnEvent]:
@@ -350,6 +365,8 @@ def _command(batch: list[Waiting], sess: Session) -> commands.Command | None:
         choice = sess.offered[int(number) - 1]  # a numbered answer to choices sent as text (Twilio)
     if choice.startswith("topic:"):
         return commands.Command("topic", choice.removeprefix("topic:"))
+    if choice.startswith("practice:"):
+        return commands.Command("practice_start", choice.removeprefix("practice:"))
     if choice.startswith("forget:"):
         return commands.Command("forget_confirm" if choice == "forget:yes" else "forget_cancel")
     if len(batch) != 1 or not newest.text or newest.kind != "text":

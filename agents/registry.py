@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agents import conversation, memory, receipts, sender
+from agents import conversation, memory, receipts, scheduler, sender
 from charla import constants as c
 from charla.runtime import Resources
 from charla.worker import Handler
@@ -23,6 +23,13 @@ class AgentSpec:
     name: str  # also its consumer-group name on every stream it consumes
     summary: str
     consumes: tuple[Consumes, ...]
+    setup: Callable[[Resources], None] | None = None  # wiring beside the streams (e.g. a background loop)
+
+    def handlers(self, res: Resources) -> dict[str, Handler]:
+        """Build the agent's stream handlers (and run its setup) on `res`."""
+        if self.setup is not None:
+            self.setup(res)
+        return {consumes.stream: consumes.build(res) for consumes in self.consumes}
 
 
 AGENTS: dict[str, AgentSpec] = {spec.name: spec for spec in (
@@ -32,10 +39,11 @@ AGENTS: dict[str, AgentSpec] = {spec.name: spec for spec in (
               (Consumes(c.STREAM_TURNS, memory.build),)),
     AgentSpec("payments", "applies Stripe events to entitlements and refreshes the cached ones",
               (Consumes(c.STREAM_PAYMENTS, payments.build),)),
+    AgentSpec("scheduler", "sends spaced-repetition practice at each learner's own time", (),
+              setup=scheduler.setup),
     AgentSpec("sender", "delivers replies through the WhatsApp provider and records delivery statuses",
               (Consumes(c.STREAM_OUTBOX, sender.build), Consumes(c.STREAM_STATUSES, receipts.build))),
 )}
 
 # Named in Charla's contract, built by later work; asking for one says so instead of failing obscurely.
-PLANNED = {"voice": "voice notes",
-           "scheduler": "spaced-repetition practice"}
+PLANNED = {"voice": "voice notes"}

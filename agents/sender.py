@@ -56,7 +56,7 @@ async def send(res: Resources, channels: Channels, event: OutboundMessage) -> No
     if state.unreachable:
         await _fail(res, outbound_id, {"reason": "learner unreachable"})
         return
-    if event.provider != "console" and not state.window_open:
+    if event.kind == "template" or (event.provider != "console" and not state.window_open):
         await _send_template(res, channels, event, outbound_id)
         return
     parts = message_parts(event, res.settings.text_limit(event.provider))
@@ -133,8 +133,13 @@ def _twilio_recipient(event: OutboundMessage) -> str:
 
 
 async def _send_template(res: Resources, channels: Channels, event: OutboundMessage, outbound_id: uuid.UUID) -> None:
-    """Outside the 24-hour window: the re-engagement template instead of the free-form text."""
-    name = res.settings.reengage_template
+    """Outside the 24-hour window: the message's own template (a practice prompt's), else the re-engagement
+    template, instead of the free-form text."""
+    template = event.template
+    name = template.name if template else res.settings.reengage_template
+    if event.provider == "console":  # the local console has no templates: it shows the text
+        await _console_part(res, event, outbound_id)
+        return
     if not name:
         await _alert(res, meta.WINDOW_CLOSED, "a reply waited past the 24-hour window and no "
                                               "WHATSAPP_REENGAGE_TEMPLATE is configured")
@@ -144,8 +149,10 @@ async def _send_template(res: Resources, channels: Channels, event: OutboundMess
         if event.provider == "twilio" and channels.twilio is not None:
             provider_id = await channels.twilio.send_template(_twilio_recipient(event), name, sender=event.via)
         elif channels.graph is not None:
-            provider_id = await channels.graph.send_template(_meta_recipient(event), name,
-                                                             res.settings.template_language, tag=event.outbound_id)
+            provider_id = await channels.graph.send_template(
+                _meta_recipient(event), name, template.language if template else res.settings.template_language,
+                body_params=template.body_params if template else None,
+                button_payload=template.button_payload if template else None, tag=event.outbound_id)
         else:
             raise PermanentError(f"no credentials to send through {event.provider!r}")
     except PermanentError as exc:
@@ -155,6 +162,13 @@ async def _send_template(res: Resources, channels: Channels, event: OutboundMess
         await messages.record_part_sent(conn, event.provider, outbound_id, 0, provider_id)
         await messages.mark_sent(conn, outbound_id)
         await messages.note_template(conn, outbound_id, name)
+
+
+async def _console_part(res: Resources, event: OutboundMessage, outbound_id: uuid.UUID) -> None:
+    provider_id = await _deliver(res, Channels(None, None), event.model_copy(update={"kind": "text"}), event.text, None)
+    async with res.pool.connection() as conn, conn.pipeline():
+        await messages.record_part_sent(conn, event.provider, outbound_id, 0, provider_id)
+        await messages.mark_sent(conn, outbound_id)
 
 
 async def _permanent_failure(res: Resources, channels: Channels, event: OutboundMessage,

@@ -70,14 +70,15 @@ class Tutor:
         return (profile.target_language or self.settings.default_target_language,
                 profile.native_language or self.settings.default_native_language)
 
-    async def answer(self, texts: list[str], session: Session, profile: Profile, memories: list[str]) -> Answer:
+    async def answer(self, texts: list[str], session: Session, profile: Profile, memories: list[str],
+                     exercise: str | None = None) -> Answer:
         """The tutor's answer to `texts` (a burst, in order). Raises AllProvidersFailed."""
         meter = Meter({**PRICES, **self.settings.llm_prices})
         target, native = self.languages(profile)
         structured = not self.router.demo_only
 
         def system() -> str:
-            return system_prompt(profile, session, target, native, memories, structured=structured)
+            return system_prompt(profile, session, target, native, memories, structured=structured, exercise=exercise)
 
         prompt = await self._fit(system, session, texts, meter)
         route = self.router.route("\n".join(texts))

@@ -140,7 +140,7 @@ async def _agent(settings: Settings, name: str) -> None:
     spec = AGENTS[name]
     stop = stop_on_signals()
     async with open_resources(settings) as res:
-        handlers = {consumes.stream: consumes.build(res) for consumes in spec.consumes}
+        handlers = spec.handlers(res)
         await run_workers(res, agent=name, handlers=handlers, stop=stop)
 
 

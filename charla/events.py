@@ -74,6 +74,17 @@ class Choice(BaseModel):
     description: str = ""
 
 
+class Template(BaseModel):
+    """An approved template (the only thing WhatsApp allows outside the 24-hour window)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    language: str
+    body_params: list[str] = Field(default_factory=list)
+    button_payload: str | None = None  # a quick-reply button's payload: its tap comes back as a `button` message
+
+
 class OutboundMessage(_Event):
     """A message for the sender to deliver; `outbound_id` makes the send idempotent.
 
@@ -85,12 +96,13 @@ class OutboundMessage(_Event):
     outbound_id: str
     provider: Provider
     to: Identity
-    kind: Literal["text", "choices"] = "text"
+    kind: Literal["text", "choices", "template"] = "text"
     text: str
     choices: list[Choice] = Field(default_factory=list)
     choices_button: str = "Options"
     reply_to: str | None = None  # provider id of the inbound message this answers
     via: str | None = None  # our number the learner wrote to (Twilio sends from it)
+    template: Template | None = None  # what to send instead when the window is closed (kind "template": always)
 
 
 class ReadReceipt(_Event):

@@ -107,12 +107,18 @@ class GraphClient:
         return await self._send(payload, tag)
 
     async def send_template(self, to: str, name: str, language: str, *, body_params: list[str] | None = None,
-                            tag: str | None = None) -> str:
-        """Send an approved template (the only thing allowed outside the 24-hour window)."""
+                            button_payload: str | None = None, tag: str | None = None) -> str:
+        """Send an approved template (the only thing allowed outside the 24-hour window); a quick-reply
+        button's payload comes back with the learner's tap."""
         template: dict[str, Any] = {"name": name, "language": {"code": language}}
+        components: list[dict[str, Any]] = []
         if body_params:
-            template["components"] = [{"type": "body", "parameters": [
-                {"type": "text", "text": text} for text in body_params]}]
+            components.append({"type": "body", "parameters": [{"type": "text", "text": t} for t in body_params]})
+        if button_payload:
+            components.append({"type": "button", "sub_type": "quick_reply", "index": "0",
+                               "parameters": [{"type": "payload", "payload": button_payload}]})
+        if components:
+            template["components"] = components
         return await self._send({"messaging_product": "whatsapp", "recipient_type": "individual", "to": to,
                                  "type": "template", "template": template}, tag)
 

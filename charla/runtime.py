@@ -25,7 +25,7 @@ from charla import constants as c
 from charla.bus import Bus, BusConfig
 from charla.db import open_pool
 from charla.settings import Settings
-from charla.worker import Handler, Worker
+from charla.worker import Handler, Worker, WorkerStats
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ async def run_workers(res: Resources, *, agent: str, handlers: dict[str, Handler
                       concurrency=res.settings.agent_concurrency) for stream, handler in handlers.items()]
 
     def status() -> dict[str, object]:
-        totals = {key: sum(getattr(w.stats, key) for w in workers) for key in vars(workers[0].stats)}
+        totals = {key: sum(getattr(w.stats, key) for w in workers) for key in vars(WorkerStats())}
         return {**totals, "in_flight": sum(w.in_flight for w in workers)}
 
     closing = asyncio.Event()

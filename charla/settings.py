@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     reengage_template: str | None = Field(None, validation_alias=_env("WHATSAPP_REENGAGE_TEMPLATE"))
     template_language: str = Field("en", validation_alias=_env("WHATSAPP_TEMPLATE_LANGUAGE"))
 
+    practice_template: str | None = Field(None, validation_alias=_env("CHARLA_PRACTICE_TEMPLATE"))
+    practice_template_language: str | None = Field(None, validation_alias=_env("CHARLA_PRACTICE_TEMPLATE_LANGUAGE"))
+    scheduler_tick_s: float = Field(1.0, gt=0, validation_alias=_env("CHARLA_SCHEDULER_TICK_S"))
+
     twilio_account_sid: str | None = Field(None, validation_alias=_env("TWILIO_ACCOUNT_SID"))
     twilio_auth_token: SecretStr | None = Field(None, validation_alias=_env("TWILIO_AUTH_TOKEN"))
     twilio_whatsapp_from: str | None = Field(None, validation_alias=_env("TWILIO_WHATSAPP_FROM"))

@@ -79,7 +79,7 @@ def estimate_tokens(text: str) -> int:
 
 
 def system_prompt(profile: Profile, session: Session, target: str, native: str, memories: list[str],
-                  *, structured: bool = True) -> str:
+                  *, structured: bool = True, exercise: str | None = None) -> str:
     """The tutor's instructions and what is known of the learner. Unstructured (plain text) for the
     offline demo model, which cannot follow a JSON shape."""
     level = profile.level or profile.level_inferred or "unknown (infer it from how they write)"
@@ -111,6 +111,9 @@ def system_prompt(profile: Profile, session: Session, target: str, native: str, 
         lines.append("Mistakes this session: " + ", ".join(f"{CATEGORY_NAMES.get(k, k)} ×{n}" for k, n in top))
     if session.summary:
         lines.append("Earlier in this session: " + session.summary)
+    if exercise:
+        lines.append(f"The learner is answering this practice exercise you sent: «{exercise}». Say whether they got "
+                     "it right, correct it as usual, and keep it short.")
     if memories:
         lines.append("From earlier conversations (older than this session: what the learner says now wins): "
                      + " | ".join(memories))

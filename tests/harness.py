@@ -55,9 +55,9 @@ async def running(*workers: Worker, background: Sequence[Callable[[asyncio.Event
 
 def agents_running(res: Resources) -> AbstractAsyncContextManager[None]:
     """Every registered agent's workers, as one consumer each, until the block ends."""
-    workers = [Worker(res.bus, stream=consumes.stream, group=spec.name, consumer=f"{spec.name}-test",
-                      handler=consumes.build(res), block_ms=100)
-               for spec in AGENTS.values() for consumes in spec.consumes]
+    workers = [Worker(res.bus, stream=stream, group=spec.name, consumer=f"{spec.name}-test", handler=handler,
+                      block_ms=100)
+               for spec in AGENTS.values() for stream, handler in spec.handlers(res).items()]
     return running(*workers, background=res.background)
 
 

@@ -157,7 +157,8 @@ async def test_a_131049_failure_is_not_retried_within_a_day(res: Resources, redi
     learner_id = await learner(res, "34600000001", AT_19 - timedelta(hours=30))
     async with res.pool.connection() as conn:
         await conn.execute(
-            """INSERT INTO messages (learner_id, direction, provider, outbound_id, kind, body, status, error, updated_at)
+            """INSERT INTO messages (learner_id, direction, provider, outbound_id, kind, body, status, error,
+                                     updated_at)
                VALUES (%s, 'out', 'meta', %s, 'template', 'x', 'failed', '{"code": 131049}', %s)""",
             (learner_id, uuid.uuid4(), AT_19 - timedelta(hours=2)))
     assert await PracticeScheduler(res, Clock(AT_19)).tick() == 0

@@ -59,7 +59,7 @@ async def run(services: Services, learners: int = 100_000) -> dict[str, object]:
     await _load(services.database_url, learners)
     settings = Settings(DATABASE_URL=services.database_url, REDIS_URL=services.redis_url,
                         CHARLA_BUS_MAX_BACKLOG=10**7)
-    async with open_resources(settings, pool_size=4) as res:
+    async with open_resources(settings, pool_size=6) as res:
         clock_now = DUE + timedelta(minutes=1)
         scheduler = PracticeScheduler(res, lambda: clock_now)
         progress(f"scheduler: dispatching {learners} due prompts")

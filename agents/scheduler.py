@@ -22,8 +22,9 @@ from typing import Any
 
 from charla import constants as c
 from charla import practice, profile
-from charla.events import Identity, OutboundMessage, Template
+from charla.events import Flashcard, Identity, OutboundMessage, Template
 from charla.messages import Conn
+from charla.profile import Profile
 from charla.runtime import Resources
 from charla.tutor import CATEGORY_NAMES
 
@@ -138,7 +139,7 @@ class PracticeScheduler:
         text = practice.exercise(item, learner, learner.native_language or self.res.settings.default_native_language,
                                  backed_off=unanswered >= 2)
         if window_open or provider == "console":
-            return await self._queue(conn, due, provider, via, text, "text", item, None)
+            return await self._queue(conn, due, provider, via, text, "text", item, None, _card(item, learner))
         if not self.res.settings.practice_template:
             await _skip(conn, due, "window closed and no CHARLA_PRACTICE_TEMPLATE")
             return None
@@ -150,7 +151,7 @@ class PracticeScheduler:
         return await self._queue(conn, due, provider, via, text, "template", item, template)
 
     async def _queue(self, conn: Conn, due: Due, provider: str, via: str | None, text: str, how: str,
-                     item: str | None, template: Template | None) -> OutboundMessage:
+                     item: str | None, template: Template | None, card: Flashcard | None = None) -> OutboundMessage:
         outbound_id = uuid.uuid5(_NS, f"prompt:{due.prompt_id}")
         await conn.execute(
             """INSERT INTO messages (learner_id, direction, provider, outbound_id, kind, body, payload, status)
@@ -160,7 +161,7 @@ class PracticeScheduler:
             """UPDATE practice_prompts SET status = 'queued', via = %s, item = %s, body = %s, outbound_id = %s
                WHERE id = %s""",
             (how, item, text, outbound_id, due.prompt_id))
-        return _outbound(due, provider, via, outbound_id, text, how, template)
+        return _outbound(due, provider, via, outbound_id, text, how, template, card)
 
     async def _unpublished(self, now: datetime) -> list[OutboundMessage]:
         """Prompts queued by a pass that died before publishing (the outbox dedupes the rest)."""
@@ -183,10 +184,19 @@ class PracticeScheduler:
 
 
 def _outbound(due: Due, provider: str, via: str | None, outbound_id: uuid.UUID, text: str, how: str,
-              template: Template | None) -> OutboundMessage:
+              template: Template | None, card: Flashcard | None = None) -> OutboundMessage:
     return OutboundMessage(id=f"out-{outbound_id}", learner=due.identity.key(), outbound_id=str(outbound_id),
                            provider=provider, to=due.identity, text=text, via=via,
-                           kind="template" if how == "template" else "text", template=template)
+                           kind="template" if how == "template" else "text", template=template, flashcard=card)
+
+
+def _card(item: str | None, learner: Profile) -> Flashcard | None:
+    """A vocabulary item is reviewed on a flashcard image (Meta); error categories stay text."""
+    if not item or not item.startswith("word:"):
+        return None
+    word = item.removeprefix("word:")
+    entry = learner.vocabulary.get(word)
+    return Flashcard(word=word, translation=entry.translation if entry else "")
 
 
 def _label(item: str | None) -> str:

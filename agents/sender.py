@@ -14,8 +14,8 @@ import time
 import uuid
 
 from charla import constants as c
+from charla import flashcards, messages
 from charla import graph as meta
-from charla import messages
 from charla import twilio_api as twilio
 from charla.bus import Delivery
 from charla.channels import Channels, open_channels
@@ -96,6 +96,11 @@ async def _deliver(res: Resources, channels: Channels, event: OutboundMessage, t
                    reply_to: str | None, *, with_choices: bool = False) -> str:
     if event.provider == "meta" and channels.graph is not None:
         to, tag = _meta_recipient(event), event.outbound_id
+        if event.flashcard is not None and len(text) <= meta.CAPTION_LIMIT:
+            card = event.flashcard
+            media_id = await channels.graph.upload(flashcards.render(card.word, card.translation, card.example),
+                                                   "image/png", "flashcard.png")
+            return await channels.graph.send_image(to, media_id, caption=text, tag=tag)
         if with_choices:
             return await _send_choices(channels.graph, to, text, event, tag)
         return await channels.graph.send_text(to, text, reply_to=reply_to, tag=tag)

@@ -85,6 +85,16 @@ class Template(BaseModel):
     button_payload: str | None = None  # a quick-reply button's payload: its tap comes back as a `button` message
 
 
+class Flashcard(BaseModel):
+    """A vocabulary card sent as an image (rendered by the sender), the message text as its caption."""
+
+    model_config = ConfigDict(frozen=True)
+
+    word: str
+    translation: str = ""
+    example: str = ""
+
+
 class OutboundMessage(_Event):
     """A message for the sender to deliver; `outbound_id` makes the send idempotent.
 
@@ -103,6 +113,7 @@ class OutboundMessage(_Event):
     reply_to: str | None = None  # provider id of the inbound message this answers
     via: str | None = None  # our number the learner wrote to (Twilio sends from it)
     template: Template | None = None  # what to send instead when the window is closed (kind "template": always)
+    flashcard: Flashcard | None = None  # sent as an image where the provider takes uploads (Meta)
 
 
 class ReadReceipt(_Event):

@@ -65,7 +65,7 @@ def graph_error(status: int, body: bytes, reason: str = "") -> GraphError:
 
 
 # WhatsApp's limits for interactive messages.
-MAX_BUTTONS, BUTTON_TITLE, INTERACTIVE_BODY = 3, 20, 1024
+MAX_BUTTONS, BUTTON_TITLE, INTERACTIVE_BODY, CAPTION_LIMIT = 3, 20, 1024, 1024
 MAX_ROWS, ROW_TITLE, ROW_DESCRIPTION, LIST_BUTTON = 10, 24, 72, 20
 
 
@@ -143,11 +143,23 @@ class GraphClient:
 
     async def upload_voice(self, ogg_opus: bytes) -> str:
         """Upload an Ogg/Opus voice note; returns the media id to send."""
+        return await self.upload(ogg_opus, "audio/ogg", "voice.ogg")
+
+    async def upload(self, data: bytes, content_type: str, filename: str) -> str:
+        """Upload media (`POST /{phone-id}/media`); returns the media id to send."""
         form = aiohttp.FormData()
         form.add_field("messaging_product", "whatsapp")
-        form.add_field("type", "audio/ogg")
-        form.add_field("file", ogg_opus, filename="voice.ogg", content_type="audio/ogg")
+        form.add_field("type", content_type)
+        form.add_field("file", data, filename=filename, content_type=content_type)
         return str((await self._request(self._media_url, data=form))["id"])
+
+    async def send_image(self, to: str, media_id: str, *, caption: str = "", tag: str | None = None) -> str:
+        """Send an uploaded image with a caption (up to 1024 characters)."""
+        image: dict[str, Any] = {"id": media_id}
+        if caption:
+            image["caption"] = caption[:1024]
+        return await self._send({"messaging_product": "whatsapp", "recipient_type": "individual", "to": to,
+                                 "type": "image", "image": image}, tag)
 
     async def send_voice(self, to: str, media_id: str, *, tag: str | None = None) -> str:
         """Send an uploaded voice note (played inline, like one recorded in WhatsApp)."""

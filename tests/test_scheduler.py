@@ -215,3 +215,21 @@ async def test_practice_times_in_plain_language_and_a_graded_answer(stack: Stack
     await say(stack, "stop reminders")
     await stack.fake.wait_for(3, seconds=10)
     assert await rows(db, "SELECT paused FROM schedules") == [(True,)]
+
+
+async def test_a_word_is_reviewed_on_a_flashcard_image(stack: Stack, db: str) -> None:
+    await say(stack, "Hola")
+    await stack.fake.wait_for(1, seconds=10)
+    me = uuid.UUID(str((await rows(db, "SELECT id FROM learners"))[0][0]))
+    async with stack.res.pool.connection() as conn:
+        await profile.update(conn, me, lambda p: p.add_word("cansado", "tired", datetime.now(UTC)))
+        await practice.set_schedule(conn, me, "19:00", list(range(7)), "Europe/Madrid", datetime.now(UTC))
+        await conn.execute("UPDATE schedules SET next_run_at = now()")  # due now: the stack's scheduler sends it
+    await stack.fake.wait_for(2, seconds=15)
+    image = stack.fake.sent[1]
+    assert image["type"] == "image"
+    assert image["image"]["caption"].startswith("🧠 *Practice time*")
+    assert "*cansado*" in image["image"]["caption"]
+    ((content_type, png),) = stack.fake.uploads
+    assert content_type == "image/png"
+    assert png.startswith(b"\x89PNG")

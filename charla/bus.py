@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -181,11 +181,21 @@ class Bus:
         return [_delivery(stream, eid, fields) for _, entries in reply or [] for eid, fields in entries
                 if fields]
 
-    async def claim_stale(self, stream: str, group: str, consumer: str, count: int = 100) -> list[Delivery]:
-        """Take over entries idle longer than the lease (their consumer died or hung)."""
-        reply = await self.redis.xautoclaim(stream, group, consumer, self.config.lease_ms, "0-0", count=count)
-        # Redis 6.2 answers [cursor, entries]; 7.x adds a third element (deleted ids). Only [1] matters.
-        return [_delivery(stream, eid, fields) for eid, fields in reply[1] if fields]
+    async def claim_stale(self, stream: str, group: str, consumer: str, held: Container[str] = (),
+                          count: int = 100) -> list[Delivery]:
+        """Take over entries idle longer than the lease (their consumer died or hung).
+
+        Claimed first without counting a delivery (JUSTID), so an entry this consumer still holds (its
+        lease renewal ran late under load) is not counted again; only the others are claimed with a count.
+        """
+        # With JUSTID redis-py answers the claimed ids alone, whichever Redis (6.2: 2 elements, 7.x: 3).
+        reply: Any = await self.redis.xautoclaim(stream, group, consumer, self.config.lease_ms, "0-0", count=count,
+                                                 justid=True)
+        ids: list[str | bytes | int | memoryview] = [_s(eid) for eid in reply if _s(eid) not in held]
+        if not ids:
+            return []
+        claimed: Any = await self.redis.xclaim(stream, group, consumer, 0, ids)
+        return [_delivery(stream, eid, fields) for eid, fields in claimed if fields]
 
     async def renew(self, stream: str, group: str, consumer: str, entry_ids: Sequence[str]) -> None:
         """Reset the idle time of entries this consumer still works on, so nobody takes them over."""

@@ -253,7 +253,7 @@ class Worker:
 
     async def _maintain(self) -> None:
         if not self._stopping:
-            for delivery in await self.bus.claim_stale(self.stream, self.group, self.consumer):
+            for delivery in await self.bus.claim_stale(self.stream, self.group, self.consumer, held=self._held):
                 self._spawn(delivery, recount=False, check=True)
         await self.bus.trim(self.stream)
         for consumer in await self.bus.consumers(self.stream, self.group):

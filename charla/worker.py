@@ -127,21 +127,21 @@ class Worker:
             return
         for delivery in await self.bus.read(self.stream, self.group, self.consumer, count=room,
                                             block_ms=self.block_ms):
-            self._spawn(delivery, recount=False, check=False)
+            self._spawn(delivery, check=False)
 
     async def _recover_own_pending(self) -> None:
         """After a restart under the same consumer name, our unacknowledged entries come first."""
         entries = await self.bus.read(self.stream, self.group, self.consumer, count=10_000, block_ms=0,
                                       own_pending=True)
-        for delivery in entries:
-            self._spawn(delivery, recount=True, check=True)
+        for delivery in entries:  # reading our own history counted this delivery already (XREADGROUP 0)
+            self._spawn(delivery, check=True)
 
-    def _spawn(self, delivery: Delivery, *, recount: bool, check: bool) -> None:
-        """Start a task for `delivery`. recount: claim it first so Redis counts this delivery;
-        check: dead-letter it if it has been delivered too often already (crash loops)."""
+    def _spawn(self, delivery: Delivery, *, check: bool) -> None:
+        """Start a task for `delivery`. check: dead-letter it if it has been delivered too often already
+        (crash loops). Every way an entry reaches us (read, own history, claim) has counted the delivery."""
         if delivery.entry_id in self._held:
             return
-        task = asyncio.create_task(self._process(delivery, recount=recount, check=check))
+        task = asyncio.create_task(self._process(delivery, check=check))
         self._held[delivery.entry_id] = task
         task.add_done_callback(lambda t: self._forget(delivery.entry_id, t))
 
@@ -152,11 +152,10 @@ class Worker:
             # The entry stays pending; once its lease runs out it is claimed and retried.
             log.error("%s: %s interrupted: %r", self.group, entry_id, task.exception())
 
-    async def _process(self, delivery: Delivery, *, recount: bool, check: bool) -> None:
+    async def _process(self, delivery: Delivery, *, check: bool) -> None:
         token = uuid.uuid4().hex
-        if recount or check:
-            deliveries = await (self.bus.redeliver(delivery, self.group, self.consumer) if recount
-                                else self.bus.delivery_count(delivery, self.group))
+        if check:
+            deliveries = await self.bus.delivery_count(delivery, self.group)
             if deliveries > self.bus.config.max_deliveries:
                 await self._dead_letter(delivery, token, deliveries,
                                         f"delivered {deliveries} times without completing (consumer died?)")
@@ -254,7 +253,7 @@ class Worker:
     async def _maintain(self) -> None:
         if not self._stopping:
             for delivery in await self.bus.claim_stale(self.stream, self.group, self.consumer, held=self._held):
-                self._spawn(delivery, recount=False, check=True)
+                self._spawn(delivery, check=True)
         await self.bus.trim(self.stream)
         for consumer in await self.bus.consumers(self.stream, self.group):
             name = consumer["name"].decode() if isinstance(consumer["name"], bytes) else consumer["name"]

@@ -107,6 +107,28 @@ async def test_restarted_consumer_resumes_its_own_pending_at_once(redis: Redis) 
     assert await pending(redis) == 0
 
 
+async def test_each_restart_counts_one_delivery(redis: Redis) -> None:
+    """Regression: recovery once counted two deliveries per restart (the history read and a claim), so a
+    message pending across three SIGKILLs was dead-lettered as poison."""
+    bus = make_bus(redis, lease_ms=60_000)
+    await bus.ensure_group(STREAM, "g")
+    await bus.publish(STREAM, event("ana", 1))
+    assert await bus.read(STREAM, "g", "agent-1", count=10, block_ms=10)  # then the process dies
+    counts: list[int] = []
+
+    async def count(ev: Event) -> None:
+        rows = await redis.xpending_range(STREAM, "g", min="-", max="+", count=1)
+        counts.append(int(rows[0]["times_delivered"]))
+
+    async with running(make_worker(bus, count, consumer="agent-1")):
+        await eventually(lambda: _true(bool(counts)), 5, "handled")
+    assert counts == [2]
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
 async def test_poison_event_goes_to_dead_letters_after_max_deliveries(redis: Redis) -> None:
     bus = make_bus(redis, max_deliveries=3)
     await bus.ensure_group(STREAM, "g")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import datetime
 
@@ -10,6 +11,11 @@ from psycopg import AsyncConnection
 from charla.events import Identity
 
 _COLUMNS = {"wa_id": "wa_id", "user_id": "wa_user_id", "twilio": "twilio_id", "console": "console_id"}
+
+
+def _hashes(ids: dict[str, str]) -> list[str]:
+    """One-way hashes of a learner's identities (what survives erasure, for the free quota only)."""
+    return [hashlib.sha256(f"charla-quota:{col}:{value}".encode()).hexdigest() for col, value in ids.items()]
 
 
 def _ids(identity: Identity) -> dict[str, str]:
@@ -33,7 +39,12 @@ async def upsert(conn: AsyncConnection[tuple[object, ...]], identity: Identity,
                  f"VALUES ({marks}, %s, %s) ON CONFLICT DO NOTHING RETURNING id")
         row = await (await conn.execute(query.encode(), [*ids.values(), identity.name, seen_at])).fetchone()
         if row is not None:
-            return uuid.UUID(str(row[0]))
+            learner_id = uuid.UUID(str(row[0]))
+            await conn.execute(  # someone who erased their data comes back with the free messages they had used
+                """UPDATE learners SET free_used = (SELECT coalesce(max(free_used), 0) FROM erased_quota
+                                                    WHERE identity_hash = ANY(%s)) WHERE id = %s""",
+                (_hashes(ids), learner_id))
+            return learner_id
     raise RuntimeError(f"could not create or find learner {identity.key()}")
 
 
@@ -58,6 +69,18 @@ async def erase(conn: AsyncConnection[tuple[object, ...]], learner_id: uuid.UUID
     Payment records are kept, unlinked from the person, because accounting law requires them; the Stripe
     events behind them keep only ids, amounts and dates (no name, email or phone)."""
     await conn.execute("UPDATE payments SET learner_id = NULL WHERE learner_id = %s", (learner_id,))
+    row = await (await conn.execute(
+        "SELECT wa_id, wa_user_id, twilio_id, console_id, free_used FROM learners WHERE id = %s",
+        (learner_id,))).fetchone()
+    if row is not None:
+        ids = {col: str(value) for col, value in zip(("wa_id", "wa_user_id", "twilio_id", "console_id"), row[:4],
+                                                     strict=True) if value}
+        for identity_hash in _hashes(ids):
+            await conn.execute(
+                """INSERT INTO erased_quota (identity_hash, free_used) VALUES (%s, %s)
+                   ON CONFLICT (identity_hash) DO UPDATE SET free_used = greatest(erased_quota.free_used,
+                                                                                  EXCLUDED.free_used)""",
+                (identity_hash, int(str(row[4]))))
     await conn.execute(
         """UPDATE stripe_events SET learner_id = NULL, payload = jsonb_strip_nulls(jsonb_build_object(
                'id', payload->'id', 'object', payload->'object', 'amount_total', payload->'amount_total',

@@ -27,7 +27,8 @@ REDIS_SERVERS = {"redis6": redis_server_binary()}
 if SYSTEM_REDIS and os.path.realpath(SYSTEM_REDIS) != os.path.realpath(REDIS_SERVERS["redis6"]):
     REDIS_SERVERS["redis7"] = SYSTEM_REDIS
 
-TABLES = "learners, profiles, messages, payments, schedules, memories, message_statuses"
+TABLES = ("learners, profiles, messages, payments, schedules, memories, message_statuses, outbound_parts, "
+          "stripe_events, erased_quota")
 
 
 @pytest.fixture(scope="session")

@@ -286,3 +286,16 @@ async def test_erasure_keeps_payment_records_without_personal_data(stack: Stack,
     assert "jenny" not in str(payload[0]).lower()
     assert "16505551234" not in str(payload[0])
     assert await status_of(db) == []
+
+
+async def test_deleting_my_data_does_not_reset_the_free_quota(stack: Stack, db: str) -> None:
+    for n, text in enumerate(["uno", "dos", "delete my data", "yes", "¿Hola otra vez?"]):
+        await say(stack, text)
+        await stack.fake.wait_for(n + 1, seconds=10)
+    assert bodies(stack)[3].startswith("Done: I deleted")
+    assert bodies(stack)[4].startswith("You've used your 2 free messages")
+    assert stack.llm.calls("groq") == 2
+    kept = await rows(db, "SELECT identity_hash, free_used FROM erased_quota")
+    assert kept
+    assert {row[1] for row in kept} == {2}  # one row per identity the learner had (phone, business-scoped id)
+    assert all("34600000001" not in str(row[0]) for row in kept)

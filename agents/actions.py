@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from charla import learners, practice, profile
+from charla import practice, profile
 from charla.commands import TOPICS, Command
 from charla.events import Choice
 from charla.messages import Conn
@@ -94,7 +94,6 @@ class Said:
     text: str = ""
     choices: list[Choice] = field(default_factory=list)
     converse: bool = False
-    forgotten: bool = False  # the learner's data is gone: the caller records the reply for a new learner
 
 
 async def run(conn: Conn, learner_id: uuid.UUID, command: Command, message_id: str, session: Session,
@@ -116,9 +115,6 @@ async def run(conn: Conn, learner_id: uuid.UUID, command: Command, message_id: s
         session.awaiting = "forget"
         return Said(say("forget", native), [Choice(id="forget:yes", title=say("forget_yes", native)),
                                             Choice(id="forget:no", title=say("forget_no", native))])
-    if name == "forget_confirm":
-        await learners.erase(conn, learner_id)
-        return Said(say("forgotten", native), forgotten=True)
     if name == "forget_cancel":
         session.awaiting = None
         return Said(say("kept", native))

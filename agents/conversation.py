@@ -146,11 +146,10 @@ class Conversation:
         ent = await entitlements.entitlement(self.res.redis, self.res.pool, learner_id)
         async with self.res.pool.connection() as conn:
             room = await entitlements.peek(conn, learner_id, ent.premium, stored.timezone, utcnow(), self.res.settings)
+            exercise = await practice.open_prompt(conn, learner_id) if room.allowed else None
         if not room.allowed:
             await self._finish(event, learner_id, batch, sess, self._limit(room, learner_id, native))
             return
-        async with self.res.pool.connection() as conn:
-            exercise = await practice.open_prompt(conn, learner_id)
         reply = await self._converse(learner_id, batch, sess, stored, topic_changed, exercise[2] if exercise else None)
         reply.charge = Charge(ent.premium, stored.timezone, len(batch), native)
         if exercise and exercise[1]:

@@ -26,7 +26,7 @@ from charla.profile import Example, Profile
 from charla.router import Route, Router, open_providers
 from charla.runtime import Resources
 from charla.session import Session
-from charla.tutor import InvalidReply, system_prompt
+from charla.tutor import InvalidReply, parse_as, system_prompt
 from charla.worker import Handler
 
 log = logging.getLogger(__name__)
@@ -101,18 +101,7 @@ class MemoryAgent:
     async def _ask(self, stored: Profile, excerpt: list[turns.Past]) -> insights.Learned:
         request = insights.prompt(stored, [(p.text, p.reply) for p in excerpt])
         completion = await self.router.complete(Route("memory", self.router.hard_chain), request)
-        return _parse(completion.text)
-
-
-def _parse(text: str) -> insights.Learned:
-    from json_repair import repair_json
-    from pydantic import ValidationError
-
-    data = repair_json(text, return_objects=True)
-    try:
-        return insights.Learned.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidReply(str(exc)) from exc
+        return parse_as(completion.text, insights.Learned)
 
 
 async def _exists(conn: profile.Conn, learner_id: uuid.UUID) -> bool:

@@ -89,8 +89,3 @@ async def search(conn: Conn, learner_id: uuid.UUID, query: np.ndarray[Any, np.dt
     return [Memory(int(str(r[0])), str(r[1]), str(r[2]), list(r[3] or []),  # type: ignore[call-overload]
                    r[4], float(str(r[5]))) for r in rows]  # type: ignore[arg-type]
 
-
-async def count(conn: Conn, learner_id: uuid.UUID) -> int:
-    row = await (await conn.execute("SELECT count(*) FROM memories WHERE learner_id = %s",
-                                    (learner_id,))).fetchone()
-    return int(str(row[0])) if row else 0

@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from fsrs import Card, Rating, Scheduler
@@ -14,17 +13,28 @@ from phonenumbers import timezone as phone_zones
 from psycopg.types.json import Jsonb
 
 from charla.messages import Conn
-from charla.profile import Profile
+from charla.profile import Profile, zone
 from charla.tutor import CATEGORY_NAMES
 
 FSRS = Scheduler()
 
+# Grammar tables sent with an exercise on that category: formatted text (WhatsApp monospace), not a file.
+GRAMMAR_TABLES = {
+    "ser_estar": "ser   → who, what, origin: soy profesora, es de Madrid\n"
+                 "estar → states, place:      estoy cansada, está en casa",
+    "preterite_imperfect": "pretérito  → finished events: ayer comí paella\n"
+                           "imperfecto → habits, scenery: de niña comía paella",
+    "subjunctive": "espero que + subjuntivo: espero que vengas\n"
+                   "quiero que + subjuntivo: quiero que lo hagas\n"
+                   "creo que   + indicativo: creo que viene",
+    "por_para": "por  → cause, through, exchange: gracias por todo\n"
+                "para → purpose, recipient, deadline: es para ti",
+    "gender_agreement": "el problema, el día, el mapa\n"
+                        "la mano, la foto, la radio\n"
+                        "-dad, -ción, -umbre → la: la ciudad, la canción",
+}
 
-def zone(name: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
+
 
 
 def next_occurrence(local_time: str, days: list[int], timezone: str, after: datetime) -> datetime:
@@ -58,7 +68,6 @@ def guess_timezone(phone: str | None) -> str | None:
 @dataclass(frozen=True)
 class CardRow:
     item: str
-    card: Card
     due: datetime
 
 
@@ -95,6 +104,8 @@ def exercise(item: str | None, profile: Profile, native: str, backed_off: bool) 
             lines.append(f"{name}: corrige esta frase: _{wrong}_" if es else f"{name}: fix this sentence: _{wrong}_")
         else:
             lines.append(f"Escribe una frase con {name}." if es else f"Write a sentence that uses {name}.")
+        if category in GRAMMAR_TABLES:
+            lines.append(f"```\n{GRAMMAR_TABLES[category]}\n```")
     elif item and item.startswith("word:"):
         word = item.removeprefix("word:")
         lines.append(f"Escribe una frase con *{word}*." if es else f"Write a sentence using *{word}*.")
@@ -114,9 +125,9 @@ def rating_for(item: str, corrections: list[dict[str, object]]) -> Rating:
 
 
 async def cards(conn: Conn, learner_id: uuid.UUID) -> list[CardRow]:
-    rows = await (await conn.execute("SELECT item, card, due FROM practice_cards WHERE learner_id = %s",
+    rows = await (await conn.execute("SELECT item, due FROM practice_cards WHERE learner_id = %s",
                                      (learner_id,))).fetchall()
-    return [CardRow(str(r[0]), Card.from_dict(r[1]), r[2]) for r in rows]  # type: ignore[arg-type]
+    return [CardRow(str(r[0]), r[1]) for r in rows]  # type: ignore[arg-type]
 
 
 async def review(conn: Conn, learner_id: uuid.UUID, item: str, rating: Rating, now: datetime) -> datetime:

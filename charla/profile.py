@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
@@ -105,6 +106,14 @@ class Profile(BaseModel):
 
     def top_errors(self, n: int = 3) -> list[tuple[str, ErrorStat]]:
         return sorted(self.errors.items(), key=lambda kv: (-kv[1].count, kv[0]))[:n]
+
+
+def zone(name: str | None) -> ZoneInfo:
+    """The learner's timezone (UTC when unknown or not a valid IANA name)."""
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
 
 
 async def load(conn: Conn, learner_id: uuid.UUID, *, for_update: bool = False) -> Profile:

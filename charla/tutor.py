@@ -5,7 +5,7 @@ must produce, its validation and repair, and how it is rendered on a phone scree
 from __future__ import annotations
 
 import json
-from typing import Literal
+from typing import Literal, TypeVar
 
 from json_repair import repair_json
 from pydantic import BaseModel, Field, ValidationError
@@ -49,6 +49,9 @@ class TutorReply(BaseModel):
     voice_example: bool = False  # a spoken pronunciation example would help
     confidence: float = Field(1.0, ge=0, le=1)  # how sure the model is of its corrections
     topic: str | None = Field(None, max_length=80)
+
+
+Shape = TypeVar("Shape", bound=BaseModel)
 
 
 class InvalidReply(ValueError):
@@ -153,12 +156,17 @@ def summary_prompt(session: Session, count: int, previous: str) -> Prompt:
 
 
 def parse(text: str) -> TutorReply:
-    """The TutorReply in `text` (tolerating code fences and small JSON slips); InvalidReply otherwise."""
+    """The TutorReply in a model's `text`; InvalidReply otherwise."""
+    return parse_as(text, TutorReply)
+
+
+def parse_as(text: str, shape: type[Shape]) -> Shape:
+    """The `shape` in a model's `text`, tolerating code fences and small JSON slips; InvalidReply otherwise."""
     data = repair_json(text, return_objects=True)
     if not isinstance(data, dict):
         raise InvalidReply("the answer was not a JSON object")
     try:
-        return TutorReply.model_validate(data)
+        return shape.model_validate(data)
     except ValidationError as exc:
         raise InvalidReply(str(exc)) from exc
 

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
 from charla import constants as c
 from charla.messages import Conn
+from charla.profile import zone
 from charla.settings import Settings
 
 PREMIUM = frozenset({"trial", "active", "past_due"})  # past_due: Stripe is still retrying; keep payers working
@@ -71,7 +71,7 @@ async def admit(conn: Conn, learner_id: uuid.UUID, premium: bool, messages: int,
                 now: datetime, settings: Settings) -> Verdict:
     """Count `messages` against the learner's allowance, atomically; not allowed once it is used up."""
     if premium:
-        day = now.astimezone(_zone(timezone)).date()
+        day = now.astimezone(zone(timezone)).date()
         row = await (await conn.execute(
             """INSERT INTO daily_usage (learner_id, day, used) VALUES (%s, %s, %s)
                ON CONFLICT (learner_id, day) DO UPDATE SET used = daily_usage.used + EXCLUDED.used
@@ -90,7 +90,7 @@ async def peek(conn: Conn, learner_id: uuid.UUID, premium: bool, timezone: str |
                settings: Settings) -> Verdict:
     """Whether one more message is allowed, without counting it (checked before a model is asked)."""
     if premium:
-        day = now.astimezone(_zone(timezone)).date()
+        day = now.astimezone(zone(timezone)).date()
         row = await (await conn.execute("SELECT used FROM daily_usage WHERE learner_id = %s AND day = %s",
                                         (learner_id, day))).fetchone()
         used, limit = (int(str(row[0])) if row else 0), settings.paid_daily_messages
@@ -100,11 +100,6 @@ async def peek(conn: Conn, learner_id: uuid.UUID, premium: bool, timezone: str |
     return Verdict(used < settings.free_messages, "free", used, settings.free_messages)
 
 
-def _zone(name: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
 
 
 async def mark_announced(conn: Conn, learner_id: uuid.UUID) -> None:

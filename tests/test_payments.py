@@ -89,9 +89,10 @@ async def test_free_quota_then_link_then_payment_then_all_set(stack: Stack, db: 
         return await status_of(db) == [("active", "one_off", False)]
 
     await eventually(active, 10, "the entitlement active")
+    note = None
     async with asyncio.timeout(10):
-        while (note := await changed.get_message(ignore_subscribe_messages=True, timeout=1)) is None:
-            pass
+        while note is None:  # get_message waits up to 1 s for the PUBLISH each time
+            note = await changed.get_message(ignore_subscribe_messages=True, timeout=1)
     assert note["data"] == str(me).encode()
     await changed.aclose()  # type: ignore[no-untyped-call]
     await say(stack, "¡Ya pagué!")

@@ -137,6 +137,7 @@ async def test_the_weakest_category_comes_first(res: Resources, redis_default: R
     assert await PracticeScheduler(res, Clock(AT_19)).tick() == 1
     (sent,) = await outbox(redis_default)
     assert "ser vs estar: fix this sentence: _ser_estar mistake 4_" in sent.text
+    assert "```\nser   → who, what, origin" in sent.text  # the grammar table comes as formatted text
     (item,) = await rows(res.settings.database_url or "", "SELECT item FROM practice_prompts")
     assert item == ("error:ser_estar",)
 

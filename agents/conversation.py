@@ -28,7 +28,7 @@ from charla import constants as c
 from charla.bus import Delivery
 from charla.channels import Channels, mark_read, open_channels
 from charla.errors import PermanentError
-from charla.events import Choice, InboundMessage, OutboundMessage, TurnEvent, utcnow
+from charla.events import Choice, InboundMessage, OutboundMessage, SpeakRequest, TurnEvent, utcnow
 from charla.llm import LocalModel
 from charla.messages import Conn, Outbound
 from charla.router import AllProvidersFailed, Router, open_providers
@@ -38,13 +38,14 @@ from charla.turns import Usage, Waiting
 from charla.tutor import TutorReply, render
 from charla.worker import Handler
 from payments import billing, entitlements
+from voice import heard as spoken
 
 log = logging.getLogger(__name__)
 
 # Kinds Charla cannot use yet, as a learner would name them.
 _CANNOT_USE = {"sticker": "stickers", "location": "locations", "contacts": "contact cards",
-               "document": "documents", "video": "videos", "image": "images", "audio": "voice notes"}
-_USABLE = {"text", "interactive", "button"}  # kinds whose text is the learner's words
+               "document": "documents", "video": "videos", "image": "images"}
+_USABLE = {"text", "interactive", "button", "audio"}  # kinds whose text is the learner's words (audio: transcript)
 _NO_REPLY = {"reaction"}  # a reaction (or its removal) is noted, not answered
 DELAY = {"en": "Give me a moment… I'm having trouble thinking right now. I'll answer you shortly.",
          "es": "Dame un momento… ahora mismo me cuesta pensar. Te respondo enseguida."}
@@ -82,6 +83,8 @@ class Reply:
     topic: str | None = None
     charge: Charge | None = None
     practice: tuple[int, str] | None = None  # (prompt id, item) of the practice exercise this turn answers
+    say: tuple[str, str] | None = None  # (phrase, language) to send as a voice note after the text
+    spoken: Outbound | None = None  # the voice note's recorded outbound message
     announce: bool = False  # starts with "you're all set" (the entitlement records it was said)
 
 
@@ -112,6 +115,9 @@ class Conversation:
             await self._send(event, event.message_id, delay)
         if reply is not None:  # answered before a crash: make sure it and its turn event went out
             await self._send(event, event.message_id, reply)
+            if (voice := replies.get("voice")) is not None and voice.status == "queued":
+                target, _ = self.tutor.languages(await self._profile(learner_id))
+                await self._speak(event, voice, target)
             await self._publish_turn(inbound_id, event.learner)
         elif not await self._later_queued(delivery):
             await self._take_turn(event, learner_id)
@@ -151,7 +157,8 @@ class Conversation:
             await self._finish(event, learner_id, batch, sess, self._limit(room, learner_id, native))
             return
         reply = await self._converse(learner_id, batch, sess, stored, topic_changed, exercise[2] if exercise else None)
-        reply.charge = Charge(ent.premium, stored.timezone, len(batch), native)
+        if reply.usage.provider != "canned":  # a note that could not be heard costs the learner nothing
+            reply.charge = Charge(ent.premium, stored.timezone, len(batch), native)
         if exercise and exercise[1]:
             reply.practice = (exercise[0], exercise[1])
         if ent.premium and not ent.announced:
@@ -181,16 +188,37 @@ class Conversation:
 
     async def _converse(self, learner_id: uuid.UUID, batch: list[Waiting], sess: Session, stored: profile.Profile,
                         topic_changed: bool = False, exercise: str | None = None) -> Reply:
+        target, native = self.tutor.languages(stored)
         texts = [row.text for row in batch if row.text]
-        notes = [_cannot_use(row.kind, caption=bool(row.text)) for row in batch if row.kind not in _USABLE]
+        notes = [_cannot_use(row, native) for row in batch
+                 if row.kind not in _USABLE or (row.kind == "audio" and not row.text)]
         if not texts:
             return Reply("\n\n".join(dict.fromkeys(notes)), Usage("canned"))
+        voiced = [(row.text, h) for row in batch if row.text and (h := spoken.Heard.of(row.payload)) is not None]
+        heard = voiced[-1][1] if voiced else None
         recalled = await self._recall(learner_id, texts, sess, topic_changed)
-        answer = await self.tutor.answer(texts, sess, stored, memories=recalled, exercise=exercise)
-        text = _render(answer.reply, answer.demo, notes)
+        answer = await self.tutor.answer(texts, sess, stored, memories=recalled, exercise=exercise,
+                                         spoken=spoken.prompt_note(heard) if heard else None,
+                                         unclear=heard is not None and heard.low_confidence)
+        heading = [spoken.quote(text, native) for text, _ in voiced]
+        if heard is not None and heard.pronunciation is not None:
+            heading.append(spoken.pronunciation_text(heard.pronunciation, native))
+        text = "\n\n".join([*heading, _render(answer.reply, answer.demo, notes)])
         return Reply(text, answer.usage, corrections=[x.model_dump() for x in answer.reply.corrections],
                      vocabulary=[w.model_dump() for w in answer.reply.new_vocabulary],
-                     voice_example=answer.reply.voice_example, topic=answer.reply.topic)
+                     voice_example=answer.reply.voice_example, topic=answer.reply.topic,
+                     say=self._say(answer.reply, target, spoken_turn=bool(voiced)))
+
+    def _say(self, reply: TutorReply, target: str, *, spoken_turn: bool) -> tuple[str, str] | None:
+        """What to speak after the text: the model's pronunciation example, else (for a learner who spoke)
+        the new words. Nothing when voice replies are off."""
+        if not self.res.settings.voice_replies:
+            return None
+        if reply.say and reply.say.strip():
+            return reply.say.strip(), target
+        if spoken_turn and reply.new_vocabulary:
+            return ". ".join(w.word for w in reply.new_vocabulary[:4]), target
+        return None
 
     async def _command(self, event: InboundMessage, learner_id: uuid.UUID, batch: list[Waiting], sess: Session,
                        command: commands.Command, native: str, target: str) -> None:
@@ -252,8 +280,11 @@ class Conversation:
         sess.offered = [choice.id for choice in reply.choices]
         if reply.usage.provider != "command":
             sess.awaiting = None
+            sess.repeat = reply.say[0] if reply.say else None
         await session.save(self.res.redis, event.learner, sess, self.res.settings.session_ttl_s)
         await self._publish(event, batch, outbound, turn)
+        if reply.spoken is not None and reply.say is not None:
+            await self._speak(event, reply.spoken, reply.say[1])
 
     async def _charge(self, conn: Conn, learner_id: uuid.UUID, reply: Reply) -> None:
         """Count the turn's messages in the reply's transaction; if another replica used the last of the
@@ -265,6 +296,7 @@ class Conversation:
         if not verdict.allowed:
             limited = self._limit(verdict, learner_id, charge.native)
             reply.text, reply.usage, reply.corrections, reply.vocabulary = limited.text, limited.usage, [], []
+            reply.say = None
             reply.announce = False
         elif reply.announce:
             await entitlements.mark_announced(conn, learner_id)
@@ -279,6 +311,9 @@ class Conversation:
         newest, usage = batch[-1], reply.usage
         outbound = await messages.record_reply(conn, learner_id, event.provider, newest.message_id, newest.id,
                                                reply.text, answers=False, choices=reply.choices)
+        if reply.say is not None:
+            reply.spoken = await messages.record_reply(conn, learner_id, event.provider, newest.message_id,
+                                                       newest.id, reply.say[0], "voice", answers=False, kind="voice")
         total_ms = max(0, round((utcnow() - event.at).total_seconds() * 1000))
         turn_id = await turns.record(conn, learner_id, newest.id, [row.id for row in batch], usage, total_ms,
                                      reply.corrections, reply.vocabulary, reply.voice_example)
@@ -308,6 +343,13 @@ class Conversation:
             provider=event.provider, to=event.identity, text=outbound.body, reply_to=reply_to,
             via=event.payload.get("to"), kind="choices" if outbound.choices else "text", choices=outbound.choices)
         await self.res.bus.publish(c.STREAM_OUTBOX, message, dedupe_key=f"outbox:{outbound.outbound_id}")
+
+    async def _speak(self, event: InboundMessage, voice: Outbound, language: str) -> None:
+        """Ask the voice agent to say `voice` (it hands the note to the sender); deduplicated per message."""
+        request = SpeakRequest(id=f"speak-{voice.outbound_id}", learner=event.learner,
+                               outbound_id=str(voice.outbound_id), provider=event.provider, to=event.identity,
+                               via=event.payload.get("to"), text=voice.body, language=language)
+        await self.res.bus.publish(c.STREAM_VOICE, request, dedupe_key=f"speak:{voice.outbound_id}")
 
     async def _defer(self, event: InboundMessage, learner_id: uuid.UUID, newest: Waiting, native: str,
                      exc: AllProvidersFailed) -> None:
@@ -373,13 +415,15 @@ def _command(batch: list[Waiting], sess: Session) -> commands.Command | None:
     return commands.parse(newest.text, awaiting=sess.awaiting)
 
 
-def _cannot_use(kind: str, *, caption: bool) -> str:
-    what = _CANNOT_USE.get(kind, "that kind of message")
-    if caption:
+def _cannot_use(row: Waiting, native: str) -> str:
+    if row.kind == "audio":  # a voice note the voice agent could not turn into words
+        heard = spoken.Heard.of(row.payload) or spoken.Heard(problem="corrupt")
+        return spoken.problem_text(heard, native)
+    what = _CANNOT_USE.get(row.kind, "that kind of message")
+    if row.text:
         return f"(I can only read the caption: I can't look at {what} yet.)"
-    if kind == "audio":
-        return "I can't listen to voice notes yet. Could you type it? I'll correct it right away."
-    return f"I can read text messages, but {what} are something I can't use yet. Write to me and I'll help!"
+    return (f"I can read text messages and listen to voice notes, but {what} are something I can't use yet. "
+            "Write to me and I'll help!")
 
 
 def _render(reply: TutorReply, demo: bool, notes: list[str]) -> str:

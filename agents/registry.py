@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from agents import conversation, memory, receipts, scheduler, sender
 from charla import constants as c
 from charla.runtime import Resources
+from charla.settings import Settings
 from charla.worker import Handler
 from payments import agent as payments
 
@@ -24,12 +25,20 @@ class AgentSpec:
     summary: str
     consumes: tuple[Consumes, ...]
     setup: Callable[[Resources], None] | None = None  # wiring beside the streams (e.g. a background loop)
+    concurrency: Callable[[Settings], int] = lambda s: s.agent_concurrency  # entries handled at once
 
     def handlers(self, res: Resources) -> dict[str, Handler]:
         """Build the agent's stream handlers (and run its setup) on `res`."""
         if self.setup is not None:
             self.setup(res)
         return {consumes.stream: consumes.build(res) for consumes in self.consumes}
+
+
+def _voice(res: Resources) -> Handler:
+    """Imported when the voice agent starts: only its process loads the speech libraries."""
+    from voice import agent as voice
+
+    return voice.build(res)
 
 
 AGENTS: dict[str, AgentSpec] = {spec.name: spec for spec in (
@@ -41,9 +50,8 @@ AGENTS: dict[str, AgentSpec] = {spec.name: spec for spec in (
               (Consumes(c.STREAM_PAYMENTS, payments.build),)),
     AgentSpec("scheduler", "sends spaced-repetition practice at each learner's own time", (),
               setup=scheduler.setup),
+    AgentSpec("voice", "transcribes voice notes and speaks pronunciation examples",
+              (Consumes(c.STREAM_VOICE, _voice),), concurrency=lambda s: s.voice_workers),
     AgentSpec("sender", "delivers replies through the WhatsApp provider and records delivery statuses",
               (Consumes(c.STREAM_OUTBOX, sender.build), Consumes(c.STREAM_STATUSES, receipts.build))),
 )}
-
-# Named in Charla's contract, built by later work; asking for one says so instead of failing obscurely.
-PLANNED = {"voice": "voice notes"}

@@ -14,7 +14,7 @@ import time
 import uuid
 
 from charla import constants as c
-from charla import flashcards, messages
+from charla import flashcards, media, messages
 from charla import graph as meta
 from charla import twilio_api as twilio
 from charla.bus import Delivery
@@ -55,6 +55,9 @@ async def send(res: Resources, channels: Channels, event: OutboundMessage) -> No
         return  # already sent (a redelivery), failed for good, or unknown to the log
     if state.unreachable:
         await _fail(res, outbound_id, {"reason": "learner unreachable"})
+        return
+    if event.kind == "voice":
+        await _send_voice(res, channels, event, outbound_id, state.window_open)
         return
     if event.kind == "template" or (event.provider != "console" and not state.window_open):
         await _send_template(res, channels, event, outbound_id)
@@ -137,6 +140,42 @@ def _twilio_recipient(event: OutboundMessage) -> str:
     raise PermanentError(f"outbound {event.outbound_id} has no Twilio recipient")
 
 
+async def _send_voice(res: Resources, channels: Channels, event: OutboundMessage, outbound_id: uuid.UUID,
+                      window_open: bool) -> None:
+    """A spoken example: uploaded to Meta, fetched by Twilio from CHARLA_PUBLIC_URL, shown by the console.
+    It only ever follows a text reply, so outside the window (no template can carry it) it is dropped."""
+    if event.provider != "console" and not window_open:
+        await _fail(res, outbound_id, {"reason": "24-hour window closed; the voice note follows a text reply"})
+        return
+    audio = await media.kept(res.redis, f"out:{event.audio}") if event.audio else None
+    if audio is None:
+        await _fail(res, outbound_id, {"reason": "the voice note's audio expired before it was sent"})
+        return
+    try:
+        if event.provider == "meta" and channels.graph is not None:
+            media_id = await channels.graph.upload_voice(audio)
+            provider_id = await channels.graph.send_voice(_meta_recipient(event), media_id, tag=event.outbound_id)
+        elif event.provider == "twilio" and channels.twilio is not None:
+            if not res.settings.public_url:
+                raise PermanentError("CHARLA_PUBLIC_URL is not set: Twilio cannot fetch voice notes from Charla")
+            url = f"{res.settings.public_url.rstrip('/')}/media/{event.audio}.ogg"
+            provider_id = await channels.twilio.send_media(_twilio_recipient(event), url, sender=event.via)
+        elif event.provider == "console":
+            await _console_part(res, event, outbound_id)
+            return
+        else:
+            raise PermanentError(f"no credentials to send through {event.provider!r}")
+    except (GraphAuthError, TwilioAuthError) as exc:
+        await _alert(res, exc.code, f"{event.provider} rejected Charla's credentials: check them ({exc})")
+        raise
+    except PermanentError as exc:
+        await _fail(res, outbound_id, {"code": getattr(exc, "code", None), "message": str(exc)})
+        return
+    async with res.pool.connection() as conn, conn.pipeline():
+        await messages.record_part_sent(conn, event.provider, outbound_id, 0, provider_id)
+        await messages.mark_sent(conn, outbound_id)
+
+
 async def _send_template(res: Resources, channels: Channels, event: OutboundMessage, outbound_id: uuid.UUID) -> None:
     """Outside the 24-hour window: the message's own template (a practice prompt's), else the re-engagement
     template, instead of the free-form text."""
@@ -170,7 +209,8 @@ async def _send_template(res: Resources, channels: Channels, event: OutboundMess
 
 
 async def _console_part(res: Resources, event: OutboundMessage, outbound_id: uuid.UUID) -> None:
-    provider_id = await _deliver(res, Channels(None, None), event.model_copy(update={"kind": "text"}), event.text, None)
+    shown = event.model_copy(update={"kind": "voice" if event.kind == "voice" else "text"})
+    provider_id = await _deliver(res, Channels(None, None), shown, event.text, None)
     async with res.pool.connection() as conn, conn.pipeline():
         await messages.record_part_sent(conn, event.provider, outbound_id, 0, provider_id)
         await messages.mark_sent(conn, outbound_id)

@@ -71,17 +71,22 @@ class Tutor:
                 profile.native_language or self.settings.default_native_language)
 
     async def answer(self, texts: list[str], session: Session, profile: Profile, memories: list[str],
-                     exercise: str | None = None) -> Answer:
-        """The tutor's answer to `texts` (a burst, in order). Raises AllProvidersFailed."""
+                     exercise: str | None = None, spoken: str | None = None, unclear: bool = False) -> Answer:
+        """The tutor's answer to `texts` (a burst, in order). `spoken` tells the model the words came from a
+        voice note; an `unclear` transcript goes to the hard chain (Claude first) to be read charitably.
+        Raises AllProvidersFailed."""
         meter = Meter({**PRICES, **self.settings.llm_prices})
         target, native = self.languages(profile)
         structured = not self.router.demo_only
 
         def system() -> str:
-            return system_prompt(profile, session, target, native, memories, structured=structured, exercise=exercise)
+            return system_prompt(profile, session, target, native, memories, structured=structured, exercise=exercise,
+                                 spoken=spoken)
 
         prompt = await self._fit(system, session, texts, meter)
         route = self.router.route("\n".join(texts))
+        if unclear and self.router.hard_chain:
+            route = Route("unclear_transcript", self.router.hard_chain)
         reply, completion = await self._structured(route, prompt, meter)
         second = self.router.escalation(completion.provider)
         if reply.confidence < self.settings.llm_confidence_min and second is not None:

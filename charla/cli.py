@@ -119,15 +119,13 @@ def serve() -> None:
 
 
 @app.command()
-def agent(name: Annotated[str, typer.Argument(help="conversation, memory, payments, sender (voice and "
-                                                   "scheduler arrive with their issues)")]) -> None:
+def agent(name: Annotated[str, typer.Argument(help="conversation, memory, payments, scheduler, voice or "
+                                                   "sender")]) -> None:
     """Run one agent process (consumes its stream until SIGTERM/SIGINT, then finishes in-flight work)."""
-    from agents.registry import AGENTS, PLANNED
+    from agents.registry import AGENTS
 
     settings = _settings()
     _logging(settings)
-    if name in PLANNED:
-        raise _fail(f"the {name} agent ({PLANNED[name]}) is not built yet; available: {', '.join(AGENTS)}")
     if name not in AGENTS:
         raise _fail(f"unknown agent {name!r}; available: {', '.join(AGENTS)}")
     _run(_agent(settings, name))
@@ -141,7 +139,7 @@ async def _agent(settings: Settings, name: str) -> None:
     stop = stop_on_signals()
     async with open_resources(settings) as res:
         handlers = spec.handlers(res)
-        await run_workers(res, agent=name, handlers=handlers, stop=stop)
+        await run_workers(res, agent=name, handlers=handlers, stop=stop, concurrency=spec.concurrency(settings))
 
 
 @app.command()

@@ -16,12 +16,15 @@ STREAM_STATUSES: Final = f"{PREFIX}:stream:statuses"
 STREAM_TURNS: Final = f"{PREFIX}:stream:turns"
 # Stripe events, verified by the orchestrator; consumed by the payment agent's group.
 STREAM_PAYMENTS: Final = f"{PREFIX}:stream:payments"
+# Voice work, off the text path: learners' voice notes to transcribe and replies to speak. The voice agent
+# turns a note into a transcript and publishes it on the inbound stream, so text never queues behind audio.
+STREAM_VOICE: Final = f"{PREFIX}:stream:voice"
 # Which consumer groups read each stream. Every process declares them at startup, and a publish to a
 # missing stream creates them first: a group created later starts at the stream's end and would skip
 # what came before it.
 CONSUMER_GROUPS: Final = {STREAM_INBOUND: ("conversation",), STREAM_OUTBOX: ("sender",),
                           STREAM_STATUSES: ("sender",), STREAM_TURNS: ("memory",),
-                          STREAM_PAYMENTS: ("payments",)}
+                          STREAM_PAYMENTS: ("payments",), STREAM_VOICE: ("voice",)}
 # Operator alerts (hash: code -> JSON with the message and when it was last seen), shown by `charla status`.
 ALERTS_KEY: Final = f"{PREFIX}:alerts"
 # Poison events go to `<stream>:dead`, next to their source, so `charla status` can pair them up.
@@ -60,3 +63,7 @@ ENTITLEMENT_KEY: Final = f"{PREFIX}:entitlement:{{learner}}"
 ENTITLEMENT_CHANNEL: Final = f"{PREFIX}:entitlement-changed"
 # Learners blocked by an operator (a set of learner keys), checked before any work is spent.
 BLOCKED_KEY: Final = f"{PREFIX}:blocked"
+# Audio Charla serves or uploads (bytes, expiring): spoken replies (`out:<token>`, fetched by Twilio and the
+# console at /media/<token>.ogg, uploaded to Meta by the sender) and console voice notes (`in:<id>`).
+MEDIA_KEY: Final = f"{PREFIX}:media:{{token}}"
+MEDIA_TTL_S: Final = 24 * 3600

@@ -106,7 +106,7 @@ class OutboundMessage(_Event):
     outbound_id: str
     provider: Provider
     to: Identity
-    kind: Literal["text", "choices", "template"] = "text"
+    kind: Literal["text", "choices", "template", "voice"] = "text"
     text: str
     choices: list[Choice] = Field(default_factory=list)
     choices_button: str = "Options"
@@ -114,6 +114,7 @@ class OutboundMessage(_Event):
     via: str | None = None  # our number the learner wrote to (Twilio sends from it)
     template: Template | None = None  # what to send instead when the window is closed (kind "template": always)
     flashcard: Flashcard | None = None  # sent as an image where the provider takes uploads (Meta)
+    audio: str | None = None  # kind "voice": the token of an Ogg/Opus note under MEDIA_KEY (`text` is its transcript)
 
 
 class ReadReceipt(_Event):
@@ -170,6 +171,19 @@ class TurnEvent(_Event):
     native_language: str = ""
 
 
+class SpeakRequest(_Event):
+    """Say `text` in `language` as a voice note and send it as outbound message `outbound_id` (already
+    recorded by the conversation agent; the voice agent synthesizes it and hands it to the sender)."""
+
+    type: Literal["voice.speak"] = "voice.speak"
+    outbound_id: str
+    provider: Provider
+    to: Identity
+    via: str | None = None
+    text: str
+    language: str
+
+
 class StripeEvent(_Event):
     """A Stripe webhook event whose signature the orchestrator verified (`payload` is its `data.object`).
     Ordered per subscription (or customer): `learner` is `stripe:<subscription or customer or object id>`."""
@@ -182,7 +196,7 @@ class StripeEvent(_Event):
 
 
 Event = Annotated[InboundMessage | OutboundMessage | ReadReceipt | DeliveryStatus | ProviderError | TurnEvent
-                  | StripeEvent,
+                  | StripeEvent | SpeakRequest,
                   Field(discriminator="type")]
 EVENTS: TypeAdapter[Event] = TypeAdapter(Event)
 

@@ -48,6 +48,12 @@ async def upsert(conn: AsyncConnection[tuple[object, ...]], identity: Identity,
     raise RuntimeError(f"could not create or find learner {identity.key()}")
 
 
+async def find(conn: AsyncConnection[tuple[object, ...]], identity: Identity) -> uuid.UUID | None:
+    """The learner with any of `identity`'s ids, if they have written before (read only)."""
+    ids = _ids(identity)
+    return await _find(conn, ids) if ids else None
+
+
 async def _find(conn: AsyncConnection[tuple[object, ...]], ids: dict[str, str]) -> uuid.UUID | None:
     where = " OR ".join(f"{col} = %s" for col in ids)
     query = f"SELECT id FROM learners WHERE {where} ORDER BY created_at LIMIT 1"  # noqa: S608 - fixed names

@@ -9,7 +9,9 @@ import json
 from dataclasses import dataclass
 
 import aiohttp
+from redis.asyncio import Redis
 
+from charla import constants as c
 from charla.errors import PermanentError, TransientError
 
 
@@ -88,3 +90,14 @@ def _check_sha256(content: bytes, announced: object) -> None:
         actual = base64.b64encode(hashlib.sha256(content).digest()).decode()
         if actual != announced and hashlib.sha256(content).hexdigest() != announced:
             raise MediaCorrupt("downloaded media does not match its sha256")
+
+
+async def keep(redis: Redis, token: str, data: bytes) -> None:
+    """Keep audio Charla serves or uploads later under `token` (`out:…` spoken replies, `in:…` console notes)."""
+    await redis.set(c.MEDIA_KEY.format(token=token), data, ex=c.MEDIA_TTL_S)
+
+
+async def kept(redis: Redis, token: str) -> bytes | None:
+    """Audio kept under `token`, or None once it expired."""
+    data = await redis.get(c.MEDIA_KEY.format(token=token))
+    return data.encode() if isinstance(data, str) else data

@@ -57,7 +57,7 @@ async def replies(conn: Conn, inbound_id: int) -> dict[str, Outbound]:
 
 async def record_reply(conn: Conn, learner_id: uuid.UUID, provider: str, message_id: str, inbound_id: int,
                        body: str, part: str = "reply", *, answers: bool = True,
-                       choices: Sequence[Choice] = ()) -> Outbound:
+                       choices: Sequence[Choice] = (), kind: str | None = None) -> Outbound:
     """Record reply `part` to inbound message `message_id` (unique per part); with `answers`, mark that
     message answered too (call inside one transaction)."""
     outbound_id = outbound_id_for(provider, message_id, part)
@@ -66,7 +66,7 @@ async def record_reply(conn: Conn, learner_id: uuid.UUID, provider: str, message
         """INSERT INTO messages (learner_id, direction, provider, outbound_id, reply_to, reply_part, kind, body,
                                  payload, status)
            VALUES (%s, 'out', %s, %s, %s, %s, %s, %s, %s, 'queued')""",
-        (learner_id, provider, outbound_id, inbound_id, part, "choices" if choices else "text", body,
+        (learner_id, provider, outbound_id, inbound_id, part, kind or ("choices" if choices else "text"), body,
          Jsonb(payload)))
     if answers:
         await conn.execute("UPDATE messages SET status = 'answered', updated_at = now() WHERE id = %s", (inbound_id,))

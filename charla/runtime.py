@@ -146,11 +146,13 @@ def stop_on_signals() -> asyncio.Event:
     return stop
 
 
-async def run_workers(res: Resources, *, agent: str, handlers: dict[str, Handler], stop: asyncio.Event) -> list[Worker]:
+async def run_workers(res: Resources, *, agent: str, handlers: dict[str, Handler], stop: asyncio.Event,
+                      concurrency: int | None = None) -> list[Worker]:
     """Run one agent: a worker per stream it consumes (`handlers`), one heartbeat, until `stop`."""
     consumer = consumer_name(agent)
-    workers = [Worker(res.bus, stream=stream, group=agent, consumer=consumer, handler=handler,
-                      concurrency=res.settings.agent_concurrency) for stream, handler in handlers.items()]
+    slots = concurrency or res.settings.agent_concurrency
+    workers = [Worker(res.bus, stream=stream, group=agent, consumer=consumer, handler=handler, concurrency=slots)
+               for stream, handler in handlers.items()]
 
     def status() -> dict[str, object]:
         totals = {key: sum(getattr(w.stats, key) for w in workers) for key in vars(WorkerStats())}

@@ -29,6 +29,7 @@ class Session(BaseModel):
     errors: dict[str, int] = Field(default_factory=dict)  # correction category -> count, this session
     awaiting: str | None = None  # a question Charla asked and the next message answers (e.g. "forget")
     offered: list[str] = Field(default_factory=list)  # ids of the choices last offered: "2" picks the second
+    repeat: str | None = None  # a phrase Charla just spoke: the learner's next voice note is checked against it
 
     def has(self, message_id: str) -> bool:
         return any(m.id == message_id for m in self.messages)

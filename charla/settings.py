@@ -96,6 +96,22 @@ class Settings(BaseSettings):
     recall_k: int = Field(3, ge=0, le=20, validation_alias=_env("CHARLA_RECALL_K"))
     turn_retry_s: float = Field(15.0, gt=0, validation_alias=_env("CHARLA_TURN_RETRY_S"))
 
+    voice_max_seconds: float = Field(300.0, gt=0, validation_alias=_env("CHARLA_VOICE_MAX_SECONDS"))
+    voice_min_confidence: float = Field(0.45, ge=0, le=1, validation_alias=_env("CHARLA_VOICE_MIN_CONFIDENCE"))
+    voice_low_confidence: Literal["ask", "correct"] = Field("ask", validation_alias=_env("CHARLA_VOICE_LOW_CONFIDENCE"))
+    voice_workers: int = Field(1, ge=1, validation_alias=_env("CHARLA_VOICE_WORKERS"))
+    voice_threads: int = Field(2, ge=1, validation_alias=_env("CHARLA_VOICE_THREADS"))
+    voice_nice: int = Field(10, ge=0, le=19, validation_alias=_env("CHARLA_VOICE_NICE"))
+    voice_beam_size: int = Field(1, ge=1, le=10, validation_alias=_env("CHARLA_VOICE_BEAM_SIZE"))
+    voice_noise_reduction: bool = Field(False, validation_alias=_env("CHARLA_VOICE_NOISE_REDUCTION"))
+    voice_replies: bool = Field(True, validation_alias=_env("CHARLA_VOICE_REPLIES"))
+    whisper_model: Path | None = Field(None, validation_alias=_env("CHARLA_WHISPER_MODEL"))
+    whisper_english_model: str = Field("bundled", validation_alias=_env("CHARLA_WHISPER_ENGLISH_MODEL"))
+    tts_engines_setting: str = Field("piper,coqui,espeak", validation_alias=_env("CHARLA_TTS_ENGINES"))
+    piper_voices: dict[str, Path] = Field(default_factory=dict, validation_alias=_env("CHARLA_PIPER_VOICES"))
+    coqui_model: str | None = Field(None, validation_alias=_env("CHARLA_COQUI_MODEL"))
+    coqui_languages_setting: str = Field("", validation_alias=_env("CHARLA_COQUI_LANGUAGES"))
+
     free_messages: int = Field(50, ge=0, validation_alias=_env("FREE_MESSAGES"))
     paid_daily_messages: int = Field(500, ge=0, validation_alias=_env("PAID_DAILY_MESSAGES"))
 
@@ -132,6 +148,19 @@ class Settings(BaseSettings):
     def llm_hard_chain(self) -> tuple[str, ...]:
         """Providers in fallback order for hard grammar questions and low-confidence second opinions."""
         return _names(self.llm_hard_chain_setting)
+
+    @property
+    def models_dir(self) -> Path:
+        """Where prepared models live (the assembled multilingual Whisper)."""
+        return self.home / "models"
+
+    @property
+    def tts_engines(self) -> tuple[str, ...]:
+        return _names(self.tts_engines_setting)
+
+    @property
+    def coqui_languages(self) -> tuple[str, ...]:
+        return _names(self.coqui_languages_setting)
 
     def local_model_enabled(self, other_providers: bool) -> bool:
         """The offline demo model: by default only when no provider is configured."""
@@ -181,6 +210,9 @@ class Settings(BaseSettings):
                                  + ", ".join(missing))
         if self.openai_base_url and not self.openai_model:
             raise ValueError("OPENAI_BASE_URL is set but OPENAI_MODEL is not: name the model the server should run")
+        if set(self.tts_engines) - {"piper", "coqui", "espeak"}:
+            raise ValueError(f"unknown engine(s) in CHARLA_TTS_ENGINES: {self.tts_engines_setting!r}; "
+                             "use piper, coqui, espeak")
         unknown = set(self.llm_chain + self.llm_hard_chain) - {"groq", "anthropic", "openai", "local"}
         if unknown:
             raise ValueError(f"unknown provider(s) in CHARLA_LLM_CHAIN/CHARLA_LLM_HARD_CHAIN: {sorted(unknown)}; "

@@ -47,6 +47,7 @@ class TutorReply(BaseModel):
     corrections: list[Correction] = Field(default_factory=list, max_length=8)
     new_vocabulary: list[NewWord] = Field(default_factory=list, max_length=8)
     voice_example: bool = False  # a spoken pronunciation example would help
+    say: str | None = Field(None, max_length=200)  # with voice_example: the phrase to speak, in the target language
     confidence: float = Field(1.0, ge=0, le=1)  # how sure the model is of its corrections
     topic: str | None = Field(None, max_length=80)
 
@@ -63,7 +64,7 @@ _SHAPE = json.dumps({
         {"original": "what they wrote", "corrected": "the correct form", "category": "ser_estar",
          "explanation": "one short sentence"}],
     "new_vocabulary": [{"word": "palabra", "translation": "word", "example": "short example"}],
-    "voice_example": False, "confidence": 0.9, "topic": "food"}, ensure_ascii=False)
+    "voice_example": False, "say": None, "confidence": 0.9, "topic": "food"}, ensure_ascii=False)
 
 
 LANGUAGES_ES = {"es": "español", "en": "inglés", "fr": "francés", "de": "alemán", "it": "italiano",
@@ -82,7 +83,7 @@ def estimate_tokens(text: str) -> int:
 
 
 def system_prompt(profile: Profile, session: Session, target: str, native: str, memories: list[str],
-                  *, structured: bool = True, exercise: str | None = None) -> str:
+                  *, structured: bool = True, exercise: str | None = None, spoken: str | None = None) -> str:
     """The tutor's instructions and what is known of the learner. Unstructured (plain text) for the
     offline demo model, which cannot follow a JSON shape."""
     level = profile.level or profile.level_inferred or "unknown (infer it from how they write)"
@@ -99,7 +100,9 @@ def system_prompt(profile: Profile, session: Session, target: str, native: str, 
             "Correct real mistakes in what the learner wrote (not style choices): each correction gives the "
             f"original, the corrected form, a category ({', '.join(CATEGORY_NAMES)}) and one short explanation "
             f"in {language_name(native)}. Words you introduce that are likely new go in new_vocabulary.",
-            "Set voice_example to true only when hearing the pronunciation would clearly help.",
+            "Set voice_example to true only when hearing the pronunciation would clearly help (the learner asks how "
+            f"to say or pronounce something, or a new word is hard to pronounce); then put the {language_name(target)} "
+            "phrase to speak, a few words, in say. Charla sends it as a voice note and the learner may repeat it.",
             "confidence is how sure you are that your corrections are right (0 to 1).",
             f"Answer with one JSON object only, shaped like: {_SHAPE}"]
     else:
@@ -117,6 +120,8 @@ def system_prompt(profile: Profile, session: Session, target: str, native: str, 
     if exercise:
         lines.append(f"The learner is answering this practice exercise you sent: «{exercise}». Say whether they got "
                      "it right, correct it as usual, and keep it short.")
+    if spoken:
+        lines.append(spoken)
     if memories:
         lines.append("From earlier conversations (older than this session: what the learner says now wins): "
                      + " | ".join(memories))

@@ -59,6 +59,10 @@ class TwilioChannel:
         """Send a text; `sender` is the number the learner wrote to (else TWILIO_WHATSAPP_FROM)."""
         return await self._create(to, sender, body=body)
 
+    async def send_media(self, to: str, url: str, *, sender: str | None = None) -> str:
+        """Send media Twilio fetches from `url` (a voice note Charla serves at CHARLA_PUBLIC_URL/media/…)."""
+        return await self._create(to, sender, media_url=[url])
+
     async def send_template(self, to: str, content_sid: str, *, sender: str | None = None) -> str:
         """Send an approved template by its Content SID (HX…), the only thing allowed outside the window."""
         return await self._create(to, sender, content_sid=content_sid)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -16,13 +17,16 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from charla import constants as c
 from charla.bus import BacklogFull
-from charla.events import Provider
+from charla.events import InboundMessage, Provider
+from charla.media import kept
 from charla.runtime import Resources, consumer_name, heartbeat, open_resources
 from charla.settings import Settings
 from orchestrator import meta, twilio_hooks
 from payments import webhook as stripe_events
 
 log = logging.getLogger(__name__)
+
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
 class BodyTooLarge(Exception):
@@ -51,6 +55,7 @@ def create_app(settings: Settings) -> FastAPI:
     # The same, under the path many Twilio consoles are set up with.
     app.add_api_route("/webhooks/twilio/whatsapp", twilio_webhook, methods=["POST"], response_model=None)
     app.add_api_route("/webhooks/stripe", stripe_webhook, methods=["POST"], response_model=None)
+    app.add_api_route("/media/{token}.ogg", media, methods=["GET"], response_model=None)
     return app
 
 
@@ -145,12 +150,27 @@ async def publish_delivery(res: Resources, payload: Any, provider: Provider) -> 
     """Publish a delivery's messages, statuses and errors, each once however often it is retried."""
     published = 0
     for message in meta.inbound_messages(payload, provider):
-        published += bool(await res.bus.publish(c.STREAM_INBOUND, message, dedupe_key=message.id))
+        published += bool(await res.bus.publish(inbound_stream(message), message, dedupe_key=message.id))
     for status in meta.statuses(payload, provider):
         published += bool(await res.bus.publish(c.STREAM_STATUSES, status, dedupe_key=status.id))
     for error in meta.errors(payload, provider):
         published += bool(await res.bus.publish(c.STREAM_STATUSES, error))
     return published
+
+
+def inbound_stream(message: InboundMessage) -> str:
+    """Voice notes go to the voice agent (it publishes the transcript on the inbound stream), the rest
+    straight to the conversation agent, so text never queues behind audio."""
+    return c.STREAM_VOICE if message.kind == "audio" else c.STREAM_INBOUND
+
+
+async def media(token: str, res: Res) -> Response:
+    """A spoken reply Charla made (Twilio fetches MediaUrl from here; the console plays it). Tokens are
+    random and expire with the audio."""
+    data = await kept(res.redis, f"out:{token}") if _TOKEN.fullmatch(token) else None
+    if data is None:
+        return _error(404, "no such voice note (they expire after 24 hours)")
+    return Response(data, media_type="audio/ogg", headers={"Cache-Control": "private, max-age=3600"})
 
 
 def twilio_url(request: Request, public_url: str | None) -> str:
@@ -176,7 +196,7 @@ async def twilio_webhook(request: Request, res: Res) -> Response:
         return _error(401, "missing or invalid X-Twilio-Signature")
     try:
         if (message := twilio_hooks.inbound_message(form)) is not None:
-            await res.bus.publish(c.STREAM_INBOUND, message, dedupe_key=message.id)
+            await res.bus.publish(inbound_stream(message), message, dedupe_key=message.id)
         elif (status := twilio_hooks.delivery_status(form)) is not None:
             await res.bus.publish(c.STREAM_STATUSES, status, dedupe_key=status.id)
     except BacklogFull:

@@ -24,11 +24,11 @@ def test_every_command_has_help(command: list[str]) -> None:
     assert "Usage" in result.output
 
 
-def test_planned_agent_says_it_is_not_built_yet() -> None:
-    result = runner.invoke(app, ["agent", "voice"], env={"REDIS_URL": "redis://127.0.0.1:1/0"})
+def test_unknown_agent_names_the_real_ones() -> None:
+    result = runner.invoke(app, ["agent", "listener"], env={"REDIS_URL": "redis://127.0.0.1:1/0"})
     assert result.exit_code == 1
-    assert "not built yet" in result.output
-    assert "conversation" in result.output
+    assert "unknown agent" in result.output
+    assert "voice" in result.output
 
 
 def test_production_refusal_names_what_is_missing_and_hides_values() -> None:

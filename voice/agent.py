@@ -1,0 +1,209 @@
+"""The voice agent: its own process and stream, so text replies never wait behind audio.
+
+Two kinds of work arrive on the voice stream:
+- a learner's voice note (InboundMessage, kind audio): download it (Meta's media flow, Twilio's MediaUrl,
+  or the console's upload), decode it (PyAV), transcribe it (faster-whisper) in the learner's language,
+  check a repeated phrase's pronunciation, and publish the result on the inbound stream as the learner's
+  message, where the conversation agent answers it like text. A note that cannot be used (empty, corrupt,
+  silent, too long, expired) is published with the problem instead, so the learner gets a kind reply from
+  the same place every reply comes from; nothing is retried forever.
+- a SpeakRequest: synthesize the phrase (Piper/espeak-ng), keep the Ogg/Opus under MEDIA_KEY and hand a
+  voice message to the sender.
+Models load once at startup; CHARLA_VOICE_WORKERS notes are transcribed at once, at CHARLA_VOICE_NICE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from charla import constants as c
+from charla import learners, messages, profile, session
+from charla import media as media_store
+from charla.bus import Delivery
+from charla.errors import PermanentError, TransientError
+from charla.events import InboundMessage, OutboundMessage, SpeakRequest
+from charla.media import Media, MediaGone, MediaTooLarge, download_meta, download_twilio
+from charla.runtime import Resources
+from charla.settings import Settings
+from charla.worker import Handler
+from payments import entitlements
+from voice import models, pronounce
+from voice.audio import AudioProblem, decode
+from voice.heard import Heard, Pronunciation
+from voice.stt import SttConfig, Transcriber, Transcript
+from voice.tts import EngineUnavailable, TtsConfig, Voices
+
+log = logging.getLogger(__name__)
+
+REPEAT_SIMILARITY = 0.5  # below this the learner said something else, not the phrase: no pronunciation check
+
+
+class NoMedia(AudioProblem):
+    """The webhook named no media to download."""
+
+    reason = "corrupt"
+
+
+def stt_config(settings: Settings, progress: models.Progress | None = None) -> SttConfig:
+    """The models to load: configured paths, else the bundled ones (the base assembled on first use)."""
+    multilingual = settings.whisper_model or models.prepare_base(settings.models_dir / "whisper-base", progress)
+    choice = settings.whisper_english_model
+    english = None if choice == "off" else models.tiny_en() if choice == "bundled" else Path(choice)
+    return SttConfig(multilingual=multilingual, english=english, threads=settings.voice_threads,
+                     workers=settings.voice_workers, beam_size=settings.voice_beam_size,
+                     noise_reduction=settings.voice_noise_reduction)
+
+
+def tts_config(settings: Settings) -> TtsConfig:
+    return TtsConfig(engines=settings.tts_engines, piper_voices=settings.piper_voices,
+                     coqui_model=settings.coqui_model, coqui_languages=settings.coqui_languages)
+
+
+def build(res: Resources) -> Handler:
+    settings = res.settings
+    if settings.voice_nice:
+        os.nice(settings.voice_nice)  # transcription yields the CPU to text turns on a shared machine
+    stt = Transcriber(stt_config(settings, _log_progress))
+    stt.load()
+    voices = Voices(tts_config(settings))
+    engines = voices.load(dict.fromkeys([settings.default_target_language, settings.default_native_language, "en"]))
+    log.info("voice agent ready: stt %s + %s, tts %s", stt.config.multilingual.name,
+             stt.config.english.name if stt.config.english else "-", engines)
+    return VoiceAgent(res, stt, voices).handle
+
+
+def _log_progress(done: int, total: int) -> None:
+    if done == total or done % (32 * 1024 * 1024) < 4 * 1024 * 1024:
+        log.info("assembling the multilingual Whisper model: %d%%", done * 100 // total)
+
+
+@dataclass
+class VoiceAgent:
+    res: Resources
+    stt: Transcriber
+    voices: Voices
+
+    async def handle(self, delivery: Delivery) -> None:
+        event = delivery.event()
+        if isinstance(event, SpeakRequest):
+            await self.speak(event)
+        elif isinstance(event, InboundMessage):
+            await self.hear(delivery, event)
+        else:
+            raise PermanentError(f"voice agent cannot handle {event.type}")
+
+    async def hear(self, delivery: Delivery, event: InboundMessage) -> None:
+        if await entitlements.is_blocked(self.res.redis, event.learner):
+            log.info("learner %s is blocked: voice note %s dropped", event.learner, event.message_id)
+            return
+        settings = self.res.settings
+        target, native, repeat = await self._context(event)
+        try:
+            media = await self._download(event)
+            decoded = await asyncio.to_thread(decode, media.content, max_seconds=settings.voice_max_seconds)
+            found = await asyncio.to_thread(self.stt.transcribe, decoded.samples, target)
+            if found.confidence < settings.voice_min_confidence and native != target and found.seconds < 60:
+                other = await asyncio.to_thread(self.stt.transcribe, decoded.samples, native)
+                found = other if other.confidence > found.confidence else found  # they spoke their own language
+        except MediaGone:
+            await self._publish(event, Heard(problem="expired"))
+            return
+        except MediaTooLarge:
+            await self._publish(event, Heard(problem="too_long", limit_s=settings.voice_max_seconds))
+            return
+        except AudioProblem as exc:
+            log.info("voice note %s unusable (%s): %s", event.message_id, exc.reason, exc)
+            await self._publish(event, Heard(problem=exc.reason, seconds=getattr(exc, "seconds", 0.0),
+                                             limit_s=settings.voice_max_seconds))
+            return
+        except TransientError as exc:
+            if await self.res.bus.delivery_count(delivery, "voice") < settings.bus_max_deliveries:
+                raise  # the bus retries with backoff
+            log.warning("voice note %s could not be fetched after retries: %s", event.message_id, exc)
+            await self._publish(event, Heard(problem="unavailable"))
+            return
+        await self._publish(event, self._heard(found, repeat), found.text)
+
+    def _heard(self, found: Transcript, repeat: str | None) -> Heard:
+        settings = self.res.settings
+        heard = Heard(confidence=round(found.confidence, 3), seconds=round(found.seconds, 2), language=found.language,
+                      model=found.model, low_confidence=found.confidence < settings.voice_min_confidence)
+        if not found.heard_speech:
+            heard.problem = "silent"
+        elif heard.low_confidence and settings.voice_low_confidence == "ask":
+            heard.problem = "unclear"
+        elif repeat and pronounce.similarity(repeat, found.text) >= REPEAT_SIMILARITY:
+            heard.pronunciation = Pronunciation.of(pronounce.assess(repeat, found.words))
+        return heard
+
+    async def _context(self, event: InboundMessage) -> tuple[str, str, str | None]:
+        """The learner's target and native languages (the transcription hint) and the phrase they were
+        asked to repeat, if any."""
+        settings = self.res.settings
+        target, native = settings.default_target_language, settings.default_native_language
+        async with self.res.pool.connection() as conn:
+            learner_id = await learners.find(conn, event.identity)
+            if learner_id is not None:
+                stored = await profile.load(conn, learner_id)
+                target, native = stored.target_language or target, stored.native_language or native
+        sess = await session.load(self.res.redis, event.learner)
+        return target, native, sess.repeat
+
+    async def _download(self, event: InboundMessage) -> Media:
+        settings, limit = self.res.settings, self.res.settings.max_media_bytes
+        if event.provider == "console":
+            media_id = _meta_media_id(event)
+            data = await media_store.kept(self.res.redis, f"in:{media_id}")
+            if data is None:
+                raise MediaGone(f"console media {media_id}")
+            return Media(data, "audio/ogg")
+        if event.provider == "twilio":
+            media = event.payload.get("media") or {}
+            if not settings.twilio_account_sid or not settings.twilio_auth_token or not media.get("url"):
+                raise MediaGone("no Twilio media URL or credentials")
+            return await download_twilio(self.res.http, url=str(media["url"]), account_sid=settings.twilio_account_sid,
+                                         auth_token=settings.twilio_auth_token.get_secret_value(), max_bytes=limit)
+        if not settings.whatsapp_access_token:
+            raise PermanentError("WHATSAPP_ACCESS_TOKEN is not set: voice notes cannot be downloaded")
+        return await download_meta(self.res.http, base_url=settings.whatsapp_api_base_url,
+                                   token=settings.whatsapp_access_token.get_secret_value(),
+                                   media_id=_meta_media_id(event), max_bytes=limit)
+
+    async def _publish(self, event: InboundMessage, heard: Heard, text: str | None = None) -> None:
+        """The note as the learner's message on the inbound stream (deduplicated per note); with a problem
+        it carries no text, so it is answered with the problem, not tutored."""
+        if heard.problem is not None:
+            heard.transcript, text = (text or "")[:300], None
+        payload = {**event.payload, "voice": heard.model_dump()}
+        message = event.model_copy(update={"text": text or None, "payload": payload})
+        await self.res.bus.publish(c.STREAM_INBOUND, message, dedupe_key=f"heard:{event.id}")
+
+    async def speak(self, event: SpeakRequest) -> None:
+        outbound_id = uuid.UUID(event.outbound_id)
+        try:
+            audio = await asyncio.to_thread(self.voices.say, event.text, event.language)
+        except (EngineUnavailable, ValueError) as exc:
+            log.warning("no voice note for %s: %s", event.outbound_id, exc)
+            async with self.res.pool.connection() as conn:
+                await messages.mark_failed(conn, outbound_id, {"reason": f"text to speech: {exc}"})
+            return
+        token = secrets.token_urlsafe(18)
+        await media_store.keep(self.res.redis, f"out:{token}", audio)
+        message = OutboundMessage(id=f"out-{event.outbound_id}", learner=event.learner, outbound_id=event.outbound_id,
+                                  provider=event.provider, to=event.to, via=event.via, kind="voice", text=event.text,
+                                  audio=token)
+        await self.res.bus.publish(c.STREAM_OUTBOX, message, dedupe_key=f"outbox:{event.outbound_id}")
+
+
+def _meta_media_id(event: InboundMessage) -> str:
+    message = event.payload.get("message") or {}
+    media_id = (message.get("audio") or message.get("voice") or {}).get("id") if isinstance(message, dict) else None
+    if not media_id:
+        raise NoMedia(f"message {event.message_id} carries no media id")
+    return str(media_id)

@@ -53,21 +53,23 @@ async def running(*workers: Worker, background: Sequence[Callable[[asyncio.Event
         await asyncio.gather(*tasks)
 
 
-def agents_running(res: Resources) -> AbstractAsyncContextManager[None]:
-    """Every registered agent's workers, as one consumer each, until the block ends."""
+def agents_running(res: Resources, *, voice: bool = False) -> AbstractAsyncContextManager[None]:
+    """Every registered agent's workers, as one consumer each, until the block ends. The voice agent (its
+    models take seconds to load) only when asked for."""
     workers = [Worker(res.bus, stream=stream, group=spec.name, consumer=f"{spec.name}-test", handler=handler,
                       block_ms=100)
-               for spec in AGENTS.values() for stream, handler in spec.handlers(res).items()]
+               for spec in AGENTS.values() if voice or spec.name != "voice"
+               for stream, handler in spec.handlers(res).items()]
     return running(*workers, background=res.background)
 
 
 @asynccontextmanager
 async def running_stack(db: str, redis_url: str, fake_and_url: tuple[FakeGraph, str] | None = None,
-                        llm: FakeLLM | None = None, **env: str) -> AsyncIterator[Stack]:
+                        llm: FakeLLM | None = None, voice: bool = False, **env: str) -> AsyncIterator[Stack]:
     """Charla in process against the test services, a fake Graph API and a fake Groq + Anthropic."""
     async with _graph(fake_and_url) as (fake, graph_url), serve_fake_llm(llm) as (llm, llm_url):
         settings = make_settings(**stack_settings(db, redis_url, graph_url, **{**llm_env(llm_url), **env}))
-        async with open_resources(settings, pool_size=4) as res, agents_running(res), \
+        async with open_resources(settings, pool_size=4) as res, agents_running(res, voice=voice), \
                 serve(create_app(settings), lifespan="on") as url, httpx.AsyncClient(base_url=url) as http:
             yield Stack(http, fake, res, llm)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import itertools
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -13,11 +15,12 @@ from typing import Any, Literal
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from charla.services import free_port
+from tests.payloads import fixture_json
 
 
 @dataclass
@@ -33,6 +36,9 @@ class FakeGraph:
     uploads: list[tuple[str, bytes]] = field(default_factory=list)  # (content type, bytes)
     tokens: list[str] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)  # message ids answered, in order
+    media: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # media id -> (bytes, mime type) to serve
+    expired: set[str] = field(default_factory=set)  # media ids whose download URL answers 404
+    media_fetches: list[str] = field(default_factory=list)  # media ids whose bytes were downloaded
     _ids: itertools.count[int] = field(default_factory=itertools.count)
     _run: str = field(default_factory=lambda: uuid.uuid4().hex[:6])  # ids stay unique across fakes
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
@@ -67,6 +73,25 @@ class FakeGraph:
             return JSONResponse({"error": {"code": 100, "message": "Param file must be a file"}}, status_code=400)
         self.uploads.append((upload.content_type or "", await upload.read()))
         return JSONResponse({"id": "1013859600285441"})
+
+    async def media_info(self, request: Request) -> JSONResponse:
+        """`GET /{media-id}`: a short-lived download URL, as in `wa_media_url_response.json`."""
+        media_id = request.path_params["media_id"]
+        if request.headers.get("authorization") != "Bearer tok" or media_id not in self.media:
+            return JSONResponse({"error": {"code": 100, "message": "Unsupported get request"}}, status_code=400)
+        data, mime = self.media[media_id]
+        digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
+        return JSONResponse(fixture_json("wa_media_url_response.json") | {
+            "url": f"{str(request.base_url).rstrip('/')}/files/{media_id}", "mime_type": mime, "sha256": digest,
+            "file_size": str(len(data)), "id": media_id})
+
+    async def media_file(self, request: Request) -> Response:
+        media_id = request.path_params["media_id"]
+        if media_id in self.expired or media_id not in self.media:
+            return Response(status_code=404)
+        self.media_fetches.append(media_id)
+        data, mime = self.media[media_id]
+        return Response(data, media_type=mime)
 
     async def wait_for(self, count: int, seconds: float) -> None:
         """Return once at least `count` messages were sent; TimeoutError otherwise."""
@@ -111,7 +136,9 @@ async def serve_fake_graph() -> AsyncIterator[tuple[FakeGraph, str]]:
     """Run a FakeGraph on a free loopback port; yields it and its base URL (like WHATSAPP_API_BASE_URL)."""
     fake = FakeGraph()
     app = Starlette(routes=[Route("/v23.0/{phone_id}/messages", fake.send, methods=["POST"]),
-                            Route("/v23.0/{phone_id}/media", fake.upload, methods=["POST"])])
+                            Route("/v23.0/{phone_id}/media", fake.upload, methods=["POST"]),
+                            Route("/v23.0/{media_id}", fake.media_info, methods=["GET"]),
+                            Route("/files/{media_id}", fake.media_file, methods=["GET"])])
     async with serve(app) as url:
         yield fake, f"{url}/v23.0"
 

@@ -103,7 +103,8 @@ def test_business_scoped_status_keeps_the_callback_data() -> None:
     assert (status.outbound_id, status.learner) == ("some data", "wa:972987654321")
 
 
-CANNOT = "I can read text messages, but {} are something I can't use yet. Write to me and I'll help!"
+CANNOT = ("I can read text messages and listen to voice notes, but {} are something I can't use yet. "
+          "Write to me and I'll help!")
 
 
 KINDS: list[tuple[str, str | None, str | None]] = [
@@ -116,7 +117,9 @@ KINDS: list[tuple[str, str | None, str | None]] = [
     ("location", None, CANNOT.format("locations")),
     ("contacts", None, CANNOT.format("contact cards")),
     ("unsupported", None, CANNOT.format("that kind of message")),
-    ("audio", None, "I can't listen to voice notes yet. Could you type it? I'll correct it right away."),
+    # a voice note reaches the conversation agent only through the voice agent; without its verdict, it is
+    # answered as unreadable rather than left unanswered
+    ("audio", None, "I couldn't open that voice note (the file seems damaged). Could you record it again?"),
     ("reaction", None, None),
 ]
 

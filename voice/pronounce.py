@@ -72,14 +72,29 @@ def assess(target: str, heard: list[Word]) -> Feedback:
         if op == "equal":
             unclear += [want[a1 + i] for i in range(a2 - a1) if got[b1 + i][1] < UNCLEAR_BELOW]
         elif op == "replace":
-            said = " ".join(w for w, _ in got[b1:b2])
-            pairs = list(zip(want[a1:a2], [w for w, _ in got[b1:b2]], strict=False))
-            if a2 - a1 == b2 - b1:
-                misheard += pairs
-            else:
-                misheard.append((" ".join(want[a1:a2]), said))
+            pairs, lost = _pair(want[a1:a2], [w for w, _ in got[b1:b2]])
+            misheard += pairs
+            missing += lost
         elif op == "delete":
             missing += want[a1:a2]
-    bad = len(missing) + len(unclear) + sum(len(t.split()) for t, _ in misheard)
+    bad = len(missing) + len(unclear) + len(misheard)
     score = max(0.0, 1 - bad / len(want)) if want else 0.0
     return Feedback(target, " ".join(w.text for w in heard).strip(), round(score, 2), misheard, missing, unclear)
+
+
+def _pair(wanted: list[str], heard: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    """Within a stretch that differs, each target word with the heard word most like it (one-to-one), in
+    order; a target word with nothing alike was not heard at all."""
+    if len(wanted) == len(heard):
+        return list(zip(wanted, heard, strict=True)), []
+    pairs: list[tuple[str, str]] = []
+    lost: list[str] = []
+    free = list(heard)
+    for word in wanted:
+        best = max(free, key=lambda h: difflib.SequenceMatcher(a=word, b=h).ratio(), default=None)
+        if best is not None and difflib.SequenceMatcher(a=word, b=best).ratio() >= 0.5:
+            pairs.append((word, best))
+            free = free[free.index(best) + 1:]
+        else:
+            lost.append(word)
+    return pairs, lost

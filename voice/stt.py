@@ -116,10 +116,10 @@ class Transcriber:
                                         word_timestamps=True, vad_filter=False, condition_on_previous_text=False,
                                         initial_prompt=texts[-1][-200:] if texts else None)
             for seg in found:
-                result.segments.append(Segment(seg.start + offset, seg.end + offset, seg.text.strip(),
-                                               seg.avg_logprob, seg.no_speech_prob))
-                result.words += [Word(w.word.strip(), w.start + offset, w.end + offset, w.probability)
-                                 for w in seg.words or []]
+                result.segments.append(Segment(float(seg.start) + offset, float(seg.end) + offset, seg.text.strip(),
+                                               float(seg.avg_logprob), float(seg.no_speech_prob)))
+                result.words += [Word(w.word.strip(), float(w.start) + offset, float(w.end) + offset,
+                                      float(w.probability)) for w in seg.words or []]
                 texts.append(seg.text.strip())
         result.text = " ".join(t for t in texts if t).strip()
         return result

@@ -63,10 +63,20 @@ def agents_running(res: Resources, *, voice: bool = False) -> AbstractAsyncConte
     return running(*workers, background=res.background)
 
 
-@asynccontextmanager
-async def running_stack(db: str, redis_url: str, fake_and_url: tuple[FakeGraph, str] | None = None,
-                        llm: FakeLLM | None = None, voice: bool = False, **env: str) -> AsyncIterator[Stack]:
+def running_stack(db: str, redis_url: str, fake_and_url: tuple[FakeGraph, str] | None = None,
+                  llm: FakeLLM | None = None, **env: str) -> AbstractAsyncContextManager[Stack]:
     """Charla in process against the test services, a fake Graph API and a fake Groq + Anthropic."""
+    return _stack(db, redis_url, fake_and_url, llm, False, env)
+
+
+def running_voice_stack(db: str, redis_url: str, **env: str) -> AbstractAsyncContextManager[Stack]:
+    """The same with the voice agent (its models load in a few seconds) and nobody niced."""
+    return _stack(db, redis_url, None, None, True, {"CHARLA_VOICE_NICE": "0", **env})
+
+
+@asynccontextmanager
+async def _stack(db: str, redis_url: str, fake_and_url: tuple[FakeGraph, str] | None, llm: FakeLLM | None,
+                 voice: bool, env: dict[str, str]) -> AsyncIterator[Stack]:
     async with _graph(fake_and_url) as (fake, graph_url), serve_fake_llm(llm) as (llm, llm_url):
         settings = make_settings(**stack_settings(db, redis_url, graph_url, **{**llm_env(llm_url), **env}))
         async with open_resources(settings, pool_size=4) as res, agents_running(res, voice=voice), \

@@ -55,7 +55,7 @@ def resample(samples: Samples, rate: int) -> Samples:
     if rate == RATE:
         return samples.astype(np.float32)
     positions = np.arange(0, len(samples), rate / RATE)
-    return np.interp(positions, np.arange(len(samples)), samples).astype(np.float32)
+    return np.asarray(np.interp(positions, np.arange(len(samples)), samples), dtype=np.float32)
 
 
 def silence(seconds: float) -> Samples:
@@ -79,7 +79,7 @@ def with_noise(samples: Samples, snr_db: float, seed: int = 3) -> Samples:
     """White noise at `snr_db` below the speech's power."""
     power = float(np.mean(samples ** 2)) or 1e-9
     level = np.sqrt(power / (10 ** (snr_db / 10)))
-    return (samples + np.random.default_rng(seed).standard_normal(len(samples)) * level).astype(np.float32)
+    return np.asarray(samples + np.random.default_rng(seed).standard_normal(len(samples)) * level, dtype=np.float32)
 
 
 def note(samples: Samples) -> bytes:

@@ -1,0 +1,159 @@
+"""Voice notes through the whole in-process stack: signed webhook → media from the fake Graph API →
+transcript → tutoring turn (fake LLM) → text reply quoting what was heard, and a spoken example uploaded
+and sent; a repeated phrase checked for pronunciation; every kind of bad audio answered kindly, free."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import psycopg
+import pytest
+from redis.asyncio import Redis
+
+from charla import constants as c
+from charla.events import Identity, InboundMessage
+from tests.conftest import entries, eventually
+from tests.fake_llm import last_user_text, system_of
+from tests.harness import Stack, running_voice_stack
+from tests.payloads import text_webhook
+from tests.voice_kit import as_received, music, note, silence, speak, voice_webhook, wer
+from voice.audio import decode
+
+OGG = "audio/ogg; codecs=opus"
+VOICE_ENV = {"CHARLA_DEFAULT_TARGET_LANGUAGE": "en", "CHARLA_DEFAULT_NATIVE_LANGUAGE": "es"}
+
+
+@pytest.fixture
+async def stack(db: str, default_redis_server: str, redis_default: Redis) -> AsyncIterator[Stack]:
+    async with running_voice_stack(db, default_redis_server, CHARLA_VOICE_MAX_SECONDS="20", **VOICE_ENV) as running:
+        yield running
+
+
+async def rows(db: str, query: str) -> list[tuple[Any, ...]]:
+    async with await psycopg.AsyncConnection.connect(db) as conn:
+        return list(await (await conn.execute(query.encode())).fetchall())
+
+
+def body(message: dict[str, Any]) -> str:
+    return str(message["text"]["body"])
+
+
+async def test_voice_note_is_heard_answered_and_a_spoken_example_sent(stack: Stack, db: str) -> None:
+    said = "I would like a cup of coffee with milk, please."
+    stack.fake.media["m1"] = (note(speak(said, "en")), OGG)
+    stack.llm.script["groq"] = [json.dumps({"reply": "¡Muy bien! Se dice igual.", "voice_example": True,
+                                            "say": "a cup of coffee"})]
+    answer = await stack.post(voice_webhook("34600000001", "wamid.v1", "m1"))
+    assert answer.status_code == 200
+    await stack.fake.wait_for(2, seconds=60)
+    text, voice = stack.fake.sent
+    quoted = body(text).split("\n\n")[0]
+    assert quoted.startswith("🎙️ Escuché: “")
+    assert wer(said, quoted.removeprefix("🎙️ Escuché: “").rstrip("”")) <= 0.15
+    assert body(text).endswith("¡Muy bien! Se dice igual.")
+    assert text["context"]["message_id"] == "wamid.v1"
+    assert (voice["type"], voice["audio"]["voice"]) == ("audio", True)
+    ((mime, audio),) = stack.fake.uploads
+    assert mime == "audio/ogg"
+    assert audio.startswith(b"OggS")
+    assert len(audio) < 512 * 1024
+    assert decode(audio, max_seconds=30).seconds > 0.5
+    assert stack.fake.media_fetches == ["m1"]
+    request = stack.llm.requests["groq"][0]
+    assert wer(said, last_user_text(request)) <= 0.15
+    assert "automatic transcript of their voice note" in system_of(request)
+    assert await rows(db, "SELECT kind, status FROM messages WHERE direction = 'out' ORDER BY id") == [
+        ("text", "sent"), ("voice", "sent")]
+    assert await rows(db, "SELECT free_used FROM learners") == [(1,)]
+
+    # the learner repeats the phrase with a wrong word: the word is named
+    stack.fake.media["m2"] = (note(speak("A cup of tea.", "en")), OGG)
+    await stack.post(voice_webhook("34600000001", "wamid.v2", "m2"))
+    await stack.fake.wait_for(3, seconds=60)
+    feedback = body(stack.fake.sent[2])
+    assert "🎯 Pronunciación" in feedback
+    assert "*coffee*: oí “tea”" in feedback
+    assert "repeating «a cup of coffee»" in system_of(stack.llm.requests["groq"][1])
+
+
+async def test_text_after_a_voice_note_is_not_held_behind_it(stack: Stack) -> None:
+    """The voice stream is separate: a text sent while a note is still being heard is answered on its own."""
+    stack.fake.media["m3"] = (note(speak("My sister works at the hospital.", "en")), OGG)
+    await stack.post(voice_webhook("34600000002", "wamid.v3", "m3"))
+    await stack.post(text_webhook("34600000003", "wamid.t3", "hola"))
+    await stack.fake.wait_for(2, seconds=60)
+    assert {m["to"] for m in stack.fake.sent} == {"34600000002", "34600000003"}
+
+
+BAD: list[tuple[str, tuple[bytes, str] | None, str]] = [
+    ("empty", (b"", OGG), "Tu nota de voz llegó vacía"),
+    ("corrupt", (b"OggS" + bytes(range(256)) * 40, OGG), "No pude abrir esa nota de voz"),
+    ("image", (b"\x89PNG\r\n\x1a\n" + bytes(300), "image/png"), "Eso no parece un audio"),
+    ("silence", (note(silence(4)), OGG), "No oí ninguna voz"),
+    ("music", (note(music(5)), OGG), "No oí ninguna voz"),
+    ("too_long", (note(silence(25)), OGG), "demasiado larga para mí (25 s; escucho hasta 20 s)"),
+    ("expired", None, "Ya no pude descargar esa nota de voz"),
+]
+
+
+async def test_bad_audio_gets_a_kind_answer_costs_nothing_and_nothing_is_retried(stack: Stack, db: str) -> None:
+    for n, (name, served, _) in enumerate(BAD):
+        media_id = f"bad-{name}"
+        if served is None:
+            stack.fake.media[media_id] = (note(silence(1)), OGG)
+            stack.fake.expired.add(media_id)
+        else:
+            stack.fake.media[media_id] = served
+        await stack.post(voice_webhook(f"3461000{n:04d}", f"wamid.bad{n}", media_id))
+    await stack.fake.wait_for(len(BAD), seconds=60)
+    answers = {m["to"]: body(m) for m in stack.fake.sent}
+    for n, (name, _, expected) in enumerate(BAD):
+        assert expected in answers[f"3461000{n:04d}"], name
+    assert stack.llm.calls("groq") == 0
+    assert await rows(db, "SELECT DISTINCT free_used FROM learners") == [(0,)]
+    assert await entries(stack.res.redis, c.STREAM_VOICE + c.DEAD_SUFFIX) == []
+
+
+@pytest.mark.parametrize(("mode", "provider"), [("ask", None), ("correct", "anthropic")])
+async def test_an_unsure_transcript_is_asked_again_or_read_charitably(
+        db: str, default_redis_server: str, redis_default: Redis, mode: str, provider: str | None) -> None:
+    async with running_voice_stack(db, default_redis_server, CHARLA_VOICE_MIN_CONFIDENCE="0.99",
+                                   CHARLA_VOICE_LOW_CONFIDENCE=mode, **VOICE_ENV) as stack:
+        stack.fake.media["m4"] = (note(speak("Yesterday we walked to the market.", "en")), OGG)
+        await stack.post(voice_webhook("34600000004", "wamid.v4", "m4"))
+        await stack.fake.wait_for(1, seconds=60)
+        if provider is None:
+            assert "No entendí bien lo que dijiste (entendí: «Yesterday" in body(stack.fake.sent[0])
+            assert stack.llm.calls("groq") + stack.llm.calls("anthropic") == 0
+        else:
+            assert (stack.llm.calls("anthropic"), stack.llm.calls("groq")) == (1, 0)
+            assert "transcription was unsure" in system_of(stack.llm.requests["anthropic"][0])
+
+
+async def test_spoken_replies_are_served_to_twilio_and_the_console(stack: Stack) -> None:
+    """Media kept for a spoken reply is served at /media/<token>.ogg; unknown or malformed tokens are 404."""
+    audio = note(as_received(speak("Hello", "en")))
+    await stack.res.redis.set(c.MEDIA_KEY.format(token="out:abcdefghijklmnopqrstuv"), audio)
+    got = await stack.http.get("/media/abcdefghijklmnopqrstuv.ogg")
+    assert (got.status_code, got.headers["content-type"]) == (200, "audio/ogg")
+    assert got.content == audio
+    for token in ("nope-nope-nope-nope-nope", "..%2F..%2Fetc"):
+        assert (await stack.http.get(f"/media/{token}.ogg")).status_code == 404
+
+
+async def test_a_blocked_learner_costs_no_transcription(stack: Stack) -> None:
+    identity = Identity(wa_id="34600000005")
+    await stack.res.redis.sadd(c.BLOCKED_KEY, identity.key())
+    stack.fake.media["m5"] = (note(speak("Hello there.", "en")), OGG)
+    event = InboundMessage(learner=identity.key(), provider="meta", message_id="wamid.v5", identity=identity,
+                           kind="audio", payload={"message": {"audio": {"id": "m5"}}})
+    await stack.res.bus.publish(c.STREAM_VOICE, event)
+    await eventually(lambda: _voice_done(stack.res.redis), seconds=30, what="the voice agent took the note")
+    assert stack.fake.media_fetches == []
+
+
+async def _voice_done(redis: Redis) -> bool:
+    groups = await redis.xinfo_groups(c.STREAM_VOICE)
+    return all(int(g["pending"]) == 0 and int(g.get("lag") or 0) == 0 for g in groups)

@@ -65,7 +65,10 @@ class TimedGraph(FakeGraph):
 async def timed_graph() -> AsyncIterator[tuple[TimedGraph, str]]:
     """Serve a TimedGraph in this event loop; yields it and its base URL (WHATSAPP_API_BASE_URL)."""
     fake = TimedGraph()
-    app = Starlette(routes=[Route("/v23.0/{phone_id}/messages", fake.send, methods=["POST"])])
+    app = Starlette(routes=[Route("/v23.0/{phone_id}/messages", fake.send, methods=["POST"]),
+                            Route("/v23.0/{phone_id}/media", fake.upload, methods=["POST"]),
+                            Route("/v23.0/{media_id}", fake.media_info, methods=["GET"]),
+                            Route("/files/{media_id}", fake.media_file, methods=["GET"])])
     async with serve(app) as url:
         yield fake, f"{url}/v23.0"
 
@@ -107,30 +110,33 @@ def _pid(proc: Proc) -> int:
 
 
 @contextlib.asynccontextmanager
-async def charla_stack(services: Services, graph_url: str, redis: Redis) -> AsyncIterator[Running]:
+async def charla_stack(services: Services, graph_url: str, redis: Redis, *, voice: bool = False
+                       ) -> AsyncIterator[Running]:
     """`charla serve` and one process per agent, as in the end-to-end tests; the tutor's model is a fake
-    Groq in this process that answers at once (so what is measured is Charla's own overhead)."""
+    Groq in this process that answers at once (so what is measured is Charla's own overhead). With
+    `voice`, the voice agent too, at its production niceness."""
     port = free_port()
     home = services.root / "home"
     home.mkdir(mode=0o755, exist_ok=True)
     async with serve_fake_llm() as (_, llm_url):
         env = stack_env(db=services.database_url, redis_url=services.redis_url, graph_url=graph_url, port=port,
                         home=str(home), **BUS_ENV, **llm_env(llm_url, "groq"))
-        async with _processes(env, port, redis) as running:
+        names = [*AGENTS, "voice"] if voice else list(AGENTS)
+        async with _processes(env, port, redis, names) as running:
             yield running
 
 
 @contextlib.asynccontextmanager
-async def _processes(env: dict[str, str], port: int, redis: Redis) -> AsyncIterator[Running]:
+async def _processes(env: dict[str, str], port: int, redis: Redis, names: list[str]) -> AsyncIterator[Running]:
     procs = [Proc(["serve"], env), *(Proc(["agent", name], {**env, "CHARLA_CONSUMER": f"{name}-1"})
-                                     for name in AGENTS)]
+                                     for name in names)]
     try:
         for proc in procs:
             await proc.start()
         await wait_healthy(f"http://127.0.0.1:{port}")
         await groups_ready(redis)
         yield Running(f"http://127.0.0.1:{port}", {"orchestrator": _pid(procs[0]),
-                                                    **{name: _pid(proc) for name, proc in zip(AGENTS, procs[1:],
+                                                    **{name: _pid(proc) for name, proc in zip(names, procs[1:],
                                                                                               strict=True)}})
     finally:
         for proc in procs:

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -127,16 +127,20 @@ async def offer(client: httpx.AsyncClient, fake: TimedGraph, hooks: Sequence[Web
     return samples
 
 
-async def measure_charla(services: Services, options: WebhookOptions) -> dict[str, object]:
-    """Run the stack, warm it up, offer the load and collect webhook and end-to-end figures."""
+async def measure_charla(services: Services, options: WebhookOptions,
+                         busy: Callable[[Redis], Awaitable[dict[str, object]]] | None = None) -> dict[str, object]:
+    """Run the stack, warm it up, offer the load and collect webhook and end-to-end figures. With `busy`,
+    the voice agent runs too and `busy` fills its queue before the load (its result is reported)."""
     redis = Redis.from_url(services.redis_url)
     hooks = webhooks(options.total, options.learners, f"B{options.tag}")
     try:
         await redis.flushdb()
-        async with timed_graph() as (fake, graph_url), charla_stack(services, graph_url, redis) as stack, \
+        async with timed_graph() as (fake, graph_url), \
+                charla_stack(services, graph_url, redis, voice=busy is not None) as stack, \
                 httpx.AsyncClient(base_url=stack.url, timeout=30, limits=LIMITS) as client:
             progress(f"webhook: warm-up, {options.warmup} messages")
             await warm_up(client, fake, options)
+            background = await busy(redis) if busy is not None else {}
             meter = await UsageMeter.begin(redis, {"benchmark (load generator, fake Graph)": os.getpid(),
                                                    **stack.pids})
             samples = await offer(client, fake, hooks, options)
@@ -144,7 +148,8 @@ async def measure_charla(services: Services, options: WebhookOptions) -> dict[st
             with contextlib.suppress(AssertionError):  # not drained in time: the figures below show it
                 await eventually(lambda: drained(redis), 15, "agents drained")
             dead = {s: int(await redis.xlen(s + c.DEAD_SUFFIX)) for s in (c.STREAM_INBOUND, c.STREAM_OUTBOX)}
-        return {"webhook_http": http_summary(samples), **replies(fake, hooks, samples), "dead_letters": dead, **usage}
+        return {"webhook_http": http_summary(samples), **replies(fake, hooks, samples), "dead_letters": dead, **usage,
+                **background}
     finally:
         await redis.flushdb()
         await redis.aclose()

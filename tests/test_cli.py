@@ -17,7 +17,8 @@ from tests.test_settings import PRODUCTION
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("command", [[], ["up"], ["agent"], ["serve"], ["status"], ["restart"], ["migrate"]])
+@pytest.mark.parametrize("command", [[], ["up"], ["agent"], ["serve"], ["status"], ["restart"], ["migrate"],
+                                     ["voice"], ["voice", "prepare"], ["voice", "transcribe"], ["voice", "say"]])
 def test_every_command_has_help(command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0

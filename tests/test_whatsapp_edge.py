@@ -88,7 +88,8 @@ async def stream_events(redis: Redis, stream: str) -> list[Any]:
 async def test_each_fixture_publishes_what_it_means(orchestrator_only: Stack, redis_default: Redis, name: str) -> None:
     body = (await asyncio.to_thread((FIXTURES_DIR / name).read_bytes))
     assert (await orchestrator_only.post(body)).status_code == 200
-    inbound = [e for e in await stream_events(redis_default, c.STREAM_INBOUND) if isinstance(e, InboundMessage)]
+    inbound = [e for stream in (c.STREAM_INBOUND, c.STREAM_VOICE)  # voice notes go to the voice agent first
+               for e in await stream_events(redis_default, stream) if isinstance(e, InboundMessage)]
     side = await stream_events(redis_default, c.STREAM_STATUSES)
     expected = CASES[name]
     assert [(e.kind, e.text, e.payload["choice_id"], e.context_id) for e in inbound] == expected.get("inbound", [])
@@ -153,7 +154,8 @@ async def outbound_rows(db: str) -> list[tuple[str, str]]:
 
 
 async def test_messages_of_every_kind_are_answered_once_and_marked_read(stack: Stack, db: str) -> None:
-    names = ["wa_text.json", "wa_image.json", "wa_interactive_button_reply.json", "wa_voice.json", "wa_reaction.json"]
+    # voice notes take the voice agent's path: tests/test_voice_agent.py
+    names = ["wa_text.json", "wa_image.json", "wa_interactive_button_reply.json", "wa_text.json", "wa_reaction.json"]
     for n, name in enumerate(names):  # one at a time: messages sent together would be answered together
         assert (await stack.post(fresh(name, id=f"wamid.kind{n}"))).status_code == 200
         await stack.fake.wait_for(min(n + 1, 4), seconds=20)  # the reaction gets no reply

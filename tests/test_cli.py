@@ -50,6 +50,9 @@ def test_commands_without_a_stack_say_how_to_start_one(tmp_path: object) -> None
 
 
 def test_migrate_and_status_against_real_services(db: str, default_redis_server: str) -> None:
+    import redis
+
+    redis.Redis.from_url(default_redis_server).flushdb()  # what earlier stacks left (an LLM chain, heartbeats)
     env = {"DATABASE_URL": db, "REDIS_URL": default_redis_server}
     migrated = runner.invoke(app, ["migrate"], env=env)
     assert migrated.exit_code == 0

@@ -5,7 +5,7 @@ and sent; a repeated phrase checked for pronunciation; every kind of bad audio a
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import psycopg
@@ -64,8 +64,9 @@ async def test_voice_note_is_heard_answered_and_a_spoken_example_sent(stack: Sta
     request = stack.llm.requests["groq"][0]
     assert wer(said, last_user_text(request)) <= 0.15
     assert "automatic transcript of their voice note" in system_of(request)
-    assert await rows(db, "SELECT kind, status FROM messages WHERE direction = 'out' ORDER BY id") == [
-        ("text", "sent"), ("voice", "sent")]
+    query = "SELECT kind, status FROM messages WHERE direction = 'out' ORDER BY id"
+    await eventually(lambda: _equals(rows(db, query), [("text", "sent"), ("voice", "sent")]), 10,
+                     "both replies recorded as sent")
     assert await rows(db, "SELECT free_used FROM learners") == [(1,)]
 
     # the learner repeats the phrase with a wrong word: the word is named
@@ -157,3 +158,7 @@ async def test_a_blocked_learner_costs_no_transcription(stack: Stack) -> None:
 async def _voice_done(redis: Redis) -> bool:
     groups = await redis.xinfo_groups(c.STREAM_VOICE)
     return all(int(g["pending"]) == 0 and int(g.get("lag") or 0) == 0 for g in groups)
+
+
+async def _equals(value: Awaitable[object], expected: object) -> bool:
+    return await value == expected

@@ -37,7 +37,7 @@ def transcriber(models_dir: str = ".charla/models") -> Transcriber:
 
 @functools.cache
 def piper() -> Piper:
-    return Piper(models.piper_english())
+    return Piper(models.piper_english(), deterministic=True)
 
 
 @functools.cache

@@ -46,16 +46,18 @@ class Engine(Protocol):
 class Piper:
     name = "piper"
 
-    def __init__(self, path: Path) -> None:
-        from piper import PiperVoice
+    def __init__(self, path: Path, *, deterministic: bool = False) -> None:
+        """`deterministic`: no sampling noise, the same audio for the same text (tests, benchmarks)."""
+        from piper import PiperVoice, SynthesisConfig
 
         if not path.exists():
             raise EngineUnavailable(f"Piper voice {path} does not exist")
         self.voice = PiperVoice.load(path)
         self.rate = int(self.voice.config.sample_rate)
+        self.config = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0) if deterministic else None
 
     def speak(self, text: str) -> tuple[Samples, int]:
-        chunks = [chunk.audio_float_array for chunk in self.voice.synthesize(text)]
+        chunks = [chunk.audio_float_array for chunk in self.voice.synthesize(text, self.config)]
         if not chunks:
             raise ValueError("nothing to say")
         return np.concatenate(chunks).astype(np.float32), self.rate

@@ -171,9 +171,7 @@ async def _send_voice(res: Resources, channels: Channels, event: OutboundMessage
     except PermanentError as exc:
         await _fail(res, outbound_id, {"code": getattr(exc, "code", None), "message": str(exc)})
         return
-    async with res.pool.connection() as conn, conn.pipeline():
-        await messages.record_part_sent(conn, event.provider, outbound_id, 0, provider_id)
-        await messages.mark_sent(conn, outbound_id)
+    await _sent_whole(res, event, outbound_id, provider_id)
 
 
 async def _send_template(res: Resources, channels: Channels, event: OutboundMessage, outbound_id: uuid.UUID) -> None:
@@ -202,18 +200,23 @@ async def _send_template(res: Resources, channels: Channels, event: OutboundMess
     except PermanentError as exc:
         await _fail(res, outbound_id, {"code": getattr(exc, "code", None), "message": str(exc), "template": name})
         return
-    async with res.pool.connection() as conn, conn.pipeline():
-        await messages.record_part_sent(conn, event.provider, outbound_id, 0, provider_id)
-        await messages.mark_sent(conn, outbound_id)
-        await messages.note_template(conn, outbound_id, name)
+    await _sent_whole(res, event, outbound_id, provider_id, template=name)
 
 
 async def _console_part(res: Resources, event: OutboundMessage, outbound_id: uuid.UUID) -> None:
     shown = event.model_copy(update={"kind": "voice" if event.kind == "voice" else "text"})
     provider_id = await _deliver(res, Channels(None, None), shown, event.text, None)
+    await _sent_whole(res, event, outbound_id, provider_id)
+
+
+async def _sent_whole(res: Resources, event: OutboundMessage, outbound_id: uuid.UUID, provider_id: str, *,
+                      template: str | None = None) -> None:
+    """Record a message that went out as one provider message (a template, a voice note, a console part)."""
     async with res.pool.connection() as conn, conn.pipeline():
         await messages.record_part_sent(conn, event.provider, outbound_id, 0, provider_id)
         await messages.mark_sent(conn, outbound_id)
+        if template is not None:
+            await messages.note_template(conn, outbound_id, template)
 
 
 async def _permanent_failure(res: Resources, channels: Channels, event: OutboundMessage,

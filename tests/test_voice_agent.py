@@ -27,7 +27,8 @@ VOICE_ENV = {"CHARLA_DEFAULT_TARGET_LANGUAGE": "en", "CHARLA_DEFAULT_NATIVE_LANG
 
 @pytest.fixture
 async def stack(db: str, default_redis_server: str, redis_default: Redis) -> AsyncIterator[Stack]:
-    async with running_voice_stack(db, default_redis_server, CHARLA_VOICE_MAX_SECONDS="20", **VOICE_ENV) as running:
+    async with running_voice_stack(db, default_redis_server, CHARLA_VOICE_MAX_SECONDS="20",
+                                   CHARLA_MAX_MEDIA_BYTES="400000", **VOICE_ENV) as running:
         yield running
 
 
@@ -95,6 +96,7 @@ BAD: list[tuple[str, tuple[bytes, str] | None, str]] = [
     ("silence", (note(silence(4)), OGG), "No oí ninguna voz"),
     ("music", (note(music(5)), OGG), "No oí ninguna voz"),
     ("too_long", (note(silence(25)), OGG), "demasiado larga para mí (25 s; escucho hasta 20 s)"),
+    ("too_large", (bytes(500_000), OGG), "demasiado grande para mí (escucho hasta 20 s)"),  # refused unread
     ("expired", None, "Ya no pude descargar esa nota de voz"),
 ]
 

@@ -115,7 +115,7 @@ class VoiceAgent:
             await self._publish(event, Heard(problem="expired"))
             return
         except MediaTooLarge:
-            await self._publish(event, Heard(problem="too_long", limit_s=settings.voice_max_seconds))
+            await self._publish(event, Heard(problem="too_large", limit_s=settings.voice_max_seconds))
             return
         except AudioProblem as exc:
             log.info("voice note %s unusable (%s): %s", event.message_id, exc.reason, exc)

@@ -28,7 +28,7 @@ class Pronunciation(BaseModel):
 class Heard(BaseModel):
     """The outcome of one voice note: a transcript, or the problem that kept it from being one."""
 
-    problem: str | None = None  # empty, corrupt, not_audio, too_long, silent, unclear, expired, unavailable
+    problem: str | None = None  # empty, corrupt, not_audio, too_long, too_large, silent, unclear, expired, unavailable
     confidence: float = 0.0
     seconds: float = 0.0
     language: str = ""
@@ -51,6 +51,8 @@ _PROBLEMS = {
         "not_audio": "That doesn't look like audio I can play. Send me a voice note or type your message.",
         "too_long": "That voice note is too long for me ({seconds} s; I can listen to up to {limit} s). "
                     "Could you send it in shorter parts?",
+        "too_large": "That voice note is too large for me (I can listen to up to {limit} s). Could you send it "
+                     "in shorter parts?",
         "silent": "I couldn't hear any speech in that voice note. Could you record it again, a bit closer "
                   "to the microphone?",
         "unclear": "I couldn't make out what you said clearly (I understood: “{text}”). Could you say it "
@@ -64,6 +66,8 @@ _PROBLEMS = {
         "not_audio": "Eso no parece un audio que pueda escuchar. Mándame una nota de voz o escríbeme.",
         "too_long": "Esa nota de voz es demasiado larga para mí ({seconds} s; escucho hasta {limit} s). "
                     "¿Puedes mandarla en partes más cortas?",
+        "too_large": "Esa nota de voz es demasiado grande para mí (escucho hasta {limit} s). ¿Puedes mandarla en "
+                     "partes más cortas?",
         "silent": "No oí ninguna voz en esa nota. ¿Puedes grabarla otra vez, un poco más cerca del micrófono?",
         "unclear": "No entendí bien lo que dijiste (entendí: «{text}»). ¿Puedes repetirlo despacio o escribirlo?",
         "expired": "Ya no pude descargar esa nota de voz. ¿Puedes mandarla otra vez?",

@@ -1,7 +1,17 @@
-# One image for every Charla process; compose picks the command (serve, agent NAME, migrate).
+# One image for every Charla process; compose picks the command (serve, agent NAME, migrate, alive NAME).
+# Build: docker build -t charla .   (compose.yaml builds it for you)
 FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore
+
+# espeak-ng speaks Spanish (and every language Piper has no voice for); DejaVu Sans gives flashcards their
+# accents. Nothing else: FFmpeg, CTranslate2, onnxruntime and the speech models all come in wheels.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends espeak-ng fonts-dejavu-core \
+ && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /app
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 COPY pyproject.toml README.md ./
 COPY charla ./charla
 COPY orchestrator ./orchestrator
@@ -9,7 +19,23 @@ COPY agents ./agents
 COPY voice ./voice
 COPY payments ./payments
 COPY schema ./schema
-RUN pip install --no-cache-dir . && useradd --system --uid 10001 charla
+# No extras: `dev`/`embedded` are for tests and `local` (the offline llama demo model) is local-only.
+RUN pip install . \
+ && useradd --system --uid 10001 --user-group --home-dir /var/lib/charla --no-create-home charla \
+ && mkdir -p /var/lib/charla \
+ && chown charla:charla /var/lib/charla
+
+# Models are baked into the image (root-owned, read-only at run time); CHARLA_HOME is the writable volume.
+ENV CHARLA_HOME=/var/lib/charla CHARLA_MODELS_DIR=/opt/charla/models CHARLA_HOST=0.0.0.0 CHARLA_PORT=8000
+# Assemble the multilingual Whisper (checked by size and sha256) and prove Spanish speech works, now rather
+# than on a learner's first voice note.
+RUN charla voice prepare \
+ && charla voice say "hola" --language es -o /tmp/check.ogg \
+ && rm /tmp/check.ogg
+
 USER charla
+WORKDIR /var/lib/charla
+VOLUME ["/var/lib/charla"]
+EXPOSE 8000
 ENTRYPOINT ["charla"]
 CMD ["serve"]

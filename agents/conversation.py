@@ -23,11 +23,11 @@ import stripe
 
 from agents import actions
 from agents.tutoring import Tutor
-from charla import commands, learners, memories, messages, practice, profile, session, turns
+from charla import commands, learners, logs, memories, messages, practice, profile, session, takeover, turns
 from charla import constants as c
 from charla.bus import Delivery
 from charla.channels import Channels, mark_read, open_channels
-from charla.errors import PermanentError
+from charla.errors import PermanentError, TransientError
 from charla.events import Choice, InboundMessage, OutboundMessage, SpeakRequest, TurnEvent, utcnow
 from charla.llm import LocalModel
 from charla.messages import Conn, Outbound
@@ -47,6 +47,10 @@ _CANNOT_USE = {"sticker": "stickers", "location": "locations", "contacts": "cont
                "document": "documents", "video": "videos", "image": "images"}
 _USABLE = {"text", "interactive", "button", "audio"}  # kinds whose text is the learner's words (audio: transcript)
 _NO_REPLY = {"reaction"}  # a reaction (or its removal) is noted, not answered
+# Commands that still run while an operator holds the learner: their rights over their data and money, and
+# stopping reminders, never wait for a person.
+_WHILE_HELD = {"forget", "forget_confirm", "forget_cancel", "export", "cancel", "resume", "reminders_off",
+               "reminders_on"}
 DELAY = {"en": "Give me a moment… I'm having trouble thinking right now. I'll answer you shortly.",
          "es": "Dame un momento… ahora mismo me cuesta pensar. Te respondo enseguida."}
 
@@ -102,7 +106,7 @@ class Conversation:
         if not isinstance(event, InboundMessage):
             raise PermanentError(f"conversation agent cannot handle {event.type}")
         if await entitlements.is_blocked(self.res.redis, event.learner):
-            log.info("learner %s is blocked: message %s dropped", event.learner, event.message_id)
+            log.info("learner %s is blocked: message %s dropped", logs.pseudonym(event.learner), event.message_id)
             return
         async with self.res.pool.connection() as conn, conn.transaction():
             learner_id = await learners.upsert(conn, event.identity, event.sent_at or event.at)
@@ -119,8 +123,29 @@ class Conversation:
                 target, _ = self.tutor.languages(await self._profile(learner_id))
                 await self._speak(event, voice, target)
             await self._publish_turn(inbound_id, event.learner)
+        elif (operator := await takeover.holder(self.res.redis, learner_id)) is not None:
+            await self._held_turn(event, learner_id, inbound_id, operator)
         elif not await self._later_queued(delivery):
             await self._take_turn(event, learner_id)
+
+    async def _held_turn(self, event: InboundMessage, learner_id: uuid.UUID, inbound_id: int, operator: str) -> None:
+        """An operator holds this learner: the learner's own data, billing and reminder commands still run
+        (taken one message at a time, never skipped for a later one); anything else is left to the operator,
+        read, announced, and costs neither a model call nor quota."""
+        sess = await session.load(self.res.redis, event.learner)
+        row = Waiting(inbound_id, event.message_id, event.kind, event.text, event.payload)
+        command = _command([row], sess) if event.kind not in _NO_REPLY else None
+        run = command is not None and command.name in _WHILE_HELD
+        async with self.res.pool.connection() as conn, conn.transaction():
+            await takeover.hold_waiting(conn, learner_id, before=inbound_id if run else None)
+        if run:  # alone: what came before it is the operator's
+            await self._take_turn(event, learner_id)
+            return
+        self._mark_read(event, event.message_id, typing=False)
+        if event.kind not in _NO_REPLY:
+            await takeover.remember(self.res, event.learner,
+                                    Said(role="user", text=event.text or f"[{event.kind}]", id=event.message_id))
+        await takeover.announce(self.res.redis, learner_id, event, operator)
 
     async def _later_queued(self, delivery: Delivery) -> bool:
         """A later message of this learner is already on the stream: it will answer the whole burst."""
@@ -247,6 +272,7 @@ class Conversation:
 
     async def _forget(self, event: InboundMessage, learner_id: uuid.UUID, native: str) -> None:
         """Erase the learner; from here on they are new, and only this exchange is recorded for them."""
+        erased = learner_id
         async with self.res.pool.connection() as conn, conn.transaction():
             await learners.erase(conn, learner_id)
             learner_id = await learners.upsert(conn, event.identity, event.sent_at or event.at)
@@ -255,6 +281,8 @@ class Conversation:
             reply = Reply(actions.say("forgotten", native), Usage("command", route="command"))
             outbound, turn = await self._record(conn, event, learner_id, newest, reply)
         await session.forget(self.res.redis, event.learner)
+        await takeover.release(self.res.redis, erased)  # the learner is new to everyone, operators included
+        await entitlements.invalidate(self.res.redis, erased)  # no cache keyed by the erased id outlives it
         await self._publish(event, newest, outbound, turn)
 
     async def _profile(self, learner_id: uuid.UUID) -> profile.Profile:
@@ -390,9 +418,14 @@ class Conversation:
             await asyncio.to_thread(local.load)
             log.info("offline demo model loaded: %s", local.path.name)
 
-    def _mark_read(self, event: InboundMessage, message_id: str) -> None:
-        """Blue ticks and "typing…" while the reply is prepared: beside the turn, not through the bus."""
-        task = asyncio.create_task(mark_read(self.res, self.channels, event.provider, event.learner, message_id))
+    def _mark_read(self, event: InboundMessage, message_id: str, *, typing: bool = True) -> None:
+        """Blue ticks and "typing…" while the reply is prepared: beside the turn, not through the bus. Without
+        `typing` (a held learner: a person answers, maybe not soon), only the blue ticks where Meta has them."""
+        if typing:
+            read = mark_read(self.res, self.channels, event.provider, event.learner, message_id)
+        else:
+            read = _blue_ticks(self.channels, event.provider, message_id)
+        task = asyncio.create_task(read)
         self._receipts.add(task)
         task.add_done_callback(self._receipts.discard)
 
@@ -413,6 +446,16 @@ def _command(batch: list[Waiting], sess: Session) -> commands.Command | None:
     if len(batch) != 1 or not newest.text or newest.kind != "text":
         return None
     return commands.parse(newest.text, awaiting=sess.awaiting)
+
+
+async def _blue_ticks(channels: Channels, provider: str, message_id: str) -> None:
+    """Mark a message read without "typing…" (Meta only; best effort, like mark_read)."""
+    if provider != "meta" or channels.graph is None:
+        return
+    try:
+        await channels.graph.mark_read(message_id, typing=False)
+    except (TransientError, PermanentError) as exc:
+        log.info("mark-read of %s skipped: %s", message_id, exc)
 
 
 def _cannot_use(row: Waiting, native: str) -> str:

@@ -80,7 +80,10 @@ class MemoryAgent:
         try:
             learned = await self._ask(stored, excerpt)
         except (LLMError, InvalidReply) as exc:
-            log.warning("learner %s: no summary this time (%s); trying again later", learner_id, exc)
+            # An InvalidReply quotes the model's summary of the learner's words: its details are DEBUG only.
+            log.warning("learner %s: no summary this time (%s); trying again later", learner_id,
+                        "invalid reply" if isinstance(exc, InvalidReply) else exc)
+            log.debug("learner %s: summary failure: %s", learner_id, exc)
             self._failed[learner_id] = through
             return
         self._failed.pop(learner_id, None)

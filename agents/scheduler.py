@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from charla import broadcasts, practice, profile
 from charla import constants as c
-from charla import practice, profile
+from charla.bus import listen
 from charla.events import Flashcard, Identity, OutboundMessage, Template
 from charla.messages import Conn
 from charla.profile import Profile
@@ -37,8 +38,10 @@ _NS = uuid.UUID("2b7e1f0c-5a8d-4c36-9b1e-7d4f3a2c9e55")
 
 
 def setup(res: Resources) -> None:
-    """The scheduler consumes no stream: it runs one loop beside the agent's heartbeat."""
+    """The scheduler consumes no stream: it runs its loops beside the agent's heartbeat (practice prompts, and
+    operator broadcasts paced at CHARLA_BROADCAST_RATE)."""
     res.background.append(PracticeScheduler(res).run)
+    res.background.append(broadcasts.Pacer(res).run)
 
 
 @dataclass
@@ -60,18 +63,32 @@ class PracticeScheduler:
     passes: int = 4
 
     async def run(self, stop: asyncio.Event) -> None:
+        wake = asyncio.Event()
+        console = self.res.settings.whatsapp_provider == "console"
+        clock = asyncio.create_task(listen(self.res.redis, c.CONSOLE_CLOCK_KEY, stop, lambda _: wake.set())) \
+            if console else None
         while not stop.is_set():
+            wake.clear()
             try:
                 await self.tick()
             except Exception:
                 log.exception("scheduler tick failed; retrying")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.res.settings.scheduler_tick_s)
+                await asyncio.wait_for(_first(stop, wake), self.res.settings.scheduler_tick_s)
+        if clock is not None:
+            await clock
+
+    async def now(self) -> datetime:
+        """The clock, moved forward by the console's offset when running with the console provider."""
+        now = self.clock()
+        if self.res.settings.whatsapp_provider == "console":
+            now += timedelta(seconds=float(await self.res.redis.get(c.CONSOLE_CLOCK_KEY) or 0))
+        return now
 
     async def tick(self) -> int:
         """One pass: claim due slots, queue window-closing summaries, send due prompts. Returns how many
         prompts were handed to the outbox."""
-        now = self.clock()
+        now = await self.now()
         await self.claim(now)
         await self.summaries(now)
         # Several passes at once (SKIP LOCKED keeps them apart): composing waits on PostgreSQL round trips.
@@ -181,6 +198,16 @@ class PracticeScheduler:
                 provider, via = await _channel(conn, due.learner_id)
                 found.append(_outbound(due, provider, via, uuid.UUID(str(r[6])), str(r[4]), str(r[5]), None))
         return found
+
+
+async def _first(*events: asyncio.Event) -> None:
+    """Return when any of `events` is set."""
+    waits = [asyncio.create_task(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
 
 
 def _outbound(due: Due, provider: str, via: str | None, outbound_id: uuid.UUID, text: str, how: str,

@@ -110,9 +110,12 @@ async def _deliver(res: Resources, channels: Channels, event: OutboundMessage, t
     if event.provider == "twilio" and channels.twilio is not None:
         return await channels.twilio.send_text(_twilio_recipient(event), text, sender=event.via)
     if event.provider == "console":
-        part = event.model_copy(update={"text": text, "choices": event.choices if with_choices else []})
+        provider_id = f"console.{event.outbound_id}.{uuid.uuid4().hex[:8]}"
+        # The console's copy carries the provider message id as its event id: the page's statuses quote it.
+        part = event.model_copy(update={"id": provider_id, "text": text,
+                                        "choices": event.choices if with_choices else []})
         await res.redis.publish(console_channel(event.learner), part.model_dump_json())
-        return f"console.{event.outbound_id}.{uuid.uuid4().hex[:8]}"
+        return provider_id
     raise PermanentError(f"no credentials to send through {event.provider!r}")
 
 

@@ -117,7 +117,9 @@ class Tutor:
         try:
             return parse(first.text), first
         except InvalidReply as exc:
-            log.warning("%s gave an invalid structured reply (%s); asking once more", first.provider, exc)
+            # The validation error quotes the model's output, which may quote the learner: DEBUG only.
+            log.warning("%s gave an invalid structured reply; asking once more", first.provider)
+            log.debug("%s's invalid reply: %s", first.provider, exc)
             problem = str(exc)
         retry_route = Route(route.reason, (first.provider, *[p for p in route.chain if p != first.provider]))
         second = meter.add(await self.router.complete(retry_route, repair_prompt(prompt, first.text, problem)))

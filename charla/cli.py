@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
-import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
@@ -16,6 +14,8 @@ import typer
 from pydantic import ValidationError
 
 from charla import constants as c
+from charla import logs
+from charla.liveness import Beat
 from charla.settings import Settings, load_settings
 from payments import entitlements
 
@@ -23,19 +23,17 @@ app = typer.Typer(help="Charla: a self-hosted AI language tutor on WhatsApp.", n
                   add_completion=False, pretty_exceptions_enable=False)
 
 
-def _settings() -> Settings:
+def _settings(process: str | None = None) -> Settings:
+    """The settings, with logging configured from them (redacted; `process` names the lines)."""
     try:
-        return load_settings()
+        settings = load_settings()
     except ValidationError as exc:
         for error in exc.errors():
             where = ".".join(str(p) for p in error["loc"]) or "configuration"
             typer.secho(f"error: {where}: {error['msg'].removeprefix('Value error, ')}", err=True, fg="red")
         raise typer.Exit(2) from exc
-
-
-def _logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings, process=process)
+    return settings
 
 
 def _progress(message: str) -> None:
@@ -64,8 +62,7 @@ def up(
     from agents.registry import AGENTS
     from charla.services import ServiceError
 
-    settings = _settings()
-    _logging(settings)
+    settings = _settings("supervisor")
     names = [n for n in agents.split(",") if n] or list(AGENTS)
     unknown = [n for n in names if n not in AGENTS]
     if unknown:
@@ -113,10 +110,10 @@ def serve() -> None:
 
     from orchestrator.app import create_app
 
-    settings = _settings()
-    _logging(settings)
+    settings = _settings("orchestrator")
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, loop="uvloop", http="httptools",
-                access_log=False, log_level=settings.log_level.lower(), timeout_graceful_shutdown=10)
+                access_log=False, log_level=settings.log_level.lower(), log_config=None,
+                timeout_graceful_shutdown=10)
 
 
 @app.command()
@@ -125,8 +122,7 @@ def agent(name: Annotated[str, typer.Argument(help="conversation, memory, paymen
     """Run one agent process (consumes its stream until SIGTERM/SIGINT, then finishes in-flight work)."""
     from agents.registry import AGENTS
 
-    settings = _settings()
-    _logging(settings)
+    settings = _settings(name)
     if name not in AGENTS:
         raise _fail(f"unknown agent {name!r}; available: {', '.join(AGENTS)}")
     _run(_agent(settings, name))
@@ -181,6 +177,41 @@ def restart(name: Annotated[str, typer.Argument(help="orchestrator or an agent n
         raise _fail("no running `charla up` listens on this Redis; under compose use "
                     f"`docker compose restart {name}`")
     _progress(f"restart of {name} requested")
+
+
+@app.command()
+def alive(name: Annotated[str, typer.Argument(help="an agent name (see `charla agent --help`) or orchestrator")]
+          ) -> None:
+    """Exit 0 when a process NAME on this host wrote its heartbeat within 3 x CHARLA_HEARTBEAT_S, else say
+    why and exit 1: the container health check of agents, which serve no HTTP."""
+    import socket
+
+    from redis.exceptions import RedisError
+
+    from charla.liveness import LIVE_BEATS, verdict
+    from charla.runtime import NotConfigured, resolve_urls
+
+    settings = _settings()
+    try:
+        found = _run(_beats(resolve_urls(settings).redis_url, name))
+    except (NotConfigured, RedisError, OSError) as exc:
+        raise _fail(f"cannot read heartbeats: {exc}") from exc
+    problem = verdict(found, name, socket.gethostname(), LIVE_BEATS * settings.heartbeat_s)
+    if problem:
+        raise _fail(problem)
+    typer.echo(f"{name} is alive on {socket.gethostname()}")
+
+
+async def _beats(redis_url: str, name: str) -> list[Beat]:
+    from redis.asyncio import Redis
+
+    from charla.liveness import beats
+
+    redis = Redis.from_url(redis_url, socket_connect_timeout=3, socket_timeout=3)
+    try:
+        return await beats(redis, name, time.time())
+    finally:
+        await redis.aclose()
 
 
 @app.command()
@@ -278,8 +309,7 @@ async def _say(settings: Settings, text: str, handle: str, wait: float) -> str:
     try:
         await pubsub.subscribe(console_channel(learner_key(handle)))
         body = text_delivery(handle, text)
-        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host  # noqa: S104
-        async with httpx.AsyncClient(base_url=f"http://{host}:{settings.port}") as http:
+        async with httpx.AsyncClient(base_url=settings.local_url) as http:
             try:
                 sent = await http.post("/webhooks/whatsapp", content=body, headers={
                     "x-hub-signature-256": signature(body, settings.app_secret()),
@@ -381,3 +411,208 @@ def voice_say(
         raise _fail(str(exc)) from exc
     output.write_bytes(audio)
     typer.echo(f"wrote {output} ({len(audio)} bytes)")
+
+
+dead_app = typer.Typer(help="Dead letters: poison events the bus set aside (`<stream>:dead`); inspect, replay, "
+                            "drop.", no_args_is_help=True)
+app.add_typer(dead_app, name="dead")
+
+DeadStream = Annotated[str | None, typer.Option("--stream", help="inbound, outbox, statuses, turns, payments or "
+                                                                 "voice (default: all)")]
+_NO_SUCH_DEAD = "`charla dead list` shows the ids of the dead letters there are"
+
+
+@dead_app.command("list")
+def dead_list(
+    stream: DeadStream = None,
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many, newest first.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (every field) instead of a table.")] = False,
+) -> None:
+    """List dead letters, newest first: id, stream, age, learner (hashed), deliveries, type, error."""
+    import sys
+    from dataclasses import asdict
+
+    from rich.console import Console
+
+    from charla import deadletters
+
+    letters = _dead(lambda bus: deadletters.listing(bus.redis, stream, limit))
+    if as_json:
+        typer.echo(json.dumps([asdict(letter) for letter in letters], indent=2, ensure_ascii=False))
+    elif letters:
+        wide = None if sys.stdout.isatty() else 1000  # piped: whole lines, for grep
+        Console(width=wide).print(deadletters.table(letters, time.time()))
+    else:
+        typer.echo("no dead letters")
+
+
+@dead_app.command("show")
+def dead_show(dead_id: Annotated[str, typer.Argument(metavar="ID", help="as listed by `charla dead list`")]) -> None:
+    """One dead letter in full: where it came from, the event and the whole error."""
+    from charla import deadletters
+
+    letter = _dead(lambda bus: deadletters.find(bus.redis, dead_id))
+    if letter is None:
+        raise _fail(f"no dead letter {dead_id}: {_NO_SUCH_DEAD}")
+    typer.echo(f"id: {letter.dead_id} (dead for {deadletters.age(time.time() - letter.at)})\n"
+               f"stream: {letter.stream}  group: {letter.group}  entry: {letter.entry_id}  seq: {letter.seq}\n"
+               f"learner: {letter.learner}  consumer: {letter.consumer}  deliveries: {letter.deliveries}\n"
+               f"event ({letter.event_type}):\n{json.dumps(letter.event, indent=2, ensure_ascii=False)}\n"
+               f"error:\n{letter.error}")
+
+
+@dead_app.command("replay")
+def dead_replay(
+    dead_id: Annotated[str | None, typer.Argument(metavar="[ID]", help="as listed by `charla dead list`")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Replay every dead letter (of --stream), oldest first.")] = False,
+    stream: DeadStream = None,
+) -> None:
+    """Publish a dead letter's event again on its stream (its consumers handle it anew) and delete it."""
+    from charla import deadletters
+
+    if (dead_id is None) != every or (stream and not every):
+        raise _fail("give one dead-letter ID, or --all [--stream NAME]; " + _NO_SUCH_DEAD)
+    try:
+        if every:
+            count = _dead(lambda bus: deadletters.replay_all(bus, stream))
+            typer.echo(f"replayed {count} dead letter(s); any left could not be: see `charla dead list`")
+            return
+        typer.echo(f"replayed {dead_id} as {_dead(lambda bus: deadletters.replay(bus, dead_id or ''))}")
+    except deadletters.AlreadyReplayed as exc:
+        typer.echo(f"{exc}; removed the leftover dead letter")
+    except deadletters.NotFound as exc:
+        raise _fail(f"{exc}: {_NO_SUCH_DEAD}") from exc
+    except deadletters.NotReplayable as exc:
+        raise _fail(f"{exc} (`charla dead drop {dead_id}` deletes it)") from exc
+
+
+@dead_app.command("drop")
+def dead_drop(dead_id: Annotated[str, typer.Argument(metavar="ID", help="as listed by `charla dead list`")]) -> None:
+    """Delete a dead letter for good (its event is not handled)."""
+    from charla import deadletters
+
+    if not _dead(lambda bus: deadletters.drop(bus.redis, dead_id)):
+        raise _fail(f"no dead letter {dead_id}: {_NO_SUCH_DEAD}")
+    typer.echo(f"dropped {dead_id}")
+
+
+def _dead(work: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Run `work(bus)` against the stack's Redis (REDIS_URL is enough: dead letters need no PostgreSQL)."""
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    from charla.bus import Bus
+    from charla.deadletters import UnknownStream
+    from charla.runtime import NotConfigured, bus_config, resolve_urls
+
+    settings = _settings()
+
+    async def _go(url: str) -> Any:
+        redis = Redis.from_url(url)
+        try:
+            return await work(Bus(redis, bus_config(settings)))
+        finally:
+            await redis.aclose()
+
+    try:
+        url = settings.redis_url or resolve_urls(settings).redis_url
+        return _run(_go(url))
+    except (NotConfigured, UnknownStream) as exc:
+        raise _fail(str(exc)) from exc
+    except RedisError as exc:
+        raise _fail(f"Redis: {exc}; is the stack running (`charla status`)?") from exc
+
+
+broadcast_app = typer.Typer(help="Operator broadcasts to a segment of learners, paced by the scheduler agent.",
+                            no_args_is_help=True)
+app.add_typer(broadcast_app, name="broadcast")
+
+
+@broadcast_app.command("send")
+def broadcast_send(
+    text: Annotated[str, typer.Argument(help="The notice, sent as is to learners inside the 24-hour window.")],
+    language: Annotated[str | None, typer.Option(help="Only learners of this target language (es, fr…).")] = None,
+    level: Annotated[str | None, typer.Option(help="Only learners at this CEFR level (A1…C2).")] = None,
+    paid: Annotated[bool | None, typer.Option("--paid/--free", help="Only paying or only free learners.")] = None,
+    template: Annotated[str | None, typer.Option(help="Approved template for learners outside the 24-hour window "
+                                                      "(without one they are skipped).")] = None,
+    template_language: Annotated[str | None, typer.Option(help="The template's language code "
+                                                               "(default: WHATSAPP_TEMPLATE_LANGUAGE).")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", help="A template body parameter, in order (repeat "
+                                                    "it); {name} and {text} are filled in per learner.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Send without asking to confirm.")] = False,
+) -> None:
+    """Send a notice to a segment of learners: shows how many it reaches and asks before queueing it. The
+    scheduler agent sends it at CHARLA_BROADCAST_RATE messages per second."""
+    from charla import broadcasts
+    from charla.events import Template
+    from charla.profile import CEFR
+
+    settings = _settings()
+    if level and level.upper() not in CEFR:
+        raise _fail(f"--level {level}: use one of {', '.join(CEFR)}")
+    segment = broadcasts.Segment(language=language, level=level.upper() if level else None, paid=paid)
+    blocked = _run(_with_redis(lambda redis: entitlements.blocked(redis)))
+    options: dict[str, Any] = {"default_language": settings.default_target_language, "blocked": blocked}
+    count = _broadcast_db(lambda conn: broadcasts.audience(conn, segment, **options))
+    typer.echo(f"{count} learner(s) match: {segment.describe()}")
+    if count == 0:
+        raise _fail("nobody to send to; nothing was queued")
+    if not yes:
+        typer.confirm(f"Send to {count} learner(s)?", abort=True)
+    chosen = Template(name=template, language=template_language or settings.template_language,
+                      body_params=param or []) if template else None
+    broadcast_id = _broadcast_db(lambda conn: broadcasts.create(
+        conn, segment, text, template=chosen, created_by=os.environ.get("USER") or "operator",
+        rate=settings.broadcast_rate, **options))
+    typer.echo(f"broadcast {broadcast_id} queued: about {count / settings.broadcast_rate:.0f} s at "
+               f"{settings.broadcast_rate:g} messages/s while the scheduler agent runs; "
+               f"`charla broadcast show {broadcast_id}` follows it")
+
+
+@broadcast_app.command("list")
+def broadcast_list(limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 50) -> None:
+    """The latest broadcasts, newest first, with recipients and delivery counts."""
+    from charla import broadcasts
+
+    found = _broadcast_db(lambda conn: broadcasts.listing(conn, limit))
+    typer.echo("\n".join(broadcasts.line(s) for s in found) if found else "no broadcasts yet")
+
+
+@broadcast_app.command("show")
+def broadcast_show(broadcast_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
+    """One broadcast: its segment, text, recipients (pending, queued, skipped and why) and delivery counts."""
+    from charla import broadcasts
+
+    try:
+        typer.echo(broadcasts.render(_broadcast_db(lambda conn: broadcasts.summary(conn, broadcast_id))))
+    except broadcasts.UnknownBroadcast as exc:
+        raise _fail(f"{exc}: `charla broadcast list` shows them") from exc
+
+
+@broadcast_app.command("cancel")
+def broadcast_cancel(broadcast_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
+    """Stop a broadcast: nobody else gets it (messages already handed to WhatsApp cannot be recalled)."""
+    from charla import broadcasts
+
+    if not _broadcast_db(lambda conn: broadcasts.cancel(conn, broadcast_id)):
+        raise _fail(f"broadcast {broadcast_id} is not sending (unknown, done or already cancelled)")
+    typer.echo(f"broadcast {broadcast_id} cancelled")
+
+
+def _broadcast_db(work: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Run `work(conn)` on one PostgreSQL connection to the stack's database."""
+    import psycopg
+
+    from charla.runtime import NotConfigured, resolve_urls
+
+    async def _go(url: str) -> Any:
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            return await work(conn)
+
+    try:
+        return _run(_go(resolve_urls(_settings()).database_url))
+    except NotConfigured as exc:
+        raise _fail(str(exc)) from exc
+    except psycopg.OperationalError as exc:
+        raise _fail(f"PostgreSQL: {exc}; is the stack running (`charla status`)?") from exc

@@ -44,6 +44,12 @@ DEDUPE_KEY: Final = f"{PREFIX}:dedupe:{{key}}"
 
 # Heartbeats: one key per live consumer process, expiring on its own when the process dies.
 HEARTBEAT_KEY: Final = f"{PREFIX}:hb:{{agent}}:{{consumer}}"
+# Each process's Prometheus metrics (JSON of its families), written with its heartbeat and expiring with it,
+# so the orchestrator's /metrics can serve processes on other machines that share only Redis.
+METRICS_KEY: Final = f"{PREFIX}:metrics:{{agent}}:{{consumer}}"
+# Index of those keys (sorted set: key -> expiry in ms): a scrape reads it instead of SCANning a keyspace
+# that holds a dedupe key per message.
+METRICS_INDEX_KEY: Final = f"{PREFIX}:metrics-index"
 # Supervisor control channel: `charla restart NAME` publishes here; PUBLISH's receiver count tells
 # the CLI whether a stack is listening at all.
 CONTROL_CHANNEL: Final = f"{PREFIX}:control"
@@ -63,7 +69,17 @@ ENTITLEMENT_KEY: Final = f"{PREFIX}:entitlement:{{learner}}"
 ENTITLEMENT_CHANNEL: Final = f"{PREFIX}:entitlement-changed"
 # Learners blocked by an operator (a set of learner keys), checked before any work is spent.
 BLOCKED_KEY: Final = f"{PREFIX}:blocked"
+# Learners a human operator has taken over (hash: learner id -> JSON with the operator and since when): the
+# AI stays quiet for them. A hash, so the conversation agent's check is one HGET per turn.
+TAKEOVER_KEY: Final = f"{PREFIX}:takeover"
+# Announces each inbound message of a held learner (JSON: learner_id, text, at, …) for a live dashboard;
+# pub/sub because the message itself is in PostgreSQL: a dashboard that was not listening reloads from there.
+TAKEOVER_CHANNEL: Final = f"{PREFIX}:takeover-inbound"
 # Audio Charla serves or uploads (bytes, expiring): spoken replies (`out:<token>`, fetched by Twilio and the
 # console at /media/<token>.ogg, uploaded to Meta by the sender) and console voice notes (`in:<id>`).
 MEDIA_KEY: Final = f"{PREFIX}:media:{{token}}"
 MEDIA_TTL_S: Final = 24 * 3600
+# The local console's clock offset in seconds (a string float), so an operator can move time forward to see
+# scheduled practice; read by the scheduler only with WHATSAPP_PROVIDER=console. Changes are announced on
+# the channel of the same name, which wakes the scheduler at once.
+CONSOLE_CLOCK_KEY: Final = f"{PREFIX}:console:clock"

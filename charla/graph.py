@@ -8,6 +8,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from charla import metrics
 from charla.errors import PermanentError, TransientError
 
 # Graph error codes worth retrying later: throttling and temporary service trouble.
@@ -151,7 +152,7 @@ class GraphClient:
         form.add_field("messaging_product", "whatsapp")
         form.add_field("type", content_type)
         form.add_field("file", data, filename=filename, content_type=content_type)
-        return str((await self._request(self._media_url, data=form))["id"])
+        return str((await self._request(self._media_url, data=form, operation="upload"))["id"])
 
     async def send_image(self, to: str, media_id: str, *, caption: str = "", tag: str | None = None) -> str:
         """Send an uploaded image with a caption (up to 1024 characters)."""
@@ -183,16 +184,18 @@ class GraphClient:
         return str(wamid)
 
     async def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
-        return await self._request(self._url, data=orjson.dumps(payload), json_body=True)
+        operation = "mark_read" if payload.get("status") == "read" else "send"
+        return await self._request(self._url, data=orjson.dumps(payload), json_body=True, operation=operation)
 
-    async def _request(self, url: str, *, data: Any, json_body: bool = False) -> dict[str, Any]:
+    async def _request(self, url: str, *, data: Any, operation: str, json_body: bool = False) -> dict[str, Any]:
         headers = {**self._headers, "Content-Type": "application/json"} if json_body else self._headers
-        try:
-            async with self._http.post(url, data=data, headers=headers) as response:
-                body = await response.read()
-                if response.status >= 400:
-                    raise graph_error(response.status, body, response.reason or "")
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise GraphTransientError(0, None, f"network error: {exc!r}", {}) from exc
+        with metrics.provider_call("graph", operation):
+            try:
+                async with self._http.post(url, data=data, headers=headers) as response:
+                    body = await response.read()
+                    if response.status >= 400:
+                        raise graph_error(response.status, body, response.reason or "")
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise GraphTransientError(0, None, f"network error: {exc!r}", {}) from exc
         answer = json.loads(body) if body else {}
         return answer if isinstance(answer, dict) else {}

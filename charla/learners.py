@@ -70,6 +70,15 @@ async def _update(conn: AsyncConnection[tuple[object, ...]], learner_id: uuid.UU
     await conn.execute(query.encode(), [*ids.values(), name, seen_at, learner_id])
 
 
+async def key_of(conn: AsyncConnection[tuple[object, ...]], learner_id: uuid.UUID) -> str | None:
+    """The learner's ordering key (events.Identity.key: sessions and the bus use it), None if unknown."""
+    row = await (await conn.execute(
+        "SELECT wa_id, wa_user_id, twilio_id, console_id FROM learners WHERE id = %s", (learner_id,))).fetchone()
+    if row is None:
+        return None
+    return Identity(**{field: str(v) for field, v in zip(_COLUMNS, row, strict=True) if v}).key()
+
+
 async def erase(conn: AsyncConnection[tuple[object, ...]], learner_id: uuid.UUID) -> None:
     """Delete a learner and everything about them (messages, profile, memories, schedules, turns cascade).
     Payment records are kept, unlinked from the person, because accounting law requires them; the Stripe

@@ -21,6 +21,7 @@ from purgatory.domain.model import OpenedState
 from redis.asyncio import Redis
 
 from charla import constants as c
+from charla import metrics
 from charla.llm import LLM, Claude, Completion, LLMAuthError, LLMError, LocalModel, OpenAIStyle, Prompt, smollm2_path
 from charla.settings import Settings
 
@@ -156,9 +157,11 @@ class Router:
         for name in route.chain:
             try:
                 async with await self.breakers.get_breaker(name):
-                    return await self.providers[name].complete(prompt)
+                    with metrics.provider_call(name, "complete"):
+                        return await self.providers[name].complete(prompt)
             except OpenedState:
                 errors[name] = "circuit open"
+                metrics.provider_error(name, "complete", "circuit_open")
             except LLMError as exc:
                 errors[name] = str(exc)
                 if isinstance(exc, LLMAuthError):

@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from charla import constants as c
+from charla import metrics
 from charla.bus import Bus, BusConfig
 from charla.db import open_pool
 from charla.settings import Settings
@@ -119,9 +121,11 @@ def consumer_name(agent: str) -> str:
 
 
 async def heartbeat(redis: Redis, agent: str, consumer: str, interval: float,
-                    status: Callable[[], dict[str, object]], closing: asyncio.Event) -> None:
-    """Refresh this process's heartbeat key until `closing` (through Redis outages); the key expires by
-    itself if the process dies. Stopped by an event: redis-py may swallow a cancellation mid-command."""
+                    status: Callable[[], dict[str, object]], closing: asyncio.Event,
+                    registry: CollectorRegistry | None = metrics.REGISTRY) -> None:
+    """Refresh this process's heartbeat key, and the snapshot of its metrics `registry` beside it, until
+    `closing` (through Redis outages); both expire by themselves if the process dies. Stopped by an event:
+    redis-py may swallow a cancellation mid-command."""
     key = c.HEARTBEAT_KEY.format(agent=agent, consumer=consumer)
     started = time.time()
     while not closing.is_set():
@@ -129,12 +133,15 @@ async def heartbeat(redis: Redis, agent: str, consumer: str, interval: float,
                 "started": started, "at": time.time(), **status()}
         try:
             await redis.set(key, json.dumps(body), px=int(interval * 3000))
+            if registry is not None:
+                await metrics.publish(redis, agent, consumer, int(interval * 3000), registry)
         except RedisError as exc:
             log.warning("heartbeat not written (%s); retrying", exc)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(closing.wait(), interval)
     with contextlib.suppress(RedisError):
         await redis.delete(key)
+        await metrics.withdraw(redis, agent, consumer)
 
 
 def stop_on_signals() -> asyncio.Event:

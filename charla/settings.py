@@ -13,6 +13,9 @@ Provider = Literal["meta", "twilio", "console"]
 
 # Used only outside production when WHATSAPP_APP_SECRET is unset, so the local console can sign webhooks.
 DEV_APP_SECRET = "charla-development-app-secret"  # noqa: S105 - a documented development-only value
+# Stripe's webhook secret for the console's simulated checkouts when STRIPE_WEBHOOK_SECRET is unset (only
+# with WHATSAPP_PROVIDER=console, which production refuses).
+DEV_STRIPE_SECRET = "whsec_charla_console_development"  # noqa: S105 - a documented development-only value
 _PLACEHOLDERS = {"changeme", "change-me", "secret", "xxx", "todo", "placeholder", DEV_APP_SECRET}
 
 
@@ -27,9 +30,11 @@ class Settings(BaseSettings):
 
     env: Literal["development", "test", "production"] = Field("development", validation_alias=_env("CHARLA_ENV"))
     home: Path = Field(Path(".charla"), validation_alias=_env("CHARLA_HOME"))
+    models_dir_setting: Path | None = Field(None, validation_alias=_env("CHARLA_MODELS_DIR"))
     host: str = Field("127.0.0.1", validation_alias=_env("CHARLA_HOST"))
     port: int = Field(8000, validation_alias=_env("CHARLA_PORT"))
     log_level: str = Field("INFO", validation_alias=_env("CHARLA_LOG_LEVEL"))
+    log_format: Literal["text", "json"] = Field("text", validation_alias=_env("CHARLA_LOG_FORMAT"))
     admin_token: SecretStr | None = Field(None, validation_alias=_env("CHARLA_ADMIN_TOKEN"))
 
     database_url: str | None = Field(None, validation_alias=_env("DATABASE_URL"))
@@ -53,6 +58,8 @@ class Settings(BaseSettings):
     practice_template: str | None = Field(None, validation_alias=_env("CHARLA_PRACTICE_TEMPLATE"))
     practice_template_language: str | None = Field(None, validation_alias=_env("CHARLA_PRACTICE_TEMPLATE_LANGUAGE"))
     scheduler_tick_s: float = Field(1.0, gt=0, validation_alias=_env("CHARLA_SCHEDULER_TICK_S"))
+    broadcast_rate: float = Field(20.0, gt=0, validation_alias=_env("CHARLA_BROADCAST_RATE"))
+    broadcast_daily_limit: int = Field(1000, ge=0, validation_alias=_env("CHARLA_BROADCAST_DAILY_LIMIT"))
 
     twilio_account_sid: str | None = Field(None, validation_alias=_env("TWILIO_ACCOUNT_SID"))
     twilio_auth_token: SecretStr | None = Field(None, validation_alias=_env("TWILIO_AUTH_TOKEN"))
@@ -151,8 +158,9 @@ class Settings(BaseSettings):
 
     @property
     def models_dir(self) -> Path:
-        """Where prepared models live (the assembled multilingual Whisper)."""
-        return self.home / "models"
+        """Where prepared models live (the assembled multilingual Whisper): CHARLA_MODELS_DIR, else
+        CHARLA_HOME/models. The container image bakes them outside its CHARLA_HOME volume."""
+        return self.models_dir_setting or self.home / "models"
 
     @property
     def tts_engines(self) -> tuple[str, ...]:
@@ -175,6 +183,20 @@ class Settings(BaseSettings):
         if self.whatsapp_app_secret:
             return self.whatsapp_app_secret.get_secret_value()
         return DEV_APP_SECRET
+
+    def stripe_signing_secret(self) -> str | None:
+        """The secret Stripe webhooks are verified with; the console's development value when unset locally."""
+        if self.stripe_webhook_secret:
+            return self.stripe_webhook_secret.get_secret_value()
+        return DEV_STRIPE_SECRET if self.whatsapp_provider == "console" else None
+
+    @property
+    def local_url(self) -> str:
+        """Where this machine reaches the orchestrator (CHARLA_PUBLIC_URL when set)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104
+        return f"http://{host}:{self.port}"
 
     def missing_for_production(self) -> list[str]:
         """Names that production needs and lacks (unset, empty, or an obvious placeholder)."""

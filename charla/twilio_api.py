@@ -9,6 +9,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
+from charla import metrics
 from charla.errors import PermanentError, TransientError
 
 WINDOW_CLOSED = 63016  # free-form message outside the 24-hour window
@@ -73,12 +74,13 @@ class TwilioChannel:
             raise PermanentError("no Twilio sender number: set TWILIO_WHATSAPP_FROM")
         if self._callback:
             fields["status_callback"] = self._callback
-        try:
-            message = await self._client.messages.create_async(to=to, from_=from_, **fields)
-        except TwilioRestException as exc:
-            raise twilio_error(exc) from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise TwilioTransientError(0, None, f"network error: {exc!r}") from exc
+        with metrics.provider_call("twilio", "send"):
+            try:
+                message = await self._client.messages.create_async(to=to, from_=from_, **fields)
+            except TwilioRestException as exc:
+                raise twilio_error(exc) from exc
+            except (aiohttp.ClientError, OSError) as exc:
+                raise TwilioTransientError(0, None, f"network error: {exc!r}") from exc
         return str(message.sid)
 
     async def aclose(self) -> None:

@@ -25,6 +25,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from charla import constants as c
+from charla import logs, metrics
 from charla.bus import Bus, Delivery, listen
 from charla.errors import PermanentError, TransientError
 
@@ -77,6 +78,7 @@ class Worker:
         self.handler = handler
         self.block_ms = block_ms
         self.stats = WorkerStats()
+        self.metrics = metrics.event_metrics(group, stream)
         self.max_held = concurrency * 4
         self._slots = asyncio.Semaphore(concurrency)
         self._held: dict[str, asyncio.Task[None]] = {}
@@ -190,20 +192,22 @@ class Worker:
                 return False
             if time.monotonic() - started > gap_limit:
                 log.error("learner %s: predecessor of seq %s never completed in %.0fs; moving on",
-                          delivery.learner, delivery.seq, gap_limit)
+                          logs.pseudonym(delivery.learner), delivery.seq, gap_limit)
                 await self.bus.skip_to(delivery, self.group)
             await self._waiter.wait(wake, seconds=min(1.0, self._lease_s / 2))
 
     async def _handle(self, delivery: Delivery, token: str) -> None:
         while True:
             try:
-                await self.handler(delivery)
+                await self._timed(delivery)
             except (PermanentError, ValidationError) as exc:
                 self.stats.failed += 1
+                self.metrics.failed.inc()
                 await self._dead_letter(delivery, token, 1, _describe(exc))
                 return
             except Exception as exc:
                 self.stats.failed += 1
+                self.metrics.failed.inc()
                 deliveries = await self.bus.delivery_count(delivery, self.group)
                 if deliveries >= self.bus.config.max_deliveries:
                     await self._dead_letter(delivery, token, deliveries, _describe(exc))
@@ -211,13 +215,22 @@ class Worker:
                 log.warning("%s: %s failed (delivery %d), retrying: %s", self.group, delivery.entry_id,
                             deliveries, exc)
                 self.stats.retried += 1
+                self.metrics.retried.inc()
                 await asyncio.sleep(_backoff(deliveries, self._lease_s, exc))
                 await self.bus.redeliver(delivery, self.group, self.consumer)
                 continue
             await self.bus.complete(delivery, self.group, token)
             self.stats.handled += 1
+            self.metrics.handled.inc()
             self._waiter.notify(delivery.learner)
             return
+
+    async def _timed(self, delivery: Delivery) -> None:
+        started = time.perf_counter()
+        try:
+            await self.handler(delivery)
+        finally:
+            self.metrics.seconds.observe(time.perf_counter() - started)
 
     async def _dead_letter(self, delivery: Delivery, token: str, deliveries: int, error: str) -> None:
         log.error("%s: dead-lettering %s after %d deliveries: %s", self.group, delivery.entry_id,
@@ -225,6 +238,7 @@ class Worker:
         await self.bus.dead_letter(delivery, self.group, token, error=error, deliveries=deliveries,
                                    consumer=self.consumer)
         self.stats.dead_lettered += 1
+        self.metrics.dead_lettered.inc()
         self._waiter.notify(delivery.learner)
 
     async def _drain(self, seconds: float) -> None:

@@ -8,20 +8,23 @@ import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 import orjson
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.staticfiles import StaticFiles
 
 from charla import constants as c
+from charla import metrics
 from charla.bus import BacklogFull
 from charla.events import InboundMessage, Provider
 from charla.media import kept
 from charla.runtime import Resources, consumer_name, heartbeat, open_resources
 from charla.settings import Settings
-from orchestrator import meta, twilio_hooks
+from orchestrator import admin, console, meta, scrape, twilio_hooks
 from payments import webhook as stripe_events
 
 log = logging.getLogger(__name__)
@@ -49,13 +52,25 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="Charla orchestrator", version="0.1.0", lifespan=lifespan)
     app.add_api_route("/healthz", healthz, methods=["GET"])
+    app.add_api_route("/livez", livez, methods=["GET"])
+    app.add_api_route("/readyz", readyz, methods=["GET"])
     app.add_api_route("/webhooks/whatsapp", verify_subscription, methods=["GET"], response_model=None)
-    app.add_api_route("/webhooks/whatsapp", whatsapp_webhook, methods=["POST"], response_model=None)
-    app.add_api_route("/webhooks/twilio", twilio_webhook, methods=["POST"], response_model=None)
+    # Webhooks are timed and counted where they are routed (charla_webhook_*): no middleware on other routes.
+    whatsapp, twilio = (metrics.timed_webhook("whatsapp", whatsapp_webhook),
+                        metrics.timed_webhook("twilio", twilio_webhook))
+    app.add_api_route("/webhooks/whatsapp", whatsapp, methods=["POST"], response_model=None)
+    app.add_api_route("/webhooks/twilio", twilio, methods=["POST"], response_model=None)
     # The same, under the path many Twilio consoles are set up with.
-    app.add_api_route("/webhooks/twilio/whatsapp", twilio_webhook, methods=["POST"], response_model=None)
-    app.add_api_route("/webhooks/stripe", stripe_webhook, methods=["POST"], response_model=None)
+    app.add_api_route("/webhooks/twilio/whatsapp", twilio, methods=["POST"], response_model=None)
+    app.add_api_route("/webhooks/stripe", metrics.timed_webhook("stripe", stripe_webhook), methods=["POST"],
+                      response_model=None)
+    app.add_api_route("/metrics", scrape.metrics_endpoint, methods=["GET"], response_model=None)
     app.add_api_route("/media/{token}.ogg", media, methods=["GET"], response_model=None)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    if settings.whatsapp_provider == "console":
+        app.include_router(console.router())
+    app.include_router(admin.router())
+    app.add_exception_handler(admin.NeedsLogin, admin.login_redirect)
     return app
 
 
@@ -85,6 +100,16 @@ async def healthz(res: Res) -> JSONResponse:
         checks["postgres"] = f"error: {exc.__class__.__name__}"
     healthy = all(v == "ok" for v in checks.values())
     return JSONResponse({"status": "ok" if healthy else "unavailable", **checks}, status_code=200 if healthy else 503)
+
+
+async def livez() -> JSONResponse:
+    """200 while the process serves requests; no dependency is checked (a liveness probe)."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(res: Res) -> JSONResponse:
+    """Ready for traffic: the same checks as /healthz (PostgreSQL and Redis answer), 503 otherwise."""
+    return await healthz(res)
 
 
 async def verify_subscription(
@@ -131,7 +156,13 @@ async def whatsapp_webhook(request: Request) -> Response:
         body = await read_body(request, res.settings.max_body_bytes)
     except BodyTooLarge:
         return _error(413, f"body larger than {res.settings.max_body_bytes} bytes")
-    if not meta.signature_ok(body, request.headers.get("x-hub-signature-256"), res.settings.app_secret()):
+    return await accept_whatsapp(res, body, request.headers.get("x-hub-signature-256"))
+
+
+async def accept_whatsapp(res: Resources, body: bytes, signature: str | None) -> Response:
+    """A WhatsApp delivery's raw bytes and signature header: verify, parse, publish, acknowledge (the local
+    console hands its signed deliveries here too)."""
+    if not meta.signature_ok(body, signature, res.settings.app_secret()):
         return _error(401, "missing or invalid X-Hub-Signature-256")
     try:
         payload: Any = orjson.loads(body)
@@ -210,4 +241,4 @@ async def stripe_webhook(request: Request, res: Res) -> Response:
         body = await read_body(request, res.settings.max_body_bytes)
     except BodyTooLarge:
         return _error(413, f"body larger than {res.settings.max_body_bytes} bytes")
-    return await stripe_events.receive(request, res, body)
+    return await stripe_events.receive(res, body, request.headers.get("stripe-signature"))

@@ -112,10 +112,14 @@ def reference(learner_id: uuid.UUID) -> str:
 
 
 def payment_link(settings: Settings, learner_id: uuid.UUID) -> str | None:
-    if not settings.stripe_payment_link:
+    """The Stripe Payment Link carrying the learner's reference; the console's simulated checkout locally."""
+    link = settings.stripe_payment_link
+    if not link and settings.whatsapp_provider == "console":
+        link = f"{settings.local_url}/console/pay"
+    if not link:
         return None
-    joiner = "&" if "?" in settings.stripe_payment_link else "?"
-    return settings.stripe_payment_link + joiner + urlencode({"client_reference_id": reference(learner_id)})
+    joiner = "&" if "?" in link else "?"
+    return link + joiner + urlencode({"client_reference_id": reference(learner_id)})
 
 
 async def is_blocked(redis: Redis, learner_key: str) -> bool:

@@ -14,6 +14,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from charla import logs
 from charla.events import StripeEvent
 from charla.messages import Conn
 
@@ -73,7 +74,7 @@ async def _checkout(conn: Conn, event: StripeEvent, subscription: str | None) ->
     learner_id = await resolve(conn, obj)
     if learner_id is None:
         log.error("checkout %s matches no learner (client_reference_id %r); recorded as unmatched",
-                  obj.get("id"), obj.get("client_reference_id"))
+                  obj.get("id"), logs.redact(str(obj.get("client_reference_id"))))
         await _state(conn, event.stripe_id, "unmatched")
         return set()
     if obj.get("payment_status") not in ("paid", "no_payment_required"):

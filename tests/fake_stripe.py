@@ -4,10 +4,7 @@ signed webhook deliveries built from `../shared/fixtures/stripe_*`."""
 from __future__ import annotations
 
 import copy
-import hashlib
-import hmac
 import json
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -18,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from charla import console
 from tests.payloads import fixture_json
 from tests.servers import serve
 
@@ -26,9 +24,7 @@ WEBHOOK_SECRET = "whsec_test_secret"
 
 def stripe_signature(body: bytes, secret: str = WEBHOOK_SECRET, at: int | None = None) -> str:
     """`Stripe-Signature` for `body`, as Stripe computes it (HMAC-SHA256 over "<t>.<body>")."""
-    stamp = int(time.time()) if at is None else at
-    digest = hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={stamp},v1={digest}"
+    return console.stripe_signature(body, secret, at)
 
 
 def event(name: str, **changes: Any) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from charla import constants as c
-from charla import learners, messages, profile, session
+from charla import learners, logs, messages, profile, session
 from charla import media as media_store
 from charla.bus import Delivery
 from charla.errors import PermanentError, TransientError
@@ -100,7 +100,8 @@ class VoiceAgent:
 
     async def hear(self, delivery: Delivery, event: InboundMessage) -> None:
         if await entitlements.is_blocked(self.res.redis, event.learner):
-            log.info("learner %s is blocked: voice note %s dropped", event.learner, event.message_id)
+            log.info("learner %s is blocked: voice note %s dropped", logs.pseudonym(event.learner),
+                     event.message_id)
             return
         settings = self.res.settings
         target, native, repeat = await self._context(event)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import numpy as np
 from faster_whisper import WhisperModel
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
+from charla import metrics
 from voice.audio import RATE, Samples, peak_normalise
 from voice.pronounce import Word
 
@@ -101,7 +103,14 @@ class Transcriber:
         return self.config.multilingual.name, self._model("multilingual")
 
     def transcribe(self, samples: Samples, language: str) -> Transcript:
-        """What was said in `samples` (16 kHz mono); an empty transcript when VAD finds no speech."""
+        """What was said in `samples` (16 kHz mono); an empty transcript when VAD finds no speech. Its time
+        and real-time factor are recorded (charla_stt_seconds, charla_stt_real_time_factor)."""
+        started = time.perf_counter()
+        found = self._transcribe(samples, language)
+        metrics.observe_stt(found.seconds, time.perf_counter() - started)
+        return found
+
+    def _transcribe(self, samples: Samples, language: str) -> Transcript:
         seconds = len(samples) / RATE
         audio = peak_normalise(samples)
         if self.config.noise_reduction:

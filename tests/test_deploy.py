@@ -1,0 +1,308 @@
+"""Deployment: compose.yaml, .env.example and the Dockerfile checked against the real CLI and settings (no
+Docker engine here), `charla alive` against real Redis, and the orchestrator's /livez and /readyz."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+import time
+from pathlib import Path
+from typing import Any, get_args
+
+import httpx
+import pytest
+import typer.main
+import yaml
+from pydantic import SecretStr
+from redis.asyncio import Redis
+from typer._click.core import Command
+from typer._click.exceptions import UsageError  # typer vendors click since 0.2x
+from typer.core import TyperGroup
+from typer.testing import CliRunner
+
+from agents.registry import AGENTS
+from charla import constants as c
+from charla.cli import app
+from charla.runtime import heartbeat
+from charla.services import EmbeddedRedis, free_port, redis_server_binary
+from charla.settings import Settings
+from orchestrator.app import create_app
+from tests.conftest import eventually, make_settings
+from tests.servers import serve
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE_TEXT = (ROOT / "compose.yaml").read_text()
+COMPOSE: dict[str, Any] = yaml.safe_load(COMPOSE_TEXT)
+SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
+# Charla's own services are the ones built from this repository; postgres and redis are upstream images.
+CHARLA = {name: svc for name, svc in SERVICES.items() if "build" in svc}
+ONE_SHOT = {dep for svc in SERVICES.values() for dep, cond in (svc.get("depends_on") or {}).items()
+            if cond.get("condition") == "service_completed_successfully"}
+AGENT_SERVICES = {name: svc for name, svc in CHARLA.items() if svc["command"][0] == "agent"}
+ENV_LINE = re.compile(r"^#?\s*([A-Z][A-Z0-9_]*)=(.*)$")
+runner = CliRunner()
+
+
+def resolve(argv: list[str]) -> Command:
+    """The CLI command `charla ARGV` runs, its arguments parsed as the CLI would; raises UsageError."""
+    command: Command = typer.main.get_command(app)
+    words, path = list(argv), ["charla"]
+    while isinstance(command, TyperGroup) and words and words[0] in command.commands:
+        path.append(words[0])
+        command = command.commands[words.pop(0)]
+    assert not isinstance(command, TyperGroup), f"`{' '.join(argv)}` names a command group, not a command"
+    command.make_context(" ".join(path), words)
+    return command
+
+
+def health_argv(service: dict[str, Any]) -> list[str]:
+    test = service["healthcheck"]["test"]
+    assert test[0] == "CMD", "exec form: no shell needed in the image"
+    return list(test[1:])
+
+
+def settings_names() -> dict[str, Any]:
+    """Every environment name Settings reads, with its field."""
+    return {alias: field for field in Settings.model_fields.values()
+            for alias in getattr(field.validation_alias, "choices", ())}
+
+
+def env_example() -> dict[str, tuple[str, bool]]:
+    """.env.example as name -> (value, set): commented `# NAME=default` lines are listed but not set."""
+    found: dict[str, tuple[str, bool]] = {}
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if match := ENV_LINE.match(line.strip()):
+            found[match[1]] = (match[2], not line.startswith("#"))
+    return found
+
+
+def test_resolve_refuses_what_the_cli_does_not_know() -> None:
+    """The checker itself can fail: unknown commands, a group alone, missing or extra arguments."""
+    assert resolve(["agent", "voice"]).name == "agent"
+    for argv in (["deploy"], ["voice"], ["agent"], ["alive", "a", "b"], ["serve", "--nope"]):
+        with pytest.raises((UsageError, AssertionError)):
+            resolve(argv)
+
+
+@pytest.mark.parametrize("name", sorted(CHARLA))
+def test_every_command_is_a_real_cli_command(name: str) -> None:
+    service = CHARLA[name]
+    resolve(service["command"])
+    if service["command"][0] == "agent":
+        assert service["command"][1] in AGENTS
+    if "healthcheck" in service and health_argv(service)[0] == "charla":
+        resolve(health_argv(service)[1:])
+
+
+def test_every_agent_has_its_own_service() -> None:
+    commands = {svc["command"][1]: name for name, svc in AGENT_SERVICES.items()}
+    assert sorted(commands) == sorted(AGENTS), "one compose service per agent in agents/registry.py"
+    assert len(commands) == len(AGENT_SERVICES), "no agent runs under two services"
+
+
+@pytest.mark.parametrize("name", sorted(set(SERVICES) - ONE_SHOT))
+def test_long_running_services_have_health_checks_and_restart(name: str) -> None:
+    service = SERVICES[name]
+    assert service.get("restart") in ("always", "unless-stopped", "on-failure")
+    assert service["healthcheck"]["test"], "a health check that runs something"
+
+
+def test_one_shot_migrate_runs_first_and_is_not_restarted() -> None:
+    assert {"migrate"} == ONE_SHOT
+    assert SERVICES["migrate"]["command"] == ["migrate"]
+    assert SERVICES["migrate"].get("restart", "no") == "no"
+    for name, service in CHARLA.items():
+        if name != "migrate":
+            assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+
+
+@pytest.mark.parametrize("name", sorted(AGENT_SERVICES))
+def test_agents_are_scalable_and_checked_by_their_heartbeat(name: str) -> None:
+    service = AGENT_SERVICES[name]
+    assert "container_name" not in service
+    assert "ports" not in service, "a fixed host port would stop `docker compose up --scale`"
+    assert health_argv(service) == ["charla", "alive", service["command"][1]]
+
+
+def test_orchestrator_checks_healthz_and_is_published() -> None:
+    service = SERVICES["orchestrator"]
+    assert service["command"] == ["serve"]
+    assert "/healthz" in " ".join(health_argv(service))
+    assert service["environment"]["CHARLA_HOST"] == "0.0.0.0"  # noqa: S104 - reachable from outside the container
+
+
+def test_redis_keeps_an_append_only_file() -> None:
+    command = SERVICES["redis"]["command"]
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert SERVICES["redis"]["volumes"], "the AOF survives the container"
+    assert SERVICES["postgres"]["image"].startswith("pgvector/pgvector:")
+
+
+@pytest.mark.parametrize("name", sorted(CHARLA))
+def test_secrets_come_from_the_env_file(name: str) -> None:
+    assert ".env" in CHARLA[name]["env_file"]
+    literal = {k: v for k, v in CHARLA[name]["environment"].items() if k in settings_names()
+               and "SecretStr" in str(settings_names()[k].annotation)}
+    assert not literal, f"secrets written into compose.yaml: {sorted(literal)}"
+
+
+def test_env_example_names_only_real_settings() -> None:
+    interpolated = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", COMPOSE_TEXT))
+    unknown = set(env_example()) - set(settings_names()) - interpolated
+    assert not unknown, f"not read by Charla nor by compose.yaml: {sorted(unknown)}"
+    assert interpolated <= set(env_example()), "every ${VAR} compose.yaml uses is in .env.example"
+
+
+def test_env_example_lists_every_setting() -> None:
+    missing = set(settings_names()) - set(env_example())
+    assert not missing, f"add these settings to .env.example (commented, with their default): {sorted(missing)}"
+
+
+def test_env_example_leaves_secrets_empty_and_loads() -> None:
+    names = settings_names()
+    for name, (value, is_set) in env_example().items():
+        secret = name == "POSTGRES_PASSWORD" or (name in names and SecretStr in _types(names[name].annotation))
+        if secret and is_set:
+            assert value == "", f"{name} has a value in .env.example"
+    values = {name: value for name, (value, is_set) in env_example().items() if is_set and name in names}
+    settings = make_settings(**{**values, "CHARLA_ENV": "development"})
+    assert settings.whatsapp_provider == "console"  # empty secrets count as unset
+    with pytest.raises(ValueError, match="CHARLA_ENV=production"):
+        make_settings(**values)  # as shipped: refuses to start until the secrets are filled in
+
+
+def _types(annotation: Any) -> tuple[Any, ...]:
+    return get_args(annotation) or (annotation,)
+
+
+def dockerfile() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
+    rows = [line.strip().split(None, 1) for line in text.splitlines() if line.strip()
+            and not line.strip().startswith("#")]
+    return [(row[0].upper(), row[1] if len(row) > 1 else "") for row in rows]
+
+
+def test_dockerfile_builds_a_complete_non_root_image() -> None:
+    steps = dockerfile()
+    assert steps[0] == ("FROM", "python:3.11-slim-bookworm")
+    runs = [args for op, args in steps if op == "RUN"]
+    assert any("apt-get install" in r and "espeak-ng" in r and "--no-install-recommends" in r for r in runs)
+    assert any(re.search(r"pip install \.(\s|$)", r) for r in runs), "plain `pip install .`: no extras"
+    env = dict(kv.split("=", 1) for op, args in steps if op == "ENV" for kv in args.split())
+    home, models = env["CHARLA_HOME"], env["CHARLA_MODELS_DIR"]
+    assert not models.startswith(home + "/"), "models are baked into the image, not hidden by the volume"
+    prepare = next(i for i, (op, args) in enumerate(steps) if op == "RUN" and "charla voice prepare" in args)
+    env_at = next(i for i, (op, args) in enumerate(steps) if op == "ENV" and "CHARLA_MODELS_DIR" in args)
+    assert env_at < prepare, "the models are prepared where the running containers look for them"
+    users = [args for op, args in steps if op == "USER"]
+    assert users
+    assert users[-1] not in ("root", "0")
+    assert (("VOLUME", f'["{home}"]') in steps) or (("VOLUME", home) in steps)
+    assert ("ENTRYPOINT", '["charla"]') in steps
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    assert "*" in ignored, "a whitelist: .env, .charla and .venv stay out of the build context"
+    assert not [line for line in ignored if line.startswith(("!.env", "!.charla", "!.venv"))]
+
+
+def test_voice_prepare_writes_to_charla_models_dir(tmp_path: Path) -> None:
+    """What the image build runs: the models land in CHARLA_MODELS_DIR, nothing under CHARLA_HOME."""
+    env = {"CHARLA_HOME": str(tmp_path / "home"), "CHARLA_MODELS_DIR": str(tmp_path / "models")}
+    result = runner.invoke(app, ["voice", "prepare"], env=env)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "models" / "whisper-base" / "model.bin").stat().st_size > 100_000_000
+    assert not (tmp_path / "home").exists()
+    assert "text to speech (es): espeak" in result.output
+
+
+# --- charla alive ----------------------------------------------------------------------------------------
+
+def alive_env(redis_url: str) -> dict[str, str]:
+    return {"REDIS_URL": redis_url, "DATABASE_URL": "postgresql://unused@127.0.0.1:1/unused",
+            "CHARLA_HEARTBEAT_S": "2"}
+
+
+async def alive(redis_url: str, name: str) -> Any:
+    """`charla alive NAME` (in a thread: the CLI runs its own event loop)."""
+    return await asyncio.to_thread(runner.invoke, app, ["alive", name], env=alive_env(redis_url))
+
+
+async def write_beat(redis: Redis, agent: str, *, host: str, age_s: float) -> None:
+    body = {"agent": agent, "consumer": f"{agent}-{host}-1", "pid": 1, "host": host, "at": time.time() - age_s}
+    await redis.set(c.HEARTBEAT_KEY.format(agent=agent, consumer=body["consumer"]), json.dumps(body))
+
+
+async def test_alive_follows_a_real_heartbeat(default_redis_server: str, redis_default: Redis) -> None:
+    closing = asyncio.Event()
+    beat = asyncio.create_task(heartbeat(redis_default, "conversation", "conversation-test", 2.0, dict, closing))
+    try:
+        await eventually(lambda: redis_default.exists(c.HEARTBEAT_KEY.format(agent="conversation",
+                                                                            consumer="conversation-test")),
+                         5, "the first heartbeat")
+        result = await alive(default_redis_server, "conversation")
+        assert result.exit_code == 0, result.output
+        assert f"alive on {socket.gethostname()}" in result.output
+        other = await alive(default_redis_server, "memory")  # another agent's beat does not count
+        assert other.exit_code == 1
+    finally:
+        closing.set()
+        await beat
+    stopped = await alive(default_redis_server, "conversation")  # a clean stop deletes the key
+    assert stopped.exit_code == 1
+    assert "no heartbeat from conversation on any host" in stopped.output
+
+
+async def test_alive_refuses_a_stale_heartbeat(default_redis_server: str, redis_default: Redis) -> None:
+    await write_beat(redis_default, "voice", host=socket.gethostname(), age_s=60)
+    result = await alive(default_redis_server, "voice")
+    assert result.exit_code == 1
+    assert "last beat 60" in result.output
+    assert "under 6s" in result.output
+    await write_beat(redis_default, "voice", host=socket.gethostname(), age_s=1)  # a second, live replica
+    assert (await alive(default_redis_server, "voice")).exit_code == 0
+
+
+async def test_alive_counts_only_this_host(default_redis_server: str, redis_default: Redis) -> None:
+    await write_beat(redis_default, "sender", host="another-container", age_s=0)
+    result = await alive(default_redis_server, "sender")
+    assert result.exit_code == 1
+    assert "no heartbeat from sender on this host" in result.output
+    assert "another-container" in result.output
+
+
+async def test_alive_says_when_redis_is_unreachable() -> None:
+    result = await alive(f"redis://127.0.0.1:{free_port()}/0", "sender")
+    assert result.exit_code == 1
+    assert "cannot read heartbeats" in result.output
+
+
+# --- /livez and /readyz ----------------------------------------------------------------------------------
+
+async def test_livez_and_readyz_follow_redis(db: str, tmp_path: Path) -> None:
+    """/readyz fails while Redis is down and recovers with it; /livez answers throughout."""
+    server = EmbeddedRedis(tmp_path / "redis", free_port(), redis_server_binary())
+    await asyncio.to_thread(server.start)
+    try:
+        app_ = create_app(make_settings(DATABASE_URL=db, REDIS_URL=server.url, CHARLA_HOME=str(tmp_path)))
+        async with serve(app_, lifespan="on") as url, httpx.AsyncClient(base_url=url, timeout=10) as http:
+            ready = await http.get("/readyz")
+            assert ready.status_code == 200
+            assert ready.json() == {"status": "ok", "redis": "ok", "postgres": "ok"}
+            assert (await http.get("/livez")).json() == {"status": "ok"}
+            await asyncio.to_thread(server.stop)
+            down = await http.get("/readyz")
+            assert down.status_code == 503
+            assert down.json()["redis"].startswith("error")
+            assert down.json()["postgres"] == "ok"
+            assert (await http.get("/livez")).status_code == 200
+            assert (await http.get("/healthz")).status_code == 503  # unchanged: the same checks
+            await asyncio.to_thread(server.start)
+
+            async def recovered() -> bool:
+                return (await http.get("/readyz")).status_code == 200
+
+            await eventually(recovered, 20, "/readyz back once Redis is")
+    finally:
+        await asyncio.to_thread(server.stop)

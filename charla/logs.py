@@ -23,7 +23,9 @@ HANDLER_NAME = "charla"
 # Third-party loggers whose INFO lines carry URLs with phone numbers or message bodies.
 NOISY = ("httpx", "httpcore", "aiohttp.access", "twilio.http_client", "stripe", "uvicorn.access", "urllib3")
 
-_PHONE = re.compile(r"\+?(\d{7,})")
+# A run of 7+ digits, except a Redis stream entry id (`<milliseconds>-<seq>`), which operators must be able to
+# match against `charla dead list`.
+_PHONE = re.compile(r"\+?(\d{7,})(?!\d|-\d)")
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}

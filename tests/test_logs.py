@@ -206,3 +206,8 @@ async def test_a_conversation_logs_no_number_name_or_words_and_erasure_leaves_no
     assert await redis_default.get(c.SESSION_KEY.format(learner=f"wa:{PHONE}")) is None
     keys = [str(k) for k in await redis_default.keys("*")]
     assert not [k for k in keys if str(learner_id) in k or uuid.UUID(str(learner_id)).hex in k]
+
+
+def test_stream_entry_ids_are_not_taken_for_phone_numbers() -> None:
+    assert logs.redact("replayed 1795275735498-0 as 1795275735499-12") == "replayed 1795275735498-0 as 1795275735499-12"
+    assert "34600111222" not in logs.redact("wa:34600111222-x")

@@ -81,6 +81,8 @@ async def test_a_turn_is_counted_from_webhook_to_send(stack: Stack) -> None:
     assert (await stack.post(text_webhook(WA_ID, "wamid.metrics1", TEXT))).status_code == 200
     refused = await stack.http.post("/webhooks/whatsapp", content=b"{}", headers={"x-hub-signature-256": "sha1=x"})
     assert refused.status_code == 401
+    # a route with dependencies (Res) is wrapped too: FastAPI still resolves them through the wrapper
+    assert (await stack.http.post("/webhooks/twilio", content=b"")).status_code == 404  # Twilio not configured
     await stack.fake.wait_for(1, seconds=20)
 
     async def sender_done() -> bool:
@@ -98,6 +100,7 @@ async def test_a_turn_is_counted_from_webhook_to_send(stack: Stack) -> None:
     assert grew("charla_webhook_requests_total", endpoint="whatsapp", status="200") == 1
     assert grew("charla_webhook_requests_total", endpoint="whatsapp", status="401") == 1
     assert grew("charla_webhook_seconds_count", endpoint="whatsapp") == 2
+    assert grew("charla_webhook_requests_total", endpoint="twilio", status="404") == 1
     assert 0 < grew("charla_webhook_seconds_sum", endpoint="whatsapp") < 5
     assert grew("charla_webhook_seconds_bucket", endpoint="whatsapp", le="+Inf") == 2
     assert grew("charla_events_handled_total", agent="conversation", stream="inbound") == 1

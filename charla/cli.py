@@ -95,6 +95,8 @@ async def _up(settings: Settings, names: list[str]) -> None:
         redis = Redis.from_url(urls.redis_url)
         _progress(f"orchestrator on http://{settings.host}:{settings.port} "
                   f"(provider: {settings.whatsapp_provider}); agents: {', '.join(names)}")
+        if settings.whatsapp_provider == "console":
+            _progress(f"console: {settings.local_url}/console  ·  dashboard: {settings.local_url}/admin")
         try:
             await Supervisor(redis, ["orchestrator", *names], env).run(stop)
         finally:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import Any
 
 import pytest
+import typer
 from redis.asyncio import Redis
 from typer.testing import CliRunner
 
@@ -17,8 +19,24 @@ from tests.test_settings import PRODUCTION
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("command", [[], ["up"], ["agent"], ["serve"], ["status"], ["restart"], ["migrate"],
-                                     ["voice"], ["voice", "prepare"], ["voice", "transcribe"], ["voice", "say"]])
+def _commands(group: Any, path: list[str]) -> list[list[str]]:
+    """Every command path of the CLI, sub-apps included (walked from the click tree, so none is forgotten)."""
+    found = [path]
+    for name, command in sorted(getattr(group, "commands", {}).items()):
+        found += _commands(command, [*path, name])
+    return found
+
+
+COMMANDS = _commands(typer.main.get_command(app), [])
+
+
+def test_the_walk_finds_every_command() -> None:
+    assert {"up", "dead", "broadcast", "alive", "say"} <= {c[0] for c in COMMANDS if c}
+    assert ["dead", "replay"] in COMMANDS
+    assert ["voice", "prepare"] in COMMANDS
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "charla")
 def test_every_command_has_help(command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0

@@ -27,7 +27,7 @@ from charla import commands, learners, logs, memories, messages, practice, profi
 from charla import constants as c
 from charla.bus import Delivery
 from charla.channels import Channels, mark_read, open_channels
-from charla.errors import PermanentError, TransientError
+from charla.errors import PermanentError
 from charla.events import Choice, InboundMessage, OutboundMessage, SpeakRequest, TurnEvent, utcnow
 from charla.llm import LocalModel
 from charla.messages import Conn, Outbound
@@ -420,12 +420,9 @@ class Conversation:
 
     def _mark_read(self, event: InboundMessage, message_id: str, *, typing: bool = True) -> None:
         """Blue ticks and "typing…" while the reply is prepared: beside the turn, not through the bus. Without
-        `typing` (a held learner: a person answers, maybe not soon), only the blue ticks where Meta has them."""
-        if typing:
-            read = mark_read(self.res, self.channels, event.provider, event.learner, message_id)
-        else:
-            read = _blue_ticks(self.channels, event.provider, message_id)
-        task = asyncio.create_task(read)
+        `typing` (a held learner: a person answers, maybe not soon), only the blue ticks."""
+        task = asyncio.create_task(mark_read(self.res, self.channels, event.provider, event.learner, message_id,
+                                             typing=typing))
         self._receipts.add(task)
         task.add_done_callback(self._receipts.discard)
 
@@ -446,16 +443,6 @@ def _command(batch: list[Waiting], sess: Session) -> commands.Command | None:
     if len(batch) != 1 or not newest.text or newest.kind != "text":
         return None
     return commands.parse(newest.text, awaiting=sess.awaiting)
-
-
-async def _blue_ticks(channels: Channels, provider: str, message_id: str) -> None:
-    """Mark a message read without "typing…" (Meta only; best effort, like mark_read)."""
-    if provider != "meta" or channels.graph is None:
-        return
-    try:
-        await channels.graph.mark_read(message_id, typing=False)
-    except (TransientError, PermanentError) as exc:
-        log.info("mark-read of %s skipped: %s", message_id, exc)
 
 
 def _cannot_use(row: Waiting, native: str) -> str:

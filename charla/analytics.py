@@ -64,11 +64,12 @@ async def overview(conn: Conn, days: int = 30) -> Overview:
         voice_share_7d=float(counts[4]), paid=int(counts[5]), conversions_30d=int(counts[6]),
         revenue_30d={str(r[0]): float(r[1] or 0) for r in revenue_rows}, failed_sends_7d=int(counts[7]),
         activity=await _series(conn, days, """
-            SELECT d, (SELECT count(DISTINCT learner_id) FROM messages WHERE direction = 'in'
-                         AND created_at >= d AND created_at < d + interval '1 day'),
-                      (SELECT count(DISTINCT learner_id) FROM messages WHERE direction = 'in'
-                         AND created_at >= d - interval '6 days' AND created_at < d + interval '1 day')
-            FROM days""", ("daily active", "weekly active")),
+            SELECT d, count(DISTINCT a.learner_id) FILTER (WHERE a.day = d), count(DISTINCT a.learner_id)
+            FROM days LEFT JOIN (
+                SELECT DISTINCT date_trunc('day', created_at) AS day, learner_id FROM messages
+                WHERE direction = 'in' AND created_at >= (SELECT min(d) FROM days) - interval '6 days') a
+              ON a.day BETWEEN d - interval '6 days' AND d
+            GROUP BY d""", ("daily active", "weekly active")),
         messages=await _series(conn, days, """
             SELECT d, count(*) FILTER (WHERE m.direction = 'in'), count(*) FILTER (WHERE m.direction = 'out')
             FROM days LEFT JOIN messages m ON m.created_at >= d AND m.created_at < d + interval '1 day'

@@ -40,14 +40,15 @@ def open_channels(res: Resources, *, twilio: bool = True) -> Channels:
     return Channels(graph, twilio_channel)
 
 
-async def mark_read(res: Resources, channels: Channels, provider: Provider, learner: str, message_id: str) -> None:
-    """Blue ticks and "typing…" (Meta; Twilio marks messages read by itself). Best effort: a late read
-    receipt is worthless, so failures are logged, never retried."""
+async def mark_read(res: Resources, channels: Channels, provider: Provider, learner: str, message_id: str, *,
+                    typing: bool = True) -> None:
+    """Blue ticks, and with `typing` "typing…" (Meta and the console; Twilio marks messages read by itself).
+    Best effort: a late read receipt is worthless, so failures are logged, never retried."""
     try:
         if provider == "meta" and channels.graph is not None:
-            await channels.graph.mark_read(message_id)
+            await channels.graph.mark_read(message_id, typing=typing)
         elif provider == "console":
-            receipt = ReadReceipt(learner=learner, provider=provider, message_id=message_id)
+            receipt = ReadReceipt(learner=learner, provider=provider, message_id=message_id, typing=typing)
             await res.redis.publish(console_channel(learner), receipt.model_dump_json())
     except (TransientError, PermanentError) as exc:
         log.info("mark-read of %s skipped: %s", message_id, exc)

@@ -123,6 +123,7 @@ class ReadReceipt(_Event):
     type: Literal["outbound.read"] = "outbound.read"
     provider: Provider
     message_id: str
+    typing: bool = True  # False: read by a person who may not answer soon (human takeover)
 
 
 class DeliveryStatus(_Event):

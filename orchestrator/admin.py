@@ -15,6 +15,7 @@ import uuid
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -27,6 +28,7 @@ from charla.constants import CONSUMER_GROUPS, PREFIX
 from charla.events import Template
 from charla.runtime import Resources
 from orchestrator import charts
+from orchestrator.deps import Res
 from payments import entitlements
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -61,12 +63,6 @@ async def operator(request: Request) -> str:
     raise HTTPException(401, "missing or wrong admin token")
 
 
-async def _res(request: Request) -> Resources:
-    res: Resources = request.app.state.res
-    return res
-
-
-Res = Annotated[Resources, Depends(_res)]
 Operator = Annotated[str, Depends(operator)]
 
 
@@ -102,8 +98,6 @@ def _page(request: Request, name: str, **context: Any) -> HTMLResponse:
 
 
 def _back(path: str, flash: str, *, bad: bool = False) -> RedirectResponse:
-    from urllib.parse import urlencode
-
     query = {"flash": flash, **({"bad": "1"} if bad else {})}
     return RedirectResponse(f"{path}?{urlencode(query)}", status_code=303)
 

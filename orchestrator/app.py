@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 import orjson
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -25,6 +25,7 @@ from charla.media import kept
 from charla.runtime import Resources, consumer_name, heartbeat, open_resources
 from charla.settings import Settings
 from orchestrator import admin, console, meta, scrape, twilio_hooks
+from orchestrator.deps import Res
 from payments import webhook as stripe_events
 
 log = logging.getLogger(__name__)
@@ -72,15 +73,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(admin.router())
     app.add_exception_handler(admin.NeedsLogin, admin.login_redirect)
     return app
-
-
-async def resources(request: Request) -> Resources:
-    """The process's clients. Async on purpose: a plain `def` dependency runs in a worker thread per request."""
-    res: Resources = request.app.state.res
-    return res
-
-
-Res = Annotated[Resources, Depends(resources)]
 
 
 async def healthz(res: Res) -> JSONResponse:

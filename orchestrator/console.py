@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
@@ -25,6 +25,7 @@ from charla import console, learners, media
 from charla import constants as c
 from charla.events import Identity
 from charla.runtime import Resources
+from orchestrator.deps import Res
 from payments import entitlements
 from payments import webhook as stripe_events
 
@@ -66,14 +67,6 @@ class Clock(BaseModel):
     learner: str | None = Field(None, pattern=HANDLE)
     hours: float | None = Field(None, ge=0, le=24 * 366)  # forward by this much; None: to the next practice
     reset: bool = False
-
-
-async def _res(request: Request) -> Resources:
-    res: Resources = request.app.state.res
-    return res
-
-
-Res = Annotated[Resources, Depends(_res)]
 
 
 def router() -> APIRouter:

@@ -14,8 +14,8 @@ import psycopg
 import pytest
 from redis.asyncio import Redis
 
+from charla import analytics, deadletters
 from charla import constants as c
-from charla import deadletters
 from charla.events import Identity, InboundMessage
 from tests.conftest import eventually
 from tests.harness import Stack, running_stack
@@ -219,6 +219,11 @@ async def test_learner_page_takeover_and_delete(operated: Stack, db: str) -> Non
     assert "Error map" in page.text
     listing = await http.get("/admin/learners?q=3460000007", headers=auth)
     assert learner_id in listing.text
+    async with operated.res.pool.connection() as conn:
+        today = await analytics.overview(conn)
+    assert (today.dau, today.activity.lines["daily active"][-1], today.activity.lines["weekly active"][-1]) == (1, 1, 1)
+    assert sum(today.activity.lines["daily active"][:-1]) == 0
+    assert (today.messages.lines["from learners"][-1], today.messages.lines["from Charla"][-1]) == (1, 1)
 
     assert (await http.post(f"/admin/learners/{learner_id}/reply", data={"text": "Hola"}, headers=auth)
             ).headers["location"].endswith("bad=1")  # not taken over: refused

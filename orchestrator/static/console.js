@@ -140,7 +140,7 @@ function onEvent(event) {
   if (data.type === "outbound.read") {
     const el = state.bubbles.get(data.message_id);
     if (el) setTicks(el, "read");
-    $("#typing").hidden = false;
+    $("#typing").hidden = data.typing === false;
   } else if (data.type === "outbound.message") {
     $("#typing").hidden = true;
     bubble({direction: "out", id: data.id, kind: data.kind, text: data.text, choices: data.choices,

@@ -29,6 +29,8 @@ class Services:
     database_url: str
     redis_url: str
     redis_binary: str
+    postgres: EmbeddedPostgres | None = None  # the servers themselves, for the runs that restart them
+    redis_server: EmbeddedRedis | None = None
 
 
 @contextlib.contextmanager
@@ -43,7 +45,7 @@ def started_services() -> Iterator[Services]:
     try:
         pg.start()
         rs.start()
-        yield Services(root, pg.url, rs.url, binary)
+        yield Services(root, pg.url, rs.url, binary, pg, rs)
     finally:
         rs.stop()
         pg.stop()

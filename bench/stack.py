@@ -33,9 +33,11 @@ AGENTS = {"conversation": c.STREAM_INBOUND, "memory": c.STREAM_TURNS, "sender": 
 
 @dataclass
 class TimedGraph(FakeGraph):
-    """A FakeGraph that records when each reply arrived (perf_counter s), keyed by `context.message_id`."""
+    """A FakeGraph that records when each reply arrived (perf_counter s), keyed by `context.message_id`,
+    and in `said` each message send as (arrival, context.message_id, text body)."""
 
     arrivals: dict[str, list[float]] = field(default_factory=dict)
+    said: list[tuple[float, str, str]] = field(default_factory=list)
     expected: set[str] = field(default_factory=set)
     arrived: int = 0
     all_arrived: asyncio.Event = field(default_factory=asyncio.Event)
@@ -56,6 +58,8 @@ class TimedGraph(FakeGraph):
         if reply_to in self.expected and reply_to not in self.arrivals:
             self.arrived += 1
         self.arrivals.setdefault(reply_to, []).append(now)
+        if body.get("status") != "read":
+            self.said.append((now, reply_to, str((body.get("text") or {}).get("body", ""))))
         if self.arrived == len(self.expected):
             self.all_arrived.set()
         return await super().send(request)
@@ -104,7 +108,8 @@ class Running:
     pids: dict[str, int]
 
 
-def _pid(proc: Proc) -> int:
+def pid(proc: Proc) -> int:
+    """The running process's id."""
     assert proc.proc is not None
     return proc.proc.pid
 
@@ -115,31 +120,46 @@ async def charla_stack(services: Services, graph_url: str, redis: Redis, *, voic
     """`charla serve` and one process per agent, as in the end-to-end tests; the tutor's model is a fake
     Groq in this process that answers at once (so what is measured is Charla's own overhead). With
     `voice`, the voice agent too, at its production niceness."""
-    port = free_port()
-    home = services.root / "home"
-    home.mkdir(mode=0o755, exist_ok=True)
     async with serve_fake_llm() as (_, llm_url):
-        env = stack_env(db=services.database_url, redis_url=services.redis_url, graph_url=graph_url, port=port,
-                        home=str(home), **BUS_ENV, **llm_env(llm_url, "groq"))
         names = [*AGENTS, "voice"] if voice else list(AGENTS)
-        async with _processes(env, port, redis, names) as running:
+        async with charla_processes(services, graph_url, redis, llm_env(llm_url, "groq"), names) as running:
             yield running
 
 
 @contextlib.asynccontextmanager
+async def charla_processes(services: Services, graph_url: str, redis: Redis, extra: dict[str, str],
+                           names: Iterable[str] = tuple(AGENTS)) -> AsyncIterator[Running]:
+    """`charla serve` and one process per named agent, with the production bus settings; `extra` adds to
+    (or overrides) their environment, e.g. which models answer."""
+    port = free_port()
+    home = services.root / "home"
+    home.mkdir(mode=0o755, exist_ok=True)
+    env = stack_env(db=services.database_url, redis_url=services.redis_url, graph_url=graph_url, port=port,
+                    home=str(home), **{**BUS_ENV, **extra})
+    async with _processes(env, port, redis, list(names)) as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
 async def _processes(env: dict[str, str], port: int, redis: Redis, names: list[str]) -> AsyncIterator[Running]:
-    procs = [Proc(["serve"], env), *(Proc(["agent", name], {**env, "CHARLA_CONSUMER": f"{name}-1"})
-                                     for name in names)]
+    async with processes(env, port, redis, names) as procs:
+        yield Running(f"http://127.0.0.1:{port}", {name: pid(proc) for name, proc in procs.items()})
+
+
+@contextlib.asynccontextmanager
+async def processes(env: dict[str, str], port: int, redis: Redis, names: list[str]) -> AsyncIterator[dict[str, Proc]]:
+    """`charla serve` (as "orchestrator") and `charla agent NAME` for each of `names`, once the orchestrator
+    answers and the agents' groups exist; all stopped gracefully at the end."""
+    procs = {"orchestrator": Proc(["serve"], env),
+             **{name: Proc(["agent", name], {**env, "CHARLA_CONSUMER": f"{name}-1"}) for name in names}}
     try:
-        for proc in procs:
+        for proc in procs.values():
             await proc.start()
         await wait_healthy(f"http://127.0.0.1:{port}")
         await groups_ready(redis)
-        yield Running(f"http://127.0.0.1:{port}", {"orchestrator": _pid(procs[0]),
-                                                    **{name: _pid(proc) for name, proc in zip(names, procs[1:],
-                                                                                              strict=True)}})
+        yield procs
     finally:
-        for proc in procs:
+        for proc in procs.values():
             await proc.stop()
 
 

@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install up test lint unit bench clean
+.PHONY: help install up test lint unit bench reliability clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -36,6 +36,9 @@ unit: $(STAMP)  ## the pytest suite only
 
 bench: $(STAMP)  ## benchmarks; prints JSON and writes bench/results/latest.json
 	$(BIN)/python -m bench
+
+reliability: $(STAMP)  ## faults, load, hostile input and a 30-min soak (~45 min); report in bench/results/reliability.md
+	$(BIN)/python -m bench.reliability
 
 clean:  ## remove the virtualenv, caches and local data (.charla)
 	rm -rf $(VENV) .charla .mypy_cache .ruff_cache .pytest_cache

@@ -153,21 +153,30 @@ async def post_until_accepted(client: httpx.AsyncClient, ledger: Ledger, body: b
 async def learner(client: httpx.AsyncClient, graph: FakeGraph, ledger: Ledger, notes: list[bytes], i: int,
                   options: ChaosOptions, rng: random.Random) -> None:
     """One phone: its messages in order, text or voice, with a random pause between them."""
-    who = wa_id(i)
-    ledger.texts[who] = []
     for n in range(options.messages):
-        wamid = f"wamid.C{i:02d}.{n:04d}"
-        if options.voice_every and n % options.voice_every == options.voice_every - 1:
-            media_id = f"m{i}-{n}"
-            graph.media[media_id] = (notes[(i + n) % len(notes)], OGG)
-            if await post_until_accepted(client, ledger, voice_webhook(who, wamid, media_id), wamid):
-                ledger.voices[who] += 1
-        else:
-            line = f"L{i} message {n}"
-            if await post_until_accepted(client, ledger, text_webhook(who, wamid, line), wamid):
-                ledger.texts[who].append(line)
-                ledger.line_of[(who, line)] = wamid
+        voice = bool(options.voice_every) and n % options.voice_every == options.voice_every - 1
+        await send_message(client, graph, ledger, notes, i, n, voice=voice)
         await asyncio.sleep(rng.expovariate(1 / options.pause_s) if options.pause_s else 0)
+
+
+async def send_message(client: httpx.AsyncClient, graph: FakeGraph, ledger: Ledger, notes: list[bytes], i: int,
+                       n: int, *, voice: bool) -> bool:
+    """Learner `i`'s `n`-th message (a voice note from `notes`, or the text "L{i} message {n}") until it is
+    accepted; recorded in `ledger`. False if it never was."""
+    who, wamid = wa_id(i), f"wamid.C{i:04d}.{n:05d}"
+    texts = ledger.texts.setdefault(who, [])
+    if voice:
+        media_id = f"m{i}-{n}"
+        graph.media[media_id] = (notes[(i + n) % len(notes)], OGG)
+        accepted = await post_until_accepted(client, ledger, voice_webhook(who, wamid, media_id), wamid)
+        ledger.voices[who] += accepted
+        return accepted
+    line = f"L{i} message {n}"
+    if not await post_until_accepted(client, ledger, text_webhook(who, wamid, line), wamid):
+        return False
+    texts.append(line)
+    ledger.line_of[(who, line)] = wamid
+    return True
 
 
 async def restart_redis(services: Services, faults: Faults) -> None:
@@ -326,9 +335,9 @@ def violations(result: dict[str, Any], ledger: Ledger, drained: bool) -> list[st
 
 
 @contextlib.asynccontextmanager
-async def chaos_stack(services: Services, options: ChaosOptions) -> AsyncIterator[
+async def chaos_stack(services: Services, free_messages: int, names: tuple[str, ...] = KILLED) -> AsyncIterator[
         tuple[StampedGraph, dict[str, Proc], str]]:
-    """The fake Graph API and fake LLMs in this process; the orchestrator and every killed agent as
+    """The fake Graph API and fake LLMs in this process; the orchestrator and the agents `names` as
     subprocesses. Yields the graph, the processes and the orchestrator's URL."""
     graph = StampedGraph()
     async with serve_fake_graph(graph) as (_, graph_url), serve_fake_llm(FakeLLM(replier=tutor)) as (_, llm_url):
@@ -336,12 +345,12 @@ async def chaos_stack(services: Services, options: ChaosOptions) -> AsyncIterato
         home = services.root / "home"
         home.mkdir(mode=0o755, exist_ok=True)
         env = stack_env(db=services.database_url, redis_url=services.redis_url, graph_url=graph_url, port=port,
-                        home=str(home), WHATSAPP_ACCESS_TOKEN="tok", FREE_MESSAGES=str(options.messages * 4),
+                        home=str(home), WHATSAPP_ACCESS_TOKEN="tok", FREE_MESSAGES=str(free_messages),
                         CHARLA_VOICE_NICE="0", CHARLA_DEFAULT_TARGET_LANGUAGE="en", CHARLA_DEFAULT_NATIVE_LANGUAGE="es",
                         **llm_env(llm_url))
         redis = Redis.from_url(services.redis_url)
         try:
-            async with processes(env, port, redis, list(KILLED)) as procs:
+            async with processes(env, port, redis, list(names)) as procs:
                 yield graph, procs, f"http://127.0.0.1:{port}"
         finally:
             await redis.aclose()
@@ -356,7 +365,7 @@ async def run(services: Services, options: ChaosOptions) -> dict[str, Any]:
     ledger, faults = Ledger(), Faults()
     total = options.learners * options.messages
     started_load = loadavg()
-    async with chaos_stack(services, options) as (graph, procs, url):
+    async with chaos_stack(services, options.messages * 4) as (graph, procs, url):
         redis = Redis.from_url(services.redis_url)
         try:
             progress(f"chaos: {options.learners} learners × {options.messages} messages, faults injected")

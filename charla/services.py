@@ -180,6 +180,11 @@ class EmbeddedRedis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs."""
+        return self._proc.pid if self._proc is not None else None
+
     def start(self) -> None:
         """Start the server and wait until it answers PING."""
         self.root.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench import chaos
+from bench.report import render
 from bench.services import started_services
 
 pytestmark = pytest.mark.timeout(600)
@@ -26,3 +27,7 @@ async def test_agents_killed_and_servers_restarted_lose_and_double_nothing() -> 
     assert sum(result["faults"]["sigkills"].values()) == 4
     assert (result["faults"]["redis_restarts"], result["faults"]["postgres_restarts"]) == (1, 1)
     assert result["audit"]["voice_lines_echoed"] >= 20  # the voice notes were heard and answered too
+    report = render({"started_at": "now", "quick": True, "total_seconds": 60, "loadavg_at_start": [0, 0, 0],
+                     "loadavg_at_end": [0, 0, 0], "chaos": result})
+    assert "| Chaos: 8 learners × 15 text + voice | 120 | 4 SIGKILLs" in report
+    assert "Violations: none." in report

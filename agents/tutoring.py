@@ -22,6 +22,7 @@ from charla.tutor import (
     parse,
     prompt_tokens,
     repair_prompt,
+    reveals,
     summary_prompt,
     system_prompt,
 )
@@ -95,7 +96,8 @@ class Tutor:
                 route = second
             except AllProvidersFailed as exc:
                 log.info("no second opinion (%s); keeping the first answer", exc)
-        return Answer(reply, meter.usage(completion, route.reason), completion.demo)
+        rules = system_prompt(Profile(), Session(), target, native, [], structured=structured)  # no learner data
+        return Answer(_safe(reply, completion.provider, rules), meter.usage(completion, route.reason), completion.demo)
 
     async def _fit(self, system: Callable[[], str], session: Session, texts: list[str], meter: Meter) -> Prompt:
         """The prompt within CHARLA_PROMPT_BUDGET_TOKENS: while it is over, the oldest half of the session
@@ -128,3 +130,12 @@ class Tutor:
         except InvalidReply:
             log.warning("%s stayed invalid after a retry; answering in plain text", second.provider)
         return degrade(second.text) or degrade(first.text) or TutorReply(reply=CONFUSED), second
+
+
+def _safe(reply: TutorReply, provider: str, rules: str) -> TutorReply:
+    """`reply`, unless it repeats a long stretch of the tutor's instructions (a model talked into printing
+    them): then a harmless answer. Logged without the reply, which may quote the learner."""
+    if not reveals(reply, rules):
+        return reply
+    log.warning("%s's reply repeated the tutor's instructions; a safe answer goes out instead", provider)
+    return TutorReply(reply=CONFUSED)

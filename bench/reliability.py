@@ -44,7 +44,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="a smoke run: a small chaos run, the compressed outage timeline, a 2-minute soak, "
                              "2,000 fuzzing runs per target")
     parser.add_argument("--only", action="append", choices=SCENARIOS,
-                        help="run only these parts (repeatable; default: all)")
+                        help="run only these parts (repeatable; default: all); the other parts' results are kept "
+                             "from the last reliability.json in the report")
     parser.add_argument("--soak-minutes", type=float, help="soak duration (default 30, quick 2)")
     parser.add_argument("--fuzz-runs", type=int, help="atheris runs per target (default 100000, quick 2000)")
     parser.add_argument("--output-dir", type=Path, default=RESULTS,
@@ -120,6 +121,10 @@ def main(argv: list[str] | None = None) -> None:
     wanted = args.only or list(SCENARIOS)
     report: dict[str, Any] = {"started_at": datetime.now(UTC).isoformat(timespec="seconds"), "quick": args.quick,
                               "loadavg_at_start": loadavg()}
+    previous = args.output_dir / "reliability.json"
+    if args.only and previous.exists():  # re-running some parts: keep the others' latest results
+        kept = json.loads(previous.read_text())
+        report |= {part: kept[part] for part in SCENARIOS if part in kept and part not in wanted}
     started = time.perf_counter()
     if "tests" in wanted:
         report["tests"] = run_tests(SUITES, args.output_dir)

@@ -19,7 +19,8 @@ def _verdict(part: dict[str, Any]) -> str:
 
 def render(report: dict[str, Any]) -> str:
     """The whole report: what ran, a summary table, then each part's figures and anything that broke."""
-    machine: dict[str, Any] = next((report[p].get("machine", {}) for p in ("chaos", "outage", "soak") if p in report), {})
+    machine: dict[str, Any] = next((report[p].get("machine", {}) for p in ("chaos", "outage", "soak")
+                                    if p in report), {})
     lines = ["# Charla reliability report", "",
              f"Run {report['started_at']} ({'quick smoke run' if report.get('quick') else 'full run'}), "
              f"{report['total_seconds'] / 60:.1f} minutes; {machine.get('cpu_count', '?')} CPUs, load "

@@ -24,8 +24,9 @@ _BOUNDARIES = (regex.compile(r"\n\s*\n"), regex.compile(r"\n"), regex.compile(r"
 
 
 def utf16_len(text: str) -> int:
-    """Length as WhatsApp counts it (UTF-16 code units: an emoji outside the BMP counts 2)."""
-    return len(text.encode("utf-16-le")) // 2
+    """Length as WhatsApp counts it (UTF-16 code units: an emoji outside the BMP counts 2; a lone surrogate,
+    which Python's json lets into a str, counts 1 instead of raising)."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def formatting_spans(text: str) -> list[tuple[int, int]]:

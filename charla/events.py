@@ -12,6 +12,33 @@ Provider = Literal["meta", "twilio", "console"]
 
 # Ordering key of events that belong to no learner (provider-wide errors).
 SYSTEM_LEARNER = "system"
+# Provider objects nested deeper are refused at the edge: real ones nest about 10 levels, and the bus's JSON
+# encoder (pydantic) gives up near 250, which would fail a webhook after part of it was published.
+MAX_DEPTH = 64
+
+
+def deeper_than(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether JSON-like `value` nests more than `limit` lists and objects deep (iterative: no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return False
+
+
+def without_nul(value: Any) -> Any:
+    """JSON-like `value` with NUL characters removed from every string, keys included (PostgreSQL's text and
+    JSONB refuse them). Recursive: check deeper_than first."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {without_nul(key): without_nul(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_nul(item) for item in value]
+    return value
 
 
 def utcnow() -> datetime:

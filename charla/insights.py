@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from charla.llm import Message, Prompt
 from charla.profile import Profile
+from charla.tutor import echoes
 
 Level = Literal["A1", "A2", "B1", "B2", "C1", "C2"]
 
@@ -48,9 +49,7 @@ def _instruction_like(text: str, forbidden: list[str]) -> bool:
     folded = " ".join(text.lower().split())
     if re.search(r"\b(charla|system prompt|instructions?|assistant|language model)\b", folded):
         return True
-    if len(folded.split()) < 3:  # a name or a short phrase is not a rule
-        return False
-    return any(folded in " ".join(rule.lower().split()) for rule in forbidden)
+    return echoes(text, forbidden)  # a name or a short phrase (under 3 words) is not a rule
 
 
 def merge(profile: Profile, learned: Learned, message_ids: list[str], forbidden: list[str]) -> None:

@@ -107,9 +107,8 @@ async def record_part_sent(conn: Conn, provider: str, outbound_id: uuid.UUID, in
     await conn.execute(
         """UPDATE messages m SET status = s.status, updated_at = now()
            FROM (SELECT status FROM message_statuses WHERE provider = %s AND provider_message_id = %s
-                 ORDER BY charla_status_rank(status) DESC LIMIT 1) s
-           WHERE m.outbound_id = %s AND m.status <> 'queued'
-             AND charla_status_rank(m.status) < charla_status_rank(s.status)""",
+                 ORDER BY charla_status_evidence(status) DESC LIMIT 1) s
+           WHERE m.outbound_id = %s AND m.status <> 'queued' AND charla_status_advances(m.status, s.status)""",
         (provider, provider_message_id, outbound_id))
 
 
@@ -121,15 +120,16 @@ async def mark_sent(conn: Conn, outbound_id: uuid.UUID) -> None:
         """UPDATE messages m SET status = s.status, updated_at = now()
            FROM (SELECT st.status FROM message_statuses st JOIN outbound_parts p
                    ON p.provider = st.provider AND p.provider_message_id = st.provider_message_id
-                 WHERE p.outbound_id = %s ORDER BY charla_status_rank(st.status) DESC LIMIT 1) s
-           WHERE m.outbound_id = %s AND charla_status_rank(m.status) < charla_status_rank(s.status)""",
+                 WHERE p.outbound_id = %s ORDER BY charla_status_evidence(st.status) DESC LIMIT 1) s
+           WHERE m.outbound_id = %s AND charla_status_advances(m.status, s.status)""",
         (outbound_id, outbound_id))
 
 
 async def record_status(conn: Conn, provider: str, provider_message_id: str, status: str,
                         outbound_id: uuid.UUID | None, occurred_at: datetime | None,
                         errors: list[dict[str, object]]) -> None:
-    """Record a delivery status (repeats ignored) and move the message forward, never backward.
+    """Record a delivery status (repeats ignored) and move the message forward, never backward (a failure
+    reported after the message was delivered is stale: schema/0010_stale_failures.sql).
 
     The message is found by its outbound id (biz_opaque_callback_data) or the provider id of any part;
     one still being sent (queued) is left alone: the sender applies recorded statuses when it finishes.
@@ -143,7 +143,7 @@ async def record_status(conn: Conn, provider: str, provider_message_id: str, sta
                   error = CASE WHEN %s = 'failed' THEN %s ELSE m.error END
            WHERE m.outbound_id = COALESCE(%s, (SELECT outbound_id FROM outbound_parts
                                              WHERE provider = %s AND provider_message_id = %s))
-             AND m.status <> 'queued' AND charla_status_rank(m.status) < charla_status_rank(%s)""",
+             AND m.status <> 'queued' AND charla_status_advances(m.status, %s)""",
         (status, status, Jsonb({"errors": errors}), outbound_id, provider, provider_message_id, status))
 
 

@@ -126,6 +126,7 @@ class Settings(BaseSettings):
     twilio_text_limit: int = Field(1600, ge=16, le=1600, validation_alias=_env("CHARLA_TWILIO_TEXT_LIMIT"))
     max_media_bytes: int = Field(16 * 1024 * 1024, gt=0, validation_alias=_env("CHARLA_MAX_MEDIA_BYTES"))
     max_body_bytes: int = Field(3 * 1024 * 1024, gt=0, validation_alias=_env("CHARLA_MAX_BODY_BYTES"))
+    body_timeout_s: float = Field(10.0, gt=0, validation_alias=_env("CHARLA_BODY_TIMEOUT_S"))
     dedupe_ttl_s: int = Field(7 * 24 * 3600, gt=0, validation_alias=_env("CHARLA_DEDUPE_TTL_S"))
     bus_max_deliveries: int = Field(5, ge=1, validation_alias=_env("CHARLA_BUS_MAX_DELIVERIES"))
     bus_lease_ms: int = Field(15_000, ge=100, validation_alias=_env("CHARLA_BUS_LEASE_MS"))

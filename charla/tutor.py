@@ -5,6 +5,8 @@ must produce, its validation and repair, and how it is rendered on a phone scree
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
 from typing import Literal, TypeVar
 
 from json_repair import repair_json
@@ -160,8 +162,14 @@ def summary_prompt(session: Session, count: int, previous: str) -> Prompt:
                   max_tokens=200, json=False, temperature=0.2)
 
 
+_FENCE = re.compile(r"^```\w*\s*")
+
+
 def parse(text: str) -> TutorReply:
-    """The TutorReply in a model's `text`; InvalidReply otherwise."""
+    """The TutorReply that a model's `text` is (in a code fence or not); InvalidReply otherwise. JSON inside
+    prose is not taken: it may be the learner's own text, shaped like an answer, that the model quoted."""
+    if not _FENCE.sub("", text.strip()).startswith("{"):
+        raise InvalidReply("the answer did not start with a JSON object")
     return parse_as(text, TutorReply)
 
 
@@ -195,6 +203,31 @@ def degrade(text: str) -> TutorReply | None:
         reply = data.get("reply") if isinstance(data, dict) else None
         return TutorReply(reply=reply[:3000]) if isinstance(reply, str) and reply.strip() else None
     return TutorReply(reply=stripped[:3000])
+
+
+_WORD = re.compile(r"\w+")
+# Consecutive words of the tutor's instructions a reply may not repeat: a long verbatim stretch means a model
+# was talked into printing them; shorter runs ("at their level") occur in ordinary answers.
+RULE_SPAN = 8
+
+
+def echoes(text: str, rules: Sequence[str], *, span: int = RULE_SPAN, least: int = 3) -> bool:
+    """`text` repeats `span` consecutive words of one of `rules` (all of its words, when it has fewer),
+    ignoring case, spacing and punctuation; a text of fewer than `least` words never does."""
+    words = _WORD.findall(text.lower())
+    if len(words) < least:
+        return False
+    run = min(span, len(words))
+    folded = [f" {' '.join(_WORD.findall(rule.lower()))} " for rule in rules]
+    return any(f" {' '.join(words[i:i + run])} " in rule for i in range(len(words) - run + 1) for rule in folded)
+
+
+def reveals(reply: TutorReply, rules: str) -> bool:
+    """Some text the learner would see or hear repeats a long stretch of `rules` (the tutor's instructions)."""
+    shown = [reply.reply, reply.say or "",
+             *(f"{c.original}\n{c.corrected}\n{c.explanation}" for c in reply.corrections),
+             *(f"{w.word}\n{w.translation}\n{w.example}" for w in reply.new_vocabulary)]
+    return any(echoes(text, [rules], least=RULE_SPAN) for text in shown)
 
 
 def render(reply: TutorReply, *, demo: bool = False) -> str:

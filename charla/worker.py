@@ -2,7 +2,8 @@
 
 Each entry runs as its own task: wait for its learner's turn, take a concurrency slot, run the handler,
 then complete (mark done + XACK) in one script. Failures are retried with backoff by claiming the entry
-again (so Redis counts the delivery); after CHARLA_BUS_MAX_DELIVERIES it goes to the dead-letter stream.
+again (so Redis counts the delivery), the slot given back while waiting; after CHARLA_BUS_MAX_DELIVERIES it
+goes to the dead-letter stream.
 A background task renews the lease of held entries; another takes over entries of dead consumers.
 """
 
@@ -165,9 +166,8 @@ class Worker:
         if not await self._await_turn(delivery, token):
             return
         try:
-            async with self._slots:
-                self._running[delivery.entry_id] = delivery
-                await self._handle(delivery, token)
+            self._running[delivery.entry_id] = delivery
+            await self._handle(delivery, token)
         except asyncio.CancelledError:
             await self.bus.release_lock(delivery, self.group, token)
             raise
@@ -226,11 +226,14 @@ class Worker:
             return
 
     async def _timed(self, delivery: Delivery) -> None:
-        started = time.perf_counter()
-        try:
-            await self.handler(delivery)
-        finally:
-            self.metrics.seconds.observe(time.perf_counter() - started)
+        # A slot per handler call, not per entry: one waiting out a retry's backoff (a recipient's rate
+        # limit, say) must not keep other learners' entries from running.
+        async with self._slots:
+            started = time.perf_counter()
+            try:
+                await self.handler(delivery)
+            finally:
+                self.metrics.seconds.observe(time.perf_counter() - started)
 
     async def _dead_letter(self, delivery: Delivery, token: str, deliveries: int, error: str) -> None:
         log.error("%s: dead-lettering %s after %d deliveries: %s", self.group, delivery.entry_id,

@@ -16,6 +16,8 @@ import orjson
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from charla import constants as c
 from charla import metrics
@@ -24,7 +26,7 @@ from charla.events import InboundMessage, Provider
 from charla.media import kept
 from charla.runtime import Resources, consumer_name, heartbeat, open_resources
 from charla.settings import Settings
-from orchestrator import admin, console, meta, scrape, twilio_hooks
+from orchestrator import admin, console, meta, openapi, scrape, twilio_hooks
 from orchestrator.deps import Res
 from payments import webhook as stripe_events
 
@@ -33,8 +35,18 @@ log = logging.getLogger(__name__)
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
-class BodyTooLarge(Exception):
-    """The request body exceeds CHARLA_MAX_BODY_BYTES."""
+class BodyRefused(Exception):
+    """A request body not taken (413 too large, 408 too slow), answered with a JSON error."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+    def response(self) -> JSONResponse:
+        # After a 408 the connection is closed, or a dribbling client would keep it; not after a 413: that
+        # client is still sending, and closing on unread bytes resets the connection before it reads the answer.
+        close = {"Connection": "close"} if self.status == 408 else None
+        return JSONResponse({"error": self.message}, status_code=self.status, headers=close)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -52,27 +64,43 @@ def create_app(settings: Settings) -> FastAPI:
             await beat
 
     app = FastAPI(title="Charla orchestrator", version="0.1.0", lifespan=lifespan)
-    app.add_api_route("/healthz", healthz, methods=["GET"])
+    app.add_api_route("/healthz", healthz, methods=["GET"], responses=openapi.HEALTH)
     app.add_api_route("/livez", livez, methods=["GET"])
-    app.add_api_route("/readyz", readyz, methods=["GET"])
-    app.add_api_route("/webhooks/whatsapp", verify_subscription, methods=["GET"], response_model=None)
+    app.add_api_route("/readyz", readyz, methods=["GET"], responses=openapi.HEALTH)
+    app.add_api_route("/webhooks/whatsapp", verify_subscription, methods=["GET"], response_model=None,
+                      response_class=PlainTextResponse, responses=openapi.VERIFY)
     # Webhooks are timed and counted where they are routed (charla_webhook_*): no middleware on other routes.
     whatsapp, twilio = (metrics.timed_webhook("whatsapp", whatsapp_webhook),
                         metrics.timed_webhook("twilio", twilio_webhook))
-    app.add_api_route("/webhooks/whatsapp", whatsapp, methods=["POST"], response_model=None)
-    app.add_api_route("/webhooks/twilio", twilio, methods=["POST"], response_model=None)
+    app.add_api_route("/webhooks/whatsapp", whatsapp, methods=["POST"], response_model=None,
+                      responses=openapi.WHATSAPP, openapi_extra=openapi.WHATSAPP_REQUEST)
+    twilio_doc: dict[str, Any] = {"response_class": Response, "responses": openapi.TWILIO,
+                                  "openapi_extra": openapi.TWILIO_REQUEST}
+    app.add_api_route("/webhooks/twilio", twilio, methods=["POST"], response_model=None, **twilio_doc)
     # The same, under the path many Twilio consoles are set up with.
-    app.add_api_route("/webhooks/twilio/whatsapp", twilio, methods=["POST"], response_model=None)
+    app.add_api_route("/webhooks/twilio/whatsapp", twilio, methods=["POST"], response_model=None, **twilio_doc)
     app.add_api_route("/webhooks/stripe", metrics.timed_webhook("stripe", stripe_webhook), methods=["POST"],
-                      response_model=None)
-    app.add_api_route("/metrics", scrape.metrics_endpoint, methods=["GET"], response_model=None)
-    app.add_api_route("/media/{token}.ogg", media, methods=["GET"], response_model=None)
+                      response_model=None, responses=openapi.STRIPE, openapi_extra=openapi.STRIPE_REQUEST)
+    app.add_api_route("/metrics", scrape.metrics_endpoint, methods=["GET"], response_model=None,
+                      response_class=Response, responses=openapi.METRICS)
+    app.add_api_route("/media/{token}.ogg", media, methods=["GET"], response_model=None, response_class=Response,
+                      responses=openapi.MEDIA)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     if settings.whatsapp_provider == "console":
         app.include_router(console.router())
     app.include_router(admin.router())
     app.add_exception_handler(admin.NeedsLogin, admin.login_redirect)
+    app.add_exception_handler(RedisConnectionError, redis_unavailable)
+    app.add_exception_handler(RedisTimeoutError, redis_unavailable)
     return app
+
+
+async def redis_unavailable(request: Request, exc: Exception) -> Response:
+    """Redis is down or restarting: nothing was acknowledged, so say 503 and the provider delivers again
+    (whatever was published before the failure is deduplicated then)."""
+    log.error("Redis unavailable (%s): answering 503 so the sender retries", type(exc).__name__)
+    return JSONResponse({"error": "temporarily unavailable, retry later"}, status_code=503,
+                        headers={"Retry-After": "1"})
 
 
 async def healthz(res: Res) -> JSONResponse:
@@ -118,20 +146,43 @@ async def verify_subscription(
     return PlainTextResponse("verification failed", status_code=403)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refusing (before reading it all) anything over `limit` bytes."""
+async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
+    """The raw body, refusing anything over `limit` bytes before reading it all (413), or not received in
+    full within `timeout_s` (408: a client that stalls or dribbles the body cannot hold a request forever).
+
+    Only the body has a deadline here. The request line and headers have none: uvicorn's only timer,
+    `timeout_keep_alive`, closes idle connections between requests, so a client that never finishes its
+    headers keeps its connection until it leaves. The reverse proxy bounds that phase (nginx
+    `client_header_timeout`, Caddy `timeouts.read_header`), or uvicorn's `--limit-concurrency` caps the cost.
+    """
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await _body(request, limit)
+    except TimeoutError:
+        raise BodyRefused(408, f"body not received within {timeout_s:g} s") from None
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    too_large = BodyRefused(413, f"body larger than {limit} bytes")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit():
         if int(declared) > limit:
-            raise BodyTooLarge
+            raise too_large
         return await request.body()  # the server enforces the declared length
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise BodyTooLarge
+            raise too_large
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def only_header(request: Request, name: str) -> str | None:
+    """A header that must appear once (a signature), else None: two copies are ambiguous (a proxy and the app
+    might each check a different one), so a repeated signature is refused like a missing one."""
+    values = request.headers.getlist(name)
+    return values[0] if len(values) == 1 else None
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -145,10 +196,10 @@ async def whatsapp_webhook(request: Request) -> Response:
     """
     res: Resources = request.app.state.res
     try:
-        body = await read_body(request, res.settings.max_body_bytes)
-    except BodyTooLarge:
-        return _error(413, f"body larger than {res.settings.max_body_bytes} bytes")
-    return await accept_whatsapp(res, body, request.headers.get("x-hub-signature-256"))
+        body = await read_body(request, res.settings.max_body_bytes, res.settings.body_timeout_s)
+    except BodyRefused as refused:
+        return refused.response()
+    return await accept_whatsapp(res, body, only_header(request, "x-hub-signature-256"))
 
 
 async def accept_whatsapp(res: Resources, body: bytes, signature: str | None) -> Response:
@@ -157,9 +208,11 @@ async def accept_whatsapp(res: Resources, body: bytes, signature: str | None) ->
     if not meta.signature_ok(body, signature, res.settings.app_secret()):
         return _error(401, "missing or invalid X-Hub-Signature-256")
     try:
-        payload: Any = orjson.loads(body)
+        payload: Any = meta.load(body)
     except orjson.JSONDecodeError:
         return _error(400, "body is not valid JSON")
+    except meta.NotADelivery as exc:
+        return _error(400, str(exc))
     provider: Provider = "console" if res.settings.whatsapp_provider == "console" else "meta"
     try:
         published = await publish_delivery(res, payload, provider)
@@ -210,12 +263,12 @@ async def twilio_webhook(request: Request, res: Res) -> Response:
     if token is None:
         return _error(404, "Twilio is not configured (TWILIO_AUTH_TOKEN)")
     try:
-        body = await read_body(request, res.settings.max_body_bytes)
-    except BodyTooLarge:
-        return _error(413, f"body larger than {res.settings.max_body_bytes} bytes")
+        body = await read_body(request, res.settings.max_body_bytes, res.settings.body_timeout_s)
+    except BodyRefused as refused:
+        return refused.response()
     form = dict(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
     url = twilio_url(request, res.settings.public_url)
-    if not twilio_hooks.signature_ok(url, form, request.headers.get("x-twilio-signature"), token.get_secret_value()):
+    if not twilio_hooks.signature_ok(url, form, only_header(request, "x-twilio-signature"), token.get_secret_value()):
         return _error(401, "missing or invalid X-Twilio-Signature")
     try:
         if (message := twilio_hooks.inbound_message(form)) is not None:
@@ -230,7 +283,7 @@ async def twilio_webhook(request: Request, res: Res) -> Response:
 async def stripe_webhook(request: Request, res: Res) -> Response:
     """Stripe's signed events (see payments.webhook)."""
     try:
-        body = await read_body(request, res.settings.max_body_bytes)
-    except BodyTooLarge:
-        return _error(413, f"body larger than {res.settings.max_body_bytes} bytes")
-    return await stripe_events.receive(res, body, request.headers.get("stripe-signature"))
+        body = await read_body(request, res.settings.max_body_bytes, res.settings.body_timeout_s)
+    except BodyRefused as refused:
+        return refused.response()
+    return await stripe_events.receive(res, body, only_header(request, "stripe-signature"))

@@ -13,15 +13,44 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from charla.events import SYSTEM_LEARNER, DeliveryStatus, Identity, InboundMessage, Provider, ProviderError
+import orjson
+
+from charla.events import (
+    MAX_DEPTH,
+    SYSTEM_LEARNER,
+    DeliveryStatus,
+    Identity,
+    InboundMessage,
+    Provider,
+    ProviderError,
+    deeper_than,
+    without_nul,
+)
+
+
+class NotADelivery(ValueError):
+    """JSON that cannot be a delivery: nested deeper than MAX_DEPTH (the bus could not encode its events)."""
 
 
 def signature_ok(body: bytes, header: str | None, secret: str) -> bool:
     """`X-Hub-Signature-256: sha256=<hex HMAC-SHA256(body, app secret)>`, compared in constant time."""
     if not header or not header.startswith("sha256="):
         return False
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, header.removeprefix("sha256=").strip().lower())
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest().encode()
+    # Bytes, not str: compare_digest raises TypeError on a non-ASCII str, and headers are whatever was sent.
+    return hmac.compare_digest(expected, header.removeprefix("sha256=").strip().lower().encode(errors="replace"))
+
+
+def load(body: bytes) -> Any:
+    """A delivery's JSON, ready for the parsers, without NUL characters: PostgreSQL's text and JSONB refuse
+    them, so one would fail the learner's turn until it was dead-lettered. Raises orjson.JSONDecodeError or
+    NotADelivery."""
+    payload = orjson.loads(body)
+    # Byte counts first keep both walks off the hot path: no body with fewer brackets can nest deeper, and
+    # JSON carries a NUL only as the escape \u0000.
+    if body.count(b"[") + body.count(b"{") > MAX_DEPTH and deeper_than(payload):
+        raise NotADelivery(f"JSON nested deeper than {MAX_DEPTH} levels")
+    return without_nul(payload) if b"\\u0000" in body else payload
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -38,7 +67,12 @@ def _str(value: Any) -> str | None:
 
 def _time(value: Any) -> datetime | None:
     stamp = _str(value)
-    return datetime.fromtimestamp(int(stamp), UTC) if stamp and stamp.isdigit() else None
+    if not stamp or not stamp.isascii() or not stamp.isdigit():  # "²".isdigit(), yet int("²") fails
+        return None
+    try:
+        return datetime.fromtimestamp(int(stamp), UTC)
+    except (ValueError, OverflowError, OSError):  # past year 9999, or over the platform's time_t
+        return None
 
 
 def changes(payload: Any) -> Iterator[dict[str, Any]]:

@@ -21,11 +21,26 @@ _AS_CHARLA = {"sent": "sent", "delivered": "delivered", "read": "read", "failed"
 
 def signature_ok(url: str, form: Mapping[str, str], signature: str | None, auth_token: str) -> bool:
     """Twilio's HMAC-SHA1 over the full URL and the sorted form fields, compared in constant time."""
-    return bool(signature) and bool(RequestValidator(auth_token).validate(url, dict(form), signature))
+    try:
+        return bool(signature) and bool(RequestValidator(auth_token).validate(url, dict(form), signature))
+    except ValueError:  # an unparseable URL ("https://host:abc/"): nothing Twilio could have signed
+        return False
+
+
+def _number(value: str | None) -> int | None:
+    """A small non-negative decimal field; None when absent, too long or not plain ASCII (int("²") fails)."""
+    return int(value) if value and value.isascii() and value.isdigit() and len(value) <= 9 else None
+
+
+def _without_nul(form: Mapping[str, str]) -> Mapping[str, str]:
+    """`form` without NUL characters in its values (`%00`: PostgreSQL's text and JSONB refuse them)."""
+    if not any("\x00" in value for value in form.values()):
+        return form
+    return {key: value.replace("\x00", "") for key, value in form.items()}
 
 
 def _kind(form: Mapping[str, str]) -> str:
-    if int(form.get("NumMedia", "0") or 0) > 0:
+    if (_number(form.get("NumMedia")) or 0) > 0:
         media = (form.get("MediaContentType0") or "").split("/")[0]
         return {"audio": "audio", "image": "image", "video": "video"}.get(media, "document")
     kind = (form.get("MessageType") or "text").lower()
@@ -34,6 +49,7 @@ def _kind(form: Mapping[str, str]) -> str:
 
 def inbound_message(form: Mapping[str, str]) -> InboundMessage | None:
     """The learner message in an inbound webhook (None for a status callback or junk)."""
+    form = _without_nul(form)
     sid, sender = form.get("MessageSid") or form.get("SmsMessageSid"), form.get("From")
     status = (form.get("MessageStatus") or form.get("SmsStatus") or "received").lower()
     if not sid or not sender or status != "received":
@@ -51,12 +67,13 @@ def inbound_message(form: Mapping[str, str]) -> InboundMessage | None:
 
 def delivery_status(form: Mapping[str, str]) -> DeliveryStatus | None:
     """The status in a status callback (None for an inbound message)."""
+    form = _without_nul(form)
     sid, status = form.get("MessageSid"), (form.get("MessageStatus") or "").lower()
     if not sid or status not in _AS_CHARLA:
         return None
     recipient = form.get("To") or ""
     learner = Identity(twilio=recipient).key() if recipient else SYSTEM_LEARNER
-    errors = [{"code": int(form["ErrorCode"]), "message": form.get("ErrorMessage", "")}] \
-        if (form.get("ErrorCode") or "").isdigit() else []
+    code = _number(form.get("ErrorCode"))
+    errors = [{"code": code, "message": form.get("ErrorMessage", "")}] if code is not None else []
     return DeliveryStatus(id=f"twilio:{sid}:{status}", learner=learner, provider="twilio", provider_message_id=sid,
                           status=_AS_CHARLA[status], occurred_at=datetime.now(UTC), errors=errors)

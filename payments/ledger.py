@@ -53,9 +53,12 @@ def subscription_of(event: StripeEvent) -> str | None:
     obj = event.payload
     if event.stripe_type.startswith("customer.subscription."):
         return _str(obj.get("id"))
-    found = obj.get("subscription") or ((obj.get("parent") or {}).get("subscription_details") or {}).get(
-        "subscription")
-    return _str(found)
+    details = _dict(_dict(obj.get("parent")).get("subscription_details"))
+    return _str(obj.get("subscription") or details.get("subscription"))
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _str(value: Any) -> str | None:

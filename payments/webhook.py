@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 
 from charla import constants as c
 from charla.bus import BacklogFull
-from charla.events import StripeEvent
+from charla.events import MAX_DEPTH, StripeEvent, deeper_than, without_nul
 from charla.runtime import Resources
 from payments.ledger import subscription_of
 
@@ -25,15 +25,28 @@ TOLERANCE_S = 300
 
 def parse(body: bytes, header: str | None, secret: str, tolerance: int | None = TOLERANCE_S) -> StripeEvent:
     """The verified event; raises stripe.SignatureVerificationError or ValueError (not an event)."""
+    if header is not None and not header.isascii():  # the library's compare_digest raises TypeError on it:
+        header = header.encode("ascii", "replace").decode()  # made ASCII, it simply fails to match
     stripe.WebhookSignature.verify_header(body, header, secret, tolerance)
     data: Any = orjson.loads(body)
     if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not isinstance(data.get("type"), str):
         raise ValueError("not a Stripe event")
-    obj = (data.get("data") or {}).get("object") or {}
+    if deeper_than(data):
+        raise ValueError(f"not a Stripe event: nested deeper than {MAX_DEPTH} levels")
+    if b"\\u0000" in body:  # PostgreSQL's JSONB refuses NUL characters
+        data = without_nul(data)
+    created = data.get("created") or 0
+    if not isinstance(created, int) or isinstance(created, bool) or not 0 <= created < 2**63:  # a bigint column
+        raise ValueError("not a Stripe event: `created` is not a unix time")
+    obj = _dict(_dict(data.get("data")).get("object"))
     event = StripeEvent(learner="stripe:pending", stripe_id=data["id"], stripe_type=data["type"],
-                        created=int(data.get("created") or 0), payload=obj if isinstance(obj, dict) else {})
+                        created=created, payload=obj)
     key = subscription_of(event) or obj.get("customer") or obj.get("id") or data["id"]
     return event.model_copy(update={"learner": f"stripe:{key}"})
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 async def receive(res: Resources, body: bytes, signature: str | None) -> Response:

@@ -6,8 +6,9 @@ import asyncio
 import base64
 import hashlib
 import itertools
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -22,17 +23,34 @@ from starlette.types import ASGIApp
 from charla.services import free_port
 from tests.payloads import fixture_json
 
+# An HTTP status and the JSON body to answer with.
+Answer = tuple[int, dict[str, Any]]
+# Called with each message send (its JSON body) and the wamid it would get: an error to answer instead, or None.
+BeforeAnswer = Callable[[dict[str, Any], str], Awaitable[Answer | None]]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One message send as the fake saw it: when (monotonic seconds), to whom, and the HTTP status answered."""
+
+    at: float
+    to: str
+    status: int
+
 
 @dataclass
 class FakeGraph:
     """Records every send; answers like `wa_send_response.json`, or with scripted errors first (errors
-    apply to message sends only; read receipts always succeed)."""
+    apply to message sends only; read receipts always succeed). `before_answer` sees each send that would
+    succeed, and may answer an error instead or act first (e.g. post status webhooks)."""
 
     sent: list[dict[str, Any]] = field(default_factory=list)
     reads: list[dict[str, Any]] = field(default_factory=list)  # mark-read (+ typing) requests
     scripted: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     fail_at: dict[int, tuple[int, dict[str, Any]]] = field(default_factory=dict)  # send attempt -> error
     attempts: int = 0  # message sends tried (read receipts not counted)
+    log: list[Attempt] = field(default_factory=list)  # every message send tried, in order
+    before_answer: BeforeAnswer | None = None
     uploads: list[tuple[str, bytes]] = field(default_factory=list)  # (content type, bytes)
     tokens: list[str] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)  # message ids answered, in order
@@ -50,13 +68,14 @@ class FakeGraph:
             self.reads.append(body)
             return JSONResponse({"success": True})
         self.attempts += 1
-        if self.attempts in self.fail_at:
-            status, error = self.fail_at[self.attempts]
-            return JSONResponse(error, status_code=status)
-        if self.scripted:
-            status, error = self.scripted.pop(0)
-            return JSONResponse(error, status_code=status)
-        wamid = f"wamid.fake{self._run}{next(self._ids):08d}"
+        at = time.monotonic()
+        error = self.fail_at.get(self.attempts) or (self.scripted.pop(0) if self.scripted else None)
+        wamid = f"wamid.fake{self._run}{next(self._ids):08d}" if error is None else ""
+        if error is None and self.before_answer is not None:
+            error = await self.before_answer(body, wamid)
+        self.log.append(Attempt(at, str(body.get("to")), error[0] if error else 200))
+        if error is not None:
+            return JSONResponse(error[1], status_code=error[0])
         self.ids.append(wamid)
         async with self._changed:
             self.sent.append(body)
@@ -132,9 +151,10 @@ async def serve(app: ASGIApp, *, lifespan: Literal["on", "off"] = "off") -> Asyn
 
 
 @asynccontextmanager
-async def serve_fake_graph() -> AsyncIterator[tuple[FakeGraph, str]]:
-    """Run a FakeGraph on a free loopback port; yields it and its base URL (like WHATSAPP_API_BASE_URL)."""
-    fake = FakeGraph()
+async def serve_fake_graph(fake: FakeGraph | None = None) -> AsyncIterator[tuple[FakeGraph, str]]:
+    """Run a FakeGraph (a new one unless given) on a free loopback port; yields it and its base URL (like
+    WHATSAPP_API_BASE_URL)."""
+    fake = fake or FakeGraph()
     app = Starlette(routes=[Route("/v23.0/{phone_id}/messages", fake.send, methods=["POST"]),
                             Route("/v23.0/{phone_id}/media", fake.upload, methods=["POST"]),
                             Route("/v23.0/{media_id}", fake.media_info, methods=["GET"]),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,7 +15,7 @@ from redis.asyncio import Redis
 
 from charla import constants as c
 from charla.events import InboundMessage, decode_event
-from charla.services import free_port
+from charla.services import EmbeddedRedis, free_port, redis_server_binary
 from orchestrator.app import create_app
 from tests.conftest import entries, make_settings
 from tests.payloads import APP_SECRET, fixture_bytes, fixture_json, sign, text_webhook
@@ -166,3 +167,20 @@ async def test_full_backlog_answers_503_and_the_retry_is_accepted_later(
         assert busy.status_code == 503  # WhatsApp retries later; nothing was marked seen
         await redis_default.xtrim(c.STREAM_INBOUND, maxlen=0)  # the agents caught up
         assert (await post(client, second)).json()["published"] == 1
+
+
+async def test_redis_down_answers_503_and_the_retry_is_accepted_once_it_is_back(db: str, home: Path) -> None:
+    """Found by the chaos run: a Redis restart made the webhook answer 500. It must be an honest 503."""
+    server = EmbeddedRedis(home / "redis-restarted", free_port(), redis_server_binary())
+    server.start()
+    try:
+        body = text_webhook("34600000001", "wamid.r1", "hola")
+        async with client_for(app_for(db, server.url)) as client:
+            server.stop()
+            down = await post(client, body)
+            assert (down.status_code, down.headers["retry-after"]) == (503, "1")
+            assert down.json() == {"error": "temporarily unavailable, retry later"}
+            server.start()
+            assert (await post(client, body)).json()["published"] == 1
+    finally:
+        server.stop()

@@ -17,6 +17,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
 import stripe
@@ -51,6 +52,11 @@ _NO_REPLY = {"reaction"}  # a reaction (or its removal) is noted, not answered
 # stopping reminders, never wait for a person.
 _WHILE_HELD = {"forget", "forget_confirm", "forget_cancel", "export", "cancel", "resume", "reminders_off",
                "reminders_on"}
+# Turns one conversation process runs at once (at least; CHARLA_AGENT_CONCURRENCY may raise it). A turn mostly
+# waits on the model, up to CHARLA_LLM_TIMEOUT_S per provider, so slots must cover the offered rate times that
+# wait: with 8, Claude at 20 s answered 0.4 turns/s and learners waited a minute (benchmark O). Kept under the
+# SDKs' 100 connections per provider, so a turn never queues for a connection.
+SLOTS = 96
 DELAY = {"en": "Give me a moment… I'm having trouble thinking right now. I'll answer you shortly.",
          "es": "Dame un momento… ahora mismo me cuesta pensar. Te respondo enseguida."}
 
@@ -181,7 +187,9 @@ class Conversation:
         if not room.allowed:
             await self._finish(event, learner_id, batch, sess, self._limit(room, learner_id, native))
             return
-        reply = await self._converse(learner_id, batch, sess, stored, topic_changed, exercise[2] if exercise else None)
+        reply = await self._patiently(event, learner_id, batch[-1], native,
+                                      self._converse(learner_id, batch, sess, stored, topic_changed,
+                                                     exercise[2] if exercise else None))
         if reply.usage.provider != "canned":  # a note that could not be heard costs the learner nothing
             reply.charge = Charge(ent.premium, stored.timezone, len(batch), native)
         if exercise and exercise[1]:
@@ -385,12 +393,30 @@ class Conversation:
         log.warning("learner %s: no provider could answer (%s); turn deferred", learner_id, exc)
         async with self.res.pool.connection() as conn, conn.transaction():
             attempts = await turns.defer(conn, learner_id, event, str(exc), self.res.settings.turn_retry_s)
-            delay = None
-            if attempts == 1:
-                delay = await messages.record_reply(conn, learner_id, event.provider, newest.message_id, newest.id,
-                                                    DELAY.get(native, DELAY["en"]), "delay", answers=False)
-        if delay is not None:
-            await self._send(event, newest.message_id, delay)
+        if attempts == 1:
+            await self._say_delay(event, learner_id, newest, native)
+
+    async def _patiently(self, event: InboundMessage, learner_id: uuid.UUID, newest: Waiting, native: str,
+                         answer: Awaitable[Reply]) -> Reply:
+        """Await the model's answer; if it takes longer than CHARLA_PATIENCE_S (a slow provider, a timeout and
+        a fallback), tell the learner once that the answer is coming, and keep waiting."""
+        task = asyncio.ensure_future(answer)
+        try:
+            done, _ = await asyncio.wait({task}, timeout=self.res.settings.patience_s)
+            if not done:
+                await self._say_delay(event, learner_id, newest, native)
+            return await task
+        finally:
+            task.cancel()  # only if this turn itself was cancelled (a shutdown): the model call goes with it
+
+    async def _say_delay(self, event: InboundMessage, learner_id: uuid.UUID, newest: Waiting, native: str) -> None:
+        """The honest delay message, at most once for the learner's newest message."""
+        async with self.res.pool.connection() as conn, conn.transaction():
+            if "delay" in await messages.replies(conn, newest.id):
+                return
+            delay = await messages.record_reply(conn, learner_id, event.provider, newest.message_id, newest.id,
+                                                DELAY.get(native, DELAY["en"]), "delay", answers=False)
+        await self._send(event, newest.message_id, delay)
 
     async def retry_deferred(self, stop: asyncio.Event) -> None:
         """Re-publish deferred turns when their retry time comes (any replica; each turn leased to one)."""

@@ -43,7 +43,8 @@ def _voice(res: Resources) -> Handler:
 
 AGENTS: dict[str, AgentSpec] = {spec.name: spec for spec in (
     AgentSpec("conversation", "answers each inbound learner message",
-              (Consumes(c.STREAM_INBOUND, conversation.build),)),
+              (Consumes(c.STREAM_INBOUND, conversation.build),),
+              concurrency=lambda s: max(s.agent_concurrency, conversation.SLOTS)),
     AgentSpec("memory", "keeps each learner's error map and vocabulary from their turns",
               (Consumes(c.STREAM_TURNS, memory.build),)),
     AgentSpec("payments", "applies Stripe events to entitlements and refreshes the cached ones",

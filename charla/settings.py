@@ -84,7 +84,8 @@ class Settings(BaseSettings):
 
     llm_chain_setting: str = Field("groq,anthropic,openai,local", validation_alias=_env("CHARLA_LLM_CHAIN"))
     llm_hard_chain_setting: str = Field("anthropic,groq,openai,local", validation_alias=_env("CHARLA_LLM_HARD_CHAIN"))
-    llm_timeout_s: float = Field(20.0, gt=0, validation_alias=_env("CHARLA_LLM_TIMEOUT_S"))
+    llm_timeout_s: float = Field(30.0, gt=0, validation_alias=_env("CHARLA_LLM_TIMEOUT_S"))
+    patience_s: float = Field(15.0, gt=0, validation_alias=_env("CHARLA_PATIENCE_S"))
     llm_max_retries: int = Field(2, ge=0, validation_alias=_env("CHARLA_LLM_MAX_RETRIES"))
     llm_max_tokens: int = Field(600, ge=32, validation_alias=_env("CHARLA_LLM_MAX_TOKENS"))
     llm_breaker_threshold: int = Field(5, ge=1, validation_alias=_env("CHARLA_LLM_BREAKER_THRESHOLD"))

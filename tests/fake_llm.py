@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from charla import insights
+from charla.services import free_port
 from tests.payloads import fixture_json
 from tests.servers import serve
 
@@ -130,6 +131,73 @@ async def serve_fake_llm(fake: FakeLLM | None = None) -> AsyncIterator[tuple[Fak
                             Route("/v1/messages", fake.anthropic, methods=["POST"])])
     async with serve(app) as url:
         yield fake, url
+
+
+@dataclass
+class Gate:
+    """A loopback port forwarding TCP to `target` (a FakeLLM's port) that can refuse connections: `refuse()`
+    stops listening and cuts the open connections (clients get ECONNREFUSED, as from a host that is down);
+    `accept()` listens again on the same port."""
+
+    target: int
+    port: int = field(default_factory=free_port)
+    _server: asyncio.Server | None = None
+    _open: set[asyncio.StreamWriter] = field(default_factory=set)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def accept(self) -> None:
+        """Listen (again); a no-op while listening."""
+        if self._server is None:
+            self._server = await asyncio.start_server(self._forward, "127.0.0.1", self.port)
+
+    def refuse(self) -> None:
+        """Stop listening and reset every open connection; a no-op while refusing."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for writer in self._open:
+            writer.transport.abort()
+        self._open.clear()
+
+    async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        if self._server is None:  # refused while connecting
+            writer.transport.abort()
+            up_writer.transport.abort()
+            return
+        self._open |= {writer, up_writer}
+        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        self._open -= {writer, up_writer}
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy until end of stream or a reset, then close `writer` (which ends the other direction too)."""
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except OSError:
+        pass
+    finally:
+        writer.close()
+
+
+@asynccontextmanager
+async def gated(target_url: str) -> AsyncIterator[Gate]:
+    """A listening Gate in front of the server at `target_url`; closed on exit."""
+    gate = Gate(int(target_url.rsplit(":", 1)[1]))
+    await gate.accept()
+    try:
+        yield gate
+    finally:
+        gate.refuse()
 
 
 def llm_env(url: str, *providers: str) -> dict[str, str]:

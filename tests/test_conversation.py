@@ -158,3 +158,22 @@ async def test_topics_are_offered_as_a_list_and_a_numbered_answer_picks_one(stac
     await stack.fake.wait_for(2, seconds=10)
     system = stack.llm.requests["groq"][0]["messages"][0]["content"]
     assert "Current topic: food." in system
+
+
+async def test_a_slow_model_gets_one_honest_delay_within_patience_then_the_answer(
+        db: str, default_redis_server: str, redis_default: Redis) -> None:
+    """Found by the outage run: a model slower than the timeout left learners a minute without a word."""
+    async with running_stack(db, default_redis_server, CHARLA_LLM_MAX_RETRIES="0", CHARLA_PATIENCE_S="0.3") as stack:
+        stack.llm.delay_s["groq"] = 1.5  # slower than patience, well within the model timeout
+        await say(stack, "¿Qué tal?")
+        await stack.fake.wait_for(1, seconds=10)
+        assert bodies(stack) == ["Give me a moment… I'm having trouble thinking right now. I'll answer you shortly."]
+        await stack.fake.wait_for(2, seconds=10)
+        assert bodies(stack)[1] == "Echo: ¿Qué tal?"
+        stack.llm.delay_s["groq"] = 0
+        await say(stack, "¿Y tú?")  # a quick answer: no delay message
+        await stack.fake.wait_for(3, seconds=10)
+        assert bodies(stack)[2:] == ["Echo: ¿Y tú?"]
+        assert stack.llm.calls("groq") == 2  # waiting is not retrying
+        assert await rows(db, "SELECT reply_part, count(*) FROM messages WHERE direction = 'out' GROUP BY 1 "
+                              "ORDER BY 1") == [("delay", 1), ("reply", 2)]

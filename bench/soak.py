@@ -23,6 +23,7 @@ from bench.services import Services, prepare
 from bench.stack import pid
 from tests.voice_kit import note, speak
 
+DATA_STORES = ("redis-server", "postgresql")
 EVERY_AGENT = ("conversation", "memory", "voice", "sender", "payments", "scheduler")
 
 
@@ -162,7 +163,15 @@ async def run(services: Services, options: SoakOptions) -> dict[str, Any]:
         finally:
             stop.set()
             await redis.aclose()
-    result["violations"] = chaos.violations(result, ledger, drained) + [
-        f"{name} grew {figures['growth_mb']} MB after the warm-up (bound {figures['bound_mb']} MB)"
-        for name, figures in result["rss"].items() if figures["growth_mb"] > figures["bound_mb"]]
+    result["violations"] = chaos.violations(result, ledger, drained) + memory_violations(result["rss"])
+    result["data_kb_per_message"] = {name: round(result["rss"][name]["growth_mb"] * 1024 / max(1, offered), 2)
+                                     for name in DATA_STORES if name in result["rss"]}
     return result
+
+
+def memory_violations(rss: dict[str, dict[str, float]]) -> list[str]:
+    """Charla's processes whose memory grew past the bound after the warm-up. Redis and PostgreSQL are not
+    judged: they hold data that grows with traffic by design (dedupe keys for 7 days, voice notes for 24
+    hours, message rows); the report gives their growth per message instead."""
+    return [f"{name} grew {figures['growth_mb']} MB after the warm-up (bound {figures['bound_mb']} MB)"
+            for name, figures in rss.items() if name not in DATA_STORES and figures["growth_mb"] > figures["bound_mb"]]

@@ -27,7 +27,7 @@ import uvloop
 from bench import chaos, outage, soak
 from bench.load import loadavg, progress
 from bench.report import render
-from bench.services import Services, machine_info, started_services
+from bench.services import Services, machine_info, prepare, started_services
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,6 +100,7 @@ Scenario = Callable[[Services], Awaitable[dict[str, Any]]]
 async def with_services(scenario: Scenario) -> dict[str, Any]:
     """Run `scenario` on fresh servers (and describe the machine it ran on)."""
     with started_services() as services:
+        await prepare(services)
         return {**await scenario(services), "machine": await machine_info(services)}
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from bench.soak import DATA_STORES
@@ -57,10 +56,9 @@ def _summary_rows(report: dict[str, Any]) -> list[str]:
                     f"{_ms(c['webhook']['latency'])}, answer {_ms(c['audit']['answer_latency'])} | {_verdict(c)} |")
     if "outage" in report:
         o = report["outage"]
-        rows.append(f"| Provider outages | {o.get('messages', o.get('messages_sent', '?'))} | "
-                    f"{', '.join(p.get('name', '?') for p in o.get('phases', []))} | {o.get('lost', '–')} | "
-                    f"{o.get('duplicated', o.get('duplicates', '–'))} | webhook {_ms(o.get('webhook_latency'))} | "
-                    f"{_verdict(o)} |")
+        worst = max((p["webhook_http"]["latency"]["p99_ms"] or 0 for p in o["phases"].values()), default=None)
+        rows.append(f"| Provider outages | {o['messages']:,} | {', '.join(o['phases'])} | {o['unanswered']} | "
+                    f"{o['duplicates']} | webhook {_ms({'p99_ms': worst})} (worst phase) | {_verdict(o)} |")
     if "soak" in report:
         s = report["soak"]
         worst = max(((k, v) for k, v in s["rss"].items() if k not in DATA_STORES), key=lambda kv: kv[1]["growth_mb"])
@@ -110,14 +108,19 @@ def _latencies(latency: dict[str, Any]) -> str:
 
 
 def _outage(o: dict[str, Any]) -> list[str]:
-    lines = ["## Provider outages", ""]
-    phases = o.get("phases", [])
-    if phases:
-        keys = [k for k in phases[0] if k != "name"]
-        lines += ["| Phase | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
-        lines += [f"| {p.get('name')} | " + " | ".join(_cell(p.get(k)) for k in keys) + " |" for p in phases]
-    rest = {k: v for k, v in o.items() if k not in ("phases", "machine", "violations", "options")}
-    lines += ["", "```json", _compact(rest), "```", ""]
+    lines = ["## Provider outages", "", str(o.get("what", "")), "",
+             "| Phase | Groq | Claude | Messages | Webhook p50 / p99 / max | First answer or delay: p99 / max | "
+             "Answered or told within 30 s | Delay messages | Answered by |",
+             "|---|---|---|---:|---|---|---:|---:|---|"]
+    for name, p in o.get("phases", {}).items():
+        web, first = p["webhook_http"]["latency"], p["first_reply_or_delay"]
+        lines.append(f"| {name} | {p['groq']} | {p['anthropic']} | {p['messages']} | {_ms(web, 'p50_ms')} / "
+                     f"{_ms(web)} / {_ms(web, 'max_ms')} | {_ms(first)} / {_ms(first, 'max_ms')} | "
+                     f"{p['answered_or_told_within_30s']} | {p['delay_messages']} | {_cell(p['answered_by'])} |")
+    back_s = o.get("last_earlier_message_answered_after_back_s")
+    lines += ["", f"{o.get('messages')} messages, {o.get('duplicates')} duplicates, {o.get('unanswered')} unanswered; "
+              f"the last message from before the recovery was answered {back_s} s after the providers came back "
+              "(the circuit breaker's cooldown is 30 s).", ""]
     return lines
 
 
@@ -125,10 +128,6 @@ def _cell(value: Any) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k} {_cell(v)}" for k, v in value.items())
     return "–" if value is None else str(value)
-
-
-def _compact(value: Any) -> str:
-    return json.dumps(value, indent=1, default=str)[:6000]
 
 
 def _soak(s: dict[str, Any]) -> list[str]:

@@ -32,7 +32,8 @@ from bench.services import Services, prepare
 from bench.stack import processes
 from charla import constants as c
 from charla import insights
-from charla.services import free_port
+from charla.services import EmbeddedPostgres, EmbeddedRedis, free_port
+from tests.conftest import eventually
 from tests.fake_llm import FakeLLM, echo, last_user_text, llm_env, serve_fake_llm, system_of
 from tests.payloads import sign, text_webhook
 from tests.servers import FakeGraph, serve_fake_graph
@@ -104,8 +105,7 @@ class Faults:
     """Faults injected so far."""
 
     kills: Counter[str] = field(default_factory=Counter)
-    redis_restarts: int = 0
-    postgres_restarts: int = 0
+    restarts: Counter[str] = field(default_factory=Counter)  # "redis" / "postgres" -> times restarted
     outage_s: dict[str, float] = field(default_factory=dict)
 
 
@@ -179,26 +179,16 @@ async def send_message(client: httpx.AsyncClient, graph: FakeGraph, ledger: Ledg
     return True
 
 
-async def restart_redis(services: Services, faults: Faults) -> None:
-    """Stop Redis (SIGTERM: it writes its append-only file out) and start it again on the same port."""
-    assert services.redis_server is not None
-    progress("chaos: restarting Redis")
+async def restart(name: str, server: EmbeddedRedis | EmbeddedPostgres | None, faults: Faults) -> None:
+    """Stop `server` (Redis on SIGTERM writes its append-only file out; PostgreSQL's fast stop rolls back open
+    transactions) and start it again on the same port."""
+    assert server is not None
+    progress(f"chaos: restarting {name}")
     started = time.perf_counter()
-    await asyncio.to_thread(services.redis_server.stop)
-    await asyncio.to_thread(services.redis_server.start)
-    faults.outage_s["redis"] = round(time.perf_counter() - started, 2)
-    faults.redis_restarts += 1
-
-
-async def restart_postgres(services: Services, faults: Faults) -> None:
-    """Fast-stop PostgreSQL (open transactions roll back) and start it again on the same port."""
-    assert services.postgres is not None
-    progress("chaos: restarting PostgreSQL")
-    started = time.perf_counter()
-    await asyncio.to_thread(services.postgres.stop)
-    await asyncio.to_thread(services.postgres.start)
-    faults.outage_s["postgres"] = round(time.perf_counter() - started, 2)
-    faults.postgres_restarts += 1
+    await asyncio.to_thread(server.stop)
+    await asyncio.to_thread(server.start)
+    faults.outage_s[name] = round(time.perf_counter() - started, 2)
+    faults.restarts[name] += 1
 
 
 def fault_plan(options: ChaosOptions, rng: random.Random) -> list[tuple[float, str]]:
@@ -218,9 +208,9 @@ async def inject(plan: list[tuple[float, str]], procs: dict[str, Proc], services
     for share, fault in plan:
         await ledger.reached(share * total)
         if fault == "redis":
-            await restart_redis(services, faults)
+            await restart(fault, services.redis_server, faults)
         elif fault == "postgres":
-            await restart_postgres(services, faults)
+            await restart(fault, services.postgres, faults)
         else:
             await procs[fault].kill()
             faults.kills[fault] += 1
@@ -243,16 +233,6 @@ async def settled(redis: Redis, database_url: str, owed: int) -> bool:
     except (RedisError, psycopg.Error):
         return False
     return row is not None and int(row[0]) >= owed
-
-
-async def wait_for(check: Callable[[], Awaitable[bool]], seconds: float) -> bool:
-    """Poll `check` every 0.5 s until it holds (True) or `seconds` pass (False)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if await check():
-            return True
-        await asyncio.sleep(0.5)
-    return False
 
 
 async def audit(graph: StampedGraph, ledger: Ledger, redis: Redis, database_url: str) -> dict[str, Any]:
@@ -381,16 +361,16 @@ async def run(services: Services, options: ChaosOptions) -> dict[str, Any]:
                 await faulting
             sent_s = time.perf_counter() - started
             progress(f"chaos: {len(ledger.accepted)} accepted in {sent_s:.0f} s; waiting for every answer")
-            drained = await wait_for(lambda: settled(redis, services.database_url, len(ledger.accepted)),
-                                     options.drain_s)
-            await wait_for(lambda: graph_quiet(graph), 10)
+            drained = await within(lambda: settled(redis, services.database_url, len(ledger.accepted)),
+                                   options.drain_s)
+            await within(lambda: graph_quiet(graph), 10)
             result: dict[str, Any] = {
                 "options": options.__dict__, "loadavg_at_start": started_load, "loadavg_at_end": loadavg(),
                 "messages_sent": total, "accepted": len(ledger.accepted),
                 "voice_notes_accepted": sum(ledger.voices.values()), "seconds_sending": round(sent_s, 1),
                 "seconds_to_settle": round(time.perf_counter() - started - sent_s, 1),
-                "faults": {"sigkills": dict(faults.kills), "redis_restarts": faults.redis_restarts,
-                           "postgres_restarts": faults.postgres_restarts, "outage_s": faults.outage_s},
+                "faults": {"sigkills": dict(faults.kills), "redis_restarts": faults.restarts["redis"],
+                           "postgres_restarts": faults.restarts["postgres"], "outage_s": faults.outage_s},
                 "webhook": {"posts": len(ledger.webhook_s), "refused": {str(k): v for k, v in ledger.refused.items()},
                             "latency": percentiles_ms(ledger.webhook_s)},
                 "replies_sent": len(graph.sent), "sample_replies": [m.get("text") for m in graph.sent[:5]],
@@ -402,6 +382,15 @@ async def run(services: Services, options: ChaosOptions) -> dict[str, Any]:
         n for status, n in result["audit"]["inbound_rows"].items() if status in ("answered", "noted")))
     result["duplicated"] = result["audit"]["text_lines_duplicated"] + result["audit"]["replies_sent_twice"]
     return result
+
+
+async def within(check: Callable[[], Awaitable[bool]], seconds: float) -> bool:
+    """Whether `check` came true within `seconds` (tests.conftest.eventually, as a verdict, not a failure)."""
+    try:
+        await eventually(check, seconds, "")
+    except AssertionError:
+        return False
+    return True
 
 
 async def graph_quiet(graph: StampedGraph) -> bool:

@@ -17,7 +17,6 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -112,7 +111,7 @@ def scenarios(args: argparse.Namespace) -> dict[str, Scenario]:
                                     sample_s=10.0 if args.quick else 15.0)
     outage_options = outage.QUICK if args.quick else outage.OutageOptions()
     return {"chaos": lambda s: chaos.run(s, chaos_options), "outage": lambda s: outage.run(s, outage_options),
-            "soak": lambda s: soak.run(s, replace(soak_options))}
+            "soak": lambda s: soak.run(s, soak_options)}
 
 
 def main(argv: list[str] | None = None) -> None:

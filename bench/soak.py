@@ -147,11 +147,11 @@ async def run(services: Services, options: SoakOptions) -> dict[str, Any]:
             progress(f"soak: {options.rate:g} messages/s for {options.minutes:g} minutes")
             async with httpx.AsyncClient(base_url=url, timeout=10) as client:
                 offered = await steady(client, graph, ledger, notes, options)
-            drained = await chaos.wait_for(lambda: chaos.settled(redis, services.database_url, len(ledger.accepted)),
+            drained = await chaos.within(lambda: chaos.settled(redis, services.database_url, len(ledger.accepted)),
                                            options.drain_s)
             stop.set()
             await sampler
-            await chaos.wait_for(lambda: chaos.graph_quiet(graph), 10)
+            await chaos.within(lambda: chaos.graph_quiet(graph), 10)
             result: dict[str, Any] = {
                 "options": options.__dict__, "loadavg_at_start": started_load, "loadavg_at_end": loadavg(),
                 "seconds": round(time.perf_counter() - started, 1), "messages_sent": offered,

@@ -163,17 +163,16 @@ async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
 
 
 async def _body(request: Request, limit: int) -> bytes:
-    too_large = BodyRefused(413, f"body larger than {limit} bytes")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit():
         if int(declared) > limit:
-            raise too_large
+            raise BodyRefused(413, f"body larger than {limit} bytes")
         return await request.body()  # the server enforces the declared length
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise too_large
+            raise BodyRefused(413, f"body larger than {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 

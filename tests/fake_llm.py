@@ -5,6 +5,7 @@ replaced; errors replay the fixtures (`retry-after-ms: 1` added so the SDKs' own
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 from collections.abc import AsyncIterator, Callable
@@ -180,11 +181,10 @@ class Gate:
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Copy until end of stream or a reset, then close `writer` (which ends the other direction too)."""
     try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except OSError:
-        pass
+        with contextlib.suppress(OSError):  # a reset: the Gate refusing, or a side gone
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
     finally:
         writer.close()
 

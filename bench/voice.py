@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import re
 import statistics
 import time
 from dataclasses import dataclass, replace
@@ -23,7 +25,7 @@ from redis.asyncio import Redis
 
 from bench.load import loadavg, percentiles_ms, progress, ratio
 from bench.services import Services
-from bench.stack import charla_stack, timed_graph
+from bench.stack import TimedGraph, charla_stack, timed_graph
 from bench.webhook import LIMITS, WebhookOptions, measure_charla
 from charla import constants as c
 from charla import media
@@ -46,15 +48,43 @@ class VoiceOptions:
     flood: int = 24  # 30 s notes queued for the voice agent while text is measured
 
 
+# What a learner says in a long note: different sentences, as in real speech. (Cycling through a few
+# sentences makes Whisper's repetition guard re-decode every piece at higher temperatures, ~5x slower:
+# that measures a drill, not a note.)
+STORY = {"en": [*ENGLISH, "On Sundays we have lunch with my grandparents in the country.",
+                "I want to learn how to cook a real paella.", "Last summer we drove to the coast.",
+                "My dog is called Lucas and he is three years old.", "I need new shoes for the wedding.",
+                "In the evenings I study Spanish with an app.", "The library closes at nine on Fridays.",
+                "Tomorrow I am going to call my mother."],
+         "es": [*SPANISH, "Los domingos comemos con mis abuelos en el campo.",
+                "Quiero aprender a cocinar una paella de verdad.", "El verano pasado viajamos a la costa en coche.",
+                "Mi perro se llama Lucas y tiene tres años.", "Necesito comprar zapatos nuevos para la boda.",
+                "Por las tardes estudio español con una aplicación.", "La biblioteca cierra a las nueve los viernes.",
+                "Mañana voy a llamar a mi madre por teléfono."]}
+
+
 def sentences(language: str, seconds: float) -> Samples:
-    """Speech of about `seconds` (sentences with short pauses, repeated)."""
-    pool, total = ENGLISH if language == "en" else SPANISH, 0.0
+    """Speech of about `seconds`: the story's sentences in order, with short pauses, cut at `seconds`."""
+    return np.concatenate(_spoken(language, seconds)[0])[: int(seconds * RATE)]
+
+
+def said(language: str, seconds: float) -> str:
+    """The words `sentences(language, seconds)` speaks (the last sentence may be cut short)."""
+    return " ".join(_spoken(language, seconds)[1])
+
+
+@functools.cache
+def _spoken(language: str, seconds: float) -> tuple[list[Samples], list[str]]:
     parts: list[Samples] = []
+    texts: list[str] = []
+    total = 0.0
     while total < seconds:
-        spoken = speak(pool[len(parts) % len(pool)], language)
+        text = STORY[language][len(texts) % len(STORY[language])]
+        spoken = speak(text, language)
         parts += [spoken, silence(0.6)]
+        texts.append(text)
         total += len(spoken) / RATE + 0.6
-    return np.concatenate(parts)[: int(seconds * RATE)]
+    return parts, texts
 
 
 def rtf() -> dict[str, object]:
@@ -103,7 +133,7 @@ async def end_to_end(services: Services, notes: int) -> dict[str, object]:
         await redis.flushdb()
         async with timed_graph() as (fake, graph_url), charla_stack(services, graph_url, redis, voice=True) as stack, \
                 httpx.AsyncClient(base_url=stack.url, timeout=30, limits=LIMITS) as client:
-            latencies = []
+            latencies, errors = [], []
             for n in range(notes + 1):  # the first warms the models' caches
                 progress(f"voice: end-to-end 30 s note {n + 1}/{notes + 1}")
                 media_id, wamid = f"e2e{n}", f"wamid.e2e{n}"
@@ -117,13 +147,24 @@ async def end_to_end(services: Services, notes: int) -> dict[str, object]:
                     await fake.all_arrived.wait()
                 if n:
                     latencies.append(fake.arrivals[wamid][0] - started)
+                    errors.append(_heard_error(fake, wamid, said("es", 30)))
         summary = percentiles_ms(latencies)
         p50 = summary.get("p50_ms")
-        return {"note_s": 30, "notes": notes, "webhook_to_reply": summary,
+        return {"note_s": 30, "notes": notes, "webhook_to_reply": summary, "quoted_transcript_wer": max(errors),
                 "target_p50_le_3s_met": None if p50 is None else p50 <= 3000, "median_s": statistics.median(latencies)}
     finally:
         await redis.flushdb()
         await redis.aclose()
+
+
+def _heard_error(fake: TimedGraph, wamid: str, spoken: str) -> float:
+    """WER of the transcript the first reply quotes; raises when the reply quotes nothing (the note was not
+    heard: a failure path must never pass for a fast voice turn)."""
+    first = next(text for _, reply_to, text in fake.said if reply_to == wamid)
+    quoted = re.search(r"“(.*?)”", first, re.S)
+    if quoted is None:
+        raise RuntimeError(f"the reply to voice note {wamid} quotes no transcript: {first[:200]!r}")
+    return round(wer([spoken], [quoted.group(1).removesuffix("…")]), 3)
 
 
 async def text_under_voice_load(services: Services, options: VoiceOptions) -> dict[str, object]:

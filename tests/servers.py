@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import hmac
 import itertools
 import time
 import uuid
@@ -16,7 +17,7 @@ from typing import Any, Literal
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
@@ -36,6 +37,8 @@ class Attempt:
     at: float
     to: str
     status: int
+
+GRAPH_TOKEN = "tok"  # the access token FakeGraph accepts for media downloads (as WHATSAPP_ACCESS_TOKEN)
 
 
 @dataclass
@@ -96,7 +99,7 @@ class FakeGraph:
     async def media_info(self, request: Request) -> JSONResponse:
         """`GET /{media-id}`: a short-lived download URL, as in `wa_media_url_response.json`."""
         media_id = request.path_params["media_id"]
-        if request.headers.get("authorization") != "Bearer tok" or media_id not in self.media:
+        if request.headers.get("authorization") != f"Bearer {GRAPH_TOKEN}" or media_id not in self.media:
             return JSONResponse({"error": {"code": 100, "message": "Unsupported get request"}}, status_code=400)
         data, mime = self.media[media_id]
         digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
@@ -165,13 +168,24 @@ async def serve_fake_graph(fake: FakeGraph | None = None) -> AsyncIterator[tuple
 
 @dataclass
 class FakeTwilio:
-    """Twilio's Messages API (`POST /2010-04-01/Accounts/{sid}/Messages.json`), recording what was sent."""
+    """Twilio's Messages API (`POST /2010-04-01/Accounts/{sid}/Messages.json`), recording what was sent, and
+    its inbound media URLs (`GET …/Messages/{message_sid}/Media/{media_sid}`): HTTP Basic auth with the
+    account sid and `auth_token` (401 otherwise), 404 for unknown or deleted media, else a 307 to a
+    short-lived signed storage URL on another origin (Twilio's is mms.twiliocdn.com), which serves the bytes
+    and records any credentials a client leaked to it."""
 
     sent: list[dict[str, str]] = field(default_factory=list)
     auth: list[str] = field(default_factory=list)
     scripted: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    auth_token: str = ""  # media URLs answer only Basic <account sid>:<auth_token>
+    media: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # media sid -> (bytes, content type)
+    expired: set[str] = field(default_factory=set)  # media sids deleted at Twilio: 404
+    media_requests: list[tuple[str, str]] = field(default_factory=list)  # (media sid, Authorization) per GET
+    media_fetches: list[str] = field(default_factory=list)  # media sids whose bytes storage served
+    leaked: list[str] = field(default_factory=list)  # Authorization headers that reached the storage
+    _storage_key: bytes = field(default_factory=lambda: uuid.uuid4().bytes)
 
     async def create(self, request: Request) -> JSONResponse:
         form = {k: str(v) for k, v in (await request.form()).items()}
@@ -193,11 +207,97 @@ class FakeTwilio:
         async with asyncio.timeout(seconds), self._changed:
             await self._changed.wait_for(lambda: len(self.sent) >= count)
 
+    async def media_file(self, request: Request) -> Response:
+        """A MediaUrl: credentials checked, then redirected to storage valid for 4 hours, as Twilio does."""
+        sid, media_sid = request.path_params["sid"], request.path_params["media_sid"]
+        given = request.headers.get("authorization", "")
+        self.media_requests.append((media_sid, given))
+        expected = "Basic " + base64.b64encode(f"{sid}:{self.auth_token}".encode()).decode()
+        if not self.auth_token or not hmac.compare_digest(given.encode(), expected.encode()):
+            return JSONResponse({"code": 20003, "message": "Authenticate", "status": 401,
+                                 "more_info": "https://www.twilio.com/docs/errors/20003"},
+                                status_code=401, headers={"WWW-Authenticate": 'Basic realm="Twilio API"'})
+        if media_sid in self.expired or media_sid not in self.media:
+            return JSONResponse({"code": 20404, "message": f"The requested resource {request.url.path} was not found",
+                                 "status": 404, "more_info": "https://www.twilio.com/docs/errors/20404"},
+                                status_code=404)
+        expires = str(int(time.time()) + 4 * 3600)
+        host = "localhost" if request.url.hostname != "localhost" else "127.0.0.1"  # another origin
+        storage = request.url.replace(hostname=host, path=f"/storage/{media_sid}",
+                                      query=f"Expires={expires}&Signature={self._signed(media_sid, expires)}")
+        return RedirectResponse(str(storage), status_code=307)
+
+    async def storage_file(self, request: Request) -> Response:
+        """The signed storage URL a MediaUrl redirects to: no credentials needed (nor wanted)."""
+        media_sid = request.path_params["media_sid"]
+        if leaked := request.headers.get("authorization"):
+            self.leaked.append(leaked)
+        expires, signature = request.query_params.get("Expires", ""), request.query_params.get("Signature", "")
+        valid = hmac.compare_digest(signature.encode(), self._signed(media_sid, expires).encode())
+        if not valid or not expires.isdigit() or int(expires) < time.time() or media_sid not in self.media:
+            return Response(b"<Error><Code>AccessDenied</Code></Error>", status_code=403, media_type="application/xml")
+        self.media_fetches.append(media_sid)
+        data, content_type = self.media[media_sid]
+        return Response(data, media_type=content_type)
+
+    def _signed(self, media_sid: str, expires: str) -> str:
+        return hmac.new(self._storage_key, f"{media_sid}:{expires}".encode(), hashlib.sha256).hexdigest()
+
 
 @asynccontextmanager
 async def serve_fake_twilio() -> AsyncIterator[tuple[FakeTwilio, str]]:
     """Run a FakeTwilio; yields it and its base URL (like TWILIO_API_BASE_URL)."""
     fake = FakeTwilio()
-    app = Starlette(routes=[Route("/2010-04-01/Accounts/{sid}/Messages.json", fake.create, methods=["POST"])])
+    app = Starlette(routes=[Route("/2010-04-01/Accounts/{sid}/Messages.json", fake.create, methods=["POST"]),
+                            Route("/2010-04-01/Accounts/{sid}/Messages/{message_sid}/Media/{media_sid}",
+                                  fake.media_file, methods=["GET"]),
+                            Route("/storage/{media_sid}", fake.storage_file, methods=["GET"])])
     async with serve(app) as url:
+        yield fake, url
+
+
+@dataclass
+class FakeTwilioContent:
+    """Twilio's Content API (`POST /v1/Content`, JSON in and out, on its own host like content.twilio.com):
+    records each resource created and answers it as Twilio does (201, `sid` HX…); scripted errors first.
+    A body that is not a JSON object with a language and at least one content type gets Twilio's 400."""
+
+    created: list[dict[str, Any]] = field(default_factory=list)
+    auth: list[str] = field(default_factory=list)
+    scripted: list[Answer] = field(default_factory=list)
+    attempts: int = 0
+    _run: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+
+    async def create(self, request: Request) -> JSONResponse:
+        self.attempts += 1
+        self.auth.append(request.headers.get("authorization", ""))
+        if self.scripted:
+            status, error = self.scripted.pop(0)
+            return JSONResponse(error, status_code=status)
+        try:
+            body = await request.json() if request.headers.get("content-type") == "application/json" else None
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not body.get("language") or not body.get("types"):
+            return JSONResponse({"code": 20001, "message": "Invalid types. At least one content type definition "
+                                 "is required", "more_info": "https://www.twilio.com/docs/errors/20001",
+                                 "status": 400}, status_code=400)
+        sid = f"HX{self._run}{len(self.created):024x}"
+        self.created.append(body)
+        url = f"{str(request.base_url).rstrip('/')}/v1/Content/{sid}"
+        account = base64.b64decode(self.auth[-1].removeprefix("Basic ") or b"").decode(errors="replace")
+        return JSONResponse({"sid": sid, "account_sid": account.partition(":")[0],
+                             "friendly_name": body.get("friendly_name"),
+                             "language": body["language"], "variables": body.get("variables") or {},
+                             "types": body["types"], "url": url, "date_created": "2025-01-01T00:00:00Z",
+                             "date_updated": "2025-01-01T00:00:00Z",
+                             "links": {"approval_fetch": f"{url}/ApprovalRequests",
+                                       "approval_create": f"{url}/ApprovalRequests/whatsapp"}}, status_code=201)
+
+
+@asynccontextmanager
+async def serve_fake_twilio_content() -> AsyncIterator[tuple[FakeTwilioContent, str]]:
+    """Run a FakeTwilioContent; yields it and its base URL (like TWILIO_CONTENT_BASE_URL)."""
+    fake = FakeTwilioContent()
+    async with serve(Starlette(routes=[Route("/v1/Content", fake.create, methods=["POST"])])) as url:
         yield fake, url

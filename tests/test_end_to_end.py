@@ -21,7 +21,7 @@ from charla import constants as c
 from charla.services import free_port
 from tests.conftest import eventually, hash_of
 from tests.fake_llm import FakeLLM, llm_env, serve_fake_llm
-from tests.servers import FakeGraph, serve_fake_graph
+from tests.servers import GRAPH_TOKEN, FakeGraph, serve_fake_graph
 from tests.stack import Proc, post_conversations, stack_env, wa_id, wait_healthy, wamid
 
 pytestmark = pytest.mark.timeout(240)
@@ -82,7 +82,7 @@ async def assert_exactly_once(fake: FakeGraph, redis: Redis, db: str, learners: 
     assert rows == [("in", "answered", total), ("out", "sent", len(fake.sent))]
     assert turns == (len(fake.sent), total)
     assert fake.tokens
-    assert set(fake.tokens) == {"Bearer test-token"}
+    assert set(fake.tokens) == {f"Bearer {GRAPH_TOKEN}"}
     # Read receipts are best effort (a late one is worthless): a killed agent may lose the few in flight.
     read = {r["message_id"] for r in fake.reads}
     assert read <= {wamid(i, n) for i in range(learners) for n in range(per_learner)}

@@ -154,20 +154,37 @@ def test_a_minute_long_note_is_cut_at_silences_and_keeps_its_timing() -> None:
     gap = silence(0.8)
     long = np.concatenate([part for sentence in ENGLISH * 4 for part in (speak(sentence, "en"), gap)])
     assert len(long) / RATE > 50
-    heard = transcriber().transcribe(as_received(long), "en")
+    heard = transcriber().transcribe(as_received(long), "en", words=True)
     assert wer(" ".join(ENGLISH * 4), heard.text) <= 0.1
     starts = [w.start for w in heard.words]
     assert starts == sorted(starts)
     assert starts[-1] > 45  # offsets of later pieces are added back
 
 
-def test_pieces_never_exceed_whispers_window() -> None:
+def test_pieces_hold_only_speech_and_never_exceed_whispers_window() -> None:
     second = RATE
+    audio = np.arange(100 * second, dtype=np.float32)
     spans = [{"start": i * 5 * second, "end": (i * 5 + 4) * second} for i in range(20)]
-    cut = pieces(spans)
-    assert all(end - start <= PIECE_S * RATE for start, end in cut)
-    assert (cut[0][0], cut[-1][1]) == (0, spans[-1]["end"])
-    assert len(cut) == 4
+    cut = pieces(audio, spans)
+    assert all(len(piece) <= PIECE_S * RATE for piece, _ in cut)
+    assert [start for _, start in cut] == [0.0, 28.0, 56.0]
+    assert np.array_equal(np.concatenate([piece for piece, _ in cut]),
+                          np.concatenate([audio[s["start"]:s["end"]] for s in spans]))
+
+
+def test_pauses_are_left_out_of_whispers_window_times_stay_the_notes_and_words_come_when_asked() -> None:
+    pause = silence(2.0)
+    long = np.concatenate([part for sentence in ENGLISH * 2 for part in (speak(sentence, "en"), pause)])
+    assert len(long) / RATE > 30  # pauses included, more than one window; the speech alone fits in one
+    stt = transcriber()
+    plain = stt.transcribe(as_received(long), "en")
+    assert wer(" ".join(ENGLISH * 2), plain.text) <= 0.1
+    assert plain.speech_seconds < PIECE_S  # so one Whisper window, where the note's own length needs two
+    assert plain.words == []
+    assert plain.segments[-1].end > 30  # times are the note's, pauses included
+    timed = stt.transcribe(as_received(long), "en", words=True)
+    assert wer(" ".join(ENGLISH * 2), timed.text) <= 0.1
+    assert timed.words[-1].end > 30
 
 
 # --- pronunciation ---------------------------------------------------------------------------------
@@ -189,8 +206,8 @@ def test_alignment_names_substituted_missing_and_unclear_words() -> None:
 
 def test_a_deliberately_wrong_word_is_flagged_from_real_speech() -> None:
     target = "The cat sat on the mat."
-    wrong = transcriber().transcribe(as_received(speak("The cat sat on the hat.", "en")), "en")
-    right = transcriber().transcribe(as_received(speak(target, "en")), "en")
+    wrong = transcriber().transcribe(as_received(speak("The cat sat on the hat.", "en")), "en", words=True)
+    right = transcriber().transcribe(as_received(speak(target, "en")), "en", words=True)
     assert pronounce.assess(target, wrong.words).misheard == [("mat", "hat")]
     assert pronounce.assess(target, right.words).flagged == []
 

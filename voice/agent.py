@@ -108,9 +108,10 @@ class VoiceAgent:
         try:
             media = await self._download(event)
             decoded = await asyncio.to_thread(decode, media.content, max_seconds=settings.voice_max_seconds)
-            found = await asyncio.to_thread(self.stt.transcribe, decoded.samples, target)
+            words = repeat is not None  # word timings only for a pronunciation check
+            found = await asyncio.to_thread(self.stt.transcribe, decoded.samples, target, words=words)
             if found.confidence < settings.voice_min_confidence and native != target and found.seconds < 60:
-                other = await asyncio.to_thread(self.stt.transcribe, decoded.samples, native)
+                other = await asyncio.to_thread(self.stt.transcribe, decoded.samples, native, words=words)
                 found = other if other.confidence > found.confidence else found  # they spoke their own language
         except MediaGone:
             await self._publish(event, Heard(problem="expired"))

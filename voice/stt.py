@@ -1,8 +1,12 @@
 """Speech to text with faster-whisper (CTranslate2, int8), models loaded once per process.
 
-A note is cut into pieces of at most ~30 s at its silences (Silero VAD, bundled in faster-whisper), each
-piece transcribed with the learner's language as a hint (auto-detection fails on mixed speech) and word
-timestamps; English goes to tiny.en (fast), every other language to the multilingual base model.
+Silero VAD (bundled in faster-whisper) finds the speech; the speech spans, without the silences between
+them, are grouped into pieces of at most ~28 s (faster-whisper's `collect_chunks`), so a long note is cut
+only at silences and a 30 s note with pauses costs one Whisper window, not two (one window is ~0.7 s of
+the 2 cores for base). Each piece is transcribed with the learner's language as a hint (auto-detection
+fails on mixed speech); times are mapped back onto the note (`SpeechTimestampsMap`). Word timestamps
+(~30 % more time) are computed only when asked for: a pronunciation check needs them, a message does not.
+English goes to tiny.en (fast), every other language to the multilingual base model.
 Whisper's temperature fallback stays on: without it noisy Spanish fell into repetition loops (WER 7.5 at
 10 dB SNR). Its price: highly repetitive speech (a drill of the same sentences) is re-decoded at higher
 temperatures, ~7× slower (9.5 s instead of 1.2 s for 30 s of repeated sentences, measured).
@@ -12,6 +16,7 @@ under ≈0.45 (avg_logprob < −0.8) the transcript is mostly guesswork.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import threading
@@ -21,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 from faster_whisper import WhisperModel
-from faster_whisper.vad import VadOptions, get_speech_timestamps
+from faster_whisper.vad import SpeechTimestampsMap, VadOptions, collect_chunks, get_speech_timestamps
 
 from charla import metrics
 from voice.audio import RATE, Samples, peak_normalise
@@ -102,15 +107,16 @@ class Transcriber:
             return self.config.english.name, self._model("english")
         return self.config.multilingual.name, self._model("multilingual")
 
-    def transcribe(self, samples: Samples, language: str) -> Transcript:
-        """What was said in `samples` (16 kHz mono); an empty transcript when VAD finds no speech. Its time
-        and real-time factor are recorded (charla_stt_seconds, charla_stt_real_time_factor)."""
+    def transcribe(self, samples: Samples, language: str, *, words: bool = False) -> Transcript:
+        """What was said in `samples` (16 kHz mono), with each word's timing and probability when `words`;
+        an empty transcript when VAD finds no speech. Its time and real-time factor are recorded
+        (charla_stt_seconds, charla_stt_real_time_factor)."""
         started = time.perf_counter()
-        found = self._transcribe(samples, language)
+        found = self._transcribe(samples, language, words)
         metrics.observe_stt(found.seconds, time.perf_counter() - started)
         return found
 
-    def _transcribe(self, samples: Samples, language: str) -> Transcript:
+    def _transcribe(self, samples: Samples, language: str, words: bool) -> Transcript:
         seconds = len(samples) / RATE
         audio = peak_normalise(samples)
         if self.config.noise_reduction:
@@ -121,33 +127,33 @@ class Transcriber:
         result = Transcript("", language, name, seconds, speech)
         if not spans:
             return result
+        timeline = SpeechTimestampsMap(spans, RATE)
         texts: list[str] = []
-        for start, end in pieces(spans):
-            offset = start / RATE
-            found, _ = model.transcribe(audio[start:end], language=language, beam_size=self.config.beam_size,
-                                        word_timestamps=True, vad_filter=False, condition_on_previous_text=False,
+        for piece, offset in pieces(audio, spans):
+            found, _ = model.transcribe(piece, language=language, beam_size=self.config.beam_size,
+                                        word_timestamps=words, vad_filter=False, condition_on_previous_text=False,
                                         initial_prompt=texts[-1][-200:] if texts else None)
+            when = functools.partial(_note_time, timeline, offset)
             for seg in found:
-                result.segments.append(Segment(float(seg.start) + offset, float(seg.end) + offset, seg.text.strip(),
+                result.segments.append(Segment(when(seg.start), when(seg.end, True), seg.text.strip(),
                                                float(seg.avg_logprob), float(seg.no_speech_prob)))
-                result.words += [Word(w.word.strip(), float(w.start) + offset, float(w.end) + offset,
-                                      float(w.probability)) for w in seg.words or []]
+                result.words += [Word(w.word.strip(), when(w.start), when(w.end, True), float(w.probability))
+                                 for w in seg.words or []]
                 texts.append(seg.text.strip())
         result.text = " ".join(t for t in texts if t).strip()
         return result
 
 
-def pieces(spans: list[dict[str, int]]) -> list[tuple[int, int]]:
-    """Speech spans grouped into pieces of at most PIECE_S seconds, cut only at silences (VAD already
-    split any single span longer than that)."""
-    limit = int(PIECE_S * RATE)
-    out: list[tuple[int, int]] = []
-    for span in spans:
-        if out and span["end"] - out[-1][0] <= limit:
-            out[-1] = (out[-1][0], span["end"])
-        else:
-            out.append((span["start"], span["end"]))
-    return out
+def _note_time(timeline: SpeechTimestampsMap, offset: float, seconds: float, end: bool = False) -> float:
+    """Where `seconds` into a piece starting `offset` into the joined speech falls in the note."""
+    return float(timeline.get_original_time(offset + float(seconds), is_end=end))
+
+
+def pieces(audio: Samples, spans: list[dict[str, int]]) -> list[tuple[Samples, float]]:
+    """The speech spans joined (silences between them left out) into pieces of at most PIECE_S seconds,
+    each with its start in the joined speech (seconds); VAD already split any span longer than that."""
+    chunks, starts = collect_chunks(audio, spans, RATE, max_duration=PIECE_S)
+    return [(chunk, float(meta["offset"])) for chunk, meta in zip(chunks, starts, strict=True) if len(chunk)]
 
 
 def denoise(samples: Samples) -> Samples:

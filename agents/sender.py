@@ -1,9 +1,11 @@
 """The sender agent: the only place messages leave Charla. Idempotent per outbound id.
 
 Long replies go out in parts (charla.chunking), each recorded as it is accepted so a redelivery resumes
-after the last one. Outside the 24-hour window only the configured re-engagement template is sent; no
-free-form attempt is made. Provider errors are typed: transient ones are retried with backoff by the bus,
-permanent ones are recorded on the message (and mark the learner unreachable when that is the reason).
+after the last one. Choices go out as Meta's interactive buttons or lists, as Twilio content created once
+per set of choices (charla.twilio_content), else as numbered text. Outside the 24-hour window only the
+configured re-engagement template is sent; no free-form attempt is made. Provider errors are typed:
+transient ones are retried with backoff by the bus, permanent ones are recorded on the message (and mark the
+learner unreachable when that is the reason).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import time
 import uuid
 
 from charla import constants as c
-from charla import flashcards, media, messages
+from charla import flashcards, media, messages, twilio_content
 from charla import graph as meta
 from charla import twilio_api as twilio
 from charla.bus import Delivery
@@ -25,7 +27,8 @@ from charla.errors import PermanentError
 from charla.events import Choice, OutboundMessage
 from charla.graph import GraphAuthError, GraphClient
 from charla.runtime import Resources
-from charla.twilio_api import TwilioAuthError
+from charla.twilio_api import TwilioAuthError, TwilioChannel, TwilioPermanentError, TwilioTransientError
+from charla.twilio_content import Buttons
 from charla.worker import Handler
 
 log = logging.getLogger(__name__)
@@ -62,12 +65,13 @@ async def send(res: Resources, channels: Channels, event: OutboundMessage) -> No
     if event.kind == "template" or (event.provider != "console" and not state.window_open):
         await _send_template(res, channels, event, outbound_id)
         return
-    parts = message_parts(event, res.settings.text_limit(event.provider))
+    buttons = await _twilio_buttons(res, channels, event)
+    parts = message_parts(event, res.settings.text_limit(event.provider), buttons=buttons is not None)
     for index in range(state.parts_sent, len(parts)):
         last = index == len(parts) - 1
         try:
             provider_id = await _deliver(res, channels, event, parts[index], event.reply_to if index == 0 else None,
-                                         with_choices=last and event.kind == "choices")
+                                         with_choices=last and event.kind == "choices", buttons=buttons)
         except (GraphAuthError, TwilioAuthError) as exc:
             await _alert(res, exc.code, f"{event.provider} rejected Charla's credentials: check them ({exc})")
             raise
@@ -80,23 +84,39 @@ async def send(res: Resources, channels: Channels, event: OutboundMessage) -> No
                 await messages.mark_sent(conn, outbound_id)
 
 
-def message_parts(event: OutboundMessage, limit: int) -> list[str]:
+def message_parts(event: OutboundMessage, limit: int, *, buttons: bool = False) -> list[str]:
     """The texts to send in order. With choices, the last part becomes the body of the interactive
-    message (at most 1024 characters on Meta) or carries the numbered options (elsewhere)."""
+    message (at most 1024 characters on Meta; on Twilio, with `buttons`, one line: see
+    twilio_content.body_parts) or carries the numbered options (elsewhere)."""
     if event.kind != "choices":
         return split_text(event.text, limit)
     if event.provider == "meta":
         return split_text(event.text, min(limit, meta.INTERACTIVE_BODY)) or [" "]
+    if buttons:
+        return twilio_content.body_parts(event.text, limit) or [event.choices_button]
     return split_text(f"{event.text}\n\n{numbered(event.choices)}", limit)
 
 
 def numbered(choices: list[Choice]) -> str:
-    """Options as text, for providers without ad-hoc buttons (Twilio needs pre-approved content for those)."""
+    """Options as text, answered by number: where buttons are not possible (Twilio, for choices its content
+    cannot carry) and as the text version of Twilio's buttons."""
     return "\n".join(f"{n}. {choice.title}" for n, choice in enumerate(choices, 1))
 
 
+async def _twilio_buttons(res: Resources, channels: Channels, event: OutboundMessage) -> Buttons | None:
+    """Twilio content carrying the choices (created once per set of choices), or None for numbered text."""
+    if event.kind != "choices" or event.provider != "twilio" or channels.twilio is None:
+        return None
+    try:
+        return await twilio_content.buttons(res.redis, channels.twilio, event.choices, event.choices_button,
+                                            numbered(event.choices))
+    except TwilioAuthError as exc:
+        await _alert(res, exc.code, f"twilio rejected Charla's credentials: check them ({exc})")
+        raise
+
+
 async def _deliver(res: Resources, channels: Channels, event: OutboundMessage, text: str,
-                   reply_to: str | None, *, with_choices: bool = False) -> str:
+                   reply_to: str | None, *, with_choices: bool = False, buttons: Buttons | None = None) -> str:
     if event.provider == "meta" and channels.graph is not None:
         to, tag = _meta_recipient(event), event.outbound_id
         if event.flashcard is not None and len(text) <= meta.CAPTION_LIMIT:
@@ -108,6 +128,8 @@ async def _deliver(res: Resources, channels: Channels, event: OutboundMessage, t
             return await _send_choices(channels.graph, to, text, event, tag)
         return await channels.graph.send_text(to, text, reply_to=reply_to, tag=tag)
     if event.provider == "twilio" and channels.twilio is not None:
+        if with_choices and buttons is not None:
+            return await _send_content(res, channels.twilio, _twilio_recipient(event), text, buttons, event.via)
         return await channels.twilio.send_text(_twilio_recipient(event), text, sender=event.via)
     if event.provider == "console":
         provider_id = f"console.{event.outbound_id}.{uuid.uuid4().hex[:8]}"
@@ -126,6 +148,17 @@ async def _send_choices(graph: GraphClient, to: str, body: str, event: OutboundM
         return await graph.send_buttons(to, body, [(c.id, c.title) for c in choices], tag=tag)
     rows = [(c.id, c.title, c.description) for c in choices]
     return await graph.send_list(to, body, event.choices_button, rows, tag=tag)
+
+
+async def _send_content(res: Resources, channel: TwilioChannel, to: str, body: str, buttons: Buttons,
+                        sender: str | None) -> str:
+    try:
+        return await channel.send_content(to, buttons.sid, {"1": body}, sender=sender)
+    except TwilioPermanentError as exc:
+        if exc.code not in twilio.CONTENT_GONE_CODES:
+            raise
+        await twilio_content.forget(res.redis, buttons.types)  # deleted at Twilio: the retry creates it again
+        raise TwilioTransientError(exc.status, exc.code, f"content {buttons.sid} is gone: {exc}") from exc
 
 
 def _meta_recipient(event: OutboundMessage) -> str:

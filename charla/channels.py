@@ -34,8 +34,8 @@ def open_channels(res: Resources, *, twilio: bool = True) -> Channels:
         callback = f"{s.public_url.rstrip('/')}/webhooks/twilio" if s.public_url else None
         secret = s.twilio_auth_token.get_secret_value()
         twilio_channel = TwilioChannel(account_sid=s.twilio_account_sid, auth_token=secret,
-                                       base_url=s.twilio_api_base_url, from_number=s.twilio_whatsapp_from,
-                                       status_callback=callback)
+                                       base_url=s.twilio_api_base_url, content_base_url=s.twilio_content_base_url,
+                                       from_number=s.twilio_whatsapp_from, status_callback=callback)
         res.closers.append(twilio_channel.aclose)
     return Channels(graph, twilio_channel)
 

@@ -83,3 +83,8 @@ MEDIA_TTL_S: Final = 24 * 3600
 # scheduled practice; read by the scheduler only with WHATSAPP_PROVIDER=console. Changes are announced on
 # the channel of the same name, which wakes the scheduler at once.
 CONSOLE_CLOCK_KEY: Final = f"{PREFIX}:console:clock"
+# The SID (HX…) of the Twilio Content API resource for one set of buttons or list rows, keyed by a hash of
+# everything that makes the content (`types`, language): created once and shared by every sender, restarts
+# included. Each use extends it; an unused set lapses (its content stays at Twilio, re-created if needed).
+TWILIO_CONTENT_KEY: Final = f"{PREFIX}:twilio:content:{{digest}}"
+TWILIO_CONTENT_TTL_S: Final = 90 * 24 * 3600

@@ -126,7 +126,8 @@ class OutboundMessage(_Event):
     """A message for the sender to deliver; `outbound_id` makes the send idempotent.
 
     kind "choices": `text` followed by `choices` (reply buttons for up to 3 short ones, else a list behind
-    `choices_button`; numbered text where the provider has no ad-hoc interactive messages).
+    `choices_button`: Meta's interactive messages, Twilio content (charla.twilio_content); numbered text where
+    neither can carry them).
     """
 
     type: Literal["outbound.message"] = "outbound.message"

@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     twilio_auth_token: SecretStr | None = Field(None, validation_alias=_env("TWILIO_AUTH_TOKEN"))
     twilio_whatsapp_from: str | None = Field(None, validation_alias=_env("TWILIO_WHATSAPP_FROM"))
     twilio_api_base_url: str = Field("https://api.twilio.com", validation_alias=_env("TWILIO_API_BASE_URL"))
+    twilio_content_base_url: str = Field("https://content.twilio.com",
+                                         validation_alias=_env("TWILIO_CONTENT_BASE_URL"))
     public_url: str | None = Field(None, validation_alias=_env("CHARLA_PUBLIC_URL"))
 
     stripe_secret_key: SecretStr | None = Field(None, validation_alias=_env("STRIPE_SECRET_KEY"))

@@ -1,13 +1,18 @@
-"""Twilio's WhatsApp send API through the official `twilio` SDK (async client), errors typed by code."""
+"""Twilio's WhatsApp send API and Content API through the official `twilio` SDK (async client), errors typed
+by code."""
 
 from __future__ import annotations
 
+import base64
+import json
+from collections.abc import Awaitable
 from typing import Any
 
 import aiohttp
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
+from twilio.rest.content.v1.content import ContentList
 
 from charla import metrics
 from charla.errors import PermanentError, TransientError
@@ -16,6 +21,7 @@ WINDOW_CLOSED = 63016  # free-form message outside the 24-hour window
 UNREACHABLE_CODES = {21211, 21614, 63003, 63024}  # invalid number, not a WhatsApp user, unknown channel address
 AUTH_CODES = {20003}
 _TRANSIENT_CODES = {20429, 63018, 63038}  # rate limits, daily limits
+CONTENT_GONE_CODES = {21655, 92006}  # a ContentSid Twilio does not know (e.g. deleted in the console)
 
 
 class TwilioError(Exception):
@@ -47,13 +53,31 @@ def twilio_error(exc: TwilioRestException) -> TwilioError:
     return TwilioPermanentError(exc.status, code, exc.msg)
 
 
+class _HttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]  # the SDK is untyped
+    """The SDK's async client, sending JSON bodies as JSON: as shipped it hands every body to aiohttp as form
+    fields, so the Content API got `types=twilio%2Ftext` (twilio-python#932; the sync client gets it right).
+    Credentials go in the Authorization header (aiohttp deprecates its `auth` parameter and BasicAuth)."""
+
+    async def request(self, method: str, url: str, *args: Any, data: Any = None,
+                      headers: dict[str, str] | None = None, auth: tuple[str, str] | None = None,
+                      **kwargs: Any) -> Any:
+        headers = dict(headers or {})
+        if auth is not None:
+            headers["Authorization"] = "Basic " + base64.b64encode(":".join(auth).encode()).decode()
+        if headers.get("Content-Type") == "application/json" and isinstance(data, dict):
+            data = json.dumps(data).encode()
+        return await super().request(method, url, *args, data=data, headers=headers, **kwargs)
+
+
 class TwilioChannel:
-    """Sends WhatsApp messages from one Twilio number (`whatsapp:+…`). Open inside a running event loop."""
+    """Sends WhatsApp messages from one Twilio number (`whatsapp:+…`) and creates the Content API resources
+    its buttons and lists need. Open inside a running event loop."""
 
     def __init__(self, *, account_sid: str, auth_token: str, base_url: str, from_number: str | None,
-                 status_callback: str | None) -> None:
-        self._client = Client(account_sid, auth_token, http_client=AsyncTwilioHttpClient())
+                 status_callback: str | None, content_base_url: str = "https://content.twilio.com") -> None:
+        self._client = Client(account_sid, auth_token, http_client=_HttpClient())
         self._client.api.base_url = base_url.rstrip("/")
+        self._client.content.base_url = content_base_url.rstrip("/")
         self._from, self._callback = from_number, status_callback
 
     async def send_text(self, to: str, body: str, *, sender: str | None = None) -> str:
@@ -68,20 +92,39 @@ class TwilioChannel:
         """Send an approved template by its Content SID (HX…), the only thing allowed outside the window."""
         return await self._create(to, sender, content_sid=content_sid)
 
+    async def send_content(self, to: str, content_sid: str, variables: dict[str, str], *,
+                           sender: str | None = None) -> str:
+        """Send content (HX…) with its `{{n}}` variables filled in (session content: inside the window)."""
+        return await self._create(to, sender, content_sid=content_sid, content_variables=json.dumps(variables))
+
+    async def create_content(self, friendly_name: str, language: str, types: dict[str, Any],
+                             variables: dict[str, str]) -> str:
+        """Create a Content API resource (`POST /v1/Content`) with these `types` ({"twilio/quick-reply": …});
+        returns its SID (HX…). `variables` are the defaults for variables a send leaves out."""
+        request = ContentList.ContentCreateRequest({"friendly_name": friendly_name, "language": language,
+                                                    "variables": variables, "types": types})
+        content = await _call("content", self._client.content.v1.contents.create_async(request))
+        return str(content.sid)
+
     async def _create(self, to: str, sender: str | None, **fields: Any) -> str:
         from_ = sender or self._from
         if not from_:
             raise PermanentError("no Twilio sender number: set TWILIO_WHATSAPP_FROM")
         if self._callback:
             fields["status_callback"] = self._callback
-        with metrics.provider_call("twilio", "send"):
-            try:
-                message = await self._client.messages.create_async(to=to, from_=from_, **fields)
-            except TwilioRestException as exc:
-                raise twilio_error(exc) from exc
-            except (aiohttp.ClientError, OSError) as exc:
-                raise TwilioTransientError(0, None, f"network error: {exc!r}") from exc
+        message = await _call("send", self._client.messages.create_async(to=to, from_=from_, **fields))
         return str(message.sid)
 
     async def aclose(self) -> None:
         await self._client.http_client.close()
+
+
+async def _call(operation: str, call: Awaitable[Any]) -> Any:
+    """Await an SDK call, timed, with its errors typed."""
+    with metrics.provider_call("twilio", operation):
+        try:
+            return await call
+        except TwilioRestException as exc:
+            raise twilio_error(exc) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise TwilioTransientError(0, None, f"network error: {exc!r}") from exc

@@ -2,7 +2,8 @@
 
 One URL takes both inbound messages and status callbacks: a status callback carries a `MessageStatus`
 other than `received`. Signatures are computed over the public URL Twilio called, which behind a proxy
-is CHARLA_PUBLIC_URL + the path, not what the app sees.
+is CHARLA_PUBLIC_URL + the path, not what the app sees. A tap on a quick-reply button carries the button's
+id in `ButtonPayload` (its title in `ButtonText`); a row picked from a list-picker, in `ListId` (`ListTitle`).
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ def _kind(form: Mapping[str, str]) -> str:
     if (_number(form.get("NumMedia")) or 0) > 0:
         media = (form.get("MediaContentType0") or "").split("/")[0]
         return {"audio": "audio", "image": "image", "video": "video"}.get(media, "document")
-    kind = (form.get("MessageType") or "text").lower()
-    return "button" if form.get("ButtonPayload") else kind
+    if form.get("ButtonPayload"):
+        return "button"
+    return "interactive" if form.get("ListId") else (form.get("MessageType") or "text").lower()
 
 
 def inbound_message(form: Mapping[str, str]) -> InboundMessage | None:
@@ -55,13 +57,13 @@ def inbound_message(form: Mapping[str, str]) -> InboundMessage | None:
     if not sid or not sender or status != "received":
         return None
     identity = Identity(twilio=sender, wa_id=form.get("WaId") or None, name=form.get("ProfileName") or None)
-    kind = _kind(form)
-    text = form.get("ButtonText") if kind == "button" else form.get("Body")
+    kind, choice = _kind(form), form.get("ButtonPayload") or form.get("ListId")
+    text = form.get("ButtonText") or form.get("ListTitle") or form.get("Body")
     media = {"url": form.get("MediaUrl0"), "content_type": form.get("MediaContentType0")}
     return InboundMessage(id=f"twilio:{sid}", learner=identity.key(), provider="twilio", message_id=sid,
                           identity=identity, kind=kind, text=text or None,
                           context_id=form.get("OriginalRepliedMessageSid") or None, sent_at=datetime.now(UTC),
-                          payload={"choice_id": form.get("ButtonPayload") or None, "to": form.get("To"),
+                          payload={"choice_id": choice or None, "to": form.get("To"),
                                    "media": media if media["url"] else None})
 
 

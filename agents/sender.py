@@ -10,13 +10,10 @@ learner unreachable when that is the reason).
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 import uuid
 
-from charla import constants as c
-from charla import flashcards, media, messages, twilio_content
+from charla import alerts, flashcards, media, messages, twilio_content
 from charla import graph as meta
 from charla import twilio_api as twilio
 from charla.bus import Delivery
@@ -73,7 +70,7 @@ async def send(res: Resources, channels: Channels, event: OutboundMessage) -> No
             provider_id = await _deliver(res, channels, event, parts[index], event.reply_to if index == 0 else None,
                                          with_choices=last and event.kind == "choices", buttons=buttons)
         except (GraphAuthError, TwilioAuthError) as exc:
-            await _alert(res, exc.code, f"{event.provider} rejected Charla's credentials: check them ({exc})")
+            await alerts.credentials_rejected(res.redis, event.provider, exc.code, exc)
             raise
         except PermanentError as exc:
             await _permanent_failure(res, channels, event, outbound_id, exc)
@@ -111,7 +108,7 @@ async def _twilio_buttons(res: Resources, channels: Channels, event: OutboundMes
         return await twilio_content.buttons(res.redis, channels.twilio, event.choices, event.choices_button,
                                             numbered(event.choices))
     except TwilioAuthError as exc:
-        await _alert(res, exc.code, f"twilio rejected Charla's credentials: check them ({exc})")
+        await alerts.credentials_rejected(res.redis, "twilio", exc.code, exc)
         raise
 
 
@@ -202,7 +199,7 @@ async def _send_voice(res: Resources, channels: Channels, event: OutboundMessage
         else:
             raise PermanentError(f"no credentials to send through {event.provider!r}")
     except (GraphAuthError, TwilioAuthError) as exc:
-        await _alert(res, exc.code, f"{event.provider} rejected Charla's credentials: check them ({exc})")
+        await alerts.credentials_rejected(res.redis, event.provider, exc.code, exc)
         raise
     except PermanentError as exc:
         await _fail(res, outbound_id, {"code": getattr(exc, "code", None), "message": str(exc)})
@@ -219,8 +216,8 @@ async def _send_template(res: Resources, channels: Channels, event: OutboundMess
         await _console_part(res, event, outbound_id)
         return
     if not name:
-        await _alert(res, meta.WINDOW_CLOSED, "a reply waited past the 24-hour window and no "
-                                              "WHATSAPP_REENGAGE_TEMPLATE is configured")
+        await alerts.alert(res.redis, meta.WINDOW_CLOSED, "a reply waited past the 24-hour window and no "
+                                                          "WHATSAPP_REENGAGE_TEMPLATE is configured")
         await _fail(res, outbound_id, {"reason": "24-hour window closed", "code": meta.WINDOW_CLOSED})
         return
     try:
@@ -271,9 +268,3 @@ async def _permanent_failure(res: Resources, channels: Channels, event: Outbound
 async def _fail(res: Resources, outbound_id: uuid.UUID, error: dict[str, object]) -> None:
     async with res.pool.connection() as conn:
         await messages.mark_failed(conn, outbound_id, error)
-
-
-async def _alert(res: Resources, code: int | None, message: str) -> None:
-    """An operator alert: logged loudly and kept in Redis for `charla status`."""
-    log.critical("%s (code %s)", message, code)
-    await res.redis.hset(c.ALERTS_KEY, str(code), json.dumps({"message": message, "at": time.time()}))

@@ -326,7 +326,8 @@ async def chaos_stack(services: Services, free_messages: int, names: tuple[str, 
         home.mkdir(mode=0o755, exist_ok=True)
         env = stack_env(db=services.database_url, redis_url=services.redis_url, graph_url=graph_url, port=port,
                         home=str(home), FREE_MESSAGES=str(free_messages),
-                        CHARLA_VOICE_NICE="0", CHARLA_DEFAULT_TARGET_LANGUAGE="en", CHARLA_DEFAULT_NATIVE_LANGUAGE="es",
+                        CHARLA_VOICE_NICE="0", CHARLA_VOICE_IDLE="false",
+                        CHARLA_DEFAULT_TARGET_LANGUAGE="en", CHARLA_DEFAULT_NATIVE_LANGUAGE="es",
                         **llm_env(llm_url))
         redis = Redis.from_url(services.redis_url)
         try:

@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from bench.services import Services
 from charla import constants as c
+from charla import liveness
 from charla.services import free_port
 from tests.conftest import eventually
 from tests.fake_llm import llm_env, serve_fake_llm
@@ -92,6 +93,16 @@ async def groups_ready(redis: Redis) -> None:
     await eventually(ready, 30, "agent groups created")
 
 
+async def beating(redis: Redis, names: Iterable[str], seconds: float = 120) -> None:
+    """Wait until each named agent writes its heartbeat, which it starts only once its handlers are built
+    (models loaded): load offered earlier would be measured against a process still starting."""
+    async def ready() -> bool:
+        now = time.time()
+        return all([await liveness.beats(redis, name, now) for name in names])
+
+    await eventually(ready, seconds, f"agents ready: {', '.join(names)}")
+
+
 async def drained(redis: Redis) -> bool:
     """True when no agent group holds an unacknowledged entry."""
     for group, stream in AGENTS.items():
@@ -157,6 +168,7 @@ async def processes(env: dict[str, str], port: int, redis: Redis, names: list[st
             await proc.start()
         await wait_healthy(f"http://127.0.0.1:{port}")
         await groups_ready(redis)
+        await beating(redis, names)
         yield procs
     finally:
         for proc in procs.values():

@@ -27,19 +27,35 @@ class MediaCorrupt(TransientError):
     """The bytes do not match the sha256 WhatsApp announced (a broken transfer): fetch again."""
 
 
+class MediaAuthError(TransientError):
+    """The media host rejected Charla's credentials (HTTP 401: Meta's code 190, an expired or revoked token;
+    Twilio's 20003): an operator must renew the token. Transient, retried after `retry_after` like the
+    sender's GraphAuthError and TwilioAuthError: Meta keeps media 7 days and Twilio until it is deleted, so a
+    note that waits a few minutes is heard once the token is fixed, whereas giving up at once would lose it
+    (the learner would have to record it again) even when the operator acts within the minute."""
+
+    retry_after = 30.0
+
+    def __init__(self, provider: str, status: int, code: int | None) -> None:
+        super().__init__(f"{provider} media download answered {status} (code {code})")
+        self.provider, self.status, self.code = provider, status, code
+
+
 @dataclass(frozen=True)
 class Media:
     content: bytes
     mime_type: str
 
 
-async def _fetch(http: aiohttp.ClientSession, url: str, *, max_bytes: int,
+async def _fetch(http: aiohttp.ClientSession, url: str, *, max_bytes: int, provider: str,
                  headers: dict[str, str] | None = None) -> Media:
     """GET `url` (following redirects), refusing bodies over `max_bytes` before they are read whole."""
     try:
         async with http.get(url, headers=headers, allow_redirects=True) as response:
             if response.status in (404, 410):
                 raise MediaGone(f"{url} answered {response.status}")
+            if response.status == 401:
+                raise MediaAuthError(provider, response.status, _error_code(await response.content.read(65536)))
             if response.status >= 400:
                 raise TransientError(f"media download answered {response.status}")
             if response.content_length is not None and response.content_length > max_bytes:
@@ -61,13 +77,14 @@ async def download_meta(http: aiohttp.ClientSession, *, base_url: str, token: st
     expired in between is fetched anew once."""
     headers = {"Authorization": f"Bearer {token}"}
     for attempt in range(2):
-        info = await _fetch(http, f"{base_url.rstrip('/')}/{media_id}", max_bytes=64_000, headers=headers)
+        info = await _fetch(http, f"{base_url.rstrip('/')}/{media_id}", max_bytes=64_000, provider="meta",
+                            headers=headers)
         meta = json.loads(info.content)
         size = str(meta.get("file_size") or "")
         if size.isdigit() and int(size) > max_bytes:
             raise MediaTooLarge(f"media of {size} bytes exceeds {max_bytes}")
         try:
-            body = await _fetch(http, str(meta.get("url")), max_bytes=max_bytes, headers=headers)
+            body = await _fetch(http, str(meta.get("url")), max_bytes=max_bytes, provider="meta", headers=headers)
         except MediaGone:
             if attempt:
                 raise
@@ -82,7 +99,18 @@ async def download_twilio(http: aiohttp.ClientSession, *, url: str, account_sid:
     """Twilio's MediaUrl, with HTTP Basic auth (it redirects to the file; aiohttp drops the credentials
     when the redirect leaves Twilio's host)."""
     basic = base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
-    return await _fetch(http, url, max_bytes=max_bytes, headers={"Authorization": f"Basic {basic}"})
+    return await _fetch(http, url, max_bytes=max_bytes, provider="twilio", headers={"Authorization": f"Basic {basic}"})
+
+
+def _error_code(body: bytes) -> int | None:
+    """The error code of an error answer: Meta's `{"error": {"code": 190}}` or Twilio's `{"code": 20003}`."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return None
+    error = answer.get("error", answer) if isinstance(answer, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, int) else None
 
 
 def _check_sha256(content: bytes, announced: object) -> None:

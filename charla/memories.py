@@ -80,6 +80,13 @@ async def add(conn: Conn, learner_id: uuid.UUID, kind: str, content: str,
         (learner_id, learner_id, MAX_PER_LEARNER))
 
 
+async def exist(conn: Conn, learner_id: uuid.UUID) -> bool:
+    """Whether the learner has any memory yet."""
+    row = await (await conn.execute("SELECT EXISTS (SELECT 1 FROM memories WHERE learner_id = %s)",
+                                    (learner_id,))).fetchone()
+    return bool(row and row[0])
+
+
 async def search(conn: Conn, learner_id: uuid.UUID, query: np.ndarray[Any, np.dtype[np.float32]],
                  k: int = 5) -> list[Memory]:
     """The learner's `k` memories closest to `query` (cosine), best first: exactly k when they have k."""

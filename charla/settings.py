@@ -112,6 +112,7 @@ class Settings(BaseSettings):
     voice_workers: int = Field(1, ge=1, validation_alias=_env("CHARLA_VOICE_WORKERS"))
     voice_threads: int = Field(2, ge=1, validation_alias=_env("CHARLA_VOICE_THREADS"))
     voice_nice: int = Field(10, ge=0, le=19, validation_alias=_env("CHARLA_VOICE_NICE"))
+    voice_idle: bool = Field(True, validation_alias=_env("CHARLA_VOICE_IDLE"))
     voice_beam_size: int = Field(1, ge=1, le=10, validation_alias=_env("CHARLA_VOICE_BEAM_SIZE"))
     voice_noise_reduction: bool = Field(False, validation_alias=_env("CHARLA_VOICE_NOISE_REDUCTION"))
     voice_replies: bool = Field(True, validation_alias=_env("CHARLA_VOICE_REPLIES"))

@@ -60,6 +60,7 @@ class FakeGraph:
     media: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # media id -> (bytes, mime type) to serve
     expired: set[str] = field(default_factory=set)  # media ids whose download URL answers 404
     media_fetches: list[str] = field(default_factory=list)  # media ids whose bytes were downloaded
+    media_token: str = GRAPH_TOKEN  # the token media downloads accept; any other gets 401, code 190 (expired)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
     _run: str = field(default_factory=lambda: uuid.uuid4().hex[:6])  # ids stay unique across fakes
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
@@ -99,7 +100,9 @@ class FakeGraph:
     async def media_info(self, request: Request) -> JSONResponse:
         """`GET /{media-id}`: a short-lived download URL, as in `wa_media_url_response.json`."""
         media_id = request.path_params["media_id"]
-        if request.headers.get("authorization") != f"Bearer {GRAPH_TOKEN}" or media_id not in self.media:
+        if request.headers.get("authorization") != f"Bearer {self.media_token}":
+            return JSONResponse(fixture_json("wa_send_error_expired_token_190.json"), status_code=401)
+        if media_id not in self.media:
             return JSONResponse({"error": {"code": 100, "message": "Unsupported get request"}}, status_code=400)
         data, mime = self.media[media_id]
         digest = base64.b64encode(hashlib.sha256(data).digest()).decode()

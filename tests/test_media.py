@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from charla.media import MediaCorrupt, MediaGone, MediaTooLarge, download_meta, download_twilio
+from charla.media import MediaAuthError, MediaCorrupt, MediaGone, MediaTooLarge, download_meta, download_twilio
 from tests.payloads import fixture_json
 from tests.servers import serve
 
@@ -103,3 +103,16 @@ async def test_twilio_media_url_with_basic_auth_and_redirect(media: tuple[FakeMe
     got = await download_twilio(http, url=f"{fake.base}/Accounts/AC1/Messages/MM1/Media/ME1", account_sid="AC1",
                                 auth_token="tok", max_bytes=1_000_000)
     assert got.content == VOICE
+
+
+async def test_rejected_credentials_wait_for_an_operator(media: tuple[FakeMedia, aiohttp.ClientSession]) -> None:
+    """A 401 is typed apart from other failures: retried 30 s apart while an operator renews the token."""
+    fake, http = media
+    with pytest.raises(MediaAuthError) as meta_refused:
+        await download_meta(http, base_url=f"{fake.base}/v23.0", token="expired", media_id="1013859600285441",
+                            max_bytes=1_000_000)
+    with pytest.raises(MediaAuthError) as twilio_refused:
+        await download_twilio(http, url=f"{fake.base}/Accounts/AC1/Messages/MM1/Media/ME1", account_sid="AC1",
+                              auth_token="rotated", max_bytes=1_000_000)
+    assert (meta_refused.value.provider, meta_refused.value.code, meta_refused.value.retry_after) == ("meta", 190, 30)
+    assert (twilio_refused.value.provider, twilio_refused.value.status) == ("twilio", 401)

@@ -51,8 +51,10 @@ async def test_a_learner_with_k_or_more_memories_gets_exactly_k(db: str) -> None
     rng = np.random.default_rng(7)
     ana, beto = await new_learner(db, "ana"), await new_learner(db, "beto")
     async with await psycopg.AsyncConnection.connect(db, autocommit=True) as conn:
+        assert not await memories.exist(conn, ana)  # a new learner: recall costs no embedding
         for n in range(40):
             await memories.add(conn, ana, "moment", f"ana {n}", unit(rng), [f"m{n}"])
+        assert await memories.exist(conn, ana)
         for n in range(400):  # many more rows of someone else: a filtered approximate index would starve ana
             await memories.add(conn, beto, "moment", f"beto {n}", unit(rng), [])
         for k in (1, 5, 20, 40):

@@ -2,7 +2,8 @@
 the fake Twilio (HTTP Basic auth, then a 307 to signed storage that never sees the credentials) →
 transcript → tutoring turn (fake LLM) → the text reply through the Messages API quoting what was heard, and
 a spoken example sent as a MediaUrl Twilio fetches from Charla's /media/<token>.ogg. Expired, forbidden,
-mislabelled and non-audio media are answered kindly, free, and never retried forever."""
+mislabelled and non-audio media are answered kindly, free, and never retried forever; rejected credentials
+also raise an operator alert."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 from redis.asyncio import Redis
 
 from charla import constants as c
+from charla.media import MediaAuthError
 from tests.conftest import entries, eventually
 from tests.fake_llm import last_user_text, system_of
 from tests.harness import Stack, running_voice_stack
@@ -105,7 +107,7 @@ async def test_a_twilio_voice_note_is_heard_answered_and_a_spoken_example_served
 
 
 async def test_unusable_twilio_media_gets_a_kind_answer_and_is_never_retried_forever(
-        stack: Stack, twilio: tuple[FakeTwilio, str], db: str) -> None:
+        stack: Stack, twilio: tuple[FakeTwilio, str], db: str, monkeypatch: pytest.MonkeyPatch) -> None:
     fake, base = twilio
     fake.media["MEpng"] = (b"\x89PNG\r\n\x1a\n" + bytes(300), "image/png")
     fake.media["MEgone"] = (b"", "audio/ogg")
@@ -124,13 +126,17 @@ async def test_unusable_twilio_media_gets_a_kind_answer_and_is_never_retried_for
         assert await post_form(stack, form) == 200
     await fake.wait_for(len(cases), seconds=60)
 
-    # the operator's auth token no longer matches Twilio's: a few tries, then the learner is told
+    # the operator's auth token no longer matches Twilio's: the operator is alerted and the note waits (tries
+    # 30 s apart, shortened here for a renewed token); never renewed, the learner is told after the last try
+    monkeypatch.setattr(MediaAuthError, "retry_after", 0.1)
     fake.auth_token = "rotated-at-twilio"
     fake.media["MEauth"] = (note(speak("Hello there.", "en")), "audio/ogg")
     cases["16505550005"] = (voice_form("16505550005", "SMauth", media_url(base, "SMauth", "MEauth")),
                             "No pude recibir tu nota de voz ahora mismo")
     assert await post_form(stack, cases["16505550005"][0]) == 200
     await fake.wait_for(len(cases), seconds=60)
+    alert = json.loads(await stack.res.redis.hget(c.ALERTS_KEY, "20003") or b"{}")
+    assert alert["message"].startswith("twilio rejected Charla's credentials: check TWILIO_AUTH_TOKEN")
 
     answers = {m["To"].removeprefix("whatsapp:+"): m["Body"] for m in fake.sent}
     assert len(fake.sent) == len(cases)

@@ -14,10 +14,12 @@ from redis.asyncio import Redis
 
 from charla import constants as c
 from charla.events import Identity, InboundMessage
+from charla.media import MediaAuthError
 from tests.conftest import entries, eventually
 from tests.fake_llm import last_user_text, system_of
 from tests.harness import Stack, running_voice_stack
 from tests.payloads import text_webhook
+from tests.servers import GRAPH_TOKEN
 from tests.voice_kit import as_received, music, note, silence, speak, voice_webhook, wer
 from voice.audio import decode
 
@@ -117,6 +119,24 @@ async def test_bad_audio_gets_a_kind_answer_costs_nothing_and_nothing_is_retried
     assert stack.llm.calls("groq") == 0
     assert await rows(db, "SELECT DISTINCT free_used FROM learners") == [(0,)]
     assert await entries(stack.res.redis, c.STREAM_VOICE + c.DEAD_SUFFIX) == []
+
+
+async def test_a_rejected_token_alerts_the_operator_and_the_note_waits_for_the_new_one(
+        stack: Stack, redis_default: Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(MediaAuthError, "retry_after", 2.0)  # 30 s in production
+    stack.fake.media_token = "renewed"  # Meta no longer takes Charla's token: 401, code 190
+    said = "I would like a cup of coffee with milk, please."
+    stack.fake.media["m6"] = (note(speak(said, "en")), OGG)
+    await stack.post(voice_webhook("34600000006", "wamid.v6", "m6"))
+    await eventually(lambda: redis_default.hget(c.ALERTS_KEY, "190"), 20, "token alert")
+    alert = json.loads(await redis_default.hget(c.ALERTS_KEY, "190") or b"{}")
+    assert alert["message"].startswith("meta rejected Charla's credentials: check WHATSAPP_ACCESS_TOKEN")
+    assert stack.fake.sent == []  # the note waits: no "send it again" yet
+    stack.fake.media_token = GRAPH_TOKEN  # the operator renews it: the next try hears the note
+    await stack.fake.wait_for(1, seconds=60)
+    quoted = body(stack.fake.sent[0]).split("\n\n")[0]
+    assert wer(said, quoted.removeprefix("🎙️ Escuché: “").rstrip("”")) <= 0.15
+    assert stack.fake.media_fetches == ["m6"]
 
 
 @pytest.mark.parametrize(("mode", "provider"), [("ask", None), ("correct", "anthropic")])

@@ -6,7 +6,10 @@ Two kinds of work arrive on the voice stream:
   check a repeated phrase's pronunciation, and publish the result on the inbound stream as the learner's
   message, where the conversation agent answers it like text. A note that cannot be used (empty, corrupt,
   silent, too long, expired) is published with the problem instead, so the learner gets a kind reply from
-  the same place every reply comes from; nothing is retried forever.
+  the same place every reply comes from; nothing is retried forever. A download whose credentials the
+  provider rejects raises an operator alert and is retried 30 s apart (charla.media.MediaAuthError), so a
+  token renewed within a few minutes still hears the note; after the bus's last delivery the learner is
+  told kindly to send it again.
 - a SpeakRequest: synthesize the phrase (Piper/espeak-ng), keep the Ogg/Opus under MEDIA_KEY and hand a
   voice message to the sender.
 Models load once at startup; CHARLA_VOICE_WORKERS notes are transcribed at once, at CHARLA_VOICE_NICE.
@@ -22,13 +25,13 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from charla import alerts, learners, logs, messages, profile, session
 from charla import constants as c
-from charla import learners, logs, messages, profile, session
 from charla import media as media_store
 from charla.bus import Delivery
 from charla.errors import PermanentError, TransientError
 from charla.events import InboundMessage, OutboundMessage, SpeakRequest
-from charla.media import Media, MediaGone, MediaTooLarge, download_meta, download_twilio
+from charla.media import Media, MediaAuthError, MediaGone, MediaTooLarge, download_meta, download_twilio
 from charla.runtime import Resources
 from charla.settings import Settings
 from charla.worker import Handler
@@ -67,8 +70,7 @@ def tts_config(settings: Settings) -> TtsConfig:
 
 def build(res: Resources) -> Handler:
     settings = res.settings
-    if settings.voice_nice:
-        os.nice(settings.voice_nice)  # transcription yields the CPU to text turns on a shared machine
+    yield_cpu(settings)
     stt = Transcriber(stt_config(settings, _log_progress))
     stt.load()
     voices = Voices(tts_config(settings))
@@ -76,6 +78,16 @@ def build(res: Resources) -> Handler:
     log.info("voice agent ready: stt %s + %s, tts %s", stt.config.multilingual.name,
              stt.config.english.name if stt.config.english else "-", engines)
     return VoiceAgent(res, stt, voices).handle
+
+
+def yield_cpu(settings: Settings) -> None:
+    """Let every other process take the CPU first: SCHED_IDLE (CHARLA_VOICE_IDLE), under which the kernel
+    preempts transcription the moment a text turn wakes, else `nice` CHARLA_VOICE_NICE, which only weighs
+    it lower. Set before the models load, so every thread they start inherits it."""
+    if settings.voice_idle:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    elif settings.voice_nice:
+        os.nice(settings.voice_nice)
 
 
 def _log_progress(done: int, total: int) -> None:
@@ -125,6 +137,8 @@ class VoiceAgent:
                                              limit_s=settings.voice_max_seconds))
             return
         except TransientError as exc:
+            if isinstance(exc, MediaAuthError):  # retried after 30 s: the note waits for a renewed token
+                await alerts.credentials_rejected(self.res.redis, exc.provider, exc.code, exc)
             if await self.res.bus.delivery_count(delivery, "voice") < settings.bus_max_deliveries:
                 raise  # the bus retries with backoff
             log.warning("voice note %s could not be fetched after retries: %s", event.message_id, exc)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from charla.bus import BacklogFull, Bus, BusConfig, Delivery
 from charla.events import Event, Identity, InboundMessage
+from charla.services import free_port
 from charla.worker import Worker
 from tests.conftest import entries, eventually
 from tests.harness import running
@@ -347,3 +350,47 @@ async def test_first_publish_to_a_missing_stream_creates_its_groups(redis: Redis
     async with running(make_worker(bus, rec), make_worker(bus, rec, group="h")):
         await rec.wait_count(2)
     assert rec.of("ana") == ["1", "1"]
+
+
+async def test_concurrent_publishes_share_a_round_trip_and_each_gets_its_own_answer(
+        redis: Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    bus = make_bus(redis, max_backlog=30)
+    pipelines = 0
+    pipeline = redis.pipeline
+
+    def counted(transaction: bool = True) -> Any:
+        nonlocal pipelines
+        pipelines += 1
+        return pipeline(transaction=transaction)
+
+    monkeypatch.setattr(redis, "pipeline", counted)
+    dedupe = [bus.publish(STREAM, event("ana", n), dedupe_key=f"wamid.{n % 20}") for n in range(40)]
+    backlog = [bus.publish("test:other", event("beto", n)) for n in range(40)]
+    answers = await asyncio.gather(*dedupe, *backlog, return_exceptions=True)
+    assert pipelines == 1  # 80 publishes, one round trip
+    assert all(isinstance(a, str) for a in answers[:20])
+    assert answers[20:40] == [None] * 20
+    assert all(isinstance(a, str) for a in answers[40:70])
+    assert all(isinstance(a, BacklogFull) for a in answers[70:])  # only the ones over the backlog
+    assert await redis.xlen(STREAM) == 20
+    assert await redis.xlen("test:other") == 30
+
+
+async def test_publish_loads_its_script_again_after_redis_forgets_it(redis: Redis) -> None:
+    bus = make_bus(redis)
+    assert await bus.publish(STREAM, event("ana", 1))
+    await redis.script_flush()  # what a Redis restart does to the script cache
+    first, second = await asyncio.gather(bus.publish(STREAM, event("ana", 2)), bus.publish(STREAM, event("ana", 3)))
+    assert first
+    assert second
+    assert await redis.xlen(STREAM) == 3
+
+
+async def test_every_waiting_publish_gets_the_connection_error() -> None:
+    down = Redis(port=free_port(), socket_connect_timeout=1)
+    try:
+        answers = await asyncio.gather(*(make_bus(down).publish(STREAM, event("ana", n)) for n in range(3)),
+                                       return_exceptions=True)
+    finally:
+        await down.aclose()
+    assert all(isinstance(a, RedisConnectionError) for a in answers), answers

@@ -97,8 +97,8 @@ async def beating(redis: Redis, names: Iterable[str], seconds: float = 120) -> N
     """Wait until each named agent writes its heartbeat, which it starts only once its handlers are built
     (models loaded): load offered earlier would be measured against a process still starting."""
     async def ready() -> bool:
-        now = time.time()
-        return all([await liveness.beats(redis, name, now) for name in names])
+        now, fresh = time.time(), liveness.LIVE_BEATS * float(BUS_ENV["CHARLA_HEARTBEAT_S"])
+        return all([any(beat.age_s < fresh for beat in await liveness.beats(redis, name, now)) for name in names])
 
     await eventually(ready, seconds, f"agents ready: {', '.join(names)}")
 

@@ -188,7 +188,7 @@ class Bus:
                                  *self.groups.get(stream, ())]
         result: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiting.append(_Publish(keys, args, result))
-        if self._sending is None:
+        if self._sending is None or self._sending.done():  # done: cancelled before it ever ran
             self._sending = asyncio.create_task(self._send_waiting())
         try:
             entry = await result
@@ -204,7 +204,14 @@ class Bus:
         try:
             while self._waiting:
                 batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
-                await self._send(batch)
+                batch = [publish for publish in batch if not publish.result.done()]  # callers gone: not sent
+                if batch:
+                    await self._send(batch)
+        except BaseException:  # cancelled (the process is stopping): nobody may wait for ever
+            waiting, self._waiting = self._waiting, []
+            for publish in waiting:
+                _settle(publish.result, RedisConnectionError("publishing was cancelled"))
+            raise
         finally:
             self._sending = None
 

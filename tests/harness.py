@@ -70,8 +70,8 @@ def running_stack(db: str, redis_url: str, fake_and_url: tuple[FakeGraph, str] |
 
 
 def running_voice_stack(db: str, redis_url: str, **env: str) -> AbstractAsyncContextManager[Stack]:
-    """The same with the voice agent (its models load in a few seconds) and nobody niced: in process, the
-    voice agent's priority would be the test's own."""
+    """The same with the voice agent (its models load in a few seconds) and nobody niced: in process, its
+    listening threads would be the test's own, waiting behind everything else the test runs."""
     return _stack(db, redis_url, None, None, True, {"CHARLA_VOICE_NICE": "0", "CHARLA_VOICE_IDLE": "false", **env})
 
 

@@ -5,7 +5,9 @@ and sent; a repeated phrase checked for pronunciation; every kind of bad audio a
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator, Awaitable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
@@ -15,12 +17,13 @@ from redis.asyncio import Redis
 from charla import constants as c
 from charla.events import Identity, InboundMessage
 from charla.media import MediaAuthError
-from tests.conftest import entries, eventually
+from tests.conftest import entries, eventually, make_settings
 from tests.fake_llm import last_user_text, system_of
 from tests.harness import Stack, running_voice_stack
 from tests.payloads import text_webhook
 from tests.servers import GRAPH_TOKEN
 from tests.voice_kit import as_received, music, note, silence, speak, voice_webhook, wer
+from voice.agent import yield_cpu
 from voice.audio import decode
 
 OGG = "audio/ogg; codecs=opus"
@@ -184,3 +187,12 @@ async def _voice_done(redis: Redis) -> bool:
 
 async def _equals(value: Awaitable[object], expected: object) -> bool:
     return await value == expected
+
+
+def test_only_the_listening_threads_yield_the_cpu() -> None:
+    """SCHED_IDLE for transcription threads, not for the process: its event loop (heartbeats, lease
+    renewals) keeps its normal priority however busy the machine is."""
+    listening = ThreadPoolExecutor(1, initializer=yield_cpu, initargs=(make_settings(CHARLA_VOICE_IDLE="true"),))
+    with listening:
+        assert listening.submit(os.sched_getscheduler, 0).result() == os.SCHED_IDLE
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER

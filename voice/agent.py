@@ -22,8 +22,12 @@ import logging
 import os
 import secrets
 import uuid
+from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any, TypeVar
 
 from charla import alerts, learners, logs, messages, profile, session
 from charla import constants as c
@@ -44,6 +48,7 @@ from voice.tts import EngineUnavailable, TtsConfig, Voices
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 REPEAT_SIMILARITY = 0.5  # below this the learner said something else, not the phrase: no pronunciation check
 
 
@@ -70,21 +75,25 @@ def tts_config(settings: Settings) -> TtsConfig:
 
 def build(res: Resources) -> Handler:
     settings = res.settings
-    yield_cpu(settings)
+    listening = ThreadPoolExecutor(settings.voice_workers, thread_name_prefix="listen",
+                                   initializer=yield_cpu, initargs=(settings,))
+    res.closers.append(lambda: asyncio.to_thread(listening.shutdown))
     stt = Transcriber(stt_config(settings, _log_progress))
-    stt.load()
+    listening.submit(stt.load).result()  # in a listening thread: the threads the models start inherit its priority
     voices = Voices(tts_config(settings))
     engines = voices.load(dict.fromkeys([settings.default_target_language, settings.default_native_language, "en"]))
     log.info("voice agent ready: stt %s + %s, tts %s", stt.config.multilingual.name,
              stt.config.english.name if stt.config.english else "-", engines)
-    return VoiceAgent(res, stt, voices).handle
+    return VoiceAgent(res, stt, voices, listening).handle
 
 
 def yield_cpu(settings: Settings) -> None:
-    """Let every other process take the CPU first: SCHED_IDLE (CHARLA_VOICE_IDLE), under which the kernel
-    preempts transcription the moment a text turn wakes, else `nice` CHARLA_VOICE_NICE, which only weighs
-    it lower. Set before the models load, so every thread they start inherits it."""
-    if settings.voice_idle:
+    """Let every other process take the CPU before this thread (and the threads it starts): SCHED_IDLE
+    (CHARLA_VOICE_IDLE), under which the kernel preempts it the moment a text turn wakes, else `nice`
+    CHARLA_VOICE_NICE, which only weighs it lower. Only the listening threads yield (decoding, VAD,
+    Whisper): the event loop keeps its normal priority, so heartbeats, lease renewals and spoken replies
+    never starve on a busy machine. Where SCHED_IDLE does not exist (not Linux), nice is used."""
+    if settings.voice_idle and hasattr(os, "SCHED_IDLE"):
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     elif settings.voice_nice:
         os.nice(settings.voice_nice)
@@ -100,6 +109,7 @@ class VoiceAgent:
     res: Resources
     stt: Transcriber
     voices: Voices
+    listening: Executor  # CHARLA_VOICE_WORKERS threads at the voice priority (yield_cpu)
 
     async def handle(self, delivery: Delivery) -> None:
         event = delivery.event()
@@ -119,11 +129,11 @@ class VoiceAgent:
         target, native, repeat = await self._context(event)
         try:
             media = await self._download(event)
-            decoded = await asyncio.to_thread(decode, media.content, max_seconds=settings.voice_max_seconds)
+            decoded = await self._listen(decode, media.content, max_seconds=settings.voice_max_seconds)
             words = repeat is not None  # word timings only for a pronunciation check
-            found = await asyncio.to_thread(self.stt.transcribe, decoded.samples, target, words=words)
+            found = await self._listen(self.stt.transcribe, decoded.samples, target, words=words)
             if found.confidence < settings.voice_min_confidence and native != target and found.seconds < 60:
-                other = await asyncio.to_thread(self.stt.transcribe, decoded.samples, native, words=words)
+                other = await self._listen(self.stt.transcribe, decoded.samples, native, words=words)
                 found = other if other.confidence > found.confidence else found  # they spoke their own language
         except MediaGone:
             await self._publish(event, Heard(problem="expired"))
@@ -145,6 +155,10 @@ class VoiceAgent:
             await self._publish(event, Heard(problem="unavailable"))
             return
         await self._publish(event, self._heard(found, repeat), found.text)
+
+    async def _listen(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`work` in a listening thread (at the voice priority)."""
+        return await asyncio.get_running_loop().run_in_executor(self.listening, partial(work, *args, **kwargs))
 
     def _heard(self, found: Transcript, repeat: str | None) -> Heard:
         settings = self.res.settings

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 ID_LIMIT = 200  # a list item's id (Twilio's limit; WhatsApp's reply button ids allow 256)
 LANGUAGE = "en"  # the resource's language; Charla's choices carry none, and session content is not reviewed
 BODY = "{{1}}"
+REFUSED = "refused"  # cached instead of a SID when the Content API refused a set of choices for good
+REFUSED_TTL_S = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -79,15 +81,18 @@ def body_parts(text: str, limit: int) -> list[str]:
 
 async def content_sid(redis: Redis, twilio: TwilioChannel, types: dict[str, Any]) -> str | None:
     """The SID of the content with these `types`, created on first use; None when the Content API refuses
-    it for good."""
+    it for good (remembered for REFUSED_TTL_S, so the same choices do not ask again on every offer)."""
     key = _key(types)
     if cached := await _get(redis, key):
+        if cached == REFUSED:
+            return None
         await redis.expire(key, c.TWILIO_CONTENT_TTL_S)
         return cached
     try:
         sid = await twilio.create_content(f"charla_choices_{key[-16:]}", LANGUAGE, types, {"1": "…"})
     except TwilioPermanentError as exc:
         log.warning("the Content API refused a set of choices (%s): numbered text instead", exc)
+        await redis.set(key, REFUSED, ex=REFUSED_TTL_S, nx=True)
         return None
     if await redis.set(key, sid, ex=c.TWILIO_CONTENT_TTL_S, nx=True):
         return sid

@@ -177,6 +177,10 @@ async def test_refused_content_falls_back_to_numbered_text(
     await twilio.wait_for(1, seconds=20)
     assert twilio.sent[0]["Body"] == "Ready?\n\n1. Option 1\n2. Option 2"
     assert content.attempts == 1
+    await offer(stack.res, 2, "Still ready?", choices(2))  # the same choices again: the refusal is remembered
+    await twilio.wait_for(2, seconds=20)
+    assert twilio.sent[1]["Body"] == "Still ready?\n\n1. Option 1\n2. Option 2"
+    assert content.attempts == 1
 
 
 async def test_content_deleted_at_twilio_is_created_again(

@@ -2,7 +2,9 @@
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
-const state = {learner: null, name: null, source: null, recorder: null, bubbles: new Map(), unseen: []};
+// readEarly: ids Charla marked read before the POST that sent them answered (the bubble has no id yet).
+const state = {learner: null, name: null, source: null, recorder: null, bubbles: new Map(), unseen: [],
+  readEarly: new Set()};
 
 async function api(path, body, form) {
   const init = body === undefined ? {} : {method: "POST", body: form ? body : JSON.stringify(body),
@@ -116,7 +118,7 @@ function choices(m) {
 function adopt(el, sent) {
   el.dataset.id = sent.message_id;
   state.bubbles.set(sent.message_id, el);
-  setTicks(el, "delivered");
+  setTicks(el, state.readEarly.delete(sent.message_id) ? "read" : "delivered");
 }
 
 async function seen(id, status) {
@@ -140,6 +142,7 @@ function onEvent(event) {
   if (data.type === "outbound.read") {
     const el = state.bubbles.get(data.message_id);
     if (el) setTicks(el, "read");
+    else state.readEarly.add(data.message_id);
     $("#typing").hidden = data.typing === false;
   } else if (data.type === "outbound.message") {
     $("#typing").hidden = true;
@@ -151,7 +154,7 @@ function onEvent(event) {
 
 async function select(handle, name) {
   if (state.source) state.source.close();
-  state.learner = handle; state.name = name || handle; state.bubbles.clear();
+  state.learner = handle; state.name = name || handle; state.bubbles.clear(); state.readEarly.clear();
   localStorage.setItem("charla.learner", JSON.stringify({handle, name}));
   document.body.dataset.ready = "";
   $("#who").textContent = `${state.name} (${handle})`;

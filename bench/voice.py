@@ -37,7 +37,7 @@ from charla.bus import Bus, BusConfig
 from charla.console import learner_key
 from charla.events import Identity, InboundMessage
 from tests.payloads import sign
-from tests.voice_kit import ENGLISH, SPANISH, note, silence, speak, transcriber, voice_webhook, wer, with_noise
+from tests.voice_kit import ENGLISH, SPANISH, STORY, note, silence, speak, transcriber, voice_webhook, wer, with_noise
 from voice.audio import RATE, Samples, decode
 
 OGG = "audio/ogg; codecs=opus"
@@ -51,21 +51,6 @@ class VoiceOptions:
     text_rate: float = 20.0
     text_seconds: float = 10.0
     flood: int = 24  # 30 s notes queued for the voice agent while text is measured
-
-
-# What a learner says in a long note: different sentences, as in real speech. (Cycling through a few
-# sentences makes Whisper's repetition guard re-decode every piece at higher temperatures, ~5x slower:
-# that measures a drill, not a note.)
-STORY = {"en": [*ENGLISH, "On Sundays we have lunch with my grandparents in the country.",
-                "I want to learn how to cook a real paella.", "Last summer we drove to the coast.",
-                "My dog is called Lucas and he is three years old.", "I need new shoes for the wedding.",
-                "In the evenings I study Spanish with an app.", "The library closes at nine on Fridays.",
-                "Tomorrow I am going to call my mother."],
-         "es": [*SPANISH, "Los domingos comemos con mis abuelos en el campo.",
-                "Quiero aprender a cocinar una paella de verdad.", "El verano pasado viajamos a la costa en coche.",
-                "Mi perro se llama Lucas y tiene tres años.", "Necesito comprar zapatos nuevos para la boda.",
-                "Por las tardes estudio español con una aplicación.", "La biblioteca cierra a las nueve los viernes.",
-                "Mañana voy a llamar a mi madre por teléfono."]}
 
 
 def sentences(language: str, seconds: float) -> Samples:

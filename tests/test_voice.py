@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.voice_kit import ENGLISH, SPANISH, as_received, music, noise, note, silence, speak, transcriber, wer
+from tests.voice_kit import ENGLISH, SPANISH, STORY, as_received, music, noise, note, silence, speak, transcriber, wer
 from voice import models, pronounce
 from voice.audio import RATE, CorruptAudio, EmptyAudio, NotAudio, TooLong, decode, encode_voice_note, peak_normalise
 from voice.heard import Heard, Pronunciation, problem_text, pronunciation_text
@@ -151,11 +151,11 @@ def test_no_words_are_heard_where_nobody_speaks(sound: str) -> None:
 
 
 def test_a_minute_long_note_is_cut_at_silences_and_keeps_its_timing() -> None:
-    gap = silence(0.8)
-    long = np.concatenate([part for sentence in ENGLISH * 4 for part in (speak(sentence, "en"), gap)])
+    gap = silence(1.8)
+    long = np.concatenate([part for sentence in STORY["en"] for part in (speak(sentence, "en"), gap)])
     assert len(long) / RATE > 50
     heard = transcriber().transcribe(as_received(long), "en", words=True)
-    assert wer(" ".join(ENGLISH * 4), heard.text) <= 0.1
+    assert wer(" ".join(STORY["en"]), heard.text) <= 0.1
     starts = [w.start for w in heard.words]
     assert starts == sorted(starts)
     assert starts[-1] > 45  # offsets of later pieces are added back
@@ -174,16 +174,16 @@ def test_pieces_hold_only_speech_and_never_exceed_whispers_window() -> None:
 
 def test_pauses_are_left_out_of_whispers_window_times_stay_the_notes_and_words_come_when_asked() -> None:
     pause = silence(2.0)
-    long = np.concatenate([part for sentence in ENGLISH * 2 for part in (speak(sentence, "en"), pause)])
+    long = np.concatenate([part for sentence in STORY["en"][:8] for part in (speak(sentence, "en"), pause)])
     assert len(long) / RATE > 30  # pauses included, more than one window; the speech alone fits in one
     stt = transcriber()
     plain = stt.transcribe(as_received(long), "en")
-    assert wer(" ".join(ENGLISH * 2), plain.text) <= 0.1
+    assert wer(" ".join(STORY["en"][:8]), plain.text) <= 0.1
     assert plain.speech_seconds < PIECE_S  # so one Whisper window, where the note's own length needs two
     assert plain.words == []
     assert plain.segments[-1].end > 30  # times are the note's, pauses included
     timed = stt.transcribe(as_received(long), "en", words=True)
-    assert wer(" ".join(ENGLISH * 2), timed.text) <= 0.1
+    assert wer(" ".join(STORY["en"][:8]), timed.text) <= 0.1
     assert timed.words[-1].end > 30
 
 

@@ -17,8 +17,9 @@ log = logging.getLogger(__name__)
 CREDENTIALS = {"meta": "WHATSAPP_ACCESS_TOKEN", "twilio": "TWILIO_AUTH_TOKEN"}
 
 
-async def alert(redis: Redis, code: int | None, message: str) -> None:
-    """An operator alert: logged loudly and kept in Redis for `charla status`."""
+async def alert(redis: Redis, code: int | str | None, message: str) -> None:
+    """An operator alert under `code` (a provider's error code, or a name such as "llm-groq"): logged loudly
+    and kept in Redis for `charla status`."""
     log.critical("%s (code %s)", message, code)
     await redis.hset(c.ALERTS_KEY, str(code), json.dumps({"message": message, "at": time.time()}))
 

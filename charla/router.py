@@ -20,8 +20,8 @@ from purgatory import AsyncCircuitBreakerFactory
 from purgatory.domain.model import OpenedState
 from redis.asyncio import Redis
 
+from charla import alerts, metrics
 from charla import constants as c
-from charla import metrics
 from charla.llm import LLM, Claude, Completion, LLMAuthError, LLMError, LocalModel, OpenAIStyle, Prompt, smollm2_path
 from charla.settings import Settings
 
@@ -186,7 +186,7 @@ class Router:
     async def _alert(self, name: str, exc: LLMError) -> None:
         if self.redis is not None:
             message = f"{name} refused the API key ({exc.status}): check its *_API_KEY"
-            await self.redis.hset(c.ALERTS_KEY, f"llm-{name}", json.dumps({"message": message, "at": time.time()}))
+            await alerts.alert(self.redis, f"llm-{name}", message)
 
 
 def _present(names: tuple[str, ...], providers: dict[str, LLM]) -> tuple[str, ...]:

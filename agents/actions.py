@@ -7,13 +7,14 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from charla import practice, profile
-from charla.commands import TOPICS, Command
-from charla.events import Choice
-from charla.messages import Conn
-from charla.profile import PracticeTime, Profile
-from charla.session import Session
-from charla.tutor import CATEGORY_NAMES, language_name
+from charla.core.events import Choice
+from charla.store import profile
+from charla.store.messages import Conn
+from charla.store.profile import PracticeTime, Profile
+from charla.store.session import Session
+from charla.tutor import practice
+from charla.tutor.commands import TOPICS, Command
+from charla.tutor.prompt import CATEGORY_NAMES, language_name
 from payments import billing
 
 _DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")

@@ -23,21 +23,24 @@ from dataclasses import dataclass, field
 import stripe
 
 from agents import actions
-from agents.tutoring import Tutor
-from charla import commands, learners, logs, memories, messages, practice, profile, session, takeover, turns
-from charla import constants as c
-from charla.bus import Delivery
-from charla.channels import Channels, mark_read, open_channels
-from charla.errors import PermanentError
-from charla.events import Choice, InboundMessage, OutboundMessage, SpeakRequest, TurnEvent, utcnow
-from charla.llm import LocalModel
-from charla.messages import Conn, Outbound
-from charla.router import AllProvidersFailed, Router, open_providers
-from charla.runtime import Resources
-from charla.session import Said, Session
-from charla.turns import Usage, Waiting
-from charla.tutor import TutorReply, render
-from charla.worker import Handler
+from charla.channels.registry import Channels, mark_read, open_channels
+from charla.core import constants as c
+from charla.core import logs
+from charla.core.bus import Delivery
+from charla.core.errors import PermanentError
+from charla.core.events import Choice, InboundMessage, OutboundMessage, SpeakRequest, TurnEvent, utcnow
+from charla.core.runtime import Resources
+from charla.core.worker import Handler
+from charla.ops import takeover
+from charla.store import learners, memories, messages, profile, session, turns
+from charla.store.messages import Conn, Outbound
+from charla.store.session import Said, Session
+from charla.store.turns import Usage, Waiting
+from charla.tutor import commands, practice
+from charla.tutor.llm import LocalModel
+from charla.tutor.pipeline import Tutor
+from charla.tutor.prompt import TutorReply, render
+from charla.tutor.router import AllProvidersFailed, Router, open_providers
 from payments import billing, entitlements
 from voice import heard as spoken
 

@@ -17,17 +17,18 @@ from dataclasses import dataclass, field
 
 import regex
 
-from charla import insights, memories, profile, turns
-from charla.bus import Delivery
-from charla.errors import PermanentError
-from charla.events import TurnEvent
-from charla.llm import LLMError
-from charla.profile import Example, Profile
-from charla.router import Route, Router, open_providers
-from charla.runtime import Resources
-from charla.session import Session
-from charla.tutor import InvalidReply, parse_as, system_prompt
-from charla.worker import Handler
+from charla.core.bus import Delivery
+from charla.core.errors import PermanentError
+from charla.core.events import TurnEvent
+from charla.core.runtime import Resources
+from charla.core.worker import Handler
+from charla.store import memories, profile, turns
+from charla.store.profile import Example, Profile
+from charla.store.session import Session
+from charla.tutor import insights
+from charla.tutor.llm import LLMError
+from charla.tutor.prompt import InvalidReply, parse_as, system_prompt
+from charla.tutor.router import Route, Router, open_providers
 
 log = logging.getLogger(__name__)
 _WORD = regex.compile(r"\p{L}+(?:['’]\p{L}+)?")

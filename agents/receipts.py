@@ -11,13 +11,13 @@ import logging
 import time
 import uuid
 
-from charla import constants as c
-from charla import messages
-from charla.bus import Delivery
-from charla.errors import PermanentError
-from charla.events import DeliveryStatus, ProviderError
-from charla.runtime import Resources
-from charla.worker import Handler
+from charla.core import constants as c
+from charla.core.bus import Delivery
+from charla.core.errors import PermanentError
+from charla.core.events import DeliveryStatus, ProviderError
+from charla.core.runtime import Resources
+from charla.core.worker import Handler
+from charla.store import messages
 
 log = logging.getLogger(__name__)
 

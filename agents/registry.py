@@ -6,10 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from agents import conversation, memory, receipts, scheduler, sender
-from charla import constants as c
-from charla.runtime import Resources
-from charla.settings import Settings
-from charla.worker import Handler
+from charla.core import constants as c
+from charla.core.runtime import Resources
+from charla.core.settings import Settings
+from charla.core.worker import Handler
 from payments import agent as payments
 
 

@@ -20,14 +20,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from charla import broadcasts, practice, profile
-from charla import constants as c
-from charla.bus import listen
-from charla.events import Flashcard, Identity, OutboundMessage, Template
-from charla.messages import Conn
-from charla.profile import Profile
-from charla.runtime import Resources
-from charla.tutor import CATEGORY_NAMES
+from charla.core import constants as c
+from charla.core.bus import listen
+from charla.core.events import Flashcard, Identity, OutboundMessage, Template
+from charla.core.runtime import Resources
+from charla.ops import broadcasts
+from charla.store import profile
+from charla.store.messages import Conn
+from charla.store.profile import Profile
+from charla.tutor import practice
+from charla.tutor.prompt import CATEGORY_NAMES
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]

@@ -1,8 +1,8 @@
 """The sender agent: the only place messages leave Charla. Idempotent per outbound id.
 
-Long replies go out in parts (charla.chunking), each recorded as it is accepted so a redelivery resumes
+Long replies go out in parts (charla.channels.chunking), each recorded as it is accepted so a redelivery resumes
 after the last one. Choices go out as Meta's interactive buttons or lists, as Twilio content created once
-per set of choices (charla.twilio_content), else as numbered text. Outside the 24-hour window only the
+per set of choices (charla.channels.twilio.content), else as numbered text. Outside the 24-hour window only the
 configured re-engagement template is sent; no free-form attempt is made. Provider errors are typed:
 transient ones are retried with backoff by the bus, permanent ones are recorded on the message (and mark the
 learner unreachable when that is the reason).
@@ -13,20 +13,24 @@ from __future__ import annotations
 import logging
 import uuid
 
-from charla import alerts, flashcards, media, messages, twilio_content
-from charla import graph as meta
-from charla import twilio_api as twilio
-from charla.bus import Delivery
-from charla.channels import Channels, open_channels
-from charla.chunking import split_text
-from charla.console import console_channel
-from charla.errors import PermanentError
-from charla.events import Choice, OutboundMessage
-from charla.graph import GraphAuthError, GraphClient
-from charla.runtime import Resources
-from charla.twilio_api import TwilioAuthError, TwilioChannel, TwilioPermanentError, TwilioTransientError
-from charla.twilio_content import Buttons
-from charla.worker import Handler
+from charla.channels import media
+from charla.channels.chunking import split_text
+from charla.channels.console import console_channel
+from charla.channels.meta import graph as meta
+from charla.channels.meta.graph import GraphAuthError, GraphClient
+from charla.channels.registry import Channels, open_channels
+from charla.channels.twilio import api as twilio
+from charla.channels.twilio import content as twilio_content
+from charla.channels.twilio.api import TwilioAuthError, TwilioChannel, TwilioPermanentError, TwilioTransientError
+from charla.channels.twilio.content import Buttons
+from charla.core import alerts
+from charla.core.bus import Delivery
+from charla.core.errors import PermanentError
+from charla.core.events import Choice, OutboundMessage
+from charla.core.runtime import Resources
+from charla.core.worker import Handler
+from charla.store import messages
+from charla.tutor import flashcards
 
 log = logging.getLogger(__name__)
 

@@ -25,10 +25,10 @@ from redis.asyncio.client import PubSub
 from bench.consumer import noop
 from bench.load import loadavg, progress, ratio
 from bench.services import UsageMeter
-from charla import constants as c
-from charla.bus import Bus
-from charla.events import Identity, InboundMessage
-from charla.worker import Worker
+from charla.core import constants as c
+from charla.core.bus import Bus
+from charla.core.events import Identity, InboundMessage
+from charla.core.worker import Worker
 from tests.conftest import eventually
 
 GROUP = "bench"

@@ -12,9 +12,9 @@ import sys
 import uvloop
 from redis.asyncio import Redis
 
-from charla.bus import Bus, Delivery
-from charla.runtime import stop_on_signals
-from charla.worker import Worker, WorkerStats
+from charla.core.bus import Bus, Delivery
+from charla.core.runtime import stop_on_signals
+from charla.core.worker import Worker, WorkerStats
 
 
 async def noop(_: Delivery) -> None:

@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 NAMES = ("meta", "twilio", "stripe", "chunker")
 # Only the parsers are instrumented: coverage of pydantic or the stripe library would drown their signal.
-INSTRUMENTED = ["orchestrator.meta", "orchestrator.twilio_hooks", "payments.webhook", "payments.ledger",
-                "charla.chunking"]
+INSTRUMENTED = ["charla.channels.meta.webhook", "charla.channels.twilio.webhook", "payments.webhook", "payments.ledger",
+                "charla.channels.chunking"]
 CRASHES = Path(tempfile.gettempdir()) / "charla-fuzz-crashes"
 _STAT = re.compile(r"^stat::(\w+):\s*(\d+)")
 # libFuzzer dictionaries: the words each format is built from, so mutations keep inputs near the real shape.

@@ -20,9 +20,9 @@ import stripe
 from pydantic import BaseModel
 from twilio.request_validator import RequestValidator
 
-from charla.chunking import split_text, utf16_len
-from orchestrator import meta as meta_hooks
-from orchestrator import twilio_hooks
+from charla.channels.chunking import split_text, utf16_len
+from charla.channels.meta import webhook as meta_hooks
+from charla.channels.twilio import webhook as twilio_hooks
 from payments import webhook as stripe_hooks
 from payments.ledger import subscription_of
 

@@ -37,8 +37,8 @@ from bench.load import CpuMeter, Send, closed_loop, http_summary, loadavg, open_
 from bench.rawhttp import RawClient, request_head, request_tail
 from bench.services import Services, UsageMeter
 from bench.stack import BUS_ENV, Running
-from charla import constants as c
-from charla.services import free_port
+from charla.cli.services import free_port
+from charla.core import constants as c
 from tests.conftest import eventually
 from tests.payloads import sign, text_webhook
 from tests.stack import stack_env

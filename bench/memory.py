@@ -24,12 +24,12 @@ from redis.asyncio import Redis
 
 from bench.load import loadavg, percentiles_ms, progress, ratio
 from bench.services import Services
-from charla import constants as c
-from charla import learners, memories, profile
-from charla.bus import Bus
-from charla.db import open_pool
-from charla.events import Identity, TurnEvent
-from charla.services import free_port
+from charla.cli.services import free_port
+from charla.core import constants as c
+from charla.core.bus import Bus
+from charla.core.db import open_pool
+from charla.core.events import Identity, TurnEvent
+from charla.store import learners, memories, profile
 from tests.fake_llm import llm_env, serve_fake_llm
 from tests.stack import Proc, stack_env
 

@@ -40,7 +40,7 @@ from bench.load import CpuMeter, Sample, http_summary, loadavg, open_loop, perce
 from bench.services import Services
 from bench.stack import AGENTS, TimedGraph, charla_processes, timed_graph
 from bench.webhook import HEADERS, LIMITS, Webhook
-from charla import insights
+from charla.tutor import insights
 from tests.conftest import eventually
 from tests.fake_llm import OVERLOADED_529, FakeLLM, Gate, error, gated, serve_fake_llm, system_of
 from tests.payloads import sign, text_webhook

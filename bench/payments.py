@@ -17,10 +17,10 @@ from redis.asyncio import Redis
 
 from bench.load import loadavg, percentiles_ms, progress, ratio
 from bench.services import Services
-from charla import learners
-from charla.db import open_pool
-from charla.events import Identity
-from charla.settings import Settings
+from charla.core.db import open_pool
+from charla.core.events import Identity
+from charla.core.settings import Settings
+from charla.store import learners
 from payments import entitlements
 
 

@@ -20,9 +20,9 @@ from redis.asyncio import Redis
 from agents.scheduler import PracticeScheduler
 from bench.load import loadavg, progress, ratio
 from bench.services import Services
-from charla import constants as c
-from charla.runtime import open_resources
-from charla.settings import Settings
+from charla.core import constants as c
+from charla.core.runtime import open_resources
+from charla.core.settings import Settings
 
 DUE = datetime(2030, 6, 3, 17, 0, tzinfo=UTC)
 

@@ -17,8 +17,8 @@ import psycopg
 from redis.asyncio import Redis
 
 from bench.load import CpuMeter, loadavg, progress
-from charla.db import migrate
-from charla.services import EmbeddedPostgres, EmbeddedRedis, free_port, redis_server_binary
+from charla.cli.services import EmbeddedPostgres, EmbeddedRedis, free_port, redis_server_binary
+from charla.core.db import migrate
 
 
 @dataclass(frozen=True)

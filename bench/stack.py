@@ -19,9 +19,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bench.services import Services
-from charla import constants as c
-from charla import liveness
-from charla.services import free_port
+from charla.cli.services import free_port
+from charla.core import constants as c
+from charla.core import liveness
 from tests.conftest import eventually
 from tests.fake_llm import llm_env, serve_fake_llm
 from tests.servers import FakeGraph, serve

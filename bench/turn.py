@@ -21,7 +21,7 @@ from bench.load import loadavg, open_loop, percentiles_ms, progress, ratio
 from bench.services import Services
 from bench.stack import bare_server
 from bench.webhook import HEADERS, LIMITS, WebhookOptions, baseline_body, measure_charla
-from charla.llm import LocalModel, Message, Prompt, smollm2_path
+from charla.tutor.llm import LocalModel, Message, Prompt, smollm2_path
 
 PROMPTS = ("Hola, ¿cómo estás? Ayer fui al mercado y compré manzanas.",
            "I goed to the cinema yesterday with my friends.",

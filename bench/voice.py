@@ -31,11 +31,11 @@ from bench.load import loadavg, percentiles_ms, progress, ratio
 from bench.services import Services
 from bench.stack import TimedGraph, charla_stack, timed_graph
 from bench.webhook import LIMITS, WebhookOptions, measure_charla
-from charla import constants as c
-from charla import media
-from charla.bus import Bus, BusConfig
-from charla.console import learner_key
-from charla.events import Identity, InboundMessage
+from charla.channels import media
+from charla.channels.console import learner_key
+from charla.core import constants as c
+from charla.core.bus import Bus, BusConfig
+from charla.core.events import Identity, InboundMessage
 from tests.payloads import sign
 from tests.voice_kit import ENGLISH, SPANISH, STORY, note, silence, speak, transcriber, voice_webhook, wer, with_noise
 from voice.audio import RATE, Samples, decode

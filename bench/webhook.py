@@ -34,7 +34,7 @@ from bench.load import (
 )
 from bench.services import Services, UsageMeter
 from bench.stack import BUS_ENV, TimedGraph, bare_server, charla_stack, drained, timed_graph
-from charla import constants as c
+from charla.core import constants as c
 from tests.conftest import eventually
 from tests.payloads import sign, text_webhook
 

@@ -1,3 +1,3 @@
-from charla.cli import main
+from charla.cli.root import main
 
 main()

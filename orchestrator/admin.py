@@ -22,11 +22,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
-from charla import analytics, broadcasts, deadletters, learners, session, takeover
-from charla.bus import Bus
-from charla.constants import CONSUMER_GROUPS, PREFIX
-from charla.events import Template
-from charla.runtime import Resources
+from charla.core.bus import Bus
+from charla.core.constants import CONSUMER_GROUPS, PREFIX
+from charla.core.events import Template
+from charla.core.runtime import Resources
+from charla.ops import analytics, broadcasts, deadletters, takeover
+from charla.store import learners, session
 from orchestrator import charts
 from orchestrator.deps import Res
 from payments import entitlements

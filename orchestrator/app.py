@@ -19,14 +19,16 @@ from fastapi.staticfiles import StaticFiles
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from charla import constants as c
-from charla import metrics
-from charla.bus import BacklogFull
-from charla.events import InboundMessage, Provider
-from charla.media import kept
-from charla.runtime import Resources, consumer_name, heartbeat, open_resources
-from charla.settings import Settings
-from orchestrator import admin, console, meta, openapi, scrape, twilio_hooks
+from charla.channels.media import kept
+from charla.channels.meta import webhook as meta
+from charla.channels.twilio import webhook as twilio_hooks
+from charla.core import constants as c
+from charla.core import metrics
+from charla.core.bus import BacklogFull
+from charla.core.events import InboundMessage, Provider
+from charla.core.runtime import Resources, consumer_name, heartbeat, open_resources
+from charla.core.settings import Settings
+from orchestrator import admin, console, openapi, scrape
 from orchestrator.deps import Res
 from orchestrator.lane import WebhookLane, redis_unavailable
 from payments import webhook as stripe_events

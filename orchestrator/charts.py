@@ -8,7 +8,7 @@ from typing import Any
 import pygal
 from pygal.style import Style
 
-from charla.analytics import Series
+from charla.ops.analytics import Series
 
 STYLE = Style(background="transparent", plot_background="transparent", foreground="#111b21",
               foreground_strong="#111b21", foreground_subtle="#c8d0d4", opacity=".75", opacity_hover=".95",

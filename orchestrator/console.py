@@ -21,10 +21,11 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse
 
-from charla import console, learners, media
-from charla import constants as c
-from charla.events import Identity
-from charla.runtime import Resources
+from charla.channels import console, media
+from charla.core import constants as c
+from charla.core.events import Identity
+from charla.core.runtime import Resources
+from charla.store import learners
 from orchestrator.deps import Res
 from payments import entitlements
 from payments import webhook as stripe_events

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from charla.runtime import Resources
+from charla.core.runtime import Resources
 
 
 async def resources(request: Request) -> Resources:

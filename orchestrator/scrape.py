@@ -1,7 +1,7 @@
 """GET /metrics: every Charla process's metrics and the bus's state, in Prometheus text format.
 
 One scrape shows the whole deployment: this process's own registry (read live), the snapshot every other
-process publishes next to its heartbeat (charla.metrics.publish; agents may run on other machines and share
+process publishes next to its heartbeat (charla.core.metrics.publish; agents may run on other machines and share
 only Redis), each sample labelled `process` (agent) and `instance` (consumer), same-named families merged
 into one; and gauges computed now from Redis: per stream its length and dead letters, per consumer group
 its pending entries, lag and consumers, and live processes per agent. The snapshots carry an `instance`
@@ -24,10 +24,10 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from charla import constants as c
-from charla import metrics
-from charla.bus import Bus, StreamStats
-from charla.runtime import Resources, consumer_name
+from charla.core import constants as c
+from charla.core import metrics
+from charla.core.bus import Bus, StreamStats
+from charla.core.runtime import Resources, consumer_name
 
 log = logging.getLogger(__name__)
 

@@ -6,11 +6,11 @@ the cache is invalidated after the commit, so the learner's next message sees th
 
 from __future__ import annotations
 
-from charla.bus import Delivery
-from charla.errors import PermanentError
-from charla.events import StripeEvent
-from charla.runtime import Resources
-from charla.worker import Handler
+from charla.core.bus import Delivery
+from charla.core.errors import PermanentError
+from charla.core.events import StripeEvent
+from charla.core.runtime import Resources
+from charla.core.worker import Handler
 from payments import entitlements, ledger
 
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import stripe
 from psycopg_pool import AsyncConnectionPool
 
-from charla.settings import Settings
+from charla.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ from urllib.parse import urlencode
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
-from charla import constants as c
-from charla.messages import Conn
-from charla.profile import zone
-from charla.settings import Settings
+from charla.core import constants as c
+from charla.core.settings import Settings
+from charla.store.messages import Conn
+from charla.store.profile import zone
 
 PREMIUM = frozenset({"trial", "active", "past_due"})  # past_due: Stripe is still retrying; keep payers working
 CACHE_TTL_S = 3600

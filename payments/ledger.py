@@ -14,9 +14,9 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from charla import logs
-from charla.events import StripeEvent
-from charla.messages import Conn
+from charla.core import logs
+from charla.core.events import StripeEvent
+from charla.store.messages import Conn
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ import orjson
 import stripe
 from fastapi.responses import JSONResponse, Response
 
-from charla import constants as c
-from charla.bus import BacklogFull
-from charla.events import MAX_DEPTH, StripeEvent, deeper_than, without_nul
-from charla.runtime import Resources
+from charla.core import constants as c
+from charla.core.bus import BacklogFull
+from charla.core.events import MAX_DEPTH, StripeEvent, deeper_than, without_nul
+from charla.core.runtime import Resources
 from payments.ledger import subscription_of
 
 log = logging.getLogger(__name__)

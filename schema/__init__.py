@@ -1,1 +1,1 @@
-"""SQL migrations, applied in file-name order by `charla migrate` and at startup (see charla.db)."""
+"""SQL migrations, applied in file-name order by `charla migrate` and at startup (see charla.core.db)."""

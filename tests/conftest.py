@@ -18,9 +18,9 @@ import psycopg
 import pytest
 from redis.asyncio import Redis
 
-from charla.db import migrate
-from charla.services import EmbeddedPostgres, EmbeddedRedis, free_port, redis_server_binary
-from charla.settings import Settings
+from charla.cli.services import EmbeddedPostgres, EmbeddedRedis, free_port, redis_server_binary
+from charla.core.db import migrate
+from charla.core.settings import Settings
 
 SYSTEM_REDIS = shutil.which("redis-server")
 REDIS_SERVERS = {"redis6": redis_server_binary()}

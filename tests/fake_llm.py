@@ -18,8 +18,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from charla import insights
-from charla.services import free_port
+from charla.cli.services import free_port
+from charla.tutor import insights
 from tests.payloads import fixture_json
 from tests.servers import serve
 

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from charla import console
+from charla.channels import console
 from tests.payloads import fixture_json
 from tests.servers import serve
 

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 
 from agents.registry import AGENTS
-from charla.runtime import Resources, open_resources
-from charla.worker import Worker
+from charla.core.runtime import Resources, open_resources
+from charla.core.worker import Worker
 from orchestrator.app import create_app
 from tests.conftest import make_settings
 from tests.fake_llm import FakeLLM, llm_env, serve_fake_llm

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from charla.console import signature, text_delivery
+from charla.channels.console import signature, text_delivery
 
 # Byte-exact copies of ../shared/fixtures (signatures cover the exact bytes: never reformat them).
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from charla.services import free_port
+from charla.cli.services import free_port
 from tests.payloads import fixture_json
 
 # An HTTP status and the JSON body to answer with.

@@ -17,13 +17,14 @@ import pytest
 from redis.asyncio import Redis
 from typer.testing import CliRunner
 
-from charla import broadcasts, learners, profile
-from charla import constants as c
-from charla.broadcasts import Pacer, Segment
-from charla.cli import app
-from charla.events import Identity, OutboundMessage, Template, decode_event
-from charla.messages import Conn
-from charla.runtime import Resources, open_resources
+from charla.cli.root import app
+from charla.core import constants as c
+from charla.core.events import Identity, OutboundMessage, Template, decode_event
+from charla.core.runtime import Resources, open_resources
+from charla.ops import broadcasts
+from charla.ops.broadcasts import Pacer, Segment
+from charla.store import learners, profile
+from charla.store.messages import Conn
 from tests.conftest import entries, eventually, make_settings
 from tests.harness import running_stack
 from tests.payloads import text_webhook

@@ -11,10 +11,10 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from charla.bus import BacklogFull, Bus, BusConfig, Delivery
-from charla.events import Event, Identity, InboundMessage
-from charla.services import free_port
-from charla.worker import Worker
+from charla.cli.services import free_port
+from charla.core.bus import BacklogFull, Bus, BusConfig, Delivery
+from charla.core.events import Event, Identity, InboundMessage
+from charla.core.worker import Worker
 from tests.conftest import entries, eventually
 from tests.harness import running
 

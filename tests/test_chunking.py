@@ -6,7 +6,7 @@ import regex
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from charla.chunking import formatting_spans, split_text, utf16_len
+from charla.channels.chunking import formatting_spans, split_text, utf16_len
 
 WORDS = st.sampled_from(["hola", "qué", "tal", "estás", "subjuntivo", "ser", "estar", "café", "niño",
                          "👩‍👩‍👧", "🇪🇸", "👍🏽", "é", "a\u0301", "漢字", "…", "🙂"])

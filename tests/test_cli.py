@@ -12,8 +12,8 @@ import typer
 from redis.asyncio import Redis
 from typer.testing import CliRunner
 
-from charla import constants as c
-from charla.cli import app
+from charla.cli.root import app
+from charla.core import constants as c
 from tests.test_settings import PRODUCTION
 
 runner = CliRunner()
@@ -88,7 +88,7 @@ def test_migrate_and_status_against_real_services(db: str, default_redis_server:
 
 def test_registry_matches_the_declared_consumer_groups() -> None:
     from agents.registry import AGENTS
-    from charla import constants as c
+    from charla.core import constants as c
 
     declared = {(stream, group) for stream, groups in c.CONSUMER_GROUPS.items() for group in groups}
     assert declared == {(consumes.stream, spec.name) for spec in AGENTS.values() for consumes in spec.consumes}
@@ -105,7 +105,7 @@ async def test_status_shows_and_clears_operator_alerts(db: str, default_redis_se
 
 
 def test_status_labels_the_demo_model() -> None:
-    from charla.status import render
+    from charla.ops.status import render
 
     report = {"provider": "console", "processes": {}, "heartbeats": [], "streams": [], "alerts": {},
               "llm": {"providers": {"local": {"model": "SmolLM2-135M-Instruct.Q4_1", "demo": True}},

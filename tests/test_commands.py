@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from charla.commands import Command, find_timezone, parse
+from charla.tutor.commands import Command, find_timezone, parse
 
 
 @pytest.mark.parametrize(("text", "expected"), [

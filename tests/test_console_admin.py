@@ -14,9 +14,9 @@ import psycopg
 import pytest
 from redis.asyncio import Redis
 
-from charla import analytics, deadletters
-from charla import constants as c
-from charla.events import Identity, InboundMessage
+from charla.core import constants as c
+from charla.core.events import Identity, InboundMessage
+from charla.ops import analytics, deadletters
 from tests.conftest import eventually
 from tests.harness import Stack, running_stack
 from tests.payloads import text_webhook

@@ -12,8 +12,8 @@ import psycopg
 import pytest
 from redis.asyncio import Redis
 
-from charla import constants as c
-from charla.events import TurnEvent, decode_event
+from charla.core import constants as c
+from charla.core.events import TurnEvent, decode_event
 from tests.conftest import entries, eventually
 from tests.fake_llm import error, last_user_text
 from tests.harness import Stack, running_stack

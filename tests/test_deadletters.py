@@ -15,12 +15,12 @@ import pytest
 from redis.asyncio import Redis
 from typer.testing import CliRunner
 
-from charla import constants as c
-from charla import deadletters
-from charla.bus import Bus, BusConfig, Delivery
-from charla.cli import app
-from charla.events import Event, Identity, InboundMessage, ReadReceipt
-from charla.worker import Worker
+from charla.cli.root import app
+from charla.core import constants as c
+from charla.core.bus import Bus, BusConfig, Delivery
+from charla.core.events import Event, Identity, InboundMessage, ReadReceipt
+from charla.core.worker import Worker
+from charla.ops import deadletters
 from tests.conftest import entries, eventually
 from tests.harness import running
 

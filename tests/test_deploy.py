@@ -23,11 +23,11 @@ from typer.core import TyperGroup
 from typer.testing import CliRunner
 
 from agents.registry import AGENTS
-from charla import constants as c
-from charla.cli import app
-from charla.runtime import heartbeat
-from charla.services import EmbeddedRedis, free_port, redis_server_binary
-from charla.settings import Settings
+from charla.cli.root import app
+from charla.cli.services import EmbeddedRedis, free_port, redis_server_binary
+from charla.core import constants as c
+from charla.core.runtime import heartbeat
+from charla.core.settings import Settings
 from orchestrator.app import create_app
 from tests.conftest import eventually, make_settings
 from tests.servers import serve

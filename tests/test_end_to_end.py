@@ -17,8 +17,8 @@ import psycopg
 import pytest
 from redis.asyncio import Redis
 
-from charla import constants as c
-from charla.services import free_port
+from charla.cli.services import free_port
+from charla.core import constants as c
 from tests.conftest import eventually, hash_of
 from tests.fake_llm import FakeLLM, llm_env, serve_fake_llm
 from tests.servers import GRAPH_TOKEN, FakeGraph, serve_fake_graph

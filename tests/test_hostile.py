@@ -44,9 +44,10 @@ from twilio.request_validator import RequestValidator
 
 from bench import fuzz_targets
 from bench.fuzz_targets import EXPECTED, STRIPE_SECRET, TARGETS, TWILIO_TOKEN, TWILIO_URL, stripe_signature
-from charla import constants as c
-from charla.chunking import split_text
-from orchestrator import meta, twilio_hooks
+from charla.channels.chunking import split_text
+from charla.channels.meta import webhook as meta
+from charla.channels.twilio import webhook as twilio_hooks
+from charla.core import constants as c
 from orchestrator.app import create_app
 from payments.webhook import parse
 from tests.conftest import make_settings

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from agents.tutoring import Tutor
-from charla.llm import LocalModel, Message, Prompt, smollm2_path
-from charla.profile import Profile
-from charla.router import Router, open_providers
-from charla.session import Session
-from charla.tutor import render
+from charla.store.profile import Profile
+from charla.store.session import Session
+from charla.tutor.llm import LocalModel, Message, Prompt, smollm2_path
+from charla.tutor.pipeline import Tutor
+from charla.tutor.prompt import render
+from charla.tutor.router import Router, open_providers
 from tests.conftest import make_settings
 
 pytestmark = pytest.mark.timeout(120)

@@ -14,8 +14,8 @@ import psycopg
 import pytest
 from redis.asyncio import Redis
 
-from charla import constants as c
-from charla import logs
+from charla.core import constants as c
+from charla.core import logs
 from payments import entitlements
 from tests.conftest import eventually, make_settings
 from tests.harness import Stack, running_stack
@@ -30,7 +30,7 @@ SECRET_FRAGMENTS = (PHONE, BLOCKED_PHONE, "Zebulon", "Quixote", "Bartolomeo", "a
 
 @pytest.fixture
 def capture() -> Iterator[Callable[[], io.StringIO]]:
-    """Attaches JSON log captures to the root logger as charla.logs.configure does (each replaces the
+    """Attaches JSON log captures to the root logger as charla.core.logs.configure does (each replaces the
     last); levels and handlers are restored afterwards."""
     root = logging.getLogger()
     saved = root.level, {name: logging.getLogger(name).level for name in logs.NOISY}

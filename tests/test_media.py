@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from charla.media import MediaAuthError, MediaCorrupt, MediaGone, MediaTooLarge, download_meta, download_twilio
+from charla.channels.media import MediaAuthError, MediaCorrupt, MediaGone, MediaTooLarge, download_meta, download_twilio
 from tests.payloads import fixture_json
 from tests.servers import serve
 

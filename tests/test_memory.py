@@ -16,12 +16,13 @@ import psycopg
 import pytest
 from redis.asyncio import Redis
 
-from charla import constants as c
-from charla import insights, learners, memories, profile
-from charla.db import open_pool
-from charla.events import Identity, TurnEvent
-from charla.profile import Profile
-from charla.services import free_port
+from charla.cli.services import free_port
+from charla.core import constants as c
+from charla.core.db import open_pool
+from charla.core.events import Identity, TurnEvent
+from charla.store import learners, memories, profile
+from charla.store.profile import Profile
+from charla.tutor import insights
 from tests.conftest import eventually
 from tests.fake_llm import FakeLLM, serve_fake_llm
 from tests.harness import Stack, running_stack
@@ -183,7 +184,7 @@ async def test_killed_memory_agent_loses_and_double_counts_nothing(db: str, defa
                              corrections=[{"original": "Yo es cansado", "corrected": "Estoy cansado",
                                            "category": "ser_estar"}],
                              vocabulary=[{"word": f"palabra{n}", "translation": "word"}], llm="groq")
-            from charla.bus import Bus
+            from charla.core.bus import Bus
 
             await Bus(redis_default).publish(c.STREAM_TURNS, turn)
     env = stack_env(db=db, redis_url=default_redis_server, graph_url="http://127.0.0.1:9", port=free_port(),

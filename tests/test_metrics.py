@@ -14,15 +14,15 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
-from charla import constants as c
-from charla import metrics
-from charla.bus import Bus, BusConfig, Delivery
-from charla.errors import PermanentError
-from charla.llm import Completion, LLMRateLimited, Prompt
-from charla.router import AllProvidersFailed, Route, Router
-from charla.runtime import heartbeat
-from charla.services import free_port
-from charla.worker import Worker
+from charla.cli.services import free_port
+from charla.core import constants as c
+from charla.core import metrics
+from charla.core.bus import Bus, BusConfig, Delivery
+from charla.core.errors import PermanentError
+from charla.core.runtime import heartbeat
+from charla.core.worker import Worker
+from charla.tutor.llm import Completion, LLMRateLimited, Prompt
+from charla.tutor.router import AllProvidersFailed, Route, Router
 from orchestrator import scrape
 from tests.conftest import eventually
 from tests.harness import Stack, running, running_stack

@@ -13,9 +13,9 @@ import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from charla import constants as c
-from charla.events import InboundMessage, decode_event
-from charla.services import EmbeddedRedis, free_port, redis_server_binary
+from charla.cli.services import EmbeddedRedis, free_port, redis_server_binary
+from charla.core import constants as c
+from charla.core.events import InboundMessage, decode_event
 from orchestrator.app import create_app
 from tests.conftest import entries, make_settings
 from tests.payloads import APP_SECRET, fixture_bytes, fixture_json, sign, text_webhook

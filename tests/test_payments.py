@@ -14,9 +14,9 @@ import pytest
 import stripe
 from redis.asyncio import Redis
 
-from charla import constants as c
-from charla import learners
-from charla.events import Identity
+from charla.core import constants as c
+from charla.core.events import Identity
+from charla.store import learners
 from payments import entitlements
 from payments.webhook import parse
 from tests.conftest import eventually, make_settings

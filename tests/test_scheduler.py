@@ -12,11 +12,12 @@ import pytest
 from redis.asyncio import Redis
 
 from agents.scheduler import PracticeScheduler
-from charla import constants as c
-from charla import learners, practice, profile
-from charla.events import Identity, OutboundMessage, decode_event
-from charla.profile import Example, Profile
-from charla.runtime import Resources, open_resources
+from charla.core import constants as c
+from charla.core.events import Identity, OutboundMessage, decode_event
+from charla.core.runtime import Resources, open_resources
+from charla.store import learners, profile
+from charla.store.profile import Example, Profile
+from charla.tutor import practice
 from tests.conftest import entries, make_settings
 from tests.harness import Stack, running_stack
 from tests.test_conversation import bodies, rows, say

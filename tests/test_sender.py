@@ -13,13 +13,19 @@ import pytest
 from redis.asyncio import Redis
 
 from agents import conversation, sender
-from charla import constants as c
-from charla.chunking import split_text
-from charla.errors import PermanentError
-from charla.events import Identity, InboundMessage
-from charla.graph import GraphAuthError, GraphClient, GraphPermanentError, GraphTransientError, graph_error
-from charla.runtime import Resources, open_resources
-from charla.worker import Worker
+from charla.channels.chunking import split_text
+from charla.channels.meta.graph import (
+    GraphAuthError,
+    GraphClient,
+    GraphPermanentError,
+    GraphTransientError,
+    graph_error,
+)
+from charla.core import constants as c
+from charla.core.errors import PermanentError
+from charla.core.events import Identity, InboundMessage
+from charla.core.runtime import Resources, open_resources
+from charla.core.worker import Worker
 from tests.conftest import eventually, make_settings
 from tests.fake_llm import llm_env, serve_fake_llm
 from tests.payloads import fixture_json

@@ -15,10 +15,11 @@ import psycopg
 import pytest
 from redis.asyncio import Redis
 
-from charla import constants as c
-from charla import deadletters, learners, messages
-from charla.events import Identity, InboundMessage, OutboundMessage
-from charla.runtime import Resources
+from charla.core import constants as c
+from charla.core.events import Identity, InboundMessage, OutboundMessage
+from charla.core.runtime import Resources
+from charla.ops import deadletters
+from charla.store import learners, messages
 from tests.conftest import eventually
 from tests.harness import Stack, running_stack
 from tests.payloads import fixture_json

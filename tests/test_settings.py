@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from charla.settings import Settings
+from charla.core.settings import Settings
 from tests.conftest import make_settings
 
 PRODUCTION = {"CHARLA_ENV": "production", "CHARLA_ADMIN_TOKEN": "a-long-admin-token",

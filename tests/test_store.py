@@ -6,9 +6,9 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from charla import learners
-from charla.db import MigrationError, migrate, migrations, open_pool
-from charla.events import Identity
+from charla.core.db import MigrationError, migrate, migrations, open_pool
+from charla.core.events import Identity
+from charla.store import learners
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
-from charla import constants as c
-from charla import takeover
+from charla.core import constants as c
+from charla.ops import takeover
 from tests.conftest import eventually
 from tests.fake_llm import last_user_text
 from tests.harness import Stack, running_stack

@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from agents.tutoring import CONFUSED, Tutor
-from charla import constants as c
-from charla.llm import LLMRateLimited, LLMRejected, LLMUnavailable, Message, Prompt, classify
-from charla.profile import Profile
-from charla.router import AllProvidersFailed, Route, Router, cost_usd, is_hard_grammar, open_providers
-from charla.session import Said, Session
-from charla.tutor import Correction, TutorReply, degrade, parse, render
+from charla.core import constants as c
+from charla.store.profile import Profile
+from charla.store.session import Said, Session
+from charla.tutor.llm import LLMRateLimited, LLMRejected, LLMUnavailable, Message, Prompt, classify
+from charla.tutor.pipeline import CONFUSED, Tutor
+from charla.tutor.prompt import Correction, TutorReply, degrade, parse, render
+from charla.tutor.router import AllProvidersFailed, Route, Router, cost_usd, is_hard_grammar, open_providers
 from tests.conftest import make_settings
 from tests.fake_llm import OVERLOADED_529, FakeLLM, error, llm_env, serve_fake_llm
 

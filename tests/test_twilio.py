@@ -12,9 +12,9 @@ import pytest
 from redis.asyncio import Redis
 from twilio.request_validator import RequestValidator
 
-from charla import constants as c
-from charla.chunking import split_text
-from orchestrator.twilio_hooks import delivery_status, inbound_message, signature_ok
+from charla.channels.chunking import split_text
+from charla.channels.twilio.webhook import delivery_status, inbound_message, signature_ok
+from charla.core import constants as c
 from tests.conftest import eventually
 from tests.harness import Stack, running_stack
 from tests.payloads import fixture_json

@@ -10,12 +10,12 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from charla import constants as c
-from charla import learners, messages, session
-from charla.events import Choice, Identity, InboundMessage, OutboundMessage
-from charla.runtime import Resources
-from charla.twilio_content import body_parts, content_types
-from orchestrator.twilio_hooks import inbound_message
+from charla.channels.twilio.content import body_parts, content_types
+from charla.channels.twilio.webhook import inbound_message
+from charla.core import constants as c
+from charla.core.events import Choice, Identity, InboundMessage, OutboundMessage
+from charla.core.runtime import Resources
+from charla.store import learners, messages, session
 from tests.conftest import eventually
 from tests.harness import Stack, running_stack
 from tests.servers import FakeTwilio, FakeTwilioContent, serve_fake_twilio, serve_fake_twilio_content

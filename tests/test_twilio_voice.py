@@ -16,8 +16,8 @@ import psycopg
 import pytest
 from redis.asyncio import Redis
 
-from charla import constants as c
-from charla.media import MediaAuthError
+from charla.channels.media import MediaAuthError
+from charla.core import constants as c
 from tests.conftest import entries, eventually
 from tests.fake_llm import last_user_text, system_of
 from tests.harness import Stack, running_voice_stack

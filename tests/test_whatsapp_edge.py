@@ -13,9 +13,8 @@ import psycopg
 import pytest
 from redis.asyncio import Redis
 
-from charla import constants as c
-from charla import learners, messages
-from charla.events import (
+from charla.core import constants as c
+from charla.core.events import (
     Choice,
     DeliveryStatus,
     Identity,
@@ -24,7 +23,8 @@ from charla.events import (
     ProviderError,
     decode_event,
 )
-from charla.runtime import open_resources
+from charla.core.runtime import open_resources
+from charla.store import learners, messages
 from orchestrator.app import create_app
 from tests.conftest import entries, eventually, make_settings
 from tests.fake_llm import FakeLLM
@@ -98,7 +98,7 @@ async def test_each_fixture_publishes_what_it_means(orchestrator_only: Stack, re
 
 
 def test_business_scoped_status_keeps_the_callback_data() -> None:
-    from orchestrator.meta import statuses
+    from charla.channels.meta.webhook import statuses
 
     (status,) = statuses(fixture_json("wa_status_sent_with_biz_opaque.json"))
     assert (status.outbound_id, status.learner) == ("some data", "wa:972987654321")

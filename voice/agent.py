@@ -7,7 +7,7 @@ Two kinds of work arrive on the voice stream:
   message, where the conversation agent answers it like text. A note that cannot be used (empty, corrupt,
   silent, too long, expired) is published with the problem instead, so the learner gets a kind reply from
   the same place every reply comes from; nothing is retried forever. A download whose credentials the
-  provider rejects raises an operator alert and is retried 30 s apart (charla.media.MediaAuthError), so a
+  provider rejects raises an operator alert and is retried 30 s apart (charla.channels.media.MediaAuthError), so a
   token renewed within a few minutes still hears the note; after the bus's last delivery the learner is
   told kindly to send it again.
 - a SpeakRequest: synthesize the phrase (Piper/espeak-ng), keep the Ogg/Opus under MEDIA_KEY and hand a
@@ -29,16 +29,17 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from charla import alerts, learners, logs, messages, profile, session
-from charla import constants as c
-from charla import media as media_store
-from charla.bus import Delivery
-from charla.errors import PermanentError, TransientError
-from charla.events import InboundMessage, OutboundMessage, SpeakRequest
-from charla.media import Media, MediaAuthError, MediaGone, MediaTooLarge, download_meta, download_twilio
-from charla.runtime import Resources
-from charla.settings import Settings
-from charla.worker import Handler
+from charla.channels import media as media_store
+from charla.channels.media import Media, MediaAuthError, MediaGone, MediaTooLarge, download_meta, download_twilio
+from charla.core import alerts, logs
+from charla.core import constants as c
+from charla.core.bus import Delivery
+from charla.core.errors import PermanentError, TransientError
+from charla.core.events import InboundMessage, OutboundMessage, SpeakRequest
+from charla.core.runtime import Resources
+from charla.core.settings import Settings
+from charla.core.worker import Handler
+from charla.store import learners, messages, profile, session
 from payments import entitlements
 from voice import models, pronounce
 from voice.audio import AudioProblem, decode

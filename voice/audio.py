@@ -11,7 +11,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from charla.errors import PermanentError
+from charla.core.errors import PermanentError
 
 RATE = 16_000  # what Whisper and Silero VAD take
 VOICE_NOTE_MAX_BYTES = 512 * 1024  # WhatsApp plays larger Ogg/Opus files as documents, not voice notes

@@ -28,7 +28,7 @@ import numpy as np
 from faster_whisper import WhisperModel
 from faster_whisper.vad import SpeechTimestampsMap, VadOptions, collect_chunks, get_speech_timestamps
 
-from charla import metrics
+from charla.core import metrics
 from voice.audio import RATE, Samples, peak_normalise
 from voice.models import label
 from voice.pronounce import Word

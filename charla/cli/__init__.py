@@ -1,0 +1,2 @@
+"""The `charla` command line: its verbs, the supervisor of a local stack, the embedded PostgreSQL and Redis.
+"""

@@ -1,0 +1,60 @@
+"""Is a process alive on this host? Read from the heartbeat keys agents and the orchestrator refresh
+(charla/core/runtime.py heartbeat()); `charla alive NAME`, the compose health check of processes without HTTP."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from charla.core import constants as c
+
+LIVE_BEATS = 3  # a process is alive while its last beat is younger than this many heartbeat periods
+
+
+@dataclass(frozen=True)
+class Beat:
+    """One process's last heartbeat: who wrote it, where, and how long ago."""
+
+    consumer: str
+    host: str
+    age_s: float
+
+
+async def beats(redis: Redis, name: str, now: float) -> list[Beat]:
+    """Every heartbeat of agent `name`'s processes, aged at `now` (bodies without host or time skipped)."""
+    keys = [key async for key in redis.scan_iter(match=c.HEARTBEAT_KEY.format(agent=name, consumer="*"),
+                                                 count=200)]
+    bodies = await redis.mget(keys) if keys else []
+    return [beat for body in bodies if body is not None and (beat := parse_beat(body, name, now)) is not None]
+
+
+def parse_beat(raw: bytes | str, name: str, now: float) -> Beat | None:
+    """A heartbeat body (JSON: agent, consumer, pid, host, at, …) read tolerantly; None when unusable."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or body.get("agent") != name:
+        return None
+    host, at = body.get("host"), body.get("at")
+    if not isinstance(host, str) or not isinstance(at, int | float):
+        return None
+    return Beat(str(body.get("consumer", "?")), host, now - float(at))
+
+
+def verdict(found: list[Beat], name: str, host: str, max_age_s: float) -> str | None:
+    """None when a beat from `host` is younger than `max_age_s`, else what the operator should know."""
+    here = [beat for beat in found if beat.host == host]
+    if any(beat.age_s < max_age_s for beat in here):
+        return None
+    if here:
+        youngest = min(beat.age_s for beat in here)
+        return (f"{name} on {host} last beat {youngest:.1f}s ago (alive means under {max_age_s:g}s): "
+                "the process is stuck or its event loop is blocked")
+    if found:
+        others = ", ".join(sorted({beat.host for beat in found}))
+        return f"no heartbeat from {name} on this host ({host}); only from: {others}"
+    return (f"no heartbeat from {name} on any host: it is not running, still starting, or was stopped "
+            f"for over {max_age_s:g}s")

@@ -1,0 +1,2 @@
+"""Operator tools: dashboard analytics, broadcasts, human takeover, dead letters and status.
+"""

@@ -1,0 +1,105 @@
+"""Learners and their identities: a learner is found by any identity it has ever arrived with."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import datetime
+
+from psycopg import AsyncConnection
+
+from charla.core.events import Identity
+
+_COLUMNS = {"wa_id": "wa_id", "user_id": "wa_user_id", "twilio": "twilio_id", "console": "console_id"}
+
+
+def _hashes(ids: dict[str, str]) -> list[str]:
+    """One-way hashes of a learner's identities (what survives erasure, for the free quota only)."""
+    return [hashlib.sha256(f"charla-quota:{col}:{value}".encode()).hexdigest() for col, value in ids.items()]
+
+
+def _ids(identity: Identity) -> dict[str, str]:
+    return {col: getattr(identity, attr) for attr, col in _COLUMNS.items() if getattr(identity, attr)}
+
+
+async def upsert(conn: AsyncConnection[tuple[object, ...]], identity: Identity,
+                 seen_at: datetime | None = None) -> uuid.UUID:
+    """The learner with any of `identity`'s ids (created if new); ids learnt now are added to it."""
+    ids = _ids(identity)
+    if not ids:
+        raise ValueError("identity has no id")
+    for _ in range(3):  # a concurrent insert of the same learner makes the first try lose the race
+        found = await _find(conn, ids)
+        if found is not None:
+            await _update(conn, found, ids, identity.name, seen_at)
+            return found
+        cols = ", ".join(ids)
+        marks = ", ".join(["%s"] * len(ids))
+        query = (f"INSERT INTO learners ({cols}, display_name, last_inbound_at) "  # noqa: S608 - fixed names
+                 f"VALUES ({marks}, %s, %s) ON CONFLICT DO NOTHING RETURNING id")
+        row = await (await conn.execute(query.encode(), [*ids.values(), identity.name, seen_at])).fetchone()
+        if row is not None:
+            learner_id = uuid.UUID(str(row[0]))
+            await conn.execute(  # someone who erased their data comes back with the free messages they had used
+                """UPDATE learners SET free_used = (SELECT coalesce(max(free_used), 0) FROM erased_quota
+                                                    WHERE identity_hash = ANY(%s)) WHERE id = %s""",
+                (_hashes(ids), learner_id))
+            return learner_id
+    raise RuntimeError(f"could not create or find learner {identity.key()}")
+
+
+async def find(conn: AsyncConnection[tuple[object, ...]], identity: Identity) -> uuid.UUID | None:
+    """The learner with any of `identity`'s ids, if they have written before (read only)."""
+    ids = _ids(identity)
+    return await _find(conn, ids) if ids else None
+
+
+async def _find(conn: AsyncConnection[tuple[object, ...]], ids: dict[str, str]) -> uuid.UUID | None:
+    where = " OR ".join(f"{col} = %s" for col in ids)
+    query = f"SELECT id FROM learners WHERE {where} ORDER BY created_at LIMIT 1"  # noqa: S608 - fixed names
+    row = await (await conn.execute(query.encode(), list(ids.values()))).fetchone()
+    return None if row is None else uuid.UUID(str(row[0]))
+
+
+async def _update(conn: AsyncConnection[tuple[object, ...]], learner_id: uuid.UUID, ids: dict[str, str],
+                  name: str | None, seen_at: datetime | None) -> None:
+    fills = ", ".join(f"{col} = COALESCE({col}, %s)" for col in ids)
+    query = (f"UPDATE learners SET {fills}, display_name = COALESCE(%s, display_name), "  # noqa: S608
+             "last_inbound_at = GREATEST(last_inbound_at, %s), unreachable_at = NULL, unreachable_reason = NULL "
+             "WHERE id = %s")
+    await conn.execute(query.encode(), [*ids.values(), name, seen_at, learner_id])
+
+
+async def key_of(conn: AsyncConnection[tuple[object, ...]], learner_id: uuid.UUID) -> str | None:
+    """The learner's ordering key (events.Identity.key: sessions and the bus use it), None if unknown."""
+    row = await (await conn.execute(
+        "SELECT wa_id, wa_user_id, twilio_id, console_id FROM learners WHERE id = %s", (learner_id,))).fetchone()
+    if row is None:
+        return None
+    return Identity(**{field: str(v) for field, v in zip(_COLUMNS, row, strict=True) if v}).key()
+
+
+async def erase(conn: AsyncConnection[tuple[object, ...]], learner_id: uuid.UUID) -> None:
+    """Delete a learner and everything about them (messages, profile, memories, schedules, turns cascade).
+    Payment records are kept, unlinked from the person, because accounting law requires them; the Stripe
+    events behind them keep only ids, amounts and dates (no name, email or phone)."""
+    await conn.execute("UPDATE payments SET learner_id = NULL WHERE learner_id = %s", (learner_id,))
+    row = await (await conn.execute(
+        "SELECT wa_id, wa_user_id, twilio_id, console_id, free_used FROM learners WHERE id = %s",
+        (learner_id,))).fetchone()
+    if row is not None:
+        ids = {col: str(value) for col, value in zip(("wa_id", "wa_user_id", "twilio_id", "console_id"), row[:4],
+                                                     strict=True) if value}
+        for identity_hash in _hashes(ids):
+            await conn.execute(
+                """INSERT INTO erased_quota (identity_hash, free_used) VALUES (%s, %s)
+                   ON CONFLICT (identity_hash) DO UPDATE SET free_used = greatest(erased_quota.free_used,
+                                                                                  EXCLUDED.free_used)""",
+                (identity_hash, int(str(row[4]))))
+    await conn.execute(
+        """UPDATE stripe_events SET learner_id = NULL, payload = jsonb_strip_nulls(jsonb_build_object(
+               'id', payload->'id', 'object', payload->'object', 'amount_total', payload->'amount_total',
+               'amount_refunded', payload->'amount_refunded', 'currency', payload->'currency',
+               'payment_intent', payload->'payment_intent', 'subscription', payload->'subscription'))
+           WHERE learner_id = %s""", (learner_id,))
+    await conn.execute("DELETE FROM learners WHERE id = %s", (learner_id,))

@@ -1,0 +1,152 @@
+"""Natural-language commands in English and Spanish: no menus, no slash syntax needed.
+
+A whole message must read as a command ("set my level to B1", "mi nivel es B1", "remind me at 8am",
+"what are my mistakes?"); a sentence that merely contains such words is conversation. Recognising is
+pure and fast (regular expressions), so it runs before any model is asked.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import zoneinfo
+from dataclasses import dataclass, field
+from functools import cache
+
+from charla.store.profile import CEFR
+
+_LANGS = {"spanish": "es", "espanol": "es", "castellano": "es", "english": "en", "ingles": "en",
+          "french": "fr", "frances": "fr", "german": "de", "aleman": "de", "italian": "it", "italiano": "it",
+          "portuguese": "pt", "portugues": "pt", "dutch": "nl", "catalan": "ca"}
+TOPICS = ("verbs", "food", "travel", "work", "family", "hobbies", "health", "shopping")
+_TOPIC_WORDS = {"verbos": "verbs", "comida": "food", "cocina": "food", "cooking": "food", "viajes": "travel",
+                "viajar": "travel", "trabajo": "work", "familia": "family", "salud": "health", "compras": "shopping",
+                "aficiones": "hobbies"}
+_DAYS = {"weekdays": [0, 1, 2, 3, 4], "entre semana": [0, 1, 2, 3, 4], "weekends": [5, 6],
+         "fines de semana": [5, 6], "every day": list(range(7)), "daily": list(range(7)),
+         "todos los dias": list(range(7)), "cada dia": list(range(7))}
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str  # help, topics, topic, level, native, target, timezone, practice, reminders_off, reminders_on,
+    #            mistakes, cancel, resume, export, forget, forget_confirm, forget_cancel
+    value: str = ""
+    days: list[int] = field(default_factory=list)
+
+
+def _fold(text: str) -> str:
+    """Lower case, accents and punctuation at the ends removed: "¿Qué?" -> "que"."""
+    plain = unicodedata.normalize("NFKD", text.lower())
+    plain = "".join(ch for ch in plain if not unicodedata.combining(ch))
+    return " ".join(plain.strip(" \t\n¿?¡!.,;:").split())
+
+
+_SIMPLE: list[tuple[str, re.Pattern[str]]] = [(name, re.compile(pattern)) for name, pattern in (
+    ("help", r"(/?help|/?ayuda|menu|commands|comandos|what can you do|que puedes hacer|como funciona(s)?)"),
+    ("topics", r"(/?topics|/?temas|(show|list) (me )?(the )?topics|(que|cuales) temas( hay)?|"
+               r"what (can|should) (we|i) (talk about|practi[cs]e))"),
+    ("mistakes", r"((what are|show( me)?|list) my (mistakes|errors)|(what|which) mistakes do i make( most)?|"
+                 r"my mistakes|(cuales son |muestrame )?mis errores|que errores (cometo|tengo))"),
+    ("reminders_off", r"(stop|pause|no more|turn off|disable) (the )?(reminders|practice|notifications)|"
+                      r"(para|deten|pausa|desactiva)( los)? (recordatorios|avisos)|no mas recordatorios"),
+    ("reminders_on", r"(resume|restart|turn on|enable) (the )?(reminders|practice|notifications)|"
+                     r"(reanuda|activa)( los)? (recordatorios|avisos)"),
+    ("cancel", r"(cancel|unsubscribe|cancelar|darme de baja|cancel my (subscription|plan)|"
+               r"cancela(r)? (mi )?(suscripcion|plan)|i want to cancel|quiero cancelar)"),
+    ("resume", r"(resume( my)? (subscription|plan)|reanudar( mi)? (suscripcion|plan)|undo cancel(lation)?)"),
+    ("export", r"(send|give|show|export)( me)? (all )?my data|export|what do you know about me|"
+               r"(mandame|enviame|dame|exporta|muestrame) (todos )?mis datos|que sabes de mi"),
+    ("forget", r"(delete|erase|remove|wipe) (all )?my data|forget (about )?me|(borra|elimina)(r)? (todos )?mis datos|"
+               r"olvidame|delete my account|borra mi cuenta"),
+)]
+_LEVEL = re.compile(r"(set )?(my )?level( is| to|:)? (?P<v>[abc][12])|(mi )?nivel( es|:)? (?P<w>[abc][12])|"
+                    r"i(')?m (an? )?(?P<x>[abc][12])( level)?|soy (de )?(nivel )?(?P<y>[abc][12])")
+_NATIVE = re.compile(r"(my )?native language is (?P<v>\w+)|i(')?m a native (?P<w>\w+) speaker|"
+                     r"(mi )?(idioma|lengua) (nativ[oa]|materna) es (el )?(?P<x>\w+)|native: ?(?P<y>\w+)")
+_TARGET = re.compile(r"i (want to|would like to|wanna) (learn|practi[cs]e) (?P<v>\w+)|teach me (?P<w>\w+)|"
+                     r"quiero (aprender|practicar) (el )?(?P<x>\w+)|ensename (el )?(?P<y>\w+)|learn: ?(?P<z>\w+)")
+_TIMEZONE = re.compile(r"(my )?time ?zone is (?P<v>[\w/+\- ]+)|(mi )?zona horaria es (?P<w>[\w/+\- ]+)|"
+                       r"i(')?m in (?P<x>[\w ]+)|(i )?live in (?P<y>[\w ]+)|estoy en (?P<z>[\w ]+)|"
+                       r"vivo en (?P<u>[\w ]+)")
+_TOPIC = re.compile(r"(show me|teach me|let(')?s (talk about|practi[cs]e)|practi[cs]e|muestrame|ensename|"
+                    r"hablemos de|practiquemos|quiero practicar) (the |los |las |el |la )?(?P<v>\w+)")
+_PRACTICE = re.compile(r"(remind me|practi[cs]e|recuerdame|avisame|practicar)( (?P<days>weekdays|weekends|every day|"
+                       r"daily|entre semana|fines de semana|todos los dias|cada dia))? (at|a las|a la) "
+                       r"(?P<h>\d{1,2})(:(?P<m>\d{2}))? ?(?P<ampm>am|pm|a\.m|p\.m)?"
+                       r"( (?P<days2>weekdays|weekends|every day|daily|entre semana|fines de semana|todos los dias|"
+                       r"cada dia))?")
+_YES = re.compile(r"(1|yes|y|si|yes,? delete( everything| it)?|si,? borra(lo| todo)?|confirm|confirmo)")
+_NO = re.compile(r"(2|no|nope|cancel|keep( it)?|no,? keep( it| my data)?|no,? gracias|mantener)")
+
+
+def parse(text: str, *, awaiting: str | None = None) -> Command | None:
+    """The command `text` expresses, or None when it is conversation. `awaiting` is a pending question
+    ("forget": delete-my-data confirmation) whose yes/no answer this message may be."""
+    folded = _fold(text)
+    if not folded or len(folded) > 80:
+        return None
+    if awaiting == "forget":
+        if _YES.fullmatch(folded):
+            return Command("forget_confirm")
+        if _NO.fullmatch(folded):
+            return Command("forget_cancel")
+    for name, pattern in _SIMPLE:
+        if pattern.fullmatch(folded):
+            return Command(name)
+    return _valued(folded)
+
+
+def _valued(folded: str) -> Command | None:
+    if (m := _LEVEL.fullmatch(folded)) and (v := _group(m)).upper() in CEFR:
+        return Command("level", v.upper())
+    if (m := _NATIVE.fullmatch(folded)) and (code := _LANGS.get(_group(m))):
+        return Command("native", code)
+    if (m := _TARGET.fullmatch(folded)) and (code := _LANGS.get(_group(m))):
+        return Command("target", code)
+    if m := _PRACTICE.fullmatch(folded):
+        return _practice(m)
+    if (m := _TIMEZONE.fullmatch(folded)) and (zone := find_timezone(_group(m))):
+        return Command("timezone", zone)
+    if (m := _TOPIC.fullmatch(folded)) and (topic := _topic(m.group("v"))):
+        return Command("topic", topic)
+    return None
+
+
+def _group(match: re.Match[str]) -> str:
+    return next(v for k, v in match.groupdict().items() if v and k not in ("days", "days2", "h", "m", "ampm"))
+
+
+def _topic(word: str) -> str | None:
+    topic = _TOPIC_WORDS.get(word, word)
+    return topic if topic in TOPICS else None
+
+
+def _practice(m: re.Match[str]) -> Command | None:
+    hour, minute = int(m.group("h")), int(m.group("m") or 0)
+    ampm = (m.group("ampm") or "").replace(".", "")
+    if ampm == "pm" and hour < 12:
+        hour += 12
+    if ampm == "am" and hour == 12:
+        hour = 0
+    if hour > 23 or minute > 59:
+        return None
+    days = _DAYS.get(m.group("days") or m.group("days2") or "every day", list(range(7)))
+    return Command("practice", f"{hour:02d}:{minute:02d}", days)
+
+
+@cache
+def _zones() -> dict[str, str]:
+    """Every IANA zone by its folded full name and by its city ("madrid" -> "Europe/Madrid")."""
+    found: dict[str, str] = {}
+    for zone in sorted(zoneinfo.available_timezones()):
+        found[_fold(zone)] = zone
+        city = _fold(zone.rsplit("/", 1)[-1].replace("_", " "))
+        found.setdefault(city, zone)
+    return found
+
+
+def find_timezone(text: str) -> str | None:
+    """An IANA timezone from its name or its main city ("Europe/Madrid", "madrid", "mexico city")."""
+    folded = _fold(text.replace("_", " "))
+    return _zones().get(folded) or _zones().get(folded.replace(" ", "_"))

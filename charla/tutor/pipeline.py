@@ -1,0 +1,141 @@
+"""One tutoring turn through the models: fit the prompt to its budget (folding the oldest part of the
+session into a summary), route it, validate the structured answer (repair, retry once, then plain text),
+and ask Claude for a second opinion when the first answer was unsure of itself."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from charla.core.settings import Settings
+from charla.store.profile import Profile
+from charla.store.session import Session
+from charla.store.turns import Usage
+from charla.tutor.llm import Completion, Prompt
+from charla.tutor.prompt import (
+    InvalidReply,
+    TutorReply,
+    build_prompt,
+    degrade,
+    parse,
+    prompt_tokens,
+    repair_prompt,
+    reveals,
+    summary_prompt,
+    system_prompt,
+)
+from charla.tutor.router import PRICES, AllProvidersFailed, Route, Router, cost_usd
+
+log = logging.getLogger(__name__)
+
+CONFUSED = "Sorry, I lost my train of thought there. Could you say that again?"
+
+
+@dataclass
+class Meter:
+    """Tokens, cost and model time of every call a turn makes (repairs and summaries included)."""
+
+    prices: dict[str, tuple[float, float]]
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+    llm_ms: float = 0.0
+
+    def add(self, completion: Completion) -> Completion:
+        self.input_tokens += completion.input_tokens
+        self.output_tokens += completion.output_tokens
+        self.cost += cost_usd(completion.model, completion.input_tokens, completion.output_tokens, self.prices)
+        self.llm_ms += completion.latency_ms
+        return completion
+
+    def usage(self, completion: Completion, route: str) -> Usage:
+        return Usage(provider=completion.provider, model=completion.model, route=route,
+                     input_tokens=self.input_tokens, output_tokens=self.output_tokens, cost_usd=self.cost,
+                     llm_ms=round(self.llm_ms), demo=completion.demo)
+
+
+@dataclass
+class Answer:
+    reply: TutorReply
+    usage: Usage
+    demo: bool = False
+
+
+@dataclass
+class Tutor:
+    router: Router
+    settings: Settings
+
+    def languages(self, profile: Profile) -> tuple[str, str]:
+        return (profile.target_language or self.settings.default_target_language,
+                profile.native_language or self.settings.default_native_language)
+
+    async def answer(self, texts: list[str], session: Session, profile: Profile, memories: list[str],
+                     exercise: str | None = None, spoken: str | None = None, unclear: bool = False) -> Answer:
+        """The tutor's answer to `texts` (a burst, in order). `spoken` tells the model the words came from a
+        voice note; an `unclear` transcript goes to the hard chain (Claude first) to be read charitably.
+        Raises AllProvidersFailed."""
+        meter = Meter({**PRICES, **self.settings.llm_prices})
+        target, native = self.languages(profile)
+        structured = not self.router.demo_only
+
+        def system() -> str:
+            return system_prompt(profile, session, target, native, memories, structured=structured, exercise=exercise,
+                                 spoken=spoken)
+
+        prompt = await self._fit(system, session, texts, meter)
+        route = self.router.route("\n".join(texts))
+        if unclear and self.router.hard_chain:
+            route = Route("unclear_transcript", self.router.hard_chain)
+        reply, completion = await self._structured(route, prompt, meter)
+        second = self.router.escalation(completion.provider)
+        if reply.confidence < self.settings.llm_confidence_min and second is not None:
+            try:
+                reply, completion = await self._structured(second, prompt, meter)
+                route = second
+            except AllProvidersFailed as exc:
+                log.info("no second opinion (%s); keeping the first answer", exc)
+        rules = system_prompt(Profile(), Session(), target, native, [], structured=structured)  # no learner data
+        return Answer(_safe(reply, completion.provider, rules), meter.usage(completion, route.reason), completion.demo)
+
+    async def _fit(self, system: Callable[[], str], session: Session, texts: list[str], meter: Meter) -> Prompt:
+        """The prompt within CHARLA_PROMPT_BUDGET_TOKENS: while it is over, the oldest half of the session
+        becomes part of its summary (a sliding window), so nothing is cut unread."""
+        prompt = build_prompt(system(), session, texts, self.settings.llm_max_tokens)
+        while prompt_tokens(prompt) > self.settings.prompt_budget_tokens and len(session.messages) >= 2:
+            fold = len(session.messages) // 2
+            done = meter.add(await self.router.complete(Route("summary", self.router.chain),
+                                                        summary_prompt(session, fold, session.summary)))
+            session.summary = done.text.strip()[:1500]
+            del session.messages[:fold]
+            prompt = build_prompt(system(), session, texts, self.settings.llm_max_tokens)
+        return prompt
+
+    async def _structured(self, route: Route, prompt: Prompt, meter: Meter) -> tuple[TutorReply, Completion]:
+        first = meter.add(await self.router.complete(route, prompt))
+        if first.demo:
+            return degrade(first.text) or TutorReply(reply=CONFUSED), first
+        try:
+            return parse(first.text), first
+        except InvalidReply as exc:
+            # The validation error quotes the model's output, which may quote the learner: DEBUG only.
+            log.warning("%s gave an invalid structured reply; asking once more", first.provider)
+            log.debug("%s's invalid reply: %s", first.provider, exc)
+            problem = str(exc)
+        retry_route = Route(route.reason, (first.provider, *[p for p in route.chain if p != first.provider]))
+        second = meter.add(await self.router.complete(retry_route, repair_prompt(prompt, first.text, problem)))
+        try:
+            return parse(second.text), second
+        except InvalidReply:
+            log.warning("%s stayed invalid after a retry; answering in plain text", second.provider)
+        return degrade(second.text) or degrade(first.text) or TutorReply(reply=CONFUSED), second
+
+
+def _safe(reply: TutorReply, provider: str, rules: str) -> TutorReply:
+    """`reply`, unless it repeats a long stretch of the tutor's instructions (a model talked into printing
+    them): then a harmless answer. Logged without the reply, which may quote the learner."""
+    if not reveals(reply, rules):
+        return reply
+    log.warning("%s's reply repeated the tutor's instructions; a safe answer goes out instead", provider)
+    return TutorReply(reply=CONFUSED)

@@ -1,0 +1,196 @@
+"""Spaced-repetition practice: when a learner's next prompt is due (their local time, DST included), what
+to practise (FSRS over their error categories and words, weakest first), and the prompts' records."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+import phonenumbers
+from fsrs import Card, Rating, Scheduler
+from phonenumbers import timezone as phone_zones
+from psycopg.types.json import Jsonb
+
+from charla.store.messages import Conn
+from charla.store.profile import Profile, zone
+from charla.tutor.prompt import CATEGORY_NAMES
+
+FSRS = Scheduler()
+
+# Grammar tables sent with an exercise on that category: formatted text (WhatsApp monospace), not a file.
+GRAMMAR_TABLES = {
+    "ser_estar": "ser   → who, what, origin: soy profesora, es de Madrid\n"
+                 "estar → states, place:      estoy cansada, está en casa",
+    "preterite_imperfect": "pretérito  → finished events: ayer comí paella\n"
+                           "imperfecto → habits, scenery: de niña comía paella",
+    "subjunctive": "espero que + subjuntivo: espero que vengas\n"
+                   "quiero que + subjuntivo: quiero que lo hagas\n"
+                   "creo que   + indicativo: creo que viene",
+    "por_para": "por  → cause, through, exchange: gracias por todo\n"
+                "para → purpose, recipient, deadline: es para ti",
+    "gender_agreement": "el problema, el día, el mapa\n"
+                        "la mano, la foto, la radio\n"
+                        "-dad, -ción, -umbre → la: la ciudad, la canción",
+}
+
+
+
+
+def next_occurrence(local_time: str, days: list[int], timezone: str, after: datetime) -> datetime:
+    """The first instant strictly after `after` that is `local_time` on one of `days` (0 = Monday) in
+    `timezone`, in UTC. Wall-clock time is kept across DST changes (19:00 stays 19:00)."""
+    hour, minute = (int(part) for part in local_time.split(":"))
+    tz = zone(timezone)
+    start = after.astimezone(tz).date()
+    for offset in range(15):
+        day: date = start + timedelta(days=offset)
+        if day.weekday() not in days:
+            continue
+        candidate = datetime.combine(day, time(hour, minute), tzinfo=tz).astimezone(UTC)
+        if candidate > after:
+            return candidate
+    raise ValueError(f"no practice day in {days}")
+
+
+def guess_timezone(phone: str | None) -> str | None:
+    """A timezone from the phone number's country (and area, where it tells), or None."""
+    if not phone:
+        return None
+    try:
+        zones = [z for z in phone_zones.time_zones_for_number(phonenumbers.parse("+" + phone.lstrip("+")))
+                 if z != "Etc/Unknown"]
+    except phonenumbers.NumberParseException:
+        return None
+    return zones[-1] if zones else None
+
+
+@dataclass(frozen=True)
+class CardRow:
+    item: str
+    due: datetime
+
+
+def pick_item(profile: Profile, cards: list[CardRow], now: datetime) -> str | None:
+    """What to practise: a due card (earliest first), else a new item: error categories by how often they
+    occur (the weakest spot first), then the weakest words."""
+    due = sorted((c for c in cards if c.due <= now), key=lambda c: c.due)
+    if due:
+        return due[0].item
+    known = {c.item for c in cards}
+    for category, _ in profile.top_errors(len(profile.errors)):
+        if f"error:{category}" not in known:
+            return f"error:{category}"
+    words = sorted(profile.vocabulary.items(), key=lambda kv: (kv[1].strength, kv[0]))
+    for word, _ in words:
+        if f"word:{word}" not in known:
+            return f"word:{word}"
+    return min(cards, key=lambda c: c.due).item if cards else None
+
+
+def exercise(item: str | None, profile: Profile, native: str, backed_off: bool) -> str:
+    """The prompt's text: the learner's own mistake to fix, or a word to use, short and phone-sized."""
+    es = native == "es"
+    lines = ["🧠 *Práctica*" if es else "🧠 *Practice time*"]
+    if backed_off:
+        lines.append("(Te escribiré menos hasta que vuelvas 🙂)" if es
+                     else "(I'll write less often until you're back 🙂)")
+    if item and item.startswith("error:"):
+        category = item.removeprefix("error:")
+        stat = profile.errors.get(category)
+        name = CATEGORY_NAMES.get(category, category)
+        if stat and stat.examples:
+            wrong = stat.examples[-1].original
+            lines.append(f"{name}: corrige esta frase: _{wrong}_" if es else f"{name}: fix this sentence: _{wrong}_")
+        else:
+            lines.append(f"Escribe una frase con {name}." if es else f"Write a sentence that uses {name}.")
+        if category in GRAMMAR_TABLES:
+            lines.append(f"```\n{GRAMMAR_TABLES[category]}\n```")
+    elif item and item.startswith("word:"):
+        word = item.removeprefix("word:")
+        lines.append(f"Escribe una frase con *{word}*." if es else f"Write a sentence using *{word}*.")
+    else:
+        lines.append("Cuéntame algo que hiciste hoy." if es else "Tell me one thing you did today.")
+    return "\n".join(lines)
+
+
+def rating_for(item: str, corrections: list[dict[str, object]]) -> Rating:
+    """Again when the answer repeated the practised mistake (or misused the word), Good otherwise."""
+    if item.startswith("error:"):
+        wrong = any(str(c.get("category")) == item.removeprefix("error:") for c in corrections)
+    else:
+        word = item.removeprefix("word:").lower()
+        wrong = any(word in str(c.get("original", "")).lower() for c in corrections)
+    return Rating.Again if wrong else Rating.Good
+
+
+async def cards(conn: Conn, learner_id: uuid.UUID) -> list[CardRow]:
+    rows = await (await conn.execute("SELECT item, due FROM practice_cards WHERE learner_id = %s",
+                                     (learner_id,))).fetchall()
+    return [CardRow(str(r[0]), r[1]) for r in rows]  # type: ignore[arg-type]
+
+
+async def review(conn: Conn, learner_id: uuid.UUID, item: str, rating: Rating, now: datetime) -> datetime:
+    """Update the item's FSRS card with this answer; returns when it is due next."""
+    row = await (await conn.execute("SELECT card FROM practice_cards WHERE learner_id = %s AND item = %s FOR UPDATE",
+                                    (learner_id, item))).fetchone()
+    card = Card.from_dict(row[0]) if row else Card(due=now)  # type: ignore[arg-type]
+    card, _ = FSRS.review_card(card, rating, now)
+    await conn.execute(
+        """INSERT INTO practice_cards (learner_id, item, card, due) VALUES (%s, %s, %s, %s)
+           ON CONFLICT (learner_id, item) DO UPDATE SET card = EXCLUDED.card, due = EXCLUDED.due""",
+        (learner_id, item, Jsonb(card.to_dict()), card.due))
+    return card.due
+
+
+async def set_schedule(conn: Conn, learner_id: uuid.UUID, local_time: str, days: list[int], timezone: str,
+                       now: datetime) -> datetime:
+    """Replace the learner's practice times with this one; returns the first prompt's instant."""
+    first = next_occurrence(local_time, days, timezone, now)
+    await conn.execute("DELETE FROM schedules WHERE learner_id = %s", (learner_id,))
+    await conn.execute(
+        """INSERT INTO schedules (learner_id, rule, timezone, local_time, days, next_run_at)
+           VALUES (%s, %s, %s, %s, %s, %s)""",
+        (learner_id, f"{local_time} {','.join(map(str, days))}", timezone, local_time, days, first))
+    return first
+
+
+async def set_paused(conn: Conn, learner_id: uuid.UUID, paused: bool, now: datetime) -> None:
+    """Pause, or resume from the next occurrence after now (no burst of missed prompts)."""
+    await conn.execute("UPDATE schedules SET paused = %s, updated_at = now() WHERE learner_id = %s",
+                       (paused, learner_id))
+    if not paused:
+        await reschedule(conn, learner_id, None, now)
+
+
+async def reschedule(conn: Conn, learner_id: uuid.UUID, timezone: str | None, now: datetime) -> None:
+    """Recompute next runs (after a timezone change or a resume)."""
+    rows = await (await conn.execute("SELECT id, local_time, days, timezone FROM schedules WHERE learner_id = %s",
+                                     (learner_id,))).fetchall()
+    for row in rows:
+        tz = timezone or str(row[3])
+        following = next_occurrence(str(row[1]), list(row[2]), tz, now)  # type: ignore[call-overload]
+        await conn.execute("UPDATE schedules SET timezone = %s, next_run_at = %s WHERE id = %s",
+                           (tz, following, row[0]))
+
+
+async def open_prompt(conn: Conn, learner_id: uuid.UUID) -> tuple[int, str, str] | None:
+    """The learner's last practice prompt of the past day still waiting for an answer: (id, item, text)."""
+    row = await (await conn.execute(
+        """SELECT id, item, body FROM practice_prompts WHERE learner_id = %s AND kind = 'practice'
+             AND status = 'queued' AND answered_at IS NULL AND created_at > now() - interval '24 hours'
+           ORDER BY created_at DESC LIMIT 1""", (learner_id,))).fetchone()
+    return None if row is None else (int(str(row[0])), str(row[1] or ""), str(row[2] or ""))
+
+
+async def answered(conn: Conn, prompt_id: int) -> None:
+    await conn.execute("UPDATE practice_prompts SET answered_at = now() WHERE id = %s", (prompt_id,))
+
+
+async def prompt_body(conn: Conn, learner_id: uuid.UUID, prompt_id: str) -> str | None:
+    """The exercise of one of this learner's prompts (asked for by tapping its template's button)."""
+    if not prompt_id.isdigit():
+        return None
+    row = await (await conn.execute("SELECT body FROM practice_prompts WHERE id = %s AND learner_id = %s",
+                                    (int(prompt_id), learner_id))).fetchone()
+    return None if row is None or row[0] is None else str(row[0])

@@ -27,9 +27,10 @@ up: $(STAMP)  ## run the whole stack locally (embedded PostgreSQL + Redis, conso
 
 test: lint unit  ## lint, type-check and run the full test suite against real services
 
-lint: $(STAMP)  ## ruff + mypy --strict
+lint: $(STAMP)  ## ruff, mypy --strict and the import layering contracts
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 unit: $(STAMP)  ## the pytest suite only
 	$(BIN)/pytest

@@ -68,7 +68,7 @@ def test_configuration_reference_names_every_setting() -> None:
     for field in settings.model_fields.values():
         alias = field.validation_alias
         assert isinstance(alias, AliasChoices)
-        assert f"| `{alias.choices[0]}` |" in text
+        assert f"| `{alias.choices[0]}`<br>" in text
 
 
 def test_a_setting_without_a_description_is_reported() -> None:
@@ -79,7 +79,7 @@ def test_a_setting_without_a_description_is_reported() -> None:
     warnings: list[str] = []
     text = _hook("settings_reference").render(Extra, warn=warnings.append)
     assert any("CHARLA_SILENT_SETTING has no description" in warning for warning in warnings)
-    assert "| `CHARLA_DOCUMENTED` | integer ≥ 1 | `3` | kept |" in text
+    assert "| `CHARLA_DOCUMENTED`<br><small>integer ≥ 1</small> | `3` | kept |" in text
 
 
 def test_code_map_lists_every_module() -> None:

@@ -76,7 +76,9 @@ def _summary(path: Path, warn: Callable[[str], None]) -> str:
     """The first sentence of a module's docstring, on one line and safe inside a table cell."""
     docstring = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
     if not docstring:
-        if path.name not in ("__init__.py", "__main__.py"):
+        if path.name == "__main__.py":
+            return f"`python -m {path.parent.name}`"
+        if path.name != "__init__.py":
             warn(f"{path}: the module has no docstring, so the code map cannot say what it is")
         return ""
     return _cell(_first_sentence(docstring))

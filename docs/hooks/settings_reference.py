@@ -223,7 +223,9 @@ def topic(name: str) -> str:
 
 
 def table(title: str, rows: Iterable[str]) -> str:
-    return "\n".join([f"## {title}", "", "| name | type | default | meaning |", "|---|---|---|---|", *rows, ""])
+    """One topic: a heading and a table in a `settings` block (docs/stylesheets/extra.css lays it out)."""
+    head = ["| setting | default | meaning |", "|---|---|---|"]
+    return "\n".join([f"## {title}", "", '<div class="settings" markdown>', "", *head, *rows, "", "</div>", ""])
 
 
 def row(name: str, field: FieldInfo, warn: Callable[[str], None]) -> str:
@@ -231,7 +233,7 @@ def row(name: str, field: FieldInfo, warn: Callable[[str], None]) -> str:
     if not meaning:
         warn(f"setting {name} has no description: add description=\"...\" to its Field in the settings module")
         meaning = ""
-    cells = [f"`{name}`", type_text(field), default_text(field), meaning]
+    cells = [f"`{name}`<br><small>{type_text(field)}</small>", default_text(field), meaning]
     return "| " + " | ".join(cell.replace("\n", " ").replace("|", "\\|") for cell in cells) + " |"
 
 

@@ -41,5 +41,12 @@ bench: $(STAMP)  ## benchmarks; prints JSON and writes bench/results/latest.json
 reliability: $(STAMP)  ## faults, load, hostile input and a 30-min soak (~45 min); report in bench/results/reliability.md
 	$(BIN)/python -m bench.reliability
 
+.PHONY: docs docs-serve
+docs: $(STAMP)  ## build the documentation site into site/ (mkdocs build --strict)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: $(STAMP)  ## serve the documentation with live reload on http://127.0.0.1:8001
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:8001
+
 clean:  ## remove the virtualenv, caches and local data (.charla)
 	rm -rf $(VENV) .charla .mypy_cache .ruff_cache .pytest_cache

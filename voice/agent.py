@@ -35,7 +35,8 @@ from charla import media as media_store
 from charla.bus import Delivery
 from charla.errors import PermanentError, TransientError
 from charla.events import InboundMessage, OutboundMessage, SpeakRequest
-from charla.media import Media, MediaAuthError, MediaGone, MediaTooLarge, download_meta, download_twilio
+from charla.media import (Media, MediaAuthError, MediaGone, MediaRefused, MediaTooLarge, download_meta,
+                          download_twilio)
 from charla.runtime import Resources
 from charla.settings import Settings
 from charla.worker import Handler
@@ -135,6 +136,10 @@ class VoiceAgent:
             if found.confidence < settings.voice_min_confidence and native != target and found.seconds < 60:
                 other = await self._listen(self.stt.transcribe, decoded.samples, native, words=words)
                 found = other if other.confidence > found.confidence else found  # they spoke their own language
+        except MediaRefused as exc:  # a forged or tampered webhook: nothing was fetched
+            log.warning("voice note %s refused: %s", event.message_id, exc)
+            await self._publish(event, Heard(problem="unavailable"))
+            return
         except MediaGone:
             await self._publish(event, Heard(problem="expired"))
             return
@@ -198,7 +203,9 @@ class VoiceAgent:
             if not settings.twilio_account_sid or not settings.twilio_auth_token or not media.get("url"):
                 raise MediaGone("no Twilio media URL or credentials")
             return await download_twilio(self.res.http, url=str(media["url"]), account_sid=settings.twilio_account_sid,
-                                         auth_token=settings.twilio_auth_token.get_secret_value(), max_bytes=limit)
+                                         auth_token=settings.twilio_auth_token.get_secret_value(), max_bytes=limit,
+                                         api_base_url=settings.twilio_api_base_url,
+                                         allowed_hosts=settings.twilio_media_hosts)
         if not settings.whatsapp_access_token:
             raise PermanentError("WHATSAPP_ACCESS_TOKEN is not set: voice notes cannot be downloaded")
         return await download_meta(self.res.http, base_url=settings.whatsapp_api_base_url,

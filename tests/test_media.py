@@ -130,7 +130,7 @@ async def test_gone_too_large_and_corrupt_media_are_told_apart(media: tuple[Fake
         await meta(fake, http)
 
 
-async def twilio(fake: FakeMedia, http: aiohttp.ClientSession, url: str | None = None, auth_token: str = "tok",
+async def twilio(fake: FakeMedia, http: aiohttp.ClientSession, url: str | None = None, auth_token: str = "tok",  # noqa: S107
                  allowed: tuple[str, ...] = ("127.0.0.1",)) -> Media:
     """download_twilio as the voice agent calls it, the fake standing for api.twilio.com (TWILIO_API_BASE_URL)."""
     return await download_twilio(http, url=url or f"{fake.base}/Accounts/AC1/Messages/MM1/Media/ME1",
@@ -181,7 +181,8 @@ async def test_credentials_go_only_to_the_twilio_api_origin(media: tuple[FakeMed
     with pytest.raises(MediaAuthError):  # the fake's MediaUrl wants them, so it answers 401
         await twilio(fake, http, url=on_localhost(fake, "/Accounts/AC1/Messages/MM1/Media/ME1"),
                      allowed=("localhost",))
-    assert fake.requests and fake.storage_auth == []
+    assert fake.requests
+    assert fake.storage_auth == []
 
 
 async def test_a_malformed_meta_media_id_is_refused_before_any_request(

@@ -45,7 +45,8 @@ async def stack(db: str, default_redis_server: str, redis_default: Redis,
                 twilio: tuple[FakeTwilio, str]) -> AsyncIterator[Stack]:
     async with running_voice_stack(
             db, default_redis_server, WHATSAPP_PROVIDER="twilio", TWILIO_ACCOUNT_SID=SID, TWILIO_AUTH_TOKEN=TOKEN,
-            TWILIO_API_BASE_URL=twilio[1], CHARLA_TWILIO_MEDIA_HOSTS=STORAGE_HOST, CHARLA_PUBLIC_URL=PUBLIC, CHARLA_VOICE_MAX_SECONDS="20",
+            TWILIO_API_BASE_URL=twilio[1], CHARLA_TWILIO_MEDIA_HOSTS=STORAGE_HOST, CHARLA_PUBLIC_URL=PUBLIC,
+            CHARLA_VOICE_MAX_SECONDS="20",
             CHARLA_BUS_MAX_DELIVERIES=str(MAX_DELIVERIES), CHARLA_DEFAULT_TARGET_LANGUAGE="en",
             CHARLA_DEFAULT_NATIVE_LANGUAGE="es") as running:
         yield running

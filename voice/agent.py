@@ -35,8 +35,7 @@ from charla import media as media_store
 from charla.bus import Delivery
 from charla.errors import PermanentError, TransientError
 from charla.events import InboundMessage, OutboundMessage, SpeakRequest
-from charla.media import (Media, MediaAuthError, MediaGone, MediaRefused, MediaTooLarge, download_meta,
-                          download_twilio)
+from charla.media import Media, MediaAuthError, MediaGone, MediaRefused, MediaTooLarge, download_meta, download_twilio
 from charla.runtime import Resources
 from charla.settings import Settings
 from charla.worker import Handler

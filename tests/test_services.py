@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from charla.db import migrate
-from charla.services import APP_ROLE, EmbeddedPostgres, EmbeddedRedis, free_port, redis_server_binary
+from charla.services import APP_ROLE, EmbeddedPostgres, EmbeddedRedis, free_port, redis_server_binary, running_services
 
 
 @contextmanager
@@ -156,3 +156,15 @@ def test_a_cluster_from_an_older_charla_is_upgraded_in_place(tmp_root: Path) -> 
             assert conn.execute("SELECT count(*) FROM notes").fetchone() == (2,)
     finally:
         server.stop()
+
+
+def test_running_services_hand_out_urls_with_credentials(tmp_root: Path) -> None:
+    """What `charla up` does when DATABASE_URL and REDIS_URL are unset."""
+    with running_services(tmp_root, database_url=None, redis_url=None, pg_port=free_port(),
+                          redis_port=free_port()) as urls:
+        assert urls.database_url.startswith(f"postgresql://{APP_ROLE}:")
+        assert urls.redis_url.startswith("redis://:")
+        with psycopg.connect(urls.database_url) as conn:
+            assert conn.execute("SELECT current_user").fetchone() == (APP_ROLE,)
+        with redis.Redis.from_url(urls.redis_url) as client:
+            assert client.ping()

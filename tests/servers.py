@@ -137,10 +137,11 @@ class FakeGraph:
 
 
 @asynccontextmanager
-async def serve(app: ASGIApp, *, lifespan: Literal["on", "off"] = "off") -> AsyncIterator[str]:
-    """Serve `app` with uvicorn on a free loopback port in this event loop; yields its base URL."""
+async def serve(app: ASGIApp, *, lifespan: Literal["on", "off"] = "off", host: str = "127.0.0.1") -> AsyncIterator[str]:
+    """Serve `app` with uvicorn on a free loopback port (of `host`, another 127.x address for a second
+    origin) in this event loop; yields its base URL."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
                                            lifespan=lifespan, access_log=False))
     task = asyncio.create_task(server.serve())
     try:
@@ -150,7 +151,7 @@ async def serve(app: ASGIApp, *, lifespan: Literal["on", "off"] = "off") -> Asyn
                     task.result()
                     raise RuntimeError("server exited during startup")
                 await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://{host}:{port}"
     finally:
         server.should_exit = True
         await task
@@ -248,14 +249,14 @@ class FakeTwilio:
 
 
 @asynccontextmanager
-async def serve_fake_twilio() -> AsyncIterator[tuple[FakeTwilio, str]]:
-    """Run a FakeTwilio; yields it and its base URL (like TWILIO_API_BASE_URL)."""
+async def serve_fake_twilio(host: str = "127.0.0.1") -> AsyncIterator[tuple[FakeTwilio, str]]:
+    """Run a FakeTwilio on `host`; yields it and its base URL (like TWILIO_API_BASE_URL)."""
     fake = FakeTwilio()
     app = Starlette(routes=[Route("/2010-04-01/Accounts/{sid}/Messages.json", fake.create, methods=["POST"]),
                             Route("/2010-04-01/Accounts/{sid}/Messages/{message_sid}/Media/{media_sid}",
                                   fake.media_file, methods=["GET"]),
                             Route("/storage/{media_sid}", fake.storage_file, methods=["GET"])])
-    async with serve(app) as url:
+    async with serve(app, host=host) as url:
         yield fake, url
 
 

@@ -41,6 +41,7 @@ CHARLA = {name: svc for name, svc in SERVICES.items() if "build" in svc}
 ONE_SHOT = {dep for svc in SERVICES.values() for dep, cond in (svc.get("depends_on") or {}).items()
             if cond.get("condition") == "service_completed_successfully"}
 AGENT_SERVICES = {name: svc for name, svc in CHARLA.items() if svc["command"][0] == "agent"}
+COMPOSE_SECRETS = ("POSTGRES_PASSWORD", "REDIS_PASSWORD")  # read by compose.yaml only
 ENV_LINE = re.compile(r"^#?\s*([A-Z][A-Z0-9_]*)=(.*)$")
 runner = CliRunner()
 
@@ -133,6 +134,28 @@ def test_orchestrator_checks_healthz_and_is_published() -> None:
     assert service["environment"]["CHARLA_HOST"] == "0.0.0.0"  # noqa: S104 - reachable from outside the container
 
 
+def test_orchestrator_is_published_on_loopback_unless_told_otherwise() -> None:
+    """Finding 7 of issue 18: the published port binds 127.0.0.1 (a TLS proxy in front) by default."""
+    [published] = SERVICES["orchestrator"]["ports"]
+    default = re.fullmatch(r"\$\{CHARLA_PUBLISH:-([^}]*)\}:8000", published)
+    assert default, published
+    assert default[1].split(":")[0] == "127.0.0.1", "host:port, the host being loopback"
+
+
+def test_redis_needs_the_password_from_the_env_file() -> None:
+    """Finding 5 of issue 18: compose's Redis requires REDIS_PASSWORD, and every client's URL carries it."""
+    command = SERVICES["redis"]["command"]
+    assert command[command.index("--requirepass") + 1].startswith("${REDIS_PASSWORD:?")
+    assert re.fullmatch(r"redis://:\$\{REDIS_PASSWORD:\?[^}]*\}@redis:6379/0", COMPOSE["x-charla-env"]["REDIS_URL"])
+    assert SERVICES["redis"]["environment"]["REDISCLI_AUTH"].startswith("${REDIS_PASSWORD:?"), "health check"
+    assert "grep -q PONG" in SERVICES["redis"]["healthcheck"]["test"][1], "a NOAUTH answer is unhealthy"
+    database_url = COMPOSE["x-charla-env"]["DATABASE_URL"]
+    assert re.fullmatch(r"postgresql://charla:\$\{POSTGRES_PASSWORD:\?[^}]*\}@postgres:5432/charla", database_url)
+    assert SERVICES["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+    assert "ports" not in SERVICES["redis"]
+    assert "ports" not in SERVICES["postgres"]
+
+
 def test_redis_keeps_an_append_only_file() -> None:
     command = SERVICES["redis"]["command"]
     assert command[command.index("--appendonly") + 1] == "yes"
@@ -163,7 +186,7 @@ def test_env_example_lists_every_setting() -> None:
 def test_env_example_leaves_secrets_empty_and_loads() -> None:
     names = settings_names()
     for name, (value, is_set) in env_example().items():
-        secret = name == "POSTGRES_PASSWORD" or (name in names and SecretStr in _types(names[name].annotation))
+        secret = name in COMPOSE_SECRETS or (name in names and SecretStr in _types(names[name].annotation))
         if secret and is_set:
             assert value == "", f"{name} has a value in .env.example"
     values = {name: value for name, (value, is_set) in env_example().items() if is_set and name in names}

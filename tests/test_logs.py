@@ -14,12 +14,14 @@ import psycopg
 import pytest
 from redis.asyncio import Redis
 
+from charla.channels.twilio.api import TwilioChannel
 from charla.core import constants as c
 from charla.core import logs
 from payments import entitlements
 from tests.conftest import eventually, make_settings
 from tests.harness import Stack, running_stack
 from tests.payloads import text_webhook
+from tests.servers import serve_fake_twilio
 
 PHONE = "34611987654"
 BLOCKED_PHONE = "34622876543"
@@ -141,6 +143,22 @@ def test_configure_replaces_its_handler_and_quiets_chatty_libraries(capture: Cal
     assert [line["message"] for line in lines(second)] == ["once"]
     assert sum(h.get_name() == logs.HANDLER_NAME for h in logging.getLogger().handlers) == 1
     assert logging.getLogger("httpx").level == logging.WARNING
+
+
+async def test_a_twilio_send_logs_nothing_from_the_sdk_at_info(capture: Callable[[], io.StringIO]) -> None:
+    """The SDK's async client logs method, URL, headers and body at INFO (9 lines a send): quieted."""
+    out = capture()
+    async with serve_fake_twilio() as (fake, url):
+        channel = TwilioChannel(account_sid="AC1", auth_token="tok", base_url=url, from_number="whatsapp:+14155238886",
+                                status_callback=None)
+        try:
+            assert (await channel.send_text("whatsapp:+34600111222", TEXT)).startswith("SM")
+        finally:
+            await channel.aclose()
+    assert len(fake.sent) == 1
+    from_sdk = [line["message"] for line in lines(out) if str(line["logger"]).startswith("twilio")]
+    assert from_sdk == [], from_sdk
+    assert logging.getLogger("twilio.async_http_client").getEffectiveLevel() == logging.WARNING
 
 
 # --- a whole conversation -------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ SID = "AC00000000000000000000000000000000"
 PUBLIC = "https://example.com"  # CHARLA_PUBLIC_URL: what the webhooks are signed for and Twilio fetches from
 CREDENTIALS = "Basic " + base64.b64encode(f"{SID}:{TOKEN}".encode()).decode()
 MAX_DELIVERIES = 3
+STORAGE_HOST = "localhost"  # where the fake's MediaUrls redirect to (Twilio's is mms.twiliocdn.com)
 
 
 @pytest.fixture
@@ -44,7 +45,8 @@ async def stack(db: str, default_redis_server: str, redis_default: Redis,
                 twilio: tuple[FakeTwilio, str]) -> AsyncIterator[Stack]:
     async with running_voice_stack(
             db, default_redis_server, WHATSAPP_PROVIDER="twilio", TWILIO_ACCOUNT_SID=SID, TWILIO_AUTH_TOKEN=TOKEN,
-            TWILIO_API_BASE_URL=twilio[1], CHARLA_PUBLIC_URL=PUBLIC, CHARLA_VOICE_MAX_SECONDS="20",
+            TWILIO_API_BASE_URL=twilio[1], CHARLA_TWILIO_MEDIA_HOSTS=STORAGE_HOST, CHARLA_PUBLIC_URL=PUBLIC,
+            CHARLA_VOICE_MAX_SECONDS="20",
             CHARLA_BUS_MAX_DELIVERIES=str(MAX_DELIVERIES), CHARLA_DEFAULT_TARGET_LANGUAGE="en",
             CHARLA_DEFAULT_NATIVE_LANGUAGE="es") as running:
         yield running
@@ -147,6 +149,24 @@ async def test_unusable_twilio_media_gets_a_kind_answer_and_is_never_retried_for
     assert (fake.media_fetches, fake.leaked) == (["MEpng"], [])
     assert stack.llm.calls("groq") == 0
     assert await rows(db, "SELECT DISTINCT free_used FROM learners") == [(0,)]
+    assert await entries(stack.res.redis, c.STREAM_VOICE + c.DEAD_SUFFIX) == []
+
+
+async def test_a_media_url_off_twilio_is_refused_unfetched_and_answered(
+        stack: Stack, twilio: tuple[FakeTwilio, str], db: str) -> None:
+    """A signed webhook whose MediaUrl names another host (here a second server on 127.0.0.2, holding the
+    note): nothing is requested from it, no credentials leave, the learner is told at once (no retries)."""
+    fake, _ = twilio
+    async with serve_fake_twilio(host="127.0.0.2") as (evil, evil_base):
+        evil.auth_token = TOKEN
+        evil.media["ME1"] = (note(speak("Hello there.", "en")), "audio/ogg")
+        form = voice_form("16505550009", "SMevil", media_url(evil_base, "SMevil", "ME1"))
+        assert await post_form(stack, form) == 200
+        await fake.wait_for(1, seconds=60)
+        assert (evil.media_requests, evil.media_fetches, evil.leaked) == ([], [], [])
+    assert "No pude recibir tu nota de voz ahora mismo" in fake.sent[0]["Body"]
+    assert fake.media_requests == []
+    assert stack.llm.calls("groq") == 0
     assert await entries(stack.res.redis, c.STREAM_VOICE + c.DEAD_SUFFIX) == []
 
 

@@ -30,7 +30,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from charla.channels import media as media_store
-from charla.channels.media import Media, MediaAuthError, MediaGone, MediaTooLarge, download_meta, download_twilio
+from charla.channels.media import (
+    Media,
+    MediaAuthError,
+    MediaGone,
+    MediaRefused,
+    MediaTooLarge,
+    download_meta,
+    download_twilio,
+)
 from charla.core import alerts, logs
 from charla.core import constants as c
 from charla.core.bus import Delivery
@@ -136,6 +144,10 @@ class VoiceAgent:
             if found.confidence < settings.voice_min_confidence and native != target and found.seconds < 60:
                 other = await self._listen(self.stt.transcribe, decoded.samples, native, words=words)
                 found = other if other.confidence > found.confidence else found  # they spoke their own language
+        except MediaRefused as exc:  # a forged or tampered webhook: nothing was fetched
+            log.warning("voice note %s refused: %s", event.message_id, exc)
+            await self._publish(event, Heard(problem="unavailable"))
+            return
         except MediaGone:
             await self._publish(event, Heard(problem="expired"))
             return
@@ -199,7 +211,9 @@ class VoiceAgent:
             if not settings.twilio_account_sid or not settings.twilio_auth_token or not media.get("url"):
                 raise MediaGone("no Twilio media URL or credentials")
             return await download_twilio(self.res.http, url=str(media["url"]), account_sid=settings.twilio_account_sid,
-                                         auth_token=settings.twilio_auth_token.get_secret_value(), max_bytes=limit)
+                                         auth_token=settings.twilio_auth_token.get_secret_value(), max_bytes=limit,
+                                         api_base_url=settings.twilio_api_base_url,
+                                         allowed_hosts=settings.twilio_media_hosts)
         if not settings.whatsapp_access_token:
             raise PermanentError("WHATSAPP_ACCESS_TOKEN is not set: voice notes cannot be downloaded")
         return await download_meta(self.res.http, base_url=settings.whatsapp_api_base_url,

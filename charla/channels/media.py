@@ -6,10 +6,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import aiohttp
 from redis.asyncio import Redis
+from yarl import URL
 
 from charla.core import constants as c
 from charla.core.errors import PermanentError, TransientError
@@ -17,6 +20,11 @@ from charla.core.errors import PermanentError, TransientError
 
 class MediaGone(PermanentError):
     """The media no longer exists (media ids live 7 days): ask the learner to send it again."""
+
+
+class MediaRefused(PermanentError):
+    """The webhook points at media Charla does not fetch: a host off the allowlist (or a redirect to one), a
+    malformed Meta media id. A forged or tampered webhook, answered like media that cannot be had."""
 
 
 class MediaTooLarge(PermanentError):
@@ -41,6 +49,11 @@ class MediaAuthError(TransientError):
         self.provider, self.status, self.code = provider, status, code
 
 
+MAX_REDIRECTS = 3  # Twilio's MediaUrl redirects once, to signed storage
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+META_MEDIA_ID = re.compile(r"[0-9]{1,32}")
+
+
 @dataclass(frozen=True)
 class Media:
     content: bytes
@@ -50,8 +63,19 @@ class Media:
 async def _fetch(http: aiohttp.ClientSession, url: str, *, max_bytes: int, provider: str,
                  headers: dict[str, str] | None = None) -> Media:
     """GET `url` (following redirects), refusing bodies over `max_bytes` before they are read whole."""
+    answer = await _get(http, url, max_bytes=max_bytes, provider=provider, headers=headers, follow=True)
+    if isinstance(answer, URL):  # pragma: no cover - aiohttp follows redirects itself here
+        raise TransientError(f"unexpected redirect to {answer.host}")
+    return answer
+
+
+async def _get(http: aiohttp.ClientSession, url: str, *, max_bytes: int, provider: str,
+               headers: dict[str, str] | None, follow: bool) -> Media | URL:
+    """GET `url`: its body, or (`follow` off) the absolute URL a redirect points to."""
     try:
-        async with http.get(url, headers=headers, allow_redirects=True) as response:
+        async with http.get(url, headers=headers, allow_redirects=follow) as response:
+            if not follow and response.status in _REDIRECTS and "Location" in response.headers:
+                return response.url.join(URL(response.headers["Location"]))
             if response.status in (404, 410):
                 raise MediaGone(f"{url} answered {response.status}")
             if response.status == 401:
@@ -75,6 +99,8 @@ async def download_meta(http: aiohttp.ClientSession, *, base_url: str, token: st
                         max_bytes: int) -> Media:
     """`GET /{media-id}` for a URL valid ~5 minutes, then the bytes with the same token; a URL that
     expired in between is fetched anew once."""
+    if not META_MEDIA_ID.fullmatch(media_id):
+        raise MediaRefused(f"not a Meta media id: {media_id[:40]!r}")
     headers = {"Authorization": f"Bearer {token}"}
     for attempt in range(2):
         info = await _fetch(http, f"{base_url.rstrip('/')}/{media_id}", max_bytes=64_000, provider="meta",
@@ -95,11 +121,34 @@ async def download_meta(http: aiohttp.ClientSession, *, base_url: str, token: st
 
 
 async def download_twilio(http: aiohttp.ClientSession, *, url: str, account_sid: str, auth_token: str,
-                          max_bytes: int) -> Media:
-    """Twilio's MediaUrl, with HTTP Basic auth (it redirects to the file; aiohttp drops the credentials
-    when the redirect leaves Twilio's host)."""
+                          max_bytes: int, api_base_url: str, allowed_hosts: Sequence[str]) -> Media:
+    """Twilio's MediaUrl and the redirects to its storage, each only from `allowed_hosts` (MediaRefused
+    otherwise, before any request to it). The HTTP Basic credentials go only to the first request, and only
+    when it is for the Twilio API's own origin (`api_base_url`); redirects are followed by hand, never with
+    them: a forged webhook cannot make Charla hand the account's credentials, or a request, to another host."""
     basic = base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
-    return await _fetch(http, url, max_bytes=max_bytes, provider="twilio", headers={"Authorization": f"Basic {basic}"})
+    headers = {"Authorization": f"Basic {basic}"} if _origin(URL(url)) == _origin(URL(api_base_url)) else None
+    target = URL(url)
+    for _ in range(MAX_REDIRECTS + 1):
+        if target.scheme not in ("http", "https") or not host_allowed(target.host, allowed_hosts):
+            raise MediaRefused(f"Twilio media on a host that is not allowed: {target.host!r}")
+        answer = await _get(http, str(target), max_bytes=max_bytes, provider="twilio", headers=headers, follow=False)
+        if isinstance(answer, Media):
+            return answer
+        target, headers = answer, None
+    raise MediaRefused(f"Twilio media redirected more than {MAX_REDIRECTS} times")
+
+
+def host_allowed(host: str | None, patterns: Iterable[str]) -> bool:
+    """Whether `host` is one of `patterns` (`*.example.com` matches any subdomain of example.com)."""
+    if not host:
+        return False
+    host = host.lower().rstrip(".")
+    return any(host == pattern or (pattern.startswith("*.") and host.endswith(pattern[1:])) for pattern in patterns)
+
+
+def _origin(url: URL) -> tuple[str, str | None, int | None]:
+    return url.scheme, (url.host or "").lower(), url.port
 
 
 def _error_code(body: bytes) -> int | None:

@@ -76,7 +76,7 @@ def up(
 async def _up(settings: Settings, names: list[str]) -> None:
     from redis.asyncio import Redis
 
-    from charla.cli.services import running_services
+    from charla.cli.services import running_services, write_private
     from charla.cli.supervisor import Supervisor
     from charla.core.db import migrate
     from charla.core.runtime import stack_file, stop_on_signals
@@ -88,9 +88,11 @@ async def _up(settings: Settings, names: list[str]) -> None:
         for name in await migrate(urls.database_url, _progress):
             _progress(f"applied {name}")
         path = stack_file(settings)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"database_url": urls.database_url, "redis_url": urls.redis_url,
-                                    "pid": os.getpid()}))
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.parent.chmod(0o700)
+        # The URLs carry the services' passwords: readable by this user only.
+        write_private(path, json.dumps({"database_url": urls.database_url, "redis_url": urls.redis_url,
+                                        "pid": os.getpid()}))
         env = {**os.environ, "DATABASE_URL": urls.database_url, "REDIS_URL": urls.redis_url}
         redis = Redis.from_url(urls.redis_url)
         _progress(f"orchestrator on http://{settings.host}:{settings.port} "

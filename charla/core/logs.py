@@ -20,8 +20,9 @@ from charla.core.settings import Settings
 
 HANDLER_NAME = "charla"
 
-# Third-party loggers whose INFO lines carry URLs with phone numbers or message bodies.
-NOISY = ("httpx", "httpcore", "aiohttp.access", "twilio.http_client", "stripe", "uvicorn.access", "urllib3")
+# Third-party loggers whose INFO lines carry URLs with phone numbers or message bodies. "twilio" covers the
+# SDK's every logger (its async client logs as twilio.async_http_client: 9 INFO lines per send).
+NOISY = ("httpx", "httpcore", "aiohttp.access", "twilio", "stripe", "uvicorn.access", "urllib3")
 
 # A run of 7+ digits, except a Redis stream entry id (`<milliseconds>-<seq>`), which operators must be able to
 # match against `charla dead list`.

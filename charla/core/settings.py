@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,6 +43,12 @@ class Settings(BaseSettings):
     embedded_pg_port: int = Field(54329, validation_alias=_env("CHARLA_PG_PORT"))
     embedded_redis_port: int = Field(56379, validation_alias=_env("CHARLA_REDIS_PORT"))
     redis_server: str | None = Field(None, validation_alias=_env("CHARLA_REDIS_SERVER"))
+    # Security: services and media fetches (issue 18)
+    twilio_media_hosts_setting: str = Field(
+        "api.twilio.com,*.twilio.com,*.twiliocdn.com", validation_alias=_env("CHARLA_TWILIO_MEDIA_HOSTS"),
+        description="Comma-separated hosts Twilio media (MediaUrl and its redirects) may be fetched from; "
+                    "`*.example.com` matches subdomains. The host of TWILIO_API_BASE_URL is always allowed. "
+                    "The account's credentials go only to TWILIO_API_BASE_URL's origin, never with a redirect.")
 
     whatsapp_provider_setting: Provider | None = Field(None, validation_alias=_env("WHATSAPP_PROVIDER"))
     whatsapp_app_secret: SecretStr | None = Field(None, validation_alias=_env("WHATSAPP_APP_SECRET"))
@@ -166,6 +173,12 @@ class Settings(BaseSettings):
         """Where prepared models live (the assembled multilingual Whisper): CHARLA_MODELS_DIR, else
         CHARLA_HOME/models. The container image bakes them outside its CHARLA_HOME volume."""
         return self.models_dir_setting or self.home / "models"
+
+    @property
+    def twilio_media_hosts(self) -> tuple[str, ...]:
+        """Host patterns Twilio media may come from: CHARLA_TWILIO_MEDIA_HOSTS and TWILIO_API_BASE_URL's host."""
+        api_host = urlsplit(self.twilio_api_base_url).hostname
+        return (*_names(self.twilio_media_hosts_setting.lower()), *([api_host] if api_host else []))
 
     @property
     def tts_engines(self) -> tuple[str, ...]:

@@ -80,6 +80,10 @@ TEXTS: dict[str, dict[str, str]] = {
                   "es": "Hecho: he borrado tu perfil, tus mensajes y tu progreso. "
                         "Si vuelves a escribir, empezamos de cero."},
     "kept": {"en": "Okay, I kept everything.", "es": "Vale, lo mantengo todo."},
+    "export_file": {"en": "Here is everything I keep about you, as a JSON file: your profile, messages, "
+                          "corrections, memories, practice and payments.",
+                    "es": "Aquí tienes todo lo que guardo sobre ti, en un archivo JSON: tu perfil, tus mensajes, "
+                          "correcciones, recuerdos, práctica y pagos."},
 }
 
 
@@ -95,6 +99,7 @@ class Said:
     text: str = ""
     choices: list[Choice] = field(default_factory=list)
     converse: bool = False
+    document: str = ""  # the caption of the learner's data export, sent as a file after `text`
 
 
 async def run(conn: Conn, learner_id: uuid.UUID, command: Command, message_id: str, session: Session,
@@ -111,7 +116,7 @@ async def run(conn: Conn, learner_id: uuid.UUID, command: Command, message_id: s
     if name == "mistakes":
         return Said(await _mistakes(conn, learner_id, session, native))
     if name == "export":
-        return Said(await _export(conn, learner_id))
+        return Said(await _export(conn, learner_id), document=say("export_file", native))
     if name == "forget":
         session.awaiting = "forget"
         return Said(say("forget", native), [Choice(id="forget:yes", title=say("forget_yes", native)),

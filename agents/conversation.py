@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import stripe
 
 from agents import actions
+from charla.channels.media import drop
 from charla.channels.registry import Channels, mark_read, open_channels
 from charla.core import constants as c
 from charla.core import logs
@@ -32,6 +33,7 @@ from charla.core.events import Choice, InboundMessage, OutboundMessage, SpeakReq
 from charla.core.runtime import Resources
 from charla.core.worker import Handler
 from charla.ops import takeover
+from charla.ops.export import stash
 from charla.store import learners, memories, messages, profile, session, turns
 from charla.store.messages import Conn, Outbound
 from charla.store.session import Said, Session
@@ -99,6 +101,8 @@ class Reply:
     say: tuple[str, str] | None = None  # (phrase, language) to send as a voice note after the text
     spoken: Outbound | None = None  # the voice note's recorded outbound message
     announce: bool = False  # starts with "you're all set" (the entitlement records it was said)
+    document: str = ""  # the caption of the learner's data export, sent as a file after the text
+    attachment: Outbound | None = None  # the export's recorded outbound message
 
 
 @dataclass
@@ -131,6 +135,8 @@ class Conversation:
             if (voice := replies.get("voice")) is not None and voice.status == "queued":
                 target, _ = self.tutor.languages(await self._profile(learner_id))
                 await self._speak(event, voice, target)
+            if (exported := replies.get("export")) is not None and exported.status == "queued":
+                await self._send_export(event, learner_id, exported)
             await self._publish_turn(inbound_id, event.learner)
         elif (operator := await takeover.holder(self.res.redis, learner_id)) is not None:
             await self._held_turn(event, learner_id, inbound_id, operator)
@@ -283,7 +289,7 @@ class Conversation:
             await self._tutor_turn(event, learner_id, batch, sess, stored, native, topic_changed=True)
             return
         await self._finish(event, learner_id, batch, sess, Reply(said.text, Usage("command", route="command"),
-                                                                 said.choices))
+                                                                 said.choices, document=said.document))
 
     async def _forget(self, event: InboundMessage, learner_id: uuid.UUID, native: str) -> None:
         """Erase the learner; from here on they are new, and only this exchange is recorded for them."""
@@ -328,6 +334,8 @@ class Conversation:
         await self._publish(event, batch, outbound, turn)
         if reply.spoken is not None and reply.say is not None:
             await self._speak(event, reply.spoken, reply.say[1])
+        if reply.attachment is not None:
+            await self._send_export(event, learner_id, reply.attachment)
 
     async def _charge(self, conn: Conn, learner_id: uuid.UUID, reply: Reply) -> None:
         """Count the turn's messages in the reply's transaction; if another replica used the last of the
@@ -357,6 +365,10 @@ class Conversation:
         if reply.say is not None:
             reply.spoken = await messages.record_reply(conn, learner_id, event.provider, newest.message_id,
                                                        newest.id, reply.say[0], "voice", answers=False, kind="voice")
+        if reply.document:
+            reply.attachment = await messages.record_reply(conn, learner_id, event.provider, newest.message_id,
+                                                           newest.id, reply.document, "export", answers=False,
+                                                           kind="document")
         total_ms = max(0, round((utcnow() - event.at).total_seconds() * 1000))
         turn_id = await turns.record(conn, learner_id, newest.id, [row.id for row in batch], usage, total_ms,
                                      reply.corrections, reply.vocabulary, reply.voice_example)
@@ -393,6 +405,17 @@ class Conversation:
                                outbound_id=str(voice.outbound_id), provider=event.provider, to=event.identity,
                                via=event.payload.get("to"), text=voice.body, language=language)
         await self.res.bus.publish(c.STREAM_VOICE, request, dedupe_key=f"speak:{voice.outbound_id}")
+
+    async def _send_export(self, event: InboundMessage, learner_id: uuid.UUID, document: Outbound) -> None:
+        """Export the learner's data now (after the reply was recorded: the file holds this exchange too) and
+        hand it to the sender as a file; deduplicated per message (a re-run's unused copy is dropped)."""
+        token = await stash(self.res.pool, self.res.redis, learner_id, self.res.settings.export_ttl_s)
+        message = OutboundMessage(
+            id=f"out-{document.outbound_id}", learner=event.learner, outbound_id=str(document.outbound_id),
+            provider=event.provider, to=event.identity, text=document.body, via=event.payload.get("to"),
+            kind="document", document=token)
+        if not await self.res.bus.publish(c.STREAM_OUTBOX, message, dedupe_key=f"outbox:{document.outbound_id}"):
+            await drop(self.res.redis, f"doc:{token}")
 
     async def _defer(self, event: InboundMessage, learner_id: uuid.UUID, newest: Waiting, native: str,
                      exc: AllProvidersFailed) -> None:

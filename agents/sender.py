@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 
 from charla.channels import media
 from charla.channels.chunking import split_text
@@ -29,6 +30,7 @@ from charla.core.errors import PermanentError
 from charla.core.events import Choice, OutboundMessage
 from charla.core.runtime import Resources
 from charla.core.worker import Handler
+from charla.ops import export
 from charla.store import messages
 from charla.tutor import flashcards
 
@@ -62,6 +64,9 @@ async def send(res: Resources, channels: Channels, event: OutboundMessage) -> No
         return
     if event.kind == "voice":
         await _send_voice(res, channels, event, outbound_id, state.window_open)
+        return
+    if event.kind == "document":
+        await _send_document(res, channels, event, outbound_id, state.window_open)
         return
     if event.kind == "template" or (event.provider != "console" and not state.window_open):
         await _send_template(res, channels, event, outbound_id)
@@ -188,18 +193,64 @@ async def _send_voice(res: Resources, channels: Channels, event: OutboundMessage
     if audio is None:
         await _fail(res, outbound_id, {"reason": "the voice note's audio expired before it was sent"})
         return
+
+    async def meta_send(graph: GraphClient) -> str:
+        media_id = await graph.upload_voice(audio)
+        return await graph.send_voice(_meta_recipient(event), media_id, tag=event.outbound_id)
+
+    async def twilio_send(channel: TwilioChannel) -> str:
+        url = _served(res, f"{event.audio}.ogg", "voice notes")
+        return await channel.send_media(_twilio_recipient(event), url, sender=event.via)
+
+    await _send_one(res, channels, event, outbound_id, meta_send, twilio_send)
+
+
+async def _send_document(res: Resources, channels: Channels, event: OutboundMessage, outbound_id: uuid.UUID,
+                         window_open: bool) -> None:
+    """A learner's data export (charla.ops.export) as a file: uploaded to Meta, fetched by Twilio from
+    CHARLA_PUBLIC_URL/media/<token>.json, a download link in the console. Only its token travels on the bus
+    and its bytes are never logged. It answers the learner's own request, so outside the window it is not sent."""
+    if event.provider != "console" and not window_open:
+        await _fail(res, outbound_id, {"reason": "24-hour window closed; the export is sent only as an answer"})
+        return
+    token = f"doc:{event.document}"
+    data = await media.kept(res.redis, token) if event.document else None
+    if data is None:
+        await _fail(res, outbound_id, {"reason": "the export expired before it was sent (CHARLA_EXPORT_TTL_S)"})
+        return
+
+    async def meta_send(graph: GraphClient) -> str:
+        media_id = await graph.upload(data, export.UPLOAD_TYPE, export.FILENAME)
+        return await graph.send_document(_meta_recipient(event), media_id, export.FILENAME, caption=event.text,
+                                         tag=event.outbound_id)
+
+    async def twilio_send(channel: TwilioChannel) -> str:
+        url = _served(res, f"{event.document}.json", "data exports")
+        return await channel.send_media(_twilio_recipient(event), url, body=event.text, sender=event.via)
+
+    if await _send_one(res, channels, event, outbound_id, meta_send, twilio_send) and event.provider == "meta":
+        await media.drop(res.redis, token)  # Meta keeps its own copy: nothing needs to fetch it from Charla
+
+
+def _served(res: Resources, name: str, what: str) -> str:
+    """The public URL of media Charla serves at /media/`name` (Twilio fetches it from there)."""
+    if not res.settings.public_url:
+        raise PermanentError(f"CHARLA_PUBLIC_URL is not set: Twilio cannot fetch {what} from Charla")
+    return f"{res.settings.public_url.rstrip('/')}/media/{name}"
+
+
+async def _send_one(res: Resources, channels: Channels, event: OutboundMessage, outbound_id: uuid.UUID,
+                    meta_send: Callable[[GraphClient], Awaitable[str]],
+                    twilio_send: Callable[[TwilioChannel], Awaitable[str]]) -> bool:
+    """Send a message that goes out as one provider message (media), record it, and say whether it went."""
     try:
         if event.provider == "meta" and channels.graph is not None:
-            media_id = await channels.graph.upload_voice(audio)
-            provider_id = await channels.graph.send_voice(_meta_recipient(event), media_id, tag=event.outbound_id)
+            provider_id = await meta_send(channels.graph)
         elif event.provider == "twilio" and channels.twilio is not None:
-            if not res.settings.public_url:
-                raise PermanentError("CHARLA_PUBLIC_URL is not set: Twilio cannot fetch voice notes from Charla")
-            url = f"{res.settings.public_url.rstrip('/')}/media/{event.audio}.ogg"
-            provider_id = await channels.twilio.send_media(_twilio_recipient(event), url, sender=event.via)
+            provider_id = await twilio_send(channels.twilio)
         elif event.provider == "console":
             await _console_part(res, event, outbound_id)
-            return
+            return True
         else:
             raise PermanentError(f"no credentials to send through {event.provider!r}")
     except (GraphAuthError, TwilioAuthError) as exc:
@@ -207,8 +258,9 @@ async def _send_voice(res: Resources, channels: Channels, event: OutboundMessage
         raise
     except PermanentError as exc:
         await _fail(res, outbound_id, {"code": getattr(exc, "code", None), "message": str(exc)})
-        return
+        return False
     await _sent_whole(res, event, outbound_id, provider_id)
+    return True
 
 
 async def _send_template(res: Resources, channels: Channels, event: OutboundMessage, outbound_id: uuid.UUID) -> None:
@@ -241,7 +293,7 @@ async def _send_template(res: Resources, channels: Channels, event: OutboundMess
 
 
 async def _console_part(res: Resources, event: OutboundMessage, outbound_id: uuid.UUID) -> None:
-    shown = event.model_copy(update={"kind": "voice" if event.kind == "voice" else "text"})
+    shown = event.model_copy(update={"kind": event.kind if event.kind in ("voice", "document") else "text"})
     provider_id = await _deliver(res, Channels(None, None), shown, event.text, None)
     await _sent_whole(res, event, outbound_id, provider_id)
 

@@ -26,7 +26,7 @@ from charla.core.bus import Bus
 from charla.core.constants import CONSUMER_GROUPS, PREFIX
 from charla.core.events import Template
 from charla.core.runtime import Resources
-from charla.ops import analytics, broadcasts, deadletters, takeover
+from charla.ops import analytics, broadcasts, deadletters, export, takeover
 from charla.store import learners, session
 from orchestrator import charts
 from orchestrator.deps import Res
@@ -75,6 +75,7 @@ def router() -> APIRouter:
     api.add_api_route("", overview, methods=["GET"], response_class=HTMLResponse)
     api.add_api_route("/learners", learner_list, methods=["GET"], response_class=HTMLResponse)
     api.add_api_route("/learners/{learner_id}", learner_page, methods=["GET"], response_class=HTMLResponse)
+    api.add_api_route("/learners/{learner_id}/export", learner_export, methods=["GET"], response_class=Response)
     api.add_api_route("/learners/{learner_id}/delete", delete_learner, methods=["POST"])
     api.add_api_route("/learners/{learner_id}/take", take_over, methods=["POST"])
     api.add_api_route("/learners/{learner_id}/release", hand_back, methods=["POST"])
@@ -166,6 +167,16 @@ async def learner_page(request: Request, learner_id: uuid.UUID, res: Res, who: O
     return _page(request, "admin_learner.html", learner=found, errors=errors, lines=lines,
                  error_chart=Markup(error_chart),  # noqa: S704 - pygal's own SVG
                  holder=await takeover.holder(res.redis, learner_id), who=who)
+
+
+async def learner_export(learner_id: uuid.UUID, res: Res, who: Operator) -> Response:
+    """The learner's data export as a download: the file their "send me my data" sends (charla.ops.export)."""
+    async with res.pool.connection() as conn:
+        try:
+            document = await export.export(conn, learner_id, redis=res.redis)
+        except export.UnknownLearner:
+            raise HTTPException(404, "no such learner (deleted?)") from None
+    return Response(export.dumps(document), media_type=export.MEDIA_TYPE, headers=export.attachment_headers())
 
 
 async def delete_learner(learner_id: uuid.UUID, res: Res, who: Operator,

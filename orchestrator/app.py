@@ -28,6 +28,7 @@ from charla.core.bus import BacklogFull
 from charla.core.events import InboundMessage, Provider
 from charla.core.runtime import Resources, consumer_name, heartbeat, open_resources
 from charla.core.settings import Settings
+from charla.ops import export
 from orchestrator import admin, console, openapi, scrape
 from orchestrator.deps import Res
 from orchestrator.lane import WebhookLane, redis_unavailable
@@ -92,6 +93,8 @@ def create_app(settings: Settings) -> FastAPI:
                       response_class=Response, responses=openapi.METRICS)
     app.add_api_route("/media/{token}.ogg", media, methods=["GET"], response_model=None, response_class=Response,
                       responses=openapi.MEDIA)
+    app.add_api_route("/media/{token}.json", media_export, methods=["GET"], response_model=None,
+                      response_class=Response, responses=openapi.EXPORT)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     if settings.whatsapp_provider == "console":
         app.include_router(console.router())
@@ -245,6 +248,15 @@ async def media(token: str, res: Res) -> Response:
     if data is None:
         return _error(404, "no such voice note (they expire after 24 hours)")
     return Response(data, media_type="audio/ogg", headers={"Cache-Control": "private, max-age=3600"})
+
+
+async def media_export(token: str, res: Res) -> Response:
+    """A learner's data export sent for "send me my data" (Twilio fetches MediaUrl from here; the console links
+    it). The random token is the only key, and it expires after CHARLA_EXPORT_TTL_S."""
+    data = await kept(res.redis, f"doc:{token}") if _TOKEN.fullmatch(token) else None
+    if data is None:
+        return _error(404, "no such export (they expire after CHARLA_EXPORT_TTL_S)")
+    return Response(data, media_type=export.MEDIA_TYPE, headers=export.attachment_headers())
 
 
 def twilio_url(request: Request, public_url: str | None) -> str:

@@ -65,3 +65,4 @@ STRIPE_REQUEST = {"parameters": [_header("Stripe-Signature", "t=<unix time>,v1=<
                   "requestBody": _body("application/json", {"type": "object"})}
 METRICS: Responses = {200: _text("text/plain", "Prometheus text exposition")}
 MEDIA: Responses = {200: _text("audio/ogg", "A spoken reply, Ogg/Opus"), **errors(404)}
+EXPORT: Responses = {200: _text("application/json", "A learner's data export, as a file"), **errors(404)}

@@ -55,6 +55,7 @@ class FakeGraph:
     log: list[Attempt] = field(default_factory=list)  # every message send tried, in order
     before_answer: BeforeAnswer | None = None
     uploads: list[tuple[str, bytes]] = field(default_factory=list)  # (content type, bytes)
+    upload_names: list[tuple[str, str]] = field(default_factory=list)  # (file name, the form's `type` field)
     tokens: list[str] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)  # message ids answered, in order
     media: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # media id -> (bytes, mime type) to serve
@@ -95,6 +96,7 @@ class FakeGraph:
         if isinstance(upload, str) or form.get("messaging_product") != "whatsapp":
             return JSONResponse({"error": {"code": 100, "message": "Param file must be a file"}}, status_code=400)
         self.uploads.append((upload.content_type or "", await upload.read()))
+        self.upload_names.append((upload.filename or "", str(form.get("type") or "")))
         return JSONResponse({"id": "1013859600285441"})
 
     async def media_info(self, request: Request) -> JSONResponse:

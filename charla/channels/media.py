@@ -169,12 +169,18 @@ def _check_sha256(content: bytes, announced: object) -> None:
             raise MediaCorrupt("downloaded media does not match its sha256")
 
 
-async def keep(redis: Redis, token: str, data: bytes) -> None:
-    """Keep audio Charla serves or uploads later under `token` (`out:…` spoken replies, `in:…` console notes)."""
-    await redis.set(c.MEDIA_KEY.format(token=token), data, ex=c.MEDIA_TTL_S)
+async def keep(redis: Redis, token: str, data: bytes, ttl_s: int = c.MEDIA_TTL_S) -> None:
+    """Keep media Charla serves or uploads later under `token` (`out:…` spoken replies, `in:…` console notes,
+    `doc:…` data exports), for `ttl_s` seconds."""
+    await redis.set(c.MEDIA_KEY.format(token=token), data, ex=ttl_s)
 
 
 async def kept(redis: Redis, token: str) -> bytes | None:
-    """Audio kept under `token`, or None once it expired."""
+    """Media kept under `token`, or None once it expired."""
     data = await redis.get(c.MEDIA_KEY.format(token=token))
     return data.encode() if isinstance(data, str) else data
+
+
+async def drop(redis: Redis, token: str) -> None:
+    """Delete media kept under `token` before it expires (an export uploaded to Meta is not needed again)."""
+    await redis.delete(c.MEDIA_KEY.format(token=token))

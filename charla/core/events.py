@@ -134,7 +134,7 @@ class OutboundMessage(_Event):
     outbound_id: str
     provider: Provider
     to: Identity
-    kind: Literal["text", "choices", "template", "voice"] = "text"
+    kind: Literal["text", "choices", "template", "voice", "document"] = "text"
     text: str
     choices: list[Choice] = Field(default_factory=list)
     choices_button: str = "Options"
@@ -143,6 +143,7 @@ class OutboundMessage(_Event):
     template: Template | None = None  # what to send instead when the window is closed (kind "template": always)
     flashcard: Flashcard | None = None  # sent as an image where the provider takes uploads (Meta)
     audio: str | None = None  # kind "voice": the token of an Ogg/Opus note under MEDIA_KEY (`text` is its transcript)
+    document: str | None = None  # kind "document": the token of a data export under MEDIA_KEY (`text`: its caption)
 
 
 class ReadReceipt(_Event):

@@ -136,6 +136,11 @@ class Settings(BaseSettings):
     meta_text_limit: int = Field(4096, ge=16, le=4096, validation_alias=_env("CHARLA_META_TEXT_LIMIT"))
     twilio_text_limit: int = Field(1600, ge=16, le=1600, validation_alias=_env("CHARLA_TWILIO_TEXT_LIMIT"))
     max_media_bytes: int = Field(16 * 1024 * 1024, gt=0, validation_alias=_env("CHARLA_MAX_MEDIA_BYTES"))
+    # Export (issue 18)
+    export_ttl_s: int = Field(3600, gt=0, le=24 * 3600, validation_alias=_env("CHARLA_EXPORT_TTL_S"),
+                              description="Seconds a learner's data export (the JSON file sent for \"send me my "
+                                          "data\") stays fetchable at its random /media/<token>.json address "
+                                          "(Twilio and the console fetch it from there) before it is deleted.")
     max_body_bytes: int = Field(3 * 1024 * 1024, gt=0, validation_alias=_env("CHARLA_MAX_BODY_BYTES"))
     body_timeout_s: float = Field(10.0, gt=0, validation_alias=_env("CHARLA_BODY_TIMEOUT_S"))
     dedupe_ttl_s: int = Field(7 * 24 * 3600, gt=0, validation_alias=_env("CHARLA_DEDUPE_TTL_S"))

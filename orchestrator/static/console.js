@@ -59,8 +59,15 @@ function bubble(m) {
     audio.addEventListener("play", () => m.id && seen(m.id, "played"), {once: true});
     el.append(audio);
   }
+  if (m.document) {  // a data export ("send me my data"): a download link, like WhatsApp's file bubble
+    const file = document.createElement("a");
+    file.className = "document"; file.href = `/media/${m.document}.json`; file.download = "charla-data.json";
+    file.textContent = "📄 charla-data.json";
+    el.append(file);
+  }
   if (m.kind === "audio" && m.direction === "in" && !m.text) body.textContent = "🎤 voice note";
-  else linkify(body, (m.kind === "voice" && !m.audio ? "🔊 " : "") + (m.text || ""));
+  else linkify(body, (m.kind === "voice" && !m.audio ? "🔊 " : m.kind === "document" && !m.document ? "📄 " : "")
+    + (m.text || ""));
   el.append(body);
   if (m.choices && m.choices.length) el.append(choices(m));
   const meta = document.createElement("div");
@@ -147,7 +154,7 @@ function onEvent(event) {
   } else if (data.type === "outbound.message") {
     $("#typing").hidden = true;
     bubble({direction: "out", id: data.id, kind: data.kind, text: data.text, choices: data.choices,
-      choices_button: data.choices_button, audio: data.audio, at: data.at});
+      choices_button: data.choices_button, audio: data.audio, document: data.document, at: data.at});
     acknowledge(data.id);
   }
 }

@@ -162,6 +162,15 @@ class GraphClient:
         return await self._send({"messaging_product": "whatsapp", "recipient_type": "individual", "to": to,
                                  "type": "image", "image": image}, tag)
 
+    async def send_document(self, to: str, media_id: str, filename: str, *, caption: str = "",
+                            tag: str | None = None) -> str:
+        """Send an uploaded document, shown as a file named `filename` with a caption (up to 1024 characters)."""
+        document: dict[str, Any] = {"id": media_id, "filename": filename}
+        if caption:
+            document["caption"] = caption[:CAPTION_LIMIT]
+        return await self._send({"messaging_product": "whatsapp", "recipient_type": "individual", "to": to,
+                                 "type": "document", "document": document}, tag)
+
     async def send_voice(self, to: str, media_id: str, *, tag: str | None = None) -> str:
         """Send an uploaded voice note (played inline, like one recorded in WhatsApp)."""
         return await self._send({"messaging_product": "whatsapp", "recipient_type": "individual", "to": to,

@@ -84,9 +84,11 @@ class TwilioChannel:
         """Send a text; `sender` is the number the learner wrote to (else TWILIO_WHATSAPP_FROM)."""
         return await self._create(to, sender, body=body)
 
-    async def send_media(self, to: str, url: str, *, sender: str | None = None) -> str:
-        """Send media Twilio fetches from `url` (a voice note Charla serves at CHARLA_PUBLIC_URL/media/…)."""
-        return await self._create(to, sender, media_url=[url])
+    async def send_media(self, to: str, url: str, *, body: str = "", sender: str | None = None) -> str:
+        """Send media Twilio fetches from `url` (a voice note or a data export Charla serves at
+        CHARLA_PUBLIC_URL/media/…), with `body` as its text when given."""
+        fields: dict[str, Any] = {"media_url": [url], **({"body": body} if body else {})}
+        return await self._create(to, sender, **fields)
 
     async def send_template(self, to: str, content_sid: str, *, sender: str | None = None) -> str:
         """Send an approved template by its Content SID (HX…), the only thing allowed outside the window."""

@@ -6,7 +6,7 @@ import asyncio
 import hmac
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,9 +29,11 @@ from charla.core.events import InboundMessage, Provider
 from charla.core.runtime import Resources, consumer_name, heartbeat, open_resources
 from charla.core.settings import Settings
 from charla.ops import export
-from orchestrator import admin, console, openapi, scrape
+from orchestrator import access, admin, console, openapi, scrape
+from orchestrator.access import Webhook
 from orchestrator.deps import Res
-from orchestrator.lane import WebhookLane, redis_unavailable
+from orchestrator.lane import Handler, WebhookLane, redis_unavailable
+from orchestrator.limits import BodyLimits, path_limits
 from payments import webhook as stripe_events
 
 log = logging.getLogger(__name__)
@@ -67,28 +69,19 @@ def create_app(settings: Settings) -> FastAPI:
             closing.set()
             await beat
 
-    app = FastAPI(title="Charla orchestrator", version="0.1.0", lifespan=lifespan)
+    # /docs and /redoc would load Swagger UI from a CDN (blank offline): off. The schema: not in production.
+    app = FastAPI(title="Charla orchestrator", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None if settings.env == "production" else "/openapi.json",
+                  # Forms take no file unless their route says so (the console's voice upload), and few fields.
+                  form_limits={"max_files": 0, "max_fields": 32})
     app.add_api_route("/healthz", healthz, methods=["GET"], responses=openapi.HEALTH)
     app.add_api_route("/livez", livez, methods=["GET"])
     app.add_api_route("/readyz", readyz, methods=["GET"], responses=openapi.HEALTH)
-    app.add_api_route("/webhooks/whatsapp", verify_subscription, methods=["GET"], response_model=None,
-                      response_class=PlainTextResponse, responses=openapi.VERIFY)
-    # Webhooks are timed and counted where they are routed (charla_webhook_*): no middleware on other routes.
-    # They are served by the fast lane (orchestrator/lane.py); their FastAPI routes describe them.
-    whatsapp, twilio, stripe = (metrics.timed_webhook("whatsapp", whatsapp_webhook),
-                                metrics.timed_webhook("twilio", twilio_webhook),
-                                metrics.timed_webhook("stripe", stripe_webhook))
-    app.add_api_route("/webhooks/whatsapp", whatsapp, methods=["POST"], response_model=None,
-                      responses=openapi.WHATSAPP, openapi_extra=openapi.WHATSAPP_REQUEST)
-    twilio_doc: dict[str, Any] = {"response_class": Response, "responses": openapi.TWILIO,
-                                  "openapi_extra": openapi.TWILIO_REQUEST}
-    app.add_api_route("/webhooks/twilio", twilio, methods=["POST"], response_model=None, **twilio_doc)
-    # The same, under the path many Twilio consoles are set up with.
-    app.add_api_route("/webhooks/twilio/whatsapp", twilio, methods=["POST"], response_model=None, **twilio_doc)
-    app.add_api_route("/webhooks/stripe", stripe, methods=["POST"], response_model=None,
-                      responses=openapi.STRIPE, openapi_extra=openapi.STRIPE_REQUEST)
-    app.add_middleware(WebhookLane, routes={"/webhooks/whatsapp": whatsapp, "/webhooks/twilio": twilio,
-                                            "/webhooks/twilio/whatsapp": twilio, "/webhooks/stripe": stripe})
+    lane = add_webhooks(app, settings)
+    # Innermost first: the lane answers webhooks before the body limits (it enforces its own), everything
+    # else passes both.
+    app.add_middleware(BodyLimits, limits=path_limits(settings), default=settings.max_form_bytes)
+    app.add_middleware(WebhookLane, routes=lane)
     app.add_api_route("/metrics", scrape.metrics_endpoint, methods=["GET"], response_model=None,
                       response_class=Response, responses=openapi.METRICS)
     app.add_api_route("/media/{token}.ogg", media, methods=["GET"], response_model=None, response_class=Response,
@@ -103,6 +96,42 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(RedisConnectionError, redis_unavailable)
     app.add_exception_handler(RedisTimeoutError, redis_unavailable)
     return app
+
+
+def add_webhooks(app: FastAPI, settings: Settings) -> dict[str, Handler]:
+    """The webhook routes, each on only when its provider is configured (orchestrator.access.webhook_off);
+    an off route answers 404 naming what to set. Returns the fast lane's routes: the webhooks that are on."""
+    # Webhook POSTs are timed and counted where they are routed (charla_webhook_*, off ones too): no
+    # middleware on other routes. The fast lane (orchestrator/lane.py) serves them; their FastAPI routes
+    # describe them.
+    twilio_doc: dict[str, Any] = {"response_class": Response, "responses": openapi.TWILIO,
+                                  "openapi_extra": openapi.TWILIO_REQUEST}
+    webhooks: list[tuple[str, str, Webhook, Callable[..., Awaitable[Response]], dict[str, Any]]] = [
+        ("/webhooks/whatsapp", "GET", "whatsapp-handshake", verify_subscription,
+         {"response_class": PlainTextResponse, "responses": openapi.VERIFY}),
+        ("/webhooks/whatsapp", "POST", "whatsapp", whatsapp_webhook,
+         {"responses": openapi.WHATSAPP, "openapi_extra": openapi.WHATSAPP_REQUEST}),
+        ("/webhooks/twilio", "POST", "twilio", twilio_webhook, twilio_doc),
+        # The same, under the path many Twilio consoles are set up with.
+        ("/webhooks/twilio/whatsapp", "POST", "twilio", twilio_webhook, twilio_doc),
+        ("/webhooks/stripe", "POST", "stripe", stripe_webhook,
+         {"responses": openapi.STRIPE, "openapi_extra": openapi.STRIPE_REQUEST}),
+    ]
+    lane: dict[str, Handler] = {}
+    for path, method, webhook, handler, doc in webhooks:
+        reason = access.webhook_off(settings, webhook)
+        if reason is not None:
+            handler, doc = _off(reason), {"include_in_schema": False}
+        if method == "POST":
+            handler = lane[path] = metrics.timed_webhook(webhook, handler)
+        app.add_api_route(path, handler, methods=[method], response_model=None, **doc)
+    return lane
+
+
+def _off(reason: str) -> Handler:
+    async def off(request: Request) -> Response:
+        return _error(404, reason)
+    return off
 
 
 async def healthz(res: Res) -> JSONResponse:
@@ -206,7 +235,10 @@ async def whatsapp_webhook(request: Request) -> Response:
 async def accept_whatsapp(res: Resources, body: bytes, signature: str | None) -> Response:
     """A WhatsApp delivery's raw bytes and signature header: verify, parse, publish, acknowledge (the local
     console hands its signed deliveries here too)."""
-    if not meta.signature_ok(body, signature, res.settings.app_secret()):
+    secret = res.settings.whatsapp_secret()
+    if secret is None:
+        return _error(404, "Meta webhooks are off: set WHATSAPP_APP_SECRET")
+    if not meta.signature_ok(body, signature, secret):
         return _error(401, "missing or invalid X-Hub-Signature-256")
     try:
         payload: Any = meta.load(body)

@@ -79,7 +79,7 @@ def router() -> APIRouter:
     api.add_api_route("/api/learners", learner_list, methods=["GET"])
     api.add_api_route("/api/history", history, methods=["GET"])
     api.add_api_route("/api/text", send_text, methods=["POST"])
-    api.add_api_route("/api/voice", send_voice, methods=["POST"])
+    api.add_api_route("/api/voice", send_voice, methods=["POST"], form_limits={"max_files": 1, "max_fields": 8})
     api.add_api_route("/api/choose", choose, methods=["POST"])
     api.add_api_route("/api/status", status, methods=["POST"])
     api.add_api_route("/api/pay", pay, methods=["POST"])
@@ -148,7 +148,10 @@ async def _submit(res: Resources, body: bytes) -> Response:
     """Hand a signed delivery to the WhatsApp webhook handler, exactly as Meta's would arrive."""
     from orchestrator.app import accept_whatsapp  # the app imports this module
 
-    return await accept_whatsapp(res, body, console.signature(body, res.settings.app_secret()))
+    secret = res.settings.whatsapp_secret()
+    if secret is None:  # pragma: no cover - the console provider always has one
+        raise HTTPException(404, "Meta-format webhooks are off")
+    return await accept_whatsapp(res, body, console.signature(body, secret))
 
 
 async def _sent(res: Resources, body: bytes, message_id: str) -> Response:

@@ -6,8 +6,10 @@ framework than in its own work: verifying, parsing and publishing. The handlers 
 `Request` and answer a `Response`, so the lane calls them directly, and answers Redis outages with 503 as
 the app's exception handler does. Anything else a handler raises still reaches Starlette's error middleware
 (500). Every other request goes through FastAPI, whose routes for these paths stay registered: they are
-what /openapi.json describes, and they answer identically. With batched publishes (charla.core.bus), ingest
-went from 0.33× to 0.67× a bare FastAPI endpoint's requests/s (`python -m bench --only ingest`, 2 cores).
+what /openapi.json describes, and they answer identically. A webhook whose provider is not configured is
+in the lane too, as a 404 naming what to set (orchestrator.access.webhook_off, decided at app creation).
+With batched publishes (charla.core.bus), ingest went from 0.33× to 0.67× a bare FastAPI endpoint's requests/s
+(`python -m bench --only ingest`, 2 cores).
 """
 
 from __future__ import annotations

@@ -63,6 +63,7 @@ STRIPE: Responses = {200: _json({"type": "object", "required": ["received", "dup
                      **errors(400, 404, 408, 413, 503)}
 STRIPE_REQUEST = {"parameters": [_header("Stripe-Signature", "t=<unix time>,v1=<hex HMAC-SHA256>")],
                   "requestBody": _body("application/json", {"type": "object"})}
-METRICS: Responses = {200: _text("text/plain", "Prometheus text exposition")}
+METRICS: Responses = {200: _text("text/plain", "Prometheus text exposition"),
+                      401: _json(_ERROR, "CHARLA_METRICS_TOKEN is set and the bearer token is missing or wrong")}
 MEDIA: Responses = {200: _text("audio/ogg", "A spoken reply, Ogg/Opus"), **errors(404)}
 EXPORT: Responses = {200: _text("application/json", "A learner's data export, as a file"), **errors(404)}

@@ -11,6 +11,7 @@ label of their own, so scrape with `honor_labels: true` (as for a Pushgateway or
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import time
@@ -18,9 +19,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from pydantic import SecretStr
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -115,8 +117,20 @@ async def exposition(redis: Redis, bus: Bus, instance: str,
     return generate_latest(scrape)
 
 
+def scraper_allowed(request: Request, token: SecretStr | None) -> bool:
+    """With CHARLA_METRICS_TOKEN set, only `Authorization: Bearer <token>` (compared in constant time)."""
+    if token is None:
+        return True
+    given = request.headers.get("authorization", "").encode(errors="replace")
+    return hmac.compare_digest(given, f"Bearer {token.get_secret_value()}".encode())
+
+
 async def metrics_endpoint(request: Request) -> Response:
-    """Prometheus text format, open to scrapers: labels name code paths only, never a learner or a text."""
+    """Prometheus text format: labels name code paths only, never a learner or a text. Behind a bearer token
+    when CHARLA_METRICS_TOKEN is set."""
     res: Resources = request.app.state.res
+    if not scraper_allowed(request, res.settings.metrics_token):
+        return JSONResponse({"error": "missing or wrong bearer token (CHARLA_METRICS_TOKEN)"}, status_code=401,
+                            headers={"WWW-Authenticate": "Bearer"})
     body = await exposition(res.redis, res.bus, consumer_name(PROCESS))
     return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -308,6 +308,9 @@ async def _say(settings: Settings, text: str, handle: str, wait: float) -> str:
     from charla.channels.console import console_channel, learner_key, signature, text_delivery
     from charla.core.runtime import resolve_urls
 
+    secret = settings.whatsapp_secret()
+    if secret is None:
+        raise _fail("no secret to sign the console's deliveries with (set WHATSAPP_APP_SECRET)")
     redis = Redis.from_url(resolve_urls(settings).redis_url)
     pubsub = redis.pubsub(ignore_subscribe_messages=True)
     try:
@@ -316,7 +319,7 @@ async def _say(settings: Settings, text: str, handle: str, wait: float) -> str:
         async with httpx.AsyncClient(base_url=settings.local_url) as http:
             try:
                 sent = await http.post("/webhooks/whatsapp", content=body, headers={
-                    "x-hub-signature-256": signature(body, settings.app_secret()),
+                    "x-hub-signature-256": signature(body, secret),
                     "content-type": "application/json"})
             except httpx.TransportError as exc:
                 raise _fail(f"cannot reach the orchestrator at {http.base_url}: is `charla up` running?") from exc

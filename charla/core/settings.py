@@ -12,12 +12,17 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Provider = Literal["meta", "twilio", "console"]
 
-# Used only outside production when WHATSAPP_APP_SECRET is unset, so the local console can sign webhooks.
+# The development secrets are published here, so they sign nothing but the local console's own deliveries:
+# they apply only with WHATSAPP_PROVIDER=console outside production (Settings.dev_secrets), and only when
+# WHATSAPP_APP_SECRET / STRIPE_WEBHOOK_SECRET are unset.
 DEV_APP_SECRET = "charla-development-app-secret"  # noqa: S105 - a documented development-only value
-# Stripe's webhook secret for the console's simulated checkouts when STRIPE_WEBHOOK_SECRET is unset (only
-# with WHATSAPP_PROVIDER=console, which production refuses).
 DEV_STRIPE_SECRET = "whsec_charla_console_development"  # noqa: S105 - a documented development-only value
-_PLACEHOLDERS = {"changeme", "change-me", "secret", "xxx", "todo", "placeholder", DEV_APP_SECRET}
+_PLACEHOLDERS = {"changeme", "change-me", "secret", "xxx", "todo", "placeholder", DEV_APP_SECRET,
+                 DEV_STRIPE_SECRET}
+# Secrets that production refuses as placeholders whenever they are set, whatever the provider (a route
+# verified with a published value would be open to anyone).
+_SET_MUST_BE_REAL = ("WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN", "TWILIO_AUTH_TOKEN", "STRIPE_WEBHOOK_SECRET",
+                     "CHARLA_METRICS_TOKEN")
 
 
 def _env(name: str) -> AliasChoices:
@@ -143,6 +148,16 @@ class Settings(BaseSettings):
                                           "(Twilio and the console fetch it from there) before it is deleted.")
     max_body_bytes: int = Field(3 * 1024 * 1024, gt=0, validation_alias=_env("CHARLA_MAX_BODY_BYTES"))
     body_timeout_s: float = Field(10.0, gt=0, validation_alias=_env("CHARLA_BODY_TIMEOUT_S"))
+    # Security: body limits and public surfaces (issue 18)
+    max_form_bytes: int = Field(
+        64 * 1024, gt=0, validation_alias=_env("CHARLA_MAX_FORM_BYTES"),
+        description="Largest request body, in bytes, on every route but the webhooks (CHARLA_MAX_BODY_BYTES) and "
+                    "the console's voice upload (CHARLA_MAX_MEDIA_BYTES): dashboard forms, console calls. "
+                    "Larger bodies get 413 before they are read.")
+    metrics_token: SecretStr | None = Field(
+        None, validation_alias=_env("CHARLA_METRICS_TOKEN"),
+        description="When set, GET /metrics needs `Authorization: Bearer <token>` (401 otherwise); "
+                    "unset, /metrics is open to anyone who can reach the port.")
     dedupe_ttl_s: int = Field(7 * 24 * 3600, gt=0, validation_alias=_env("CHARLA_DEDUPE_TTL_S"))
     bus_max_deliveries: int = Field(5, ge=1, validation_alias=_env("CHARLA_BUS_MAX_DELIVERIES"))
     bus_lease_ms: int = Field(15_000, ge=100, validation_alias=_env("CHARLA_BUS_LEASE_MS"))
@@ -201,17 +216,25 @@ class Settings(BaseSettings):
         """Longest text one message may carry with `provider` (longer replies are split)."""
         return self.twilio_text_limit if provider == "twilio" else self.meta_text_limit
 
-    def app_secret(self) -> str:
-        """The secret webhooks are signed with (the development value only outside production)."""
+    @property
+    def dev_secrets(self) -> bool:
+        """Whether the published development secrets may stand in for unset ones: only for the local console
+        (WHATSAPP_PROVIDER=console) outside production."""
+        return self.whatsapp_provider == "console" and self.env != "production"
+
+    def whatsapp_secret(self) -> str | None:
+        """The secret Meta-format webhooks are verified with: WHATSAPP_APP_SECRET, else the development value
+        for the local console, else None (the route is off)."""
         if self.whatsapp_app_secret:
             return self.whatsapp_app_secret.get_secret_value()
-        return DEV_APP_SECRET
+        return DEV_APP_SECRET if self.dev_secrets else None
 
     def stripe_signing_secret(self) -> str | None:
-        """The secret Stripe webhooks are verified with; the console's development value when unset locally."""
+        """The secret Stripe webhooks are verified with: STRIPE_WEBHOOK_SECRET, else the development value for
+        the local console, else None (the route is off)."""
         if self.stripe_webhook_secret:
             return self.stripe_webhook_secret.get_secret_value()
-        return DEV_STRIPE_SECRET if self.whatsapp_provider == "console" else None
+        return DEV_STRIPE_SECRET if self.dev_secrets else None
 
     @property
     def local_url(self) -> str:
@@ -230,6 +253,9 @@ class Settings(BaseSettings):
         elif self.whatsapp_provider == "twilio":
             required += ["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "CHARLA_PUBLIC_URL"]
         missing = [name for name in required if not _usable(self._by_env_name(name))]
+        missing += [name for name in _SET_MUST_BE_REAL
+                    if name not in required and self._by_env_name(name) is not None
+                    and not _usable(self._by_env_name(name))]
         if not (self.groq_api_key or self.anthropic_api_key or self.openai_base_url):
             missing.append("GROQ_API_KEY or ANTHROPIC_API_KEY or OPENAI_BASE_URL")
         return missing

@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: help install up test lint unit bench reliability clean
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Charla needs Python 3.11 or newer (set PYTHON=python3.11)")'

@@ -20,7 +20,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from psycopg import sql
+
 from charla.core import constants as c
+from charla.core import window
 from charla.core.bus import listen
 from charla.core.events import Flashcard, Identity, OutboundMessage, Template
 from charla.core.runtime import Resources
@@ -33,10 +36,17 @@ from charla.tutor.prompt import CATEGORY_NAMES
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
-WINDOW = timedelta(hours=24)
-MARGIN = timedelta(minutes=10)  # free-form only when the window stays open long enough to deliver
 MISSED_AFTER = timedelta(hours=1)  # a slot found later than this (scheduler down) is skipped, not sent late
+SUMMARY_AFTER = timedelta(hours=23)  # the session summary is queued this long after the last message, window open
 _NS = uuid.UUID("2b7e1f0c-5a8d-4c36-9b1e-7d4f3a2c9e55")
+_SUMMARIES = sql.SQL("""
+    INSERT INTO practice_prompts (learner_id, kind, slot_at, status)
+    SELECT l.id, 'summary', l.last_inbound_at, 'due' FROM learners l
+    WHERE {window_open} AND l.last_inbound_at <= %(now)s - %(after)s
+      AND EXISTS (SELECT 1 FROM turns t WHERE t.learner_id = l.id AND t.created_at >= l.last_inbound_at
+                  - interval '1 day' AND (t.corrections <> '[]' OR t.vocabulary <> '[]'))
+    ON CONFLICT DO NOTHING""").format(
+    window_open=window.open_sql(sql.SQL("l.last_inbound_at"), sql.Placeholder("now")))
 
 
 def setup(res: Resources) -> None:
@@ -117,14 +127,7 @@ class PracticeScheduler:
     async def summaries(self, now: datetime) -> None:
         """Queue one summary per learner whose window closes within the hour, if the session taught something."""
         async with self.res.pool.connection() as conn:
-            await conn.execute(
-                """INSERT INTO practice_prompts (learner_id, kind, slot_at, status)
-                   SELECT l.id, 'summary', l.last_inbound_at, 'due' FROM learners l
-                   WHERE l.last_inbound_at > %s - interval '24 hours' + %s
-                     AND l.last_inbound_at <= %s - interval '23 hours'
-                     AND EXISTS (SELECT 1 FROM turns t WHERE t.learner_id = l.id AND t.created_at >= l.last_inbound_at
-                                 - interval '1 day' AND (t.corrections <> '[]' OR t.vocabulary <> '[]'))
-                   ON CONFLICT DO NOTHING""", (now, MARGIN, now))
+            await conn.execute(_SUMMARIES, {"now": now, "after": SUMMARY_AFTER})
 
     async def dispatch(self, now: datetime, limit: int = 200, *, unpublished: bool = True) -> int:
         queued: list[OutboundMessage] = []
@@ -140,7 +143,7 @@ class PracticeScheduler:
         return len(queued)
 
     async def _compose(self, conn: Conn, due: Due, now: datetime) -> OutboundMessage | None:
-        window_open = due.last_inbound_at is not None and due.last_inbound_at + WINDOW - MARGIN > now
+        window_open = window.is_open(due.last_inbound_at, now)
         provider, via = await _channel(conn, due.learner_id)
         if due.kind == "summary":
             text = await _summary(conn, due.learner_id, due.slot_at) if window_open else None

@@ -29,7 +29,7 @@ from charla.core import constants as c
 from charla.core.bus import Bus
 from charla.core.events import Identity, InboundMessage
 from charla.core.worker import Worker
-from tests.conftest import eventually
+from tests.support.helpers import eventually
 
 GROUP = "bench"
 PLACEMENTS = {"processes": "one `python -m bench.consumer` process per consumer",

@@ -33,12 +33,12 @@ from bench.stack import processes
 from charla.cli.services import EmbeddedPostgres, EmbeddedRedis, free_port
 from charla.core import constants as c
 from charla.tutor import insights
-from tests.conftest import eventually
-from tests.fake_llm import FakeLLM, echo, last_user_text, llm_env, serve_fake_llm, system_of
-from tests.payloads import sign, text_webhook
-from tests.servers import FakeGraph, serve_fake_graph
-from tests.stack import Proc, stack_env
-from tests.voice_kit import note, speak, voice_webhook
+from tests.support.fake_llm import FakeLLM, echo, last_user_text, llm_env, serve_fake_llm, system_of
+from tests.support.helpers import eventually
+from tests.support.payloads import sign, text_webhook
+from tests.support.servers import FakeGraph, serve_fake_graph
+from tests.support.stack import Proc, stack_env
+from tests.support.voice_kit import note, speak, voice_webhook
 
 KILLED = ("conversation", "memory", "voice", "sender")
 PHRASES = ("I would like a cup of coffee, please.", "Where is the train station?", "My sister lives in Madrid.",
@@ -386,7 +386,7 @@ async def run(services: Services, options: ChaosOptions) -> dict[str, Any]:
 
 
 async def within(check: Callable[[], Awaitable[bool]], seconds: float) -> bool:
-    """Whether `check` came true within `seconds` (tests.conftest.eventually, as a verdict, not a failure)."""
+    """Whether `check` came true within `seconds` (tests.support.helpers.eventually, as a verdict, not a failure)."""
     try:
         await eventually(check, seconds, "")
     except AssertionError:

@@ -39,9 +39,9 @@ from bench.services import Services, UsageMeter
 from bench.stack import BUS_ENV, Running
 from charla.cli.services import free_port
 from charla.core import constants as c
-from tests.conftest import eventually
-from tests.payloads import sign, text_webhook
-from tests.stack import stack_env
+from tests.support.helpers import eventually
+from tests.support.payloads import sign, text_webhook
+from tests.support.stack import stack_env
 
 WEBHOOK = "/webhooks/whatsapp"
 GENERATOR = "benchmark (load generator)"
@@ -491,8 +491,9 @@ async def run(services: Services, options: IngestOptions) -> Json:
     return {"loadavg_before": before, "loadavg_after": loadavg(), "offered_rates_per_s": list(options.rates),
             "seconds_per_rate": options.seconds, "learners": options.learners,
             "body_bytes": len(signed_body(0, options.learners)),
-            "payload": "tests.payloads.text_webhook (one text message, unique wamid) plus contacts[0].user_id and "
-                       "messages[0].from_user_id: pywa 4.5.0 raises KeyError('user_id') without them",
+            "payload": "tests.support.payloads.text_webhook (one text message, unique wamid) plus "
+                       "contacts[0].user_id and messages[0].from_user_id: pywa 4.5.0 raises KeyError('user_id') "
+                       "without them",
             "load_generator": "bench/rawhttp.py in the benchmark process: pre-serialized requests, keep-alive, "
                               f"one request in flight per connection, at most {options.connections} connections",
             "latency_origin": "open loop: scheduled send time t0 + i/rate; closed loop: send time",

@@ -30,8 +30,8 @@ from charla.core.bus import Bus
 from charla.core.db import open_pool
 from charla.core.events import Identity, TurnEvent
 from charla.store import learners, memories, profile
-from tests.fake_llm import llm_env, serve_fake_llm
-from tests.stack import Proc, stack_env
+from tests.support.fake_llm import llm_env, serve_fake_llm
+from tests.support.stack import Proc, stack_env
 
 CORRECTION = {"original": "Yo es cansado", "corrected": "Estoy cansado", "category": "ser_estar"}
 

@@ -41,9 +41,9 @@ from bench.services import Services
 from bench.stack import AGENTS, TimedGraph, charla_processes, timed_graph
 from bench.webhook import HEADERS, LIMITS, Webhook
 from charla.tutor import insights
-from tests.conftest import eventually
-from tests.fake_llm import OVERLOADED_529, FakeLLM, Gate, error, gated, serve_fake_llm, system_of
-from tests.payloads import sign, text_webhook
+from tests.support.fake_llm import OVERLOADED_529, FakeLLM, Gate, error, gated, serve_fake_llm, system_of
+from tests.support.helpers import eventually
+from tests.support.payloads import sign, text_webhook
 
 DELAYS = tuple(DELAY.values())
 PROVIDERS = ("groq", "anthropic")

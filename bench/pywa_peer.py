@@ -20,9 +20,9 @@ from fastapi import FastAPI
 from pywa.client import WhatsApp
 from pywa.types.message import Message
 
-from tests.payloads import APP_SECRET
+from tests.support.payloads import APP_SECRET
 
-PHONE_ID = "106540352242922"  # tests.payloads.text_webhook's metadata.phone_number_id: not filtered out
+PHONE_ID = "106540352242922"  # tests.support.payloads.text_webhook's metadata.phone_number_id: not filtered out
 WEBHOOK_PATH = "/webhooks/whatsapp"
 VERIFY_TOKEN = "bench-verify-token"
 Variant = Literal["async", "sync"]

@@ -21,7 +21,7 @@ from bench import chaos
 from bench.load import loadavg, percentiles_ms, progress
 from bench.services import Services, prepare
 from bench.stack import pid
-from tests.voice_kit import note, speak
+from tests.support.voice_kit import note, speak
 
 DATA_STORES = ("redis-server", "postgresql")
 EVERY_AGENT = ("conversation", "memory", "voice", "sender", "payments", "scheduler")

@@ -13,19 +13,17 @@ from typing import Any
 import httpx
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from bench.services import Services
 from charla.cli.services import free_port
 from charla.core import constants as c
 from charla.core import liveness
-from tests.conftest import eventually
-from tests.fake_llm import llm_env, serve_fake_llm
-from tests.servers import FakeGraph, serve
-from tests.stack import Proc, stack_env, wait_healthy
+from tests.support.fake_llm import llm_env, serve_fake_llm
+from tests.support.helpers import eventually
+from tests.support.servers import FakeGraph, serve_fake_graph
+from tests.support.stack import Proc, stack_env, wait_healthy
 
 # The production defaults (stack_env's are shortened for tests); the JSON reports them.
 BUS_ENV = {"CHARLA_BUS_LEASE_MS": "15000", "CHARLA_HEARTBEAT_S": "2.0"}
@@ -70,12 +68,8 @@ class TimedGraph(FakeGraph):
 async def timed_graph() -> AsyncIterator[tuple[TimedGraph, str]]:
     """Serve a TimedGraph in this event loop; yields it and its base URL (WHATSAPP_API_BASE_URL)."""
     fake = TimedGraph()
-    app = Starlette(routes=[Route("/v23.0/{phone_id}/messages", fake.send, methods=["POST"]),
-                            Route("/v23.0/{phone_id}/media", fake.upload, methods=["POST"]),
-                            Route("/v23.0/{media_id}", fake.media_info, methods=["GET"]),
-                            Route("/files/{media_id}", fake.media_file, methods=["GET"])])
-    async with serve(app) as url:
-        yield fake, f"{url}/v23.0"
+    async with serve_fake_graph(fake) as (_, url):
+        yield fake, url
 
 
 async def groups_ready(redis: Redis) -> None:

@@ -36,8 +36,19 @@ from charla.channels.console import learner_key
 from charla.core import constants as c
 from charla.core.bus import Bus, BusConfig
 from charla.core.events import Identity, InboundMessage
-from tests.payloads import sign
-from tests.voice_kit import ENGLISH, SPANISH, STORY, note, silence, speak, transcriber, voice_webhook, wer, with_noise
+from tests.support.payloads import sign
+from tests.support.voice_kit import (
+    ENGLISH,
+    SPANISH,
+    STORY,
+    note,
+    silence,
+    speak,
+    transcriber,
+    voice_webhook,
+    wer,
+    with_noise,
+)
 from voice.audio import RATE, Samples, decode
 
 OGG = "audio/ogg; codecs=opus"

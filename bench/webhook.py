@@ -35,8 +35,8 @@ from bench.load import (
 from bench.services import Services, UsageMeter
 from bench.stack import BUS_ENV, TimedGraph, bare_server, charla_stack, drained, timed_graph
 from charla.core import constants as c
-from tests.conftest import eventually
-from tests.payloads import sign, text_webhook
+from tests.support.helpers import eventually
+from tests.support.payloads import sign, text_webhook
 
 HEADERS = {"content-type": "application/json"}
 LIMITS = httpx.Limits(max_connections=512, max_keepalive_connections=512)

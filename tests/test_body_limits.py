@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 
 from charla.core.settings import Settings
 from orchestrator.app import create_app
-from tests.conftest import make_settings
+from tests.support.helpers import make_settings
 
 MIB = 1024 * 1024
 

@@ -25,9 +25,9 @@ from charla.ops import broadcasts
 from charla.ops.broadcasts import Pacer, Segment
 from charla.store import learners, profile
 from charla.store.messages import Conn
-from tests.conftest import entries, eventually, make_settings
-from tests.harness import running_stack
-from tests.payloads import text_webhook
+from tests.support.harness import running_stack
+from tests.support.helpers import entries, eventually, make_settings
+from tests.support.payloads import text_webhook
 
 NOW = datetime.now(UTC)
 OPEN = NOW - timedelta(hours=1)  # wrote an hour ago: inside the 24-hour window

@@ -12,8 +12,8 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 from redis.asyncio import Redis
 
-from tests.harness import Stack, running_stack, running_voice_stack
-from tests.voice_kit import speak
+from tests.support.harness import Stack, running_stack, running_voice_stack
+from tests.support.voice_kit import speak
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -15,8 +15,8 @@ from charla.cli.services import free_port
 from charla.core.bus import BacklogFull, Bus, BusConfig, Delivery
 from charla.core.events import Event, Identity, InboundMessage
 from charla.core.worker import Worker
-from tests.conftest import entries, eventually
-from tests.harness import running
+from tests.support.harness import running
+from tests.support.helpers import entries, eventually
 
 STREAM = "test:stream"
 

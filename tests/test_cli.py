@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +17,7 @@ from typer.testing import CliRunner
 
 from charla.cli.root import app
 from charla.core import constants as c
+from tests.support.helpers import eventually
 from tests.test_settings import PRODUCTION
 
 runner = CliRunner()
@@ -111,3 +115,73 @@ def test_status_labels_the_demo_model() -> None:
               "llm": {"providers": {"local": {"model": "SmolLM2-135M-Instruct.Q4_1", "demo": True}},
                       "circuits": {}, "share_24h": {"local": {"turns": 3, "share": 1.0, "cost_usd": 0.0}}}}
     assert "SmolLM2-135M-Instruct.Q4_1  (DEMO MODEL: cannot tutor)" in render(report, now=0.0)
+
+
+def test_restart_of_an_unknown_process_is_an_error_naming_the_real_ones() -> None:
+    result = runner.invoke(app, ["restart", "sendr"], env={"REDIS_URL": "redis://127.0.0.1:1/0"})
+    assert result.exit_code == 2
+    assert "unknown process 'sendr'" in result.output
+    for name in ("orchestrator", "conversation", "sender", "voice"):
+        assert name in result.output
+    assert "requested" not in result.output
+
+
+async def test_restart_says_when_no_new_heartbeat_comes(db: str, default_redis_server: str,
+                                                        redis_default: Redis) -> None:
+    """A supervisor that hears the request but never brings a new process up (simulated: a bare subscriber, and
+    the old process's heartbeat, which must not count)."""
+    old = {"agent": "sender", "consumer": "sender-1", "pid": 1, "host": "here", "at": time.time()}
+    await redis_default.set(c.HEARTBEAT_KEY.format(agent="sender", consumer="sender-1"), json.dumps(old))
+    pubsub = redis_default.pubsub()
+    await pubsub.subscribe(c.CONTROL_CHANNEL)
+    env = {"DATABASE_URL": db, "REDIS_URL": default_redis_server}
+    try:
+        waited = await asyncio.to_thread(runner.invoke, app, ["restart", "sender", "--timeout", "0.5"], env=env)
+        assert waited.exit_code == 1
+        assert "waiting up to 0.5s for a heartbeat from a new sender process" in waited.output
+        assert "no heartbeat from a new sender process within 0.5s" in waited.output
+        asked = await asyncio.to_thread(runner.invoke, app, ["restart", "sender", "--no-wait"], env=env)
+        assert asked.exit_code == 0
+        assert "waiting" not in asked.output
+        heard: list[bytes] = []
+        async with asyncio.timeout(10):
+            async for message in pubsub.listen():
+                heard += [message["data"]] if message["type"] == "message" else []
+                if len(heard) == 2:
+                    break
+        assert heard == [b"restart sender"] * 2
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+async def test_restart_waits_for_the_new_process_of_a_supervised_stack(
+        db: str, default_redis_server: str, redis_default: Redis, home: Path) -> None:
+    from charla.cli.services import free_port
+    from charla.core.liveness import beats
+    from tests.support.stack import Proc, stack_env
+
+    env = stack_env(db=db, redis_url=default_redis_server, graph_url="http://127.0.0.1:9", port=free_port(),
+                    home=str(home))
+    stack = Proc(["up", "--agents", "sender"], env)
+    await stack.start()
+
+    async def pids() -> set[int | None]:
+        return {beat.pid for beat in await beats(redis_default, "sender", time.time())}
+
+    try:
+        await eventually(pids, 60, "the sender's first heartbeat")
+        before = await pids()
+        restart = await asyncio.create_subprocess_exec(sys.executable, "-m", "charla", "restart", "sender", env=env,
+                                                       stderr=asyncio.subprocess.PIPE)
+        said = (await restart.communicate())[1].decode()
+        assert restart.returncode == 0, said
+        assert "waiting up to 60s for a heartbeat from a new sender process" in said
+        back = re.search(r"sender is back: pid (\d+)", said)
+        assert back is not None, said
+        assert int(back[1]) not in before
+        assert json.loads((await redis_default.hget(c.PROCS_KEY, "sender")) or "{}")["pid"] == int(back[1])
+        missing = await asyncio.to_thread(runner.invoke, app, ["restart", "memory"], env=env)
+        assert missing.exit_code == 1
+        assert "memory is not run by this `charla up` (it runs: orchestrator, sender)" in missing.output
+    finally:
+        assert await stack.stop() == 0

@@ -17,9 +17,9 @@ from redis.asyncio import Redis
 from charla.core import constants as c
 from charla.core.events import Identity, InboundMessage
 from charla.ops import analytics, deadletters
-from tests.conftest import eventually
-from tests.harness import Stack, running_stack
-from tests.payloads import text_webhook
+from tests.support.harness import Stack, running_stack
+from tests.support.helpers import eventually
+from tests.support.payloads import text_webhook
 
 TOKEN = "a-long-operator-token-for-tests"
 

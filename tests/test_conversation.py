@@ -14,10 +14,10 @@ from redis.asyncio import Redis
 
 from charla.core import constants as c
 from charla.core.events import TurnEvent, decode_event
-from tests.conftest import entries, eventually
-from tests.fake_llm import error, last_user_text
-from tests.harness import Stack, running_stack
-from tests.payloads import text_webhook
+from tests.support.fake_llm import error, last_user_text
+from tests.support.harness import Stack, running_stack
+from tests.support.helpers import entries, eventually
+from tests.support.payloads import text_webhook
 from tests.test_tutor import FIX
 
 _ids = count()

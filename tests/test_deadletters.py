@@ -21,8 +21,8 @@ from charla.core.bus import Bus, BusConfig, Delivery
 from charla.core.events import Event, Identity, InboundMessage, ReadReceipt
 from charla.core.worker import Worker
 from charla.ops import deadletters
-from tests.conftest import entries, eventually
-from tests.harness import running
+from tests.support.harness import running
+from tests.support.helpers import entries, eventually
 
 INBOUND, OUTBOX = c.STREAM_INBOUND, c.STREAM_OUTBOX
 DEAD = INBOUND + c.DEAD_SUFFIX

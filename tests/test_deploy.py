@@ -29,8 +29,8 @@ from charla.core import constants as c
 from charla.core.runtime import heartbeat
 from charla.core.settings import Settings
 from orchestrator.app import create_app
-from tests.conftest import eventually, make_settings
-from tests.servers import serve
+from tests.support.helpers import eventually, make_settings
+from tests.support.servers import serve
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_TEXT = (ROOT / "compose.yaml").read_text()

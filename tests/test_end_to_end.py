@@ -19,10 +19,10 @@ from redis.asyncio import Redis
 
 from charla.cli.services import free_port
 from charla.core import constants as c
-from tests.conftest import eventually, hash_of
-from tests.fake_llm import FakeLLM, llm_env, serve_fake_llm
-from tests.servers import GRAPH_TOKEN, FakeGraph, serve_fake_graph
-from tests.stack import Proc, post_conversations, stack_env, wa_id, wait_healthy, wamid
+from tests.support.fake_llm import FakeLLM, llm_env, serve_fake_llm
+from tests.support.helpers import eventually, hash_of
+from tests.support.servers import GRAPH_TOKEN, FakeGraph, serve_fake_graph
+from tests.support.stack import Proc, post_conversations, stack_env, wa_id, wait_healthy, wamid
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -19,9 +19,9 @@ from charla.core import constants as c
 from charla.core.events import Identity, OutboundMessage
 from charla.ops import export
 from charla.store import learners, session
-from tests.conftest import eventually
-from tests.harness import running_stack
-from tests.servers import FakeTwilio, serve_fake_twilio
+from tests.support.harness import running_stack
+from tests.support.helpers import eventually
+from tests.support.servers import FakeTwilio, serve_fake_twilio
 from tests.test_console_admin import live, post
 from tests.test_conversation import say
 from tests.test_twilio import INBOUND, TOKEN, post_form

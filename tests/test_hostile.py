@@ -50,11 +50,11 @@ from charla.channels.twilio import webhook as twilio_hooks
 from charla.core import constants as c
 from orchestrator.app import create_app
 from payments.webhook import parse
-from tests.conftest import make_settings
-from tests.harness import running_stack
-from tests.payloads import APP_SECRET, fixture_bytes, fixture_json, sign, text_webhook
-from tests.servers import serve
-from tests.strategies import (
+from tests.support.harness import running_stack
+from tests.support.helpers import make_settings
+from tests.support.payloads import APP_SECRET, fixture_bytes, fixture_json, sign, text_webhook
+from tests.support.servers import serve
+from tests.support.strategies import (
     HOSTILE_TEXT,
     META_DELIVERIES,
     STRIPE_EVENTS,

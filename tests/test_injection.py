@@ -22,10 +22,10 @@ from charla.store.profile import Profile
 from charla.store.session import Session
 from charla.tutor.pipeline import CONFUSED
 from charla.tutor.prompt import Correction, TutorReply, reveals, system_prompt
-from tests.conftest import entries
-from tests.fake_llm import system_of
-from tests.harness import Stack, running_stack
-from tests.payloads import text_webhook
+from tests.support.fake_llm import system_of
+from tests.support.harness import Stack, running_stack
+from tests.support.helpers import entries
+from tests.support.payloads import text_webhook
 from tests.test_conversation import rows
 from tests.test_sender_faults import outbound
 

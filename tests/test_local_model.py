@@ -10,7 +10,7 @@ from charla.tutor.llm import LocalModel, Message, Prompt, smollm2_path
 from charla.tutor.pipeline import Tutor
 from charla.tutor.prompt import render
 from charla.tutor.router import Router, open_providers
-from tests.conftest import make_settings
+from tests.support.helpers import make_settings
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -18,10 +18,10 @@ from charla.channels.twilio.api import TwilioChannel
 from charla.core import constants as c
 from charla.core import logs
 from payments import entitlements
-from tests.conftest import eventually, make_settings
-from tests.harness import Stack, running_stack
-from tests.payloads import text_webhook
-from tests.servers import serve_fake_twilio
+from tests.support.harness import Stack, running_stack
+from tests.support.helpers import eventually, make_settings
+from tests.support.payloads import text_webhook
+from tests.support.servers import serve_fake_twilio
 
 PHONE = "34611987654"
 BLOCKED_PHONE = "34622876543"

@@ -25,8 +25,8 @@ from charla.channels.media import (
     download_meta,
     download_twilio,
 )
-from tests.payloads import fixture_json
-from tests.servers import serve
+from tests.support.payloads import fixture_json
+from tests.support.servers import serve
 
 VOICE = b"OggS" + bytes(range(256)) * 40
 SHA = base64.b64encode(hashlib.sha256(VOICE).digest()).decode()

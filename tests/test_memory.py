@@ -23,11 +23,11 @@ from charla.core.events import Identity, TurnEvent
 from charla.store import learners, memories, profile
 from charla.store.profile import Profile
 from charla.tutor import insights
-from tests.conftest import eventually
-from tests.fake_llm import FakeLLM, serve_fake_llm
-from tests.harness import Stack, running_stack
-from tests.recall_set import MEMORIES, QUERIES
-from tests.stack import Proc, stack_env
+from tests.support.fake_llm import FakeLLM, serve_fake_llm
+from tests.support.harness import Stack, running_stack
+from tests.support.helpers import eventually
+from tests.support.recall_set import MEMORIES, QUERIES
+from tests.support.stack import Proc, stack_env
 from tests.test_conversation import bodies, rows, say
 
 pytestmark = pytest.mark.timeout(240)

@@ -24,9 +24,9 @@ from charla.core.worker import Worker
 from charla.tutor.llm import Completion, LLMRateLimited, Prompt
 from charla.tutor.router import AllProvidersFailed, Route, Router
 from orchestrator import scrape
-from tests.conftest import eventually
-from tests.harness import Stack, running, running_stack
-from tests.payloads import text_webhook
+from tests.support.harness import Stack, running, running_stack
+from tests.support.helpers import eventually
+from tests.support.payloads import text_webhook
 from tests.test_bus import event
 
 WA_ID, TEXT = "34600000077", "Hola, quiero practicar el pretérito"
@@ -259,7 +259,7 @@ async def test_the_heartbeat_publishes_the_snapshot_with_the_same_expiry_and_wit
 
 
 def test_a_transcription_observes_its_time_and_real_time_factor() -> None:
-    from tests.voice_kit import as_received, speak
+    from tests.support.voice_kit import as_received, speak
     from voice import models
     from voice.stt import SttConfig, Transcriber
 

@@ -17,9 +17,9 @@ from charla.cli.services import EmbeddedRedis, free_port, redis_server_binary
 from charla.core import constants as c
 from charla.core.events import InboundMessage, decode_event
 from orchestrator.app import create_app
-from tests.conftest import entries, make_settings
-from tests.payloads import APP_SECRET, fixture_bytes, fixture_json, sign, text_webhook
-from tests.servers import serve
+from tests.support.helpers import entries, make_settings
+from tests.support.payloads import APP_SECRET, fixture_bytes, fixture_json, sign, text_webhook
+from tests.support.servers import serve
 
 VECTORS = fixture_json("wa_signature_vectors.json")
 

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from bench import outage
 from bench.services import Services
-from tests.conftest import REDIS_SERVERS
+from tests.support.helpers import REDIS_SERVERS
 
 
 async def test_outages_answer_each_message_once_and_keep_the_webhook_fast(

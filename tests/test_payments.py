@@ -19,10 +19,10 @@ from charla.core.events import Identity
 from charla.store import learners
 from payments import entitlements
 from payments.webhook import parse
-from tests.conftest import eventually, make_settings
-from tests.fake_stripe import FakeStripe, body_of, event, serve_fake_stripe, stripe_env, stripe_signature
-from tests.harness import Stack, running_stack
-from tests.payloads import fixture_bytes, fixture_json
+from tests.support.fake_stripe import FakeStripe, body_of, event, serve_fake_stripe, stripe_env, stripe_signature
+from tests.support.harness import Stack, running_stack
+from tests.support.helpers import eventually, make_settings
+from tests.support.payloads import fixture_bytes, fixture_json
 from tests.test_conversation import bodies, rows, say
 
 SUB = "sub_1MowQVLkdIwHu7ixeRlqHVzs"

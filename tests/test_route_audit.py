@@ -29,8 +29,8 @@ from charla.core.settings import Provider, Settings
 from orchestrator.access import Policy, rule_for
 from orchestrator.app import create_app
 from orchestrator.lane import WebhookLane
-from tests.conftest import make_settings
-from tests.payloads import sign, text_webhook
+from tests.support.helpers import make_settings
+from tests.support.payloads import sign, text_webhook
 
 ADMIN, METRICS = "an-admin-token-of-the-route-audit", "a-metrics-token-of-the-route-audit"
 COMMON = {"GROQ_API_KEY": "gsk_audit", "STRIPE_SECRET_KEY": "sk_test_audit", "STRIPE_PAYMENT_LINK":

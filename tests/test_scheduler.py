@@ -18,8 +18,8 @@ from charla.core.runtime import Resources, open_resources
 from charla.store import learners, profile
 from charla.store.profile import Example, Profile
 from charla.tutor import practice
-from tests.conftest import entries, make_settings
-from tests.harness import Stack, running_stack
+from tests.support.harness import Stack, running_stack
+from tests.support.helpers import entries, make_settings
 from tests.test_conversation import bodies, rows, say
 from tests.test_memory import SER_ESTAR
 

@@ -26,10 +26,10 @@ from charla.core.errors import PermanentError
 from charla.core.events import Identity, InboundMessage
 from charla.core.runtime import Resources, open_resources
 from charla.core.worker import Worker
-from tests.conftest import eventually, make_settings
-from tests.fake_llm import llm_env, serve_fake_llm
-from tests.payloads import fixture_json
-from tests.servers import FakeGraph, serve_fake_graph
+from tests.support.fake_llm import llm_env, serve_fake_llm
+from tests.support.helpers import eventually, make_settings
+from tests.support.payloads import fixture_json
+from tests.support.servers import FakeGraph, serve_fake_graph
 
 
 @pytest.fixture

@@ -20,10 +20,10 @@ from charla.core.events import Identity, InboundMessage, OutboundMessage
 from charla.core.runtime import Resources
 from charla.ops import deadletters
 from charla.store import learners, messages
-from tests.conftest import eventually
-from tests.harness import Stack, running_stack
-from tests.payloads import fixture_json
-from tests.servers import Answer, Attempt, BeforeAnswer, FakeGraph, serve_fake_graph
+from tests.support.harness import Stack, running_stack
+from tests.support.helpers import eventually
+from tests.support.payloads import fixture_json
+from tests.support.servers import Answer, Attempt, BeforeAnswer, FakeGraph, serve_fake_graph
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from charla.core.settings import Settings
-from tests.conftest import make_settings
+from tests.support.helpers import make_settings
 
 PRODUCTION = {"CHARLA_ENV": "production", "CHARLA_ADMIN_TOKEN": "a-long-admin-token",
               "WHATSAPP_ACCESS_TOKEN": "EAAG-real-token", "WHATSAPP_APP_SECRET": "0123abcd",

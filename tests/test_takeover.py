@@ -16,9 +16,9 @@ from redis.asyncio.client import PubSub
 
 from charla.core import constants as c
 from charla.ops import takeover
-from tests.conftest import eventually
-from tests.fake_llm import last_user_text
-from tests.harness import Stack, running_stack
+from tests.support.fake_llm import last_user_text
+from tests.support.harness import Stack, running_stack
+from tests.support.helpers import eventually
 from tests.test_conversation import bodies, rows, say
 
 WA_ID = "34600000001"

@@ -16,8 +16,8 @@ from charla.tutor.llm import LLMRateLimited, LLMRejected, LLMUnavailable, Messag
 from charla.tutor.pipeline import CONFUSED, Tutor
 from charla.tutor.prompt import Correction, TutorReply, degrade, parse, render
 from charla.tutor.router import AllProvidersFailed, Route, Router, cost_usd, is_hard_grammar, open_providers
-from tests.conftest import make_settings
-from tests.fake_llm import OVERLOADED_529, FakeLLM, error, llm_env, serve_fake_llm
+from tests.support.fake_llm import OVERLOADED_529, FakeLLM, error, llm_env, serve_fake_llm
+from tests.support.helpers import make_settings
 
 PROMPT = Prompt(system="Answer with JSON", messages=[Message("user", "Yo es cansado")])
 FIX = json.dumps({"reply": "¡Vaya! ¿Dormiste poco?", "confidence": 0.9, "corrections": [

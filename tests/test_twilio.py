@@ -15,10 +15,10 @@ from twilio.request_validator import RequestValidator
 from charla.channels.chunking import split_text
 from charla.channels.twilio.webhook import delivery_status, inbound_message, signature_ok
 from charla.core import constants as c
-from tests.conftest import eventually
-from tests.harness import Stack, running_stack
-from tests.payloads import fixture_json
-from tests.servers import FakeTwilio, serve_fake_twilio
+from tests.support.harness import Stack, running_stack
+from tests.support.helpers import eventually
+from tests.support.payloads import fixture_json
+from tests.support.servers import FakeTwilio, serve_fake_twilio
 
 VECTORS = fixture_json("twilio_signature_vectors.json")
 TOKEN = VECTORS["computed_for_fixture_files"]["auth_token"]

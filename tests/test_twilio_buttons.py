@@ -16,9 +16,9 @@ from charla.core import constants as c
 from charla.core.events import Choice, Identity, InboundMessage, OutboundMessage
 from charla.core.runtime import Resources
 from charla.store import learners, messages, session
-from tests.conftest import eventually
-from tests.harness import Stack, running_stack
-from tests.servers import FakeTwilio, FakeTwilioContent, serve_fake_twilio, serve_fake_twilio_content
+from tests.support.harness import Stack, running_stack
+from tests.support.helpers import eventually
+from tests.support.servers import FakeTwilio, FakeTwilioContent, serve_fake_twilio, serve_fake_twilio_content
 from tests.test_twilio import INBOUND, TOKEN, post_form
 
 LEARNER = "wa:16505551234"

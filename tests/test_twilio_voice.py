@@ -18,12 +18,12 @@ from redis.asyncio import Redis
 
 from charla.channels.media import MediaAuthError
 from charla.core import constants as c
-from tests.conftest import entries, eventually
-from tests.fake_llm import last_user_text, system_of
-from tests.harness import Stack, running_voice_stack
-from tests.servers import FakeTwilio, serve_fake_twilio
+from tests.support.fake_llm import last_user_text, system_of
+from tests.support.harness import Stack, running_voice_stack
+from tests.support.helpers import entries, eventually
+from tests.support.servers import FakeTwilio, serve_fake_twilio
+from tests.support.voice_kit import note, speak, transcriber, wer
 from tests.test_twilio import INBOUND, TOKEN, post_form
-from tests.voice_kit import note, speak, transcriber, wer
 from voice.audio import decode
 
 SID = "AC00000000000000000000000000000000"

@@ -12,7 +12,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.voice_kit import ENGLISH, SPANISH, STORY, as_received, music, noise, note, silence, speak, transcriber, wer
+from tests.support.voice_kit import (
+    ENGLISH,
+    SPANISH,
+    STORY,
+    as_received,
+    music,
+    noise,
+    note,
+    silence,
+    speak,
+    transcriber,
+    wer,
+)
 from voice import models, pronounce
 from voice.audio import RATE, CorruptAudio, EmptyAudio, NotAudio, TooLong, decode, encode_voice_note, peak_normalise
 from voice.heard import Heard, Pronunciation, problem_text, pronunciation_text

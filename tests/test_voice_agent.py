@@ -17,12 +17,12 @@ from redis.asyncio import Redis
 from charla.channels.media import MediaAuthError
 from charla.core import constants as c
 from charla.core.events import Identity, InboundMessage
-from tests.conftest import entries, eventually, make_settings
-from tests.fake_llm import last_user_text, system_of
-from tests.harness import Stack, running_voice_stack
-from tests.payloads import text_webhook
-from tests.servers import GRAPH_TOKEN
-from tests.voice_kit import as_received, music, note, silence, speak, voice_webhook, wer
+from tests.support.fake_llm import last_user_text, system_of
+from tests.support.harness import Stack, running_voice_stack
+from tests.support.helpers import entries, eventually, make_settings
+from tests.support.payloads import text_webhook
+from tests.support.servers import GRAPH_TOKEN
+from tests.support.voice_kit import as_received, music, note, silence, speak, voice_webhook, wer
 from voice.agent import yield_cpu
 from voice.audio import decode
 

@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from charla.channels import console
 from charla.core import constants as c
 from charla.core.settings import DEV_APP_SECRET, DEV_STRIPE_SECRET
-from tests.conftest import make_settings
+from tests.support.helpers import make_settings
 from tests.test_body_limits import in_process
 from tests.test_route_audit import META, PRODUCTION, TWILIO
 

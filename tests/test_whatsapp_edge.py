@@ -26,12 +26,12 @@ from charla.core.events import (
 from charla.core.runtime import open_resources
 from charla.store import learners, messages
 from orchestrator.app import create_app
-from tests.conftest import entries, eventually, make_settings
-from tests.fake_llm import FakeLLM
-from tests.harness import Stack, running_stack, stack_settings
-from tests.payloads import FIXTURES as FIXTURES_DIR
-from tests.payloads import fixture_json, text_webhook
-from tests.servers import FakeGraph, serve, serve_fake_graph
+from tests.support.fake_llm import FakeLLM
+from tests.support.harness import Stack, running_stack, stack_settings
+from tests.support.helpers import entries, eventually, make_settings
+from tests.support.payloads import FIXTURES as FIXTURES_DIR
+from tests.support.payloads import fixture_json, text_webhook
+from tests.support.servers import FakeGraph, serve, serve_fake_graph
 
 BUTTON_CONTEXT = "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI3MEM2RUJFNkI0RENGQTVDRjUA"
 # fixture -> (kind, text, choice id, context id) of each message, statuses, error codes

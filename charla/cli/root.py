@@ -158,29 +158,59 @@ def migrate() -> None:
     _progress(f"{len(applied)} migration(s) applied" if applied else "schema is up to date")
 
 
+def _process_name(name: str) -> str:
+    """`charla restart`'s NAME: the orchestrator or an agent (a typo is an error, not a silent no-op)."""
+    from agents.registry import AGENTS
+
+    valid = ["orchestrator", *AGENTS]
+    if name not in valid:
+        raise typer.BadParameter(f"unknown process {name!r}; valid names: {', '.join(valid)}")
+    return name
+
+
 @app.command()
-def restart(name: Annotated[str, typer.Argument(help="orchestrator or an agent name")]) -> None:
-    """Gracefully restart one process of a running `charla up` (no message is lost)."""
-    from redis.asyncio import Redis
-
+def restart(
+    name: Annotated[str, typer.Argument(help="orchestrator or an agent name", callback=_process_name)],
+    wait: Annotated[bool, typer.Option(help="Wait until the new process writes its first heartbeat.")] = True,
+    timeout: Annotated[float, typer.Option(min=0, help="Seconds to wait for that heartbeat.")] = 60.0,
+) -> None:
+    """Gracefully restart one process of a running `charla up` (no message is lost); unless --no-wait, wait for
+    the new process's heartbeat and exit 1 if it does not come within --timeout seconds."""
     from charla.core.runtime import NotConfigured, resolve_urls
-
-    async def _send() -> int:
-        redis = Redis.from_url(resolve_urls(settings).redis_url)
-        try:
-            return int(await redis.publish(c.CONTROL_CHANNEL, f"restart {name}"))
-        finally:
-            await redis.aclose()
 
     settings = _settings()
     try:
-        listeners = _run(_send())
+        redis_url = resolve_urls(settings).redis_url
     except NotConfigured as exc:
         raise _fail(str(exc)) from exc
-    if listeners == 0:
-        raise _fail("no running `charla up` listens on this Redis; under compose use "
-                    f"`docker compose restart {name}`")
-    _progress(f"restart of {name} requested")
+    _run(_restart(redis_url, name, timeout if wait else None))
+
+
+async def _restart(redis_url: str, name: str, wait_s: float | None) -> None:
+    from redis.asyncio import Redis
+
+    from charla.core.liveness import beats, fresh_beat
+
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        running = sorted(str(key) for key in await redis.hkeys(c.PROCS_KEY))
+        if running and name not in running:
+            raise _fail(f"{name} is not run by this `charla up` (it runs: {', '.join(running)})")
+        old = {beat.process for beat in await beats(redis, name, time.time())}
+        if not await redis.publish(c.CONTROL_CHANNEL, f"restart {name}"):
+            raise _fail("no running `charla up` listens on this Redis; under compose use "
+                        f"`docker compose restart {name}`")
+        _progress(f"restart of {name} requested")
+        if wait_s is None:
+            return
+        _progress(f"waiting up to {wait_s:g}s for a heartbeat from a new {name} process")
+        beat = await fresh_beat(redis, name, old, wait_s)
+    finally:
+        await redis.aclose()
+    if beat is None:
+        raise _fail(f"no heartbeat from a new {name} process within {wait_s:g}s: see `charla status` and the "
+                    "`charla up` log")
+    _progress(f"{name} is back: pid {beat.pid} on {beat.host}")
 
 
 @app.command()

@@ -1,9 +1,13 @@
 """Is a process alive on this host? Read from the heartbeat keys agents and the orchestrator refresh
-(charla/core/runtime.py heartbeat()); `charla alive NAME`, the compose health check of processes without HTTP."""
+(charla/core/runtime.py heartbeat()); `charla alive NAME`, the compose health check of processes without HTTP, and
+`charla restart NAME`, which waits for the restarted process's first beat."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -20,6 +24,12 @@ class Beat:
     consumer: str
     host: str
     age_s: float
+    pid: int | None = None
+
+    @property
+    def process(self) -> tuple[str, int | None]:
+        """Which OS process wrote it (a restarted process has a new pid)."""
+        return self.host, self.pid
 
 
 async def beats(redis: Redis, name: str, now: float) -> list[Beat]:
@@ -41,7 +51,22 @@ def parse_beat(raw: bytes | str, name: str, now: float) -> Beat | None:
     host, at = body.get("host"), body.get("at")
     if not isinstance(host, str) or not isinstance(at, int | float):
         return None
-    return Beat(str(body.get("consumer", "?")), host, now - float(at))
+    pid = body.get("pid")
+    return Beat(str(body.get("consumer", "?")), host, now - float(at), pid if isinstance(pid, int) else None)
+
+
+async def fresh_beat(redis: Redis, name: str, old: Collection[tuple[str, int | None]], timeout_s: float,
+                     poll_s: float = 0.2) -> Beat | None:
+    """The first heartbeat of `name` written by a process not in `old` (host, pid), within `timeout_s`; None
+    if none came (`charla restart` waiting for the new process)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = [beat for beat in await beats(redis, name, time.time()) if beat.process not in old]
+        if found:
+            return min(found, key=lambda beat: beat.age_s)
+        if time.monotonic() >= deadline:
+            return None
+        await asyncio.sleep(poll_s)
 
 
 def verdict(found: list[Beat], name: str, host: str, max_age_s: float) -> str | None:

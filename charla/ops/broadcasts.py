@@ -28,13 +28,13 @@ from psycopg.types.json import Jsonb
 from redis.asyncio import Redis
 
 from charla.core import constants as c
+from charla.core import window
 from charla.core.events import Identity, OutboundMessage, Template
 from charla.core.runtime import Resources
 from charla.store.messages import Conn
 
 log = logging.getLogger(__name__)
 _NS = uuid.UUID("0bb45f38-d31c-4b6e-b488-89fc361c037e")
-MARGIN = timedelta(minutes=10)  # as the scheduler: free-form only when the window stays open long enough to deliver
 REPUBLISH_AFTER = timedelta(seconds=30)  # a queued recipient still unsent this long after its batch: publish again
 REPUBLISH_EVERY_S = 30.0
 # One dispatcher at a time spends the daily template allowance; the others send only what needs none.
@@ -173,20 +173,21 @@ _RECIPIENT = sql.SQL("""
     LEFT JOIN LATERAL (SELECT provider, payload->>'to' AS via FROM messages
                        WHERE learner_id = l.id AND direction = 'in' ORDER BY id DESC LIMIT 1) ch ON true
     CROSS JOIN LATERAL (SELECT
-        coalesce(l.last_inbound_at + interval '24 hours' - %(margin)s > %(now)s, false) AS window_open,
+        {window_open} AS window_open,
         EXISTS (SELECT 1 FROM messages m WHERE m.learner_id = l.id AND m.direction = 'out'
                   AND (m.kind = 'template' OR m.payload ? 'sent_as_template')
                   AND m.created_at > %(now)s - interval '24 hours') AS counted,
         coalesce(ch.provider, CASE WHEN l.wa_id IS NOT NULL OR l.wa_user_id IS NOT NULL THEN 'meta'
                                    WHEN l.twilio_id IS NOT NULL THEN 'twilio' ELSE 'console' END) AS provider) f
     {join}""")
+_WINDOW_OPEN = window.open_sql(sql.SQL("l.last_inbound_at"), sql.Placeholder("now"))
 
-_CLAIM = _RECIPIENT.format(kind=sql.SQL("NULL::text"), join=sql.SQL("""
+_CLAIM = _RECIPIENT.format(kind=sql.SQL("NULL::text"), window_open=_WINDOW_OPEN, join=sql.SQL("""
     WHERE r.state = 'pending' AND b.status = 'sending'
       AND (%(room)s OR b.template IS NULL OR f.window_open OR f.counted OR f.provider = 'console')
     ORDER BY r.broadcast_id, r.learner_id LIMIT %(limit)s FOR UPDATE OF r SKIP LOCKED"""))
 
-_UNPUBLISHED = _RECIPIENT.format(kind=sql.SQL("m.kind"), join=sql.SQL("""
+_UNPUBLISHED = _RECIPIENT.format(kind=sql.SQL("m.kind"), window_open=_WINDOW_OPEN, join=sql.SQL("""
     JOIN messages m ON m.outbound_id = r.outbound_id
     WHERE r.state = 'queued' AND m.status = 'queued' AND r.queued_at < %(now)s - %(after)s
       AND r.queued_at > %(now)s - interval '1 hour'
@@ -207,7 +208,7 @@ async def dispatch(res: Resources, limit: int, *, now: datetime | None = None) -
         if limit > 0:
             async with conn.transaction():
                 room = await _template_room(conn, res.settings.broadcast_daily_limit, now)
-                claimed = await _fetch(conn, _CLAIM, {"room": room > 0, "limit": limit, "now": now, "margin": MARGIN})
+                claimed = await _fetch(conn, _CLAIM, {"room": room > 0, "limit": limit, "now": now})
                 blocked = await _blocked(res.redis, claimed)
                 for pending in claimed:
                     message, room = await _compose(conn, pending, pending.identity.key() in blocked, room, now)
@@ -224,7 +225,7 @@ async def republish(res: Resources, *, now: datetime | None = None, limit: int =
     drops the ones that did go out); returns how many were handed to the bus."""
     now = now or datetime.now(UTC)
     async with res.pool.connection() as conn:
-        found = await _fetch(conn, _UNPUBLISHED, {"now": now, "margin": MARGIN, "after": REPUBLISH_AFTER,
+        found = await _fetch(conn, _UNPUBLISHED, {"now": now, "after": REPUBLISH_AFTER,
                                                   "limit": limit})
     for pending in found:
         message = _outbound(pending, "template" if pending.kind == "template" else "text")

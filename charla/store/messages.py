@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.types.json import Jsonb
 
+from charla.core import window
 from charla.core.events import Choice, InboundMessage
 
 Conn = AsyncConnection[tuple[object, ...]]
@@ -77,16 +78,20 @@ async def record_reply(conn: Conn, learner_id: uuid.UUID, provider: str, message
 class SendState:
     status: str
     parts_sent: int  # parts of a split reply already accepted by the provider
-    window_open: bool  # the learner wrote within the last 24 hours
+    window_open: bool  # free-form allowed now (charla.core.window)
     unreachable: bool
 
 
+_SEND_STATE = sql.SQL("""
+    SELECT m.status, (SELECT count(*) FROM outbound_parts p WHERE p.outbound_id = m.outbound_id),
+           {window_open}, l.unreachable_at IS NOT NULL
+    FROM messages m JOIN learners l ON l.id = m.learner_id WHERE m.outbound_id = %s""").format(
+    window_open=window.open_sql(sql.SQL("l.last_inbound_at"), sql.SQL("now()")))
+
+
 async def send_state(conn: Conn, outbound_id: uuid.UUID) -> SendState | None:
-    row = await (await conn.execute(
-        """SELECT m.status, (SELECT count(*) FROM outbound_parts p WHERE p.outbound_id = m.outbound_id),
-                  COALESCE(l.last_inbound_at > now() - interval '24 hours', false), l.unreachable_at IS NOT NULL
-           FROM messages m JOIN learners l ON l.id = m.learner_id WHERE m.outbound_id = %s""",
-        (outbound_id,))).fetchone()
+    """What the sender needs to know about one outbound message now (the window by the database's clock)."""
+    row = await (await conn.execute(_SEND_STATE, (outbound_id,))).fetchone()
     if row is None:
         return None
     return SendState(str(row[0]), int(str(row[1])), bool(row[2]), bool(row[3]))

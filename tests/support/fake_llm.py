@@ -20,8 +20,8 @@ from starlette.routing import Route
 
 from charla.cli.services import free_port
 from charla.tutor import insights
-from tests.payloads import fixture_json
-from tests.servers import serve
+from tests.support.payloads import fixture_json
+from tests.support.servers import serve
 
 # provider -> the request body -> the assistant's content
 Replier = Callable[[str, dict[str, Any]], str]

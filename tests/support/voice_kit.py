@@ -118,7 +118,7 @@ def _norm(text: str | list[str]) -> str | list[str]:
 
 def voice_webhook(wa_id: str, wamid: str, media_id: str, name: str = "Learner") -> bytes:
     """A Meta delivery with one voice note, shaped like `wa_voice.json`, timestamped now."""
-    from tests.payloads import fixture_json
+    from tests.support.payloads import fixture_json
 
     payload = fixture_json("wa_voice.json")
     value = payload["entry"][0]["changes"][0]["value"]

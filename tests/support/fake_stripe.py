@@ -16,8 +16,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from charla.channels import console
-from tests.payloads import fixture_json
-from tests.servers import serve
+from tests.support.payloads import fixture_json
+from tests.support.servers import serve
 
 WEBHOOK_SECRET = "whsec_test_secret"
 

@@ -9,7 +9,7 @@ from typing import Any
 from charla.channels.console import signature, text_delivery
 
 # Byte-exact copies of ../shared/fixtures (signatures cover the exact bytes: never reformat them).
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 APP_SECRET = "test_app_secret"
 
 

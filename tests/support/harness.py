@@ -15,10 +15,10 @@ from agents.registry import AGENTS
 from charla.core.runtime import Resources, open_resources
 from charla.core.worker import Worker
 from orchestrator.app import create_app
-from tests.conftest import make_settings
-from tests.fake_llm import FakeLLM, llm_env, serve_fake_llm
-from tests.payloads import APP_SECRET, sign
-from tests.servers import FakeGraph, serve, serve_fake_graph
+from tests.support.fake_llm import FakeLLM, llm_env, serve_fake_llm
+from tests.support.helpers import make_settings
+from tests.support.payloads import APP_SECRET, sign
+from tests.support.servers import FakeGraph, serve, serve_fake_graph
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from tests.payloads import fixture_json
+from tests.support.payloads import fixture_json
 
 HOSTILE_TEXT = st.one_of(st.text(max_size=40), st.sampled_from([
     "", " ", "²", "١٢٣", "0", "-1", "1e9", "99999999999999999999", "1" * 5000, "\x00", "\u202e", "🇪🇸" * 2000,

@@ -22,7 +22,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from charla.cli.services import free_port
-from tests.payloads import fixture_json
+from tests.support.payloads import fixture_json
 
 # An HTTP status and the JSON body to answer with.
 Answer = tuple[int, dict[str, Any]]

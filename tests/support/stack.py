@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from tests.conftest import eventually
-from tests.payloads import APP_SECRET, sign, text_webhook
-from tests.servers import GRAPH_TOKEN
+from tests.support.helpers import eventually
+from tests.support.payloads import APP_SECRET, sign, text_webhook
+from tests.support.servers import GRAPH_TOKEN
 
 
 def stack_env(*, db: str, redis_url: str, graph_url: str, port: int, home: str, **extra: str) -> dict[str, str]:

@@ -48,6 +48,13 @@ TEXTS: dict[str, dict[str, str]] = {
     "mistakes_none": {"en": "I haven't noted any mistakes yet. Keep writing!",
                       "es": "Todavía no he anotado errores. ¡Sigue escribiendo!"},
     "mistakes": {"en": "Your most frequent mistakes:", "es": "Tus errores más frecuentes:"},
+    "cancel_ask": {"en": "Cancel your subscription? It stops renewing; you keep premium until the end of the "
+                         "period you paid for.",
+                   "es": "¿Cancelo tu suscripción? Dejará de renovarse; sigues con premium hasta el final del "
+                         "periodo pagado."},
+    "cancel_yes": {"en": "Yes, cancel it", "es": "Sí, cancélala"},
+    "cancel_no": {"en": "No, keep it", "es": "No, mantenla"},
+    "cancel_kept": {"en": "Okay, your subscription stays as it is.", "es": "Vale, tu suscripción sigue igual."},
     "cancel_free": {"en": "You're on the free plan, so there is no subscription to cancel.",
                     "es": "Estás en el plan gratuito: no hay ninguna suscripción que cancelar."},
     "resume_free": {"en": "You're on the free plan: there is nothing to resume.",
@@ -206,6 +213,12 @@ async def _export(conn: Conn, learner_id: uuid.UUID) -> str:
               if since else "",
               "Say *delete my data* to erase all of it."]
     return "\n".join(line for line in lines if line)
+
+
+def cancel_choices(native: str) -> list[Choice]:
+    """The yes/no buttons of the cancel question (the "yes" cancels only while it is the latest offer)."""
+    return [Choice(id="cancel:yes", title=say("cancel_yes", native)),
+            Choice(id="cancel:no", title=say("cancel_no", native))]
 
 
 def billing_text(name: str, change: billing.Change, native: str) -> str:

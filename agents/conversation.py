@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import stripe
 
-from agents import actions
+from agents import actions, erasure
 from charla.channels.media import drop
 from charla.channels.registry import Channels, mark_read, open_channels
 from charla.core import constants as c
@@ -30,6 +30,7 @@ from charla.core import logs
 from charla.core.bus import Delivery
 from charla.core.errors import PermanentError
 from charla.core.events import Choice, InboundMessage, OutboundMessage, SpeakRequest, TurnEvent, utcnow
+from charla.core.keys import server_key
 from charla.core.runtime import Resources
 from charla.core.worker import Handler
 from charla.ops import takeover
@@ -55,8 +56,12 @@ _USABLE = {"text", "interactive", "button", "audio"}  # kinds whose text is the 
 _NO_REPLY = {"reaction"}  # a reaction (or its removal) is noted, not answered
 # Commands that still run while an operator holds the learner: their rights over their data and money, and
 # stopping reminders, never wait for a person.
-_WHILE_HELD = {"forget", "forget_confirm", "forget_cancel", "export", "cancel", "resume", "reminders_off",
-               "reminders_on"}
+_WHILE_HELD = {"forget", "forget_confirm", "forget_cancel", "export", "cancel", "cancel_confirm", "cancel_keep",
+               "resume", "reminders_off", "reminders_on"}
+# Questions whose "yes" destroys something: it counts only while the question is the latest reply.
+_CONFIRMED = {"forget:yes": "forget", "cancel:yes": "cancel"}
+# Offered choices that run a command as they are; any other offered id is the text of its title.
+_ANSWERS = {"forget:no": "forget_cancel", "cancel:no": "cancel_keep"}
 # Turns one conversation process runs at once (at least; CHARLA_AGENT_CONCURRENCY may raise it). A turn mostly
 # waits on the model, up to CHARLA_LLM_TIMEOUT_S per provider, so slots must cover the offered rate times that
 # wait: with 8, Claude at 20 s answered 0.4 turns/s and learners waited a minute (benchmark O). Kept under the
@@ -122,7 +127,8 @@ class Conversation:
             log.info("learner %s is blocked: message %s dropped", logs.pseudonym(event.learner), event.message_id)
             return
         async with self.res.pool.connection() as conn, conn.transaction():
-            learner_id = await learners.upsert(conn, event.identity, event.sent_at or event.at)
+            learner_id = await learners.upsert(conn, event.identity, event.sent_at or event.at,
+                                               secret=server_key(self.res.settings))
             inbound_id = await messages.record_inbound(conn, learner_id, event)
             if event.kind in _NO_REPLY:
                 await turns.mark_noted(conn, inbound_id)
@@ -149,7 +155,7 @@ class Conversation:
         read, announced, and costs neither a model call nor quota."""
         sess = await session.load(self.res.redis, event.learner)
         row = Waiting(inbound_id, event.message_id, event.kind, event.text, event.payload)
-        command = _command([row], sess) if event.kind not in _NO_REPLY else None
+        command = await self._command_of(learner_id, [row], sess, event) if event.kind not in _NO_REPLY else None
         run = command is not None and command.name in _WHILE_HELD
         async with self.res.pool.connection() as conn, conn.transaction():
             await takeover.hold_waiting(conn, learner_id, before=inbound_id if run else None)
@@ -176,7 +182,7 @@ class Conversation:
         self._mark_read(event, batch[-1].message_id)
         sess = await session.load(self.res.redis, event.learner)
         target, native = self.tutor.languages(stored)
-        command = _command(batch, sess)
+        command = await self._command_of(learner_id, batch, sess, event)
         try:
             if command is not None:
                 await self._command(event, learner_id, batch, sess, command, native, target)
@@ -277,10 +283,8 @@ class Conversation:
             text = body or actions.say("help", native, target=target)
             await self._finish(event, learner_id, batch, sess, Reply(text, Usage("command", route="practice")))
             return
-        if command.name in ("cancel", "resume"):
-            change = await billing.set_cancel(self.res.pool, self.stripe, learner_id, command.name == "cancel")
-            text = actions.billing_text(command.name, change, native)
-            await self._finish(event, learner_id, batch, sess, Reply(text, Usage("command", route="command")))
+        if command.name in ("cancel", "cancel_confirm", "cancel_keep", "resume"):
+            await self._billing(event, learner_id, batch, sess, command.name, native)
             return
         async with self.res.pool.connection() as conn, conn.transaction():
             said = await actions.run(conn, learner_id, command, batch[-1].message_id, sess, native, target)
@@ -291,20 +295,72 @@ class Conversation:
         await self._finish(event, learner_id, batch, sess, Reply(said.text, Usage("command", route="command"),
                                                                  said.choices, document=said.document))
 
+    async def _billing(self, event: InboundMessage, learner_id: uuid.UUID, batch: list[Waiting], sess: Session,
+                       name: str, native: str) -> None:
+        """Cancel (asked first when a subscription would stop renewing, done on the "yes"), or resume."""
+        said = Reply("", Usage("command", route="command"))
+        if name == "cancel" and await billing.renews(self.res.pool, learner_id):
+            sess.awaiting = "cancel"
+            said.text, said.choices = actions.say("cancel_ask", native), actions.cancel_choices(native)
+        elif name == "cancel_keep":
+            sess.awaiting = None
+            said.text = actions.say("cancel_kept", native)
+        else:
+            sess.awaiting = None
+            cancel = name != "resume"
+            change = await billing.set_cancel(self.res.pool, self.stripe, learner_id, cancel)
+            said.text = actions.billing_text("cancel" if cancel else "resume", change, native)
+        await self._finish(event, learner_id, batch, sess, said)
+
+    async def _command_of(self, learner_id: uuid.UUID, batch: list[Waiting], sess: Session,
+                          event: InboundMessage) -> commands.Command | None:
+        """The command this turn is, when it is one message that is one (or a choice Charla offered)."""
+        newest = batch[-1]
+        context = event.context_id if event.message_id == newest.message_id else None
+        choice = await self._offered(learner_id, newest, sess, context)
+        if choice is not None:
+            return _chosen(choice, sess)
+        if len(batch) != 1 or not newest.text or newest.kind != "text":
+            return None
+        return commands.parse(newest.text, awaiting=_asking(sess))
+
+    async def _offered(self, learner_id: uuid.UUID, row: Waiting, sess: Session, context: str | None) -> str | None:
+        """The choice `row` picks, when Charla offered it to this learner: a numbered answer or a tap on the
+        latest offer, a tap on the message that offered it (`context`), a practice prompt still open."""
+        tapped = str(row.payload.get("choice_id") or "")
+        if not tapped:
+            number = (row.text or "").strip().rstrip(".)")
+            if number.isdigit() and 0 < int(number) <= len(sess.offered):
+                return sess.offered[int(number) - 1]  # a numbered answer to choices sent as text (Twilio)
+            return None
+        if tapped in sess.offered:
+            return tapped
+        async with self.res.pool.connection() as conn:
+            if tapped.startswith("practice:"):
+                found = await practice.prompt_body(conn, learner_id, tapped.removeprefix("practice:"))
+                return tapped if found is not None else None
+            if context and tapped in await messages.offered(conn, learner_id, context):
+                return tapped
+        log.info("learner %s tapped %r, which was not offered to them: answered as text", learner_id, tapped)
+        return None
+
     async def _forget(self, event: InboundMessage, learner_id: uuid.UUID, native: str) -> None:
-        """Erase the learner; from here on they are new, and only this exchange is recorded for them."""
-        erased = learner_id
+        """Erase the learner; from here on they are new, and only this exchange is recorded for them. The
+        stream purge runs last, up to where the streams ended before the confirmation was published."""
+        secret = server_key(self.res.settings)
         async with self.res.pool.connection() as conn, conn.transaction():
-            await learners.erase(conn, learner_id)
-            learner_id = await learners.upsert(conn, event.identity, event.sent_at or event.at)
+            erased = await erasure.erase_rows(conn, learner_id, secret)
+            learner_id = await learners.upsert(conn, event.identity, event.sent_at or event.at, secret=secret)
             newest = [Waiting(await messages.record_inbound(conn, learner_id, event), event.message_id, event.kind,
                               event.text, {})]
             reply = Reply(actions.say("forgotten", native), Usage("command", route="command"))
             outbound, turn = await self._record(conn, event, learner_id, newest, reply)
-        await session.forget(self.res.redis, event.learner)
-        await takeover.release(self.res.redis, erased)  # the learner is new to everyone, operators included
-        await entitlements.invalidate(self.res.redis, erased)  # no cache keyed by the erased id outlives it
+        if erased is not None:
+            await erasure.forget_state(self.res, erased)
+        until = await erasure.marks(self.res.bus)
         await self._publish(event, newest, outbound, turn)
+        if erased is not None:
+            await erasure.purge_streams(self.res, erased, until)
 
     async def _profile(self, learner_id: uuid.UUID) -> profile.Profile:
         async with self.res.pool.connection() as conn:
@@ -483,22 +539,22 @@ class Conversation:
         task.add_done_callback(self._receipts.discard)
 
 
-def _command(batch: list[Waiting], sess: Session) -> commands.Command | None:
-    """A command, when the turn is one message that is one (or a tap on one of Charla's own choices)."""
-    newest = batch[-1]
-    choice = str(newest.payload.get("choice_id") or "")
-    number = (newest.text or "").strip().rstrip(".)")
-    if not choice and number.isdigit() and 0 < int(number) <= len(sess.offered):
-        choice = sess.offered[int(number) - 1]  # a numbered answer to choices sent as text (Twilio)
+def _chosen(choice: str, sess: Session) -> commands.Command | None:
+    """What an offered choice does; None when it is only words (its title is tutored as text)."""
     if choice.startswith("topic:"):
         return commands.Command("topic", choice.removeprefix("topic:"))
     if choice.startswith("practice:"):
         return commands.Command("practice_start", choice.removeprefix("practice:"))
-    if choice.startswith("forget:"):
-        return commands.Command("forget_confirm" if choice == "forget:yes" else "forget_cancel")
-    if len(batch) != 1 or not newest.text or newest.kind != "text":
-        return None
-    return commands.parse(newest.text, awaiting=sess.awaiting)
+    if (question := _CONFIRMED.get(choice)) is not None:
+        return commands.Command(f"{question}_confirm") if _asking(sess) == question else None
+    return commands.Command(_ANSWERS[choice]) if choice in _ANSWERS else None
+
+
+def _asking(sess: Session) -> str | None:
+    """The yes/no question the learner may be answering: the one Charla asked, if its reply was the latest
+    (its "yes" is still on offer)."""
+    question = sess.awaiting
+    return question if question is not None and f"{question}:yes" in sess.offered else None
 
 
 def _cannot_use(row: Waiting, native: str) -> str:

@@ -22,12 +22,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
+from agents import erasure
 from charla.core.bus import Bus
 from charla.core.constants import CONSUMER_GROUPS, PREFIX
 from charla.core.events import Template
 from charla.core.runtime import Resources
 from charla.ops import analytics, broadcasts, deadletters, export, takeover
-from charla.store import learners, session
 from orchestrator import charts
 from orchestrator.deps import Res
 from payments import entitlements
@@ -184,14 +184,8 @@ async def delete_learner(learner_id: uuid.UUID, res: Res, who: Operator,
     """Delete everything about a learner (as their own "delete my data" does): rows, session, caches."""
     if confirm != "DELETE":
         return _back(f"/admin/learners/{learner_id}", "Type DELETE to confirm.", bad=True)
-    async with res.pool.connection() as conn, conn.transaction():
-        key = await learners.key_of(conn, learner_id)
-        if key is None:
-            return _back("/admin/learners", "That learner was already deleted.", bad=True)
-        await learners.erase(conn, learner_id)
-    await session.forget(res.redis, key)
-    await takeover.release(res.redis, learner_id)
-    await entitlements.invalidate(res.redis, learner_id)
+    if not await erasure.erase_learner(res, learner_id):
+        return _back("/admin/learners", "That learner was already deleted.", bad=True)
     return _back("/admin/learners", "The learner and everything about them was deleted.")
 
 

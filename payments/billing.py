@@ -37,6 +37,16 @@ def open_client(settings: Settings) -> stripe.StripeClient | None:
                                http_client=stripe.AIOHTTPClient(), max_network_retries=2)
 
 
+async def renews(pool: AsyncConnectionPool, learner_id: uuid.UUID) -> bool:
+    """Whether the learner pays through a live subscription (what cancelling would stop renewing)."""
+    async with pool.connection() as conn:
+        row = await (await conn.execute(
+            "SELECT 1 FROM entitlements WHERE learner_id = %s AND kind = 'subscription' "
+            "AND stripe_subscription IS NOT NULL AND status IN ('trial', 'active', 'past_due')",
+            (learner_id,))).fetchone()
+    return row is not None
+
+
 async def set_cancel(pool: AsyncConnectionPool, client: stripe.StripeClient | None, learner_id: uuid.UUID,
                      cancel: bool) -> Change:
     """Cancel at period end (`cancel`) or undo it; says what kind of plan it was."""

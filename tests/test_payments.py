@@ -14,6 +14,7 @@ import pytest
 import stripe
 from redis.asyncio import Redis
 
+from charla.channels.console import choice_delivery
 from charla.core import constants as c
 from charla.core.events import Identity
 from charla.store import learners
@@ -177,18 +178,40 @@ async def test_cancel_and_resume_go_through_stripe(stack: Stack, db: str, fake_s
     await eventually(lambda: _has_status(db, "active"), 10, "active")
     await say(stack, "I want to cancel", wa_id="16505551234")
     await stack.fake.wait_for(2, seconds=10)
-    assert bodies(stack, "16505551234")[1] == "Done: your subscription won't renew. You keep premium until 2023-04-23."
+    question = stack.fake.sent[1]  # asked first: nothing changes until the learner says yes
+    assert question["interactive"]["body"]["text"].startswith("Cancel your subscription? It stops renewing")
+    assert [b["reply"]["id"] for b in question["interactive"]["action"]["buttons"]] == ["cancel:yes", "cancel:no"]
+    assert fake_stripe[0].updates == []
+    await say(stack, "yes", wa_id="16505551234")
+    await stack.fake.wait_for(3, seconds=10)
+    assert bodies(stack, "16505551234")[2] == "Done: your subscription won't renew. You keep premium until 2023-04-23."
     assert fake_stripe[0].updates == [(SUB, {"cancel_at_period_end": "true"})]
     assert await status_of(db) == [("active", "subscription", True)]
     fake_stripe[0].down = True
-    await say(stack, "resume my subscription", wa_id="16505551234")
-    await stack.fake.wait_for(3, seconds=10)
-    assert bodies(stack, "16505551234")[2].startswith("I couldn't reach the payment system")
+    await say(stack, "resume my subscription", wa_id="16505551234")  # resuming needs no confirmation
+    await stack.fake.wait_for(4, seconds=10)
+    assert bodies(stack, "16505551234")[3].startswith("I couldn't reach the payment system")
     assert await status_of(db) == [("active", "subscription", True)]  # nothing changed
     fake_stripe[0].down = False
     await say(stack, "resume my subscription", wa_id="16505551234")
-    await stack.fake.wait_for(4, seconds=10)
-    assert bodies(stack, "16505551234")[3] == "Your subscription is back on and will renew as usual."
+    await stack.fake.wait_for(5, seconds=10)
+    assert bodies(stack, "16505551234")[4] == "Your subscription is back on and will renew as usual."
+    assert await status_of(db) == [("active", "subscription", False)]
+
+
+async def test_a_cancel_yes_never_asked_cancels_nothing(stack: Stack, db: str,
+                                                        fake_stripe: tuple[FakeStripe, str]) -> None:
+    await say(stack, "Hola", wa_id="16505551234")
+    await stack.fake.wait_for(1, seconds=10)
+    assert await post_stripe(stack, event("stripe_checkout_session_completed_subscription.json")) == 200
+    await eventually(lambda: _has_status(db, "active"), 10, "active")
+    forged = choice_delivery("16505551234", "cancel:yes", "Yes, cancel it", None, message_id="wamid.forged")
+    assert (await stack.post(forged)).status_code == 200
+    await stack.fake.wait_for(2, seconds=10)
+    assert bodies(stack, "16505551234")[1].startswith("You're all set!")  # tutored as its title's words
+    await say(stack, "yes", wa_id="16505551234")  # nor does a "yes" that answers no question
+    await stack.fake.wait_for(3, seconds=10)
+    assert fake_stripe[0].updates == []
     assert await status_of(db) == [("active", "subscription", False)]
 
 

@@ -15,7 +15,8 @@ PRODUCTION = {"CHARLA_ENV": "production", "CHARLA_ADMIN_TOKEN": "a-long-admin-to
               "WHATSAPP_ACCESS_TOKEN": "EAAG-real-token", "WHATSAPP_APP_SECRET": "0123abcd",
               "WHATSAPP_VERIFY_TOKEN": "verify-me", "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
               "STRIPE_SECRET_KEY": "sk_live_x", "STRIPE_WEBHOOK_SECRET": "whsec_x",
-              "STRIPE_PAYMENT_LINK": "https://buy.stripe.com/x", "GROQ_API_KEY": "gsk_x"}
+              "STRIPE_PAYMENT_LINK": "https://buy.stripe.com/x", "GROQ_API_KEY": "gsk_x",
+              "CHARLA_SECRET_KEY": "9f2c4e1a7b3d5f6e8a0c2b4d6f8e0a1c3b5d7f9e"}
 
 
 def test_defaults_are_the_local_console_and_contract_values() -> None:

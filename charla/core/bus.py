@@ -27,6 +27,7 @@ from charla.core.events import Event, decode_event
 
 Turn = Literal["run", "wait", "done"]
 MAX_BATCH = 128  # publishes per pipelined round trip
+_PAGE = 1000  # entries read per XRANGE when a stream is scanned
 
 
 class BusError(RuntimeError):
@@ -128,6 +129,14 @@ redis.call('PUBLISH', ARGV[6], ARGV[1])
 return 1
 """
 
+# Mark a learner's sequence done for one group if it is not yet (erasure deleted the entries up to it).
+_ADVANCE = """
+local done = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if tonumber(ARGV[2]) > done then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+redis.call('PUBLISH', ARGV[3], ARGV[1])
+return 1
+"""
+
 # Create a group that starts at the stream's end, marking every sequence published so far as done for
 # it; otherwise the first entry it reads would wait forever for predecessors it will never see.
 _CREATE_GROUP = """
@@ -175,6 +184,7 @@ class Bus:
         self._begin = redis.register_script(_BEGIN)
         self._complete = redis.register_script(_COMPLETE)
         self._create_group = redis.register_script(_CREATE_GROUP)
+        self._advance = redis.register_script(_ADVANCE)
         self._waiting: list[_Publish] = []
         self._sending: asyncio.Task[None] | None = None
 
@@ -320,6 +330,40 @@ class Bus:
         key = self._done_key(delivery.stream, group)
         if int(await self.redis.hget(key, delivery.learner) or 0) < delivery.seq - 1:
             await self.redis.hset(key, delivery.learner, str(delivery.seq - 1))
+
+    async def last_id(self, stream: str) -> str | None:
+        """The id of the newest entry of `stream` (None when it is empty)."""
+        rows: Any = await self.redis.xrevrange(stream, count=1)
+        return _s(rows[0][0]) if rows else None
+
+    async def purge(self, stream: str, learners: Container[str], upto: str = "+") -> int:
+        """Delete every entry of `learners` on `stream` up to entry id `upto` (erasure); returns how many.
+
+        The deleted sequences are marked done (and acknowledged) for every group first, so an entry of the
+        same key published later never waits for one that is gone; one being handled now finishes normally.
+        """
+        found: list[tuple[str, str, int]] = []
+        start = "-"
+        while True:
+            rows: Any = await self.redis.xrange(stream, start, upto, count=_PAGE)
+            found += [(_s(eid), _s(_field(fields, "l")), int(_field(fields, "s"))) for eid, fields in rows
+                      if _s(_field(fields, "l")) in learners]
+            if len(rows) < _PAGE:
+                break
+            start = f"({_s(rows[-1][0])}"
+        if not found:
+            return 0
+        highest: dict[str, int] = {}
+        for _, learner, seq in found:
+            highest[learner] = max(seq, highest.get(learner, 0))
+        ids = [entry_id for entry_id, _, _ in found]
+        for group in self.groups.get(stream, ()):
+            channel = c.DONE_CHANNEL.format(stream=stream, group=group)
+            for learner, seq in highest.items():
+                await self._advance(keys=[self._done_key(stream, group)], args=[learner, seq, channel])
+            with contextlib.suppress(ResponseError):  # NOGROUP: a group never created has nothing pending
+                await self.redis.xack(stream, group, *ids)
+        return int(await self.redis.xdel(stream, *ids))
 
     async def ack(self, delivery: Delivery, group: str) -> None:
         await self.redis.xack(delivery.stream, group, delivery.entry_id)

@@ -17,6 +17,7 @@ Provider = Literal["meta", "twilio", "console"]
 # WHATSAPP_APP_SECRET / STRIPE_WEBHOOK_SECRET are unset.
 DEV_APP_SECRET = "charla-development-app-secret"  # noqa: S105 - a documented development-only value
 DEV_STRIPE_SECRET = "whsec_charla_console_development"  # noqa: S105 - a documented development-only value
+MIN_SECRET_BYTES = 32  # CHARLA_SECRET_KEY: shorter keys could be guessed, and with them the erased numbers
 _PLACEHOLDERS = {"changeme", "change-me", "secret", "xxx", "todo", "placeholder", DEV_APP_SECRET,
                  DEV_STRIPE_SECRET}
 # Secrets that production refuses as placeholders whenever they are set, whatever the provider (a route
@@ -137,6 +138,12 @@ class Settings(BaseSettings):
 
     free_messages: int = Field(50, ge=0, validation_alias=_env("FREE_MESSAGES"))
     paid_daily_messages: int = Field(500, ge=0, validation_alias=_env("PAID_DAILY_MESSAGES"))
+    # Security: erasure (issue 18)
+    secret_key: SecretStr | None = Field(
+        None, validation_alias=_env("CHARLA_SECRET_KEY"),
+        description="Server secret (at least 32 bytes) keying the HMAC that remembers an erased learner's used "
+                    "free messages; required in production. Unset outside production: one is generated once "
+                    "into CHARLA_HOME/secret_key (mode 0600) and reused. Changing it forgets those counts.")
 
     meta_text_limit: int = Field(4096, ge=16, le=4096, validation_alias=_env("CHARLA_META_TEXT_LIMIT"))
     twilio_text_limit: int = Field(1600, ge=16, le=1600, validation_alias=_env("CHARLA_TWILIO_TEXT_LIMIT"))
@@ -274,11 +281,17 @@ class Settings(BaseSettings):
                 raise ValueError("CHARLA_ENV=production cannot use WHATSAPP_PROVIDER=console; "
                                  "set WHATSAPP_PROVIDER=meta or twilio and its credentials")
             missing = self.missing_for_production()
+            if not _usable(self.secret_key):
+                missing.append("CHARLA_SECRET_KEY")
             if self.local_model == "on":
                 missing.append("CHARLA_LOCAL_MODEL=auto or off (the demo model cannot tutor)")
             if missing:
                 raise ValueError("CHARLA_ENV=production refuses to start; set these (no placeholders): "
                                  + ", ".join(missing))
+        key = _secret(self.secret_key)
+        if key and (not _usable(key) or len(key.encode()) < MIN_SECRET_BYTES):
+            raise ValueError(f"CHARLA_SECRET_KEY must be at least {MIN_SECRET_BYTES} random bytes, not a placeholder "
+                             "(e.g. python -c 'import secrets; print(secrets.token_hex(32))')")
         if self.openai_base_url and not self.openai_model:
             raise ValueError("OPENAI_BASE_URL is set but OPENAI_MODEL is not: name the model the server should run")
         if set(self.tts_engines) - {"piper", "coqui", "espeak"}:
@@ -293,6 +306,10 @@ class Settings(BaseSettings):
 
 def _names(value: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in value.split(",") if name.strip())
+
+
+def _secret(value: SecretStr | None) -> str:
+    return value.get_secret_value().strip() if value is not None else ""
 
 
 def _usable(value: object) -> bool:

@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import re
+from collections.abc import Container
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,6 +127,23 @@ async def drop(redis: Redis, dead_id: str) -> bool:
         if await redis.xdel(source + c.DEAD_SUFFIX, dead_id):
             return True
     return False
+
+
+async def purge(redis: Redis, learners: Container[str]) -> int:
+    """Delete every dead letter of `learners` on every dead-letter stream (erasure: a replay must never
+    bring an erased learner back); returns how many."""
+    purged = 0
+    for source in STREAMS:
+        dead_stream, start = source + c.DEAD_SUFFIX, "-"
+        while True:
+            rows: Any = await redis.xrange(dead_stream, start, "+", count=_PAGE)
+            doomed = [_text(eid) for eid, fields in rows if _text(_field(fields, "learner") or b"") in learners]
+            if doomed:
+                purged += int(await redis.xdel(dead_stream, *doomed))
+            if len(rows) < _PAGE:
+                break
+            start = f"({_text(rows[-1][0])}"
+    return purged
 
 
 async def replay_all(bus: Bus, stream: str | None = None) -> int:

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from datetime import datetime
 
 from psycopg import AsyncConnection
 
 from charla.core.events import Identity
+from charla.core.keys import keyed_hash
 
 _COLUMNS = {"wa_id": "wa_id", "user_id": "wa_user_id", "twilio": "twilio_id", "console": "console_id"}
 
 
-def _hashes(ids: dict[str, str]) -> list[str]:
-    """One-way hashes of a learner's identities (what survives erasure, for the free quota only)."""
-    return [hashlib.sha256(f"charla-quota:{col}:{value}".encode()).hexdigest() for col, value in ids.items()]
+def quota_hashes(ids: dict[str, str], secret: bytes) -> list[str]:
+    """Keyed one-way hashes (HMAC-SHA256 under the server secret) of a learner's identities: what survives
+    erasure, for the free quota only. Without the key, trying every phone number finds nothing."""
+    return [keyed_hash(secret, f"charla-quota:{col}:{value}") for col, value in ids.items()]
 
 
 def _ids(identity: Identity) -> dict[str, str]:
@@ -23,8 +24,10 @@ def _ids(identity: Identity) -> dict[str, str]:
 
 
 async def upsert(conn: AsyncConnection[tuple[object, ...]], identity: Identity,
-                 seen_at: datetime | None = None) -> uuid.UUID:
-    """The learner with any of `identity`'s ids (created if new); ids learnt now are added to it."""
+                 seen_at: datetime | None = None, *, secret: bytes | None = None) -> uuid.UUID:
+    """The learner with any of `identity`'s ids (created if new); ids learnt now are added to it. With
+    `secret` (charla.core.keys.server_key), a new learner who once erased their data gets back the free
+    messages they had used."""
     ids = _ids(identity)
     if not ids:
         raise ValueError("identity has no id")
@@ -40,10 +43,12 @@ async def upsert(conn: AsyncConnection[tuple[object, ...]], identity: Identity,
         row = await (await conn.execute(query.encode(), [*ids.values(), identity.name, seen_at])).fetchone()
         if row is not None:
             learner_id = uuid.UUID(str(row[0]))
+            if secret is None:
+                return learner_id
             await conn.execute(  # someone who erased their data comes back with the free messages they had used
                 """UPDATE learners SET free_used = (SELECT coalesce(max(free_used), 0) FROM erased_quota
                                                     WHERE identity_hash = ANY(%s)) WHERE id = %s""",
-                (_hashes(ids), learner_id))
+                (quota_hashes(ids, secret), learner_id))
             return learner_id
     raise RuntimeError(f"could not create or find learner {identity.key()}")
 
@@ -79,7 +84,20 @@ async def key_of(conn: AsyncConnection[tuple[object, ...]], learner_id: uuid.UUI
     return Identity(**{field: str(v) for field, v in zip(_COLUMNS, row, strict=True) if v}).key()
 
 
-async def erase(conn: AsyncConnection[tuple[object, ...]], learner_id: uuid.UUID) -> None:
+async def bus_keys(conn: AsyncConnection[tuple[object, ...]], learner_id: uuid.UUID) -> frozenset[str] | None:
+    """Every ordering key the learner's events can carry on the bus (Identity.key of each id they have; a
+    phone number also as its Twilio address, which Twilio's statuses are keyed by); None if unknown."""
+    row = await (await conn.execute(
+        "SELECT wa_id, wa_user_id, twilio_id, console_id FROM learners WHERE id = %s", (learner_id,))).fetchone()
+    if row is None:
+        return None
+    found = {Identity(**{field: str(value)}).key() for field, value in zip(_COLUMNS, row, strict=True) if value}
+    if row[0]:
+        found.add(Identity(twilio=f"whatsapp:+{row[0]}").key())
+    return frozenset(found)
+
+
+async def erase(conn: AsyncConnection[tuple[object, ...]], learner_id: uuid.UUID, secret: bytes) -> None:
     """Delete a learner and everything about them (messages, profile, memories, schedules, turns cascade).
     Payment records are kept, unlinked from the person, because accounting law requires them; the Stripe
     events behind them keep only ids, amounts and dates (no name, email or phone)."""
@@ -90,7 +108,7 @@ async def erase(conn: AsyncConnection[tuple[object, ...]], learner_id: uuid.UUID
     if row is not None:
         ids = {col: str(value) for col, value in zip(("wa_id", "wa_user_id", "twilio_id", "console_id"), row[:4],
                                                      strict=True) if value}
-        for identity_hash in _hashes(ids):
+        for identity_hash in quota_hashes(ids, secret):
             await conn.execute(
                 """INSERT INTO erased_quota (identity_hash, free_used) VALUES (%s, %s)
                    ON CONFLICT (identity_hash) DO UPDATE SET free_used = greatest(erased_quota.free_used,

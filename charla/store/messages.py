@@ -56,6 +56,19 @@ async def replies(conn: Conn, inbound_id: int) -> dict[str, Outbound]:
                                  .get("choices", [])]) for r in rows}
 
 
+async def offered(conn: Conn, learner_id: uuid.UUID, provider_message_id: str) -> list[str]:
+    """The ids of the choices that Charla's message `provider_message_id` (any of its parts) offered to this
+    learner; empty when it is not such a message."""
+    rows = await (await conn.execute(
+        """SELECT m.payload FROM messages m
+           WHERE m.learner_id = %s AND m.direction = 'out'
+             AND (m.provider_message_id = %s OR m.outbound_id IN (
+                  SELECT outbound_id FROM outbound_parts WHERE provider_message_id = %s))""",
+        (learner_id, provider_message_id, provider_message_id))).fetchall()
+    return [str(choice.get("id")) for row in rows if isinstance(row[0], dict)
+            for choice in row[0].get("choices", []) if isinstance(choice, dict)]
+
+
 async def record_reply(conn: Conn, learner_id: uuid.UUID, provider: str, message_id: str, inbound_id: int,
                        body: str, part: str = "reply", *, answers: bool = True,
                        choices: Sequence[Choice] = (), kind: str | None = None) -> Outbound:

@@ -30,7 +30,8 @@ _DAYS = {"weekdays": [0, 1, 2, 3, 4], "entre semana": [0, 1, 2, 3, 4], "weekends
 @dataclass(frozen=True)
 class Command:
     name: str  # help, topics, topic, level, native, target, timezone, practice, reminders_off, reminders_on,
-    #            mistakes, cancel, resume, export, forget, forget_confirm, forget_cancel
+    #            mistakes, cancel, cancel_confirm, cancel_keep, resume, export, forget, forget_confirm,
+    #            forget_cancel
     value: str = ""
     days: list[int] = field(default_factory=list)
 
@@ -78,19 +79,22 @@ _PRACTICE = re.compile(r"(remind me|practi[cs]e|recuerdame|avisame|practicar)( (
                        r"cada dia))?")
 _YES = re.compile(r"(1|yes|y|si|yes,? delete( everything| it)?|si,? borra(lo| todo)?|confirm|confirmo)")
 _NO = re.compile(r"(2|no|nope|cancel|keep( it)?|no,? keep( it| my data)?|no,? gracias|mantener)")
+# The yes/no questions a message may answer, and the commands of their yes and no.
+_QUESTIONS = {"forget": ("forget_confirm", "forget_cancel"), "cancel": ("cancel_confirm", "cancel_keep")}
 
 
 def parse(text: str, *, awaiting: str | None = None) -> Command | None:
     """The command `text` expresses, or None when it is conversation. `awaiting` is a pending question
-    ("forget": delete-my-data confirmation) whose yes/no answer this message may be."""
+    ("forget": delete-my-data confirmation, "cancel": stop the subscription) this message may answer."""
     folded = _fold(text)
     if not folded or len(folded) > 80:
         return None
-    if awaiting == "forget":
+    if awaiting in _QUESTIONS:
+        yes, no = _QUESTIONS[awaiting]
         if _YES.fullmatch(folded):
-            return Command("forget_confirm")
-        if _NO.fullmatch(folded):
-            return Command("forget_cancel")
+            return Command(yes)
+        if _NO.fullmatch(folded) and not (awaiting == "cancel" and folded == "cancel"):  # "cancel": ask again
+            return Command(no)
     for name, pattern in _SIMPLE:
         if pattern.fullmatch(folded):
             return Command(name)

@@ -188,9 +188,12 @@ async def answered(conn: Conn, prompt_id: int) -> None:
 
 
 async def prompt_body(conn: Conn, learner_id: uuid.UUID, prompt_id: str) -> str | None:
-    """The exercise of one of this learner's prompts (asked for by tapping its template's button)."""
-    if not prompt_id.isdigit():
+    """The exercise of one of this learner's prompts (asked for by tapping its template's button), while it
+    is open: sent, unanswered, of the past day (as open_prompt); None otherwise."""
+    if not prompt_id.isdigit() or len(prompt_id) > 18:
         return None
-    row = await (await conn.execute("SELECT body FROM practice_prompts WHERE id = %s AND learner_id = %s",
-                                    (int(prompt_id), learner_id))).fetchone()
+    row = await (await conn.execute(
+        """SELECT body FROM practice_prompts WHERE id = %s AND learner_id = %s AND kind = 'practice'
+             AND status = 'queued' AND answered_at IS NULL AND created_at > now() - interval '24 hours'""",
+        (int(prompt_id), learner_id))).fetchone()
     return None if row is None or row[0] is None else str(row[0])

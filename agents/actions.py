@@ -144,8 +144,8 @@ async def _export(conn: Conn, learner_id: uuid.UUID, native: str) -> str:
     lines = [say("export.title", native)] + [f"• {say(label, native)}: {value}" for label, value in facts if value]
     lines += [say("export.mistakes", native, mistakes=errors) if p.errors else say("export.mistakes_none", native),
               say("export.words", native, count=len(p.vocabulary)),
-              say("export.stored", native, messages=messages_kept, memories=memories_kept, since=f"{since:%Y-%m-%d}")
-              if since else "",
+              say("export.stored", native, messages=messages_kept, memories=memories_kept,
+                  since=since.date().isoformat()) if since else "",
               say("export.erase", native)]
     return "\n".join(line for line in lines if line)
 

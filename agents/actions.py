@@ -133,6 +133,7 @@ async def _export(conn: Conn, learner_id: uuid.UUID, native: str) -> str:
                   (SELECT count(*) FROM memories WHERE learner_id = %s),
                   (SELECT created_at FROM learners WHERE id = %s)""", (learner_id, learner_id, learner_id))).fetchone()
     messages_kept, memories_kept, since = row if row else (0, 0, None)
+    since_day = f"{since:%Y-%m-%d}" if since else ""
     practice_times = ", ".join(say("export.practice_time", native, time=t.time, days=len(t.days)) for t in p.practice)
     facts = [(N_("export.name"), p.name), (N_("export.level"), p.level or p.level_inferred),
              (N_("export.native"), p.native_language and language_name(p.native_language, native)),
@@ -144,8 +145,8 @@ async def _export(conn: Conn, learner_id: uuid.UUID, native: str) -> str:
     lines = [say("export.title", native)] + [f"• {say(label, native)}: {value}" for label, value in facts if value]
     lines += [say("export.mistakes", native, mistakes=errors) if p.errors else say("export.mistakes_none", native),
               say("export.words", native, count=len(p.vocabulary)),
-              say("export.stored", native, messages=messages_kept, memories=memories_kept,
-                  since=since.date().isoformat()) if since else "",
+              say("export.stored", native, messages=messages_kept, memories=memories_kept, since=since_day)
+              if since else "",
               say("export.erase", native)]
     return "\n".join(line for line in lines if line)
 

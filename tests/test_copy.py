@@ -30,7 +30,7 @@ LOCALE = ROOT / "charla" / "locale"
 def used_ids() -> set[str]:
     """The message ids in the product code, found as `make messages` finds them (babel.cfg, say and N_)."""
     with (LOCALE / "babel.cfg").open() as cfg:
-        method_map, options_map = parse_mapping_cfg(cfg)
+        method_map, options_map = parse_mapping_cfg(cfg)  # type: ignore[no-untyped-call]
     found = extract_from_dir(str(ROOT), method_map, options_map, keywords={"say": None, "N_": None})
     return {str(message) for _, _, message, _, _ in found}
 

@@ -50,3 +50,15 @@ docs-serve: $(STAMP)  ## serve the documentation with live reload on http://127.
 
 clean:  ## remove the virtualenv, caches and local data (.charla)
 	rm -rf $(VENV) .charla .mypy_cache .ruff_cache .pytest_cache
+
+# Learner-facing copy: gettext catalogs in charla/locale (see charla/core/catalog.py). Both .po and .mo are committed.
+.PHONY: messages catalogs
+LOCALE := charla/locale
+
+messages: $(STAMP)  ## extract message ids (say/N_) into charla.pot and merge them into every language's .po
+	$(BIN)/pybabel extract -F $(LOCALE)/babel.cfg --no-default-keywords -k say -k N_ --no-location --sort-output \
+		--add-comments=TRANSLATORS: -w 120 --project=Charla -o $(LOCALE)/charla.pot .
+	$(BIN)/pybabel update -i $(LOCALE)/charla.pot -d $(LOCALE) -D charla --no-fuzzy-matching --ignore-obsolete -w 120
+
+catalogs: $(STAMP)  ## compile every language's .po into the .mo that Charla reads
+	$(BIN)/pybabel compile -d $(LOCALE) -D charla --statistics

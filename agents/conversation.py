@@ -28,6 +28,7 @@ from charla.channels.registry import Channels, mark_read, open_channels
 from charla.core import constants as c
 from charla.core import logs
 from charla.core.bus import Delivery
+from charla.core.catalog import N_, say
 from charla.core.errors import PermanentError
 from charla.core.events import Choice, InboundMessage, OutboundMessage, SpeakRequest, TurnEvent, utcnow
 from charla.core.keys import server_key
@@ -42,16 +43,17 @@ from charla.store.turns import Usage, Waiting
 from charla.tutor import commands, practice
 from charla.tutor.llm import LocalModel
 from charla.tutor.pipeline import Tutor
-from charla.tutor.prompt import TutorReply, render
+from charla.tutor.prompt import TutorReply, language_name, render
 from charla.tutor.router import AllProvidersFailed, Router, open_providers
 from payments import billing, entitlements
 from voice import heard as spoken
 
 log = logging.getLogger(__name__)
 
-# Kinds Charla cannot use yet, as a learner would name them.
-_CANNOT_USE = {"sticker": "stickers", "location": "locations", "contacts": "contact cards",
-               "document": "documents", "video": "videos", "image": "images"}
+# Kinds Charla cannot use yet: the message id of each kind's name, as a learner would name it.
+_CANNOT_USE = {"sticker": N_("kind.sticker"), "location": N_("kind.location"), "contacts": N_("kind.contacts"),
+               "document": N_("kind.document"), "video": N_("kind.video"), "image": N_("kind.image")}
+_OTHER_KIND = N_("kind.other")
 _USABLE = {"text", "interactive", "button", "audio"}  # kinds whose text is the learner's words (audio: transcript)
 _NO_REPLY = {"reaction"}  # a reaction (or its removal) is noted, not answered
 # Commands that still run while an operator holds the learner: their rights over their data and money, and
@@ -67,8 +69,6 @@ _ANSWERS = {"forget:no": "forget_cancel", "cancel:no": "cancel_keep"}
 # wait: with 8, Claude at 20 s answered 0.4 turns/s and learners waited a minute (benchmark O). Kept under the
 # SDKs' 100 connections per provider, so a turn never queues for a connection.
 SLOTS = 96
-DELAY = {"en": "Give me a moment… I'm having trouble thinking right now. I'll answer you shortly.",
-         "es": "Dame un momento… ahora mismo me cuesta pensar. Te respondo enseguida."}
 
 
 def build(res: Resources) -> Handler:
@@ -210,18 +210,18 @@ class Conversation:
         if exercise and exercise[1]:
             reply.practice = (exercise[0], exercise[1])
         if ent.premium and not ent.announced:
-            reply.text = f"{actions.say('all_set', native)}\n\n{reply.text}"
+            reply.text = say("all_set", native) + "\n\n" + reply.text
             reply.announce = True
         await self._finish(event, learner_id, batch, sess, reply)
 
     def _limit(self, verdict: entitlements.Verdict, learner_id: uuid.UUID, native: str) -> Reply:
         """The short reply once the free quota or the day's messages are used up (no model involved)."""
         if verdict.plan == "paid":
-            text = actions.say("daily_limit", native, limit=str(verdict.limit))
+            text = say("daily_limit", native, limit=str(verdict.limit))
         elif link := entitlements.payment_link(self.res.settings, learner_id):
-            text = actions.say("free_used", native, limit=str(verdict.limit), link=link)
+            text = say("free_used", native, limit=str(verdict.limit), link=link)
         else:
-            text = actions.say("free_used_no_link", native, limit=str(verdict.limit))
+            text = say("free_used_no_link", native, limit=str(verdict.limit))
         return Reply(text, Usage("limit", route=verdict.plan))
 
     async def _recall(self, learner_id: uuid.UUID, texts: list[str], sess: Session, topic_changed: bool) -> list[str]:
@@ -255,7 +255,7 @@ class Conversation:
         heading = [spoken.quote(text, native) for text, _ in voiced]
         if heard is not None and heard.pronunciation is not None:
             heading.append(spoken.pronunciation_text(heard.pronunciation, native))
-        text = "\n\n".join([*heading, _render(answer.reply, answer.demo, notes)])
+        text = "\n\n".join([*heading, _render(answer.reply, answer.demo, notes, native)])
         return Reply(text, answer.usage, corrections=[x.model_dump() for x in answer.reply.corrections],
                      vocabulary=[w.model_dump() for w in answer.reply.new_vocabulary],
                      voice_example=answer.reply.voice_example, topic=answer.reply.topic,
@@ -280,7 +280,7 @@ class Conversation:
         if command.name == "practice_start":  # the template's button opened the window: the exercise itself
             async with self.res.pool.connection() as conn:
                 body = await practice.prompt_body(conn, learner_id, command.value)
-            text = body or actions.say("help", native, target=target)
+            text = body or say("help", native, target=language_name(target, native))
             await self._finish(event, learner_id, batch, sess, Reply(text, Usage("command", route="practice")))
             return
         if command.name in ("cancel", "cancel_confirm", "cancel_keep", "resume"):
@@ -301,10 +301,10 @@ class Conversation:
         said = Reply("", Usage("command", route="command"))
         if name == "cancel" and await billing.renews(self.res.pool, learner_id):
             sess.awaiting = "cancel"
-            said.text, said.choices = actions.say("cancel_ask", native), actions.cancel_choices(native)
+            said.text, said.choices = say("cancel_ask", native), actions.cancel_choices(native)
         elif name == "cancel_keep":
             sess.awaiting = None
-            said.text = actions.say("cancel_kept", native)
+            said.text = say("cancel_kept", native)
         else:
             sess.awaiting = None
             cancel = name != "resume"
@@ -353,7 +353,7 @@ class Conversation:
             learner_id = await learners.upsert(conn, event.identity, event.sent_at or event.at, secret=secret)
             newest = [Waiting(await messages.record_inbound(conn, learner_id, event), event.message_id, event.kind,
                               event.text, {})]
-            reply = Reply(actions.say("forgotten", native), Usage("command", route="command"))
+            reply = Reply(say("forgotten", native), Usage("command", route="command"))
             outbound, turn = await self._record(conn, event, learner_id, newest, reply)
         if erased is not None:
             await erasure.forget_state(self.res, erased)
@@ -501,7 +501,7 @@ class Conversation:
             if "delay" in await messages.replies(conn, newest.id):
                 return
             delay = await messages.record_reply(conn, learner_id, event.provider, newest.message_id, newest.id,
-                                                DELAY.get(native, DELAY["en"]), "delay", answers=False)
+                                                say("delay", native), "delay", answers=False)
         await self._send(event, newest.message_id, delay)
 
     async def retry_deferred(self, stop: asyncio.Event) -> None:
@@ -561,13 +561,12 @@ def _cannot_use(row: Waiting, native: str) -> str:
     if row.kind == "audio":  # a voice note the voice agent could not turn into words
         heard = spoken.Heard.of(row.payload) or spoken.Heard(problem="corrupt")
         return spoken.problem_text(heard, native)
-    what = _CANNOT_USE.get(row.kind, "that kind of message")
+    what = say(_CANNOT_USE.get(row.kind, _OTHER_KIND), native)
     if row.text:
-        return f"(I can only read the caption: I can't look at {what} yet.)"
-    return (f"I can read text messages and listen to voice notes, but {what} are something I can't use yet. "
-            "Write to me and I'll help!")
+        return say("caption_only", native, what=what)
+    return say("cannot_use", native, what=what)
 
 
-def _render(reply: TutorReply, demo: bool, notes: list[str]) -> str:
-    text = render(reply, demo=demo)
+def _render(reply: TutorReply, demo: bool, notes: list[str], native: str) -> str:
+    text = render(reply, demo=demo, native=native)
     return "\n\n".join([text, *dict.fromkeys(notes)]) if notes else text

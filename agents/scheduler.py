@@ -25,6 +25,7 @@ from psycopg import sql
 from charla.core import constants as c
 from charla.core import window
 from charla.core.bus import listen
+from charla.core.catalog import say
 from charla.core.events import Flashcard, Identity, OutboundMessage, Template
 from charla.core.runtime import Resources
 from charla.ops import broadcasts
@@ -32,7 +33,7 @@ from charla.store import profile
 from charla.store.messages import Conn
 from charla.store.profile import Profile
 from charla.tutor import practice
-from charla.tutor.prompt import CATEGORY_NAMES
+from charla.tutor.prompt import category_name, language_name
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -145,8 +146,11 @@ class PracticeScheduler:
     async def _compose(self, conn: Conn, due: Due, now: datetime) -> OutboundMessage | None:
         window_open = window.is_open(due.last_inbound_at, now)
         provider, via = await _channel(conn, due.learner_id)
+        settings = self.res.settings
+        learner = await profile.load(conn, due.learner_id)
+        native = learner.native_language or settings.default_native_language
         if due.kind == "summary":
-            text = await _summary(conn, due.learner_id, due.slot_at) if window_open else None
+            text = await _summary(conn, due.learner_id, due.slot_at, native) if window_open else None
             if text is None:
                 await _skip(conn, due, "window closed" if not window_open else "nothing to summarize")
                 return None
@@ -155,21 +159,19 @@ class PracticeScheduler:
         if skip is not None:
             await _skip(conn, due, skip)
             return None
-        learner = await profile.load(conn, due.learner_id)
         item = practice.pick_item(learner, await practice.cards(conn, due.learner_id), now)
         unanswered = await _unanswered(conn, due.learner_id, due.last_inbound_at)
-        text = practice.exercise(item, learner, learner.native_language or self.res.settings.default_native_language,
-                                 backed_off=unanswered >= 2)
+        text = practice.exercise(item, learner, native, backed_off=unanswered >= 2)
         if window_open or provider == "console":
             return await self._queue(conn, due, provider, via, text, "text", item, None, _card(item, learner))
-        if not self.res.settings.practice_template:
+        if not settings.practice_template:
             await _skip(conn, due, "window closed and no CHARLA_PRACTICE_TEMPLATE")
             return None
-        label = _label(item)
-        settings = self.res.settings
-        template = Template(name=settings.practice_template,
-                            language=settings.practice_template_language or settings.template_language,
-                            body_params=[due.name or "", label], button_payload=f"practice:{due.prompt_id}")
+        language = settings.practice_template_language or settings.template_language
+        target = learner.target_language or settings.default_target_language
+        template = Template(name=settings.practice_template, language=language,
+                            body_params=[due.name or "", _label(item, target, language)],
+                            button_payload=f"practice:{due.prompt_id}")
         return await self._queue(conn, due, provider, via, text, "template", item, template)
 
     async def _queue(self, conn: Conn, due: Due, provider: str, via: str | None, text: str, how: str,
@@ -231,10 +233,12 @@ def _card(item: str | None, learner: Profile) -> Flashcard | None:
     return Flashcard(word=word, translation=entry.translation if entry else "")
 
 
-def _label(item: str | None) -> str:
+def _label(item: str | None, target: str, language: str) -> str:
+    """What the practice template names (in the template's own `language`): the category, the word, or the
+    language practised."""
     if item and item.startswith("error:"):
-        return CATEGORY_NAMES.get(item.removeprefix("error:"), item.removeprefix("error:"))
-    return item.removeprefix("word:") if item else "Spanish"
+        return category_name(item.removeprefix("error:"), language)
+    return item.removeprefix("word:") if item else language_name(target, language)
 
 
 def _str(value: Any) -> str | None:
@@ -304,7 +308,7 @@ async def _skip(conn: Conn, due: Due, reason: str) -> None:
                        (reason, due.prompt_id))
 
 
-async def _summary(conn: Conn, learner_id: uuid.UUID, since: datetime) -> str | None:
+async def _summary(conn: Conn, learner_id: uuid.UUID, since: datetime, native: str) -> str | None:
     """The session's key points: its corrections and new words (None when it taught nothing)."""
     rows = await (await conn.execute(
         """SELECT corrections, vocabulary FROM turns WHERE learner_id = %s AND created_at >= %s - interval '1 day'
@@ -313,7 +317,7 @@ async def _summary(conn: Conn, learner_id: uuid.UUID, since: datetime) -> str | 
     words = list(dict.fromkeys(str(w.get("word")) for r in rows for w in _dicts(r[1])))[-5:]
     if not fixes and not words:
         return None
-    lines = ["📝 *Today's key points*"] + [f"✏️ {f}" for f in fixes]
+    lines = [say("summary.title", native)] + [f"✏️ {f}" for f in fixes]
     if words:
         lines.append("📚 " + " · ".join(f"*{w}*" for w in words))
     return "\n".join(lines)

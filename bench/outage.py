@@ -35,17 +35,17 @@ import psycopg
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from agents.conversation import DELAY
 from bench.load import CpuMeter, Sample, http_summary, loadavg, open_loop, percentiles_ms, progress, ratio
 from bench.services import Services
 from bench.stack import AGENTS, TimedGraph, charla_processes, timed_graph
 from bench.webhook import HEADERS, LIMITS, Webhook
+from charla.core.catalog import say, shipped
 from charla.tutor import insights
 from tests.support.fake_llm import OVERLOADED_529, FakeLLM, Gate, error, gated, serve_fake_llm, system_of
 from tests.support.helpers import eventually
 from tests.support.payloads import sign, text_webhook
 
-DELAYS = tuple(DELAY.values())
+DELAYS = tuple(say("delay", lang) for lang in shipped())
 PROVIDERS = ("groq", "anthropic")
 
 

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from charla.core import catalog
 from charla.core import constants as c
 from charla.core.events import Identity
 from charla.store import learners, memories, profile
 from charla.store.profile import Profile
 from charla.store.session import Session
-from charla.tutor.pipeline import CONFUSED
 from charla.tutor.prompt import Correction, TutorReply, reveals, system_prompt
 from tests.support.fake_llm import system_of
 from tests.support.harness import Stack, running_stack
@@ -139,7 +139,7 @@ async def test_a_model_that_prints_its_instructions_is_not_relayed(
     stack.llm.replier = compromised
     with caplog.at_level(logging.WARNING, logger="charla.tutor.pipeline"):
         await turn(stack, BETO, ATTACKS[0])
-    assert [body for _, body, _ in await outbound(db)] == [CONFUSED]
+    assert [body for _, body, _ in await outbound(db)] == [catalog.say("confused", "en")]
     (warning,) = [r for r in caplog.records if r.name == "charla.tutor.pipeline" and "instructions" in r.getMessage()]
     assert warning.levelno == logging.WARNING
     assert ATTACKS[0] not in warning.getMessage()

@@ -1,6 +1,6 @@
 """What the voice agent heard in a note (carried to the conversation agent in the message's payload
-under "voice"), and the words the learner reads about it. Light on purpose: the conversation agent
-imports it without loading any model."""
+under "voice"), and the words the learner reads about it (the sentences are in charla/locale). Light on
+purpose: the conversation agent imports it without loading any model."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from charla.core.catalog import N_, say
 from voice.pronounce import Feedback
 
 
@@ -44,62 +45,32 @@ class Heard(BaseModel):
         return cls.model_validate(raw) if isinstance(raw, dict) else None
 
 
-_PROBLEMS = {
-    "en": {
-        "empty": "Your voice note arrived empty. Could you record it again?",
-        "corrupt": "I couldn't open that voice note (the file seems damaged). Could you record it again?",
-        "not_audio": "That doesn't look like audio I can play. Send me a voice note or type your message.",
-        "too_long": "That voice note is too long for me ({seconds} s; I can listen to up to {limit} s). "
-                    "Could you send it in shorter parts?",
-        "too_large": "That voice note is too large for me (I can listen to up to {limit} s). Could you send it "
-                     "in shorter parts?",
-        "silent": "I couldn't hear any speech in that voice note. Could you record it again, a bit closer "
-                  "to the microphone?",
-        "unclear": "I couldn't make out what you said clearly (I understood: “{text}”). Could you say it "
-                   "again, slowly, or type it?",
-        "expired": "I couldn't download that voice note any more. Could you send it again?",
-        "unavailable": "I couldn't fetch your voice note just now. Could you send it again in a minute?",
-    },
-    "es": {
-        "empty": "Tu nota de voz llegó vacía. ¿Puedes grabarla otra vez?",
-        "corrupt": "No pude abrir esa nota de voz (el archivo parece dañado). ¿Puedes grabarla otra vez?",
-        "not_audio": "Eso no parece un audio que pueda escuchar. Mándame una nota de voz o escríbeme.",
-        "too_long": "Esa nota de voz es demasiado larga para mí ({seconds} s; escucho hasta {limit} s). "
-                    "¿Puedes mandarla en partes más cortas?",
-        "too_large": "Esa nota de voz es demasiado grande para mí (escucho hasta {limit} s). ¿Puedes mandarla en "
-                     "partes más cortas?",
-        "silent": "No oí ninguna voz en esa nota. ¿Puedes grabarla otra vez, un poco más cerca del micrófono?",
-        "unclear": "No entendí bien lo que dijiste (entendí: «{text}»). ¿Puedes repetirlo despacio o escribirlo?",
-        "expired": "Ya no pude descargar esa nota de voz. ¿Puedes mandarla otra vez?",
-        "unavailable": "No pude recibir tu nota de voz ahora mismo. ¿Puedes mandarla de nuevo en un minuto?",
-    },
-}
+# Each problem's message id (heard.problem; anything else reads as a damaged file).
+PROBLEMS = {"empty": N_("voice.empty"), "corrupt": N_("voice.corrupt"), "not_audio": N_("voice.not_audio"),
+            "too_long": N_("voice.too_long"), "too_large": N_("voice.too_large"), "silent": N_("voice.silent"),
+            "unclear": N_("voice.unclear"), "expired": N_("voice.expired"), "unavailable": N_("voice.unavailable")}
 
 
 def problem_text(heard: Heard, native: str) -> str:
-    texts = _PROBLEMS.get(native, _PROBLEMS["en"])
-    template = texts.get(heard.problem or "corrupt", texts["corrupt"])
-    return template.format(seconds=round(heard.seconds), limit=round(heard.limit_s), text=heard.transcript or "…")
+    key = PROBLEMS.get(heard.problem or "corrupt", PROBLEMS["corrupt"])
+    return say(key, native, seconds=round(heard.seconds), limit=round(heard.limit_s), text=heard.transcript or "…")
 
 
 def quote(text: str, native: str) -> str:
     """The reply's first line: what Charla heard, so a misheard word is visible at once."""
-    return f"🎙️ {'Escuché' if native == 'es' else 'I heard'}: “{text}”"
+    return say("voice.heard", native, text=text)
 
 
 def pronunciation_text(p: Pronunciation, native: str) -> str:
     """Feedback on a repeated phrase, naming the words to try again."""
-    es = native == "es"
     if not (p.misheard or p.missing or p.unclear):
-        return (f"✅ ¡Muy bien! Entendí cada palabra de «{p.target}»." if es
-                else f"✅ Well done! I understood every word of “{p.target}”.")
-    lines = [f"🎯 {'Pronunciación' if es else 'Pronunciation'}: {round(p.score * 100)}%"]
-    for want, got in p.misheard:
-        lines.append(f"• *{want}*: {'oí' if es else 'I heard'} “{got}”")
+        return say("voice.well_done", native, target=p.target)
+    lines = [say("voice.score", native, score=round(p.score * 100))]
+    lines += [say("voice.misheard", native, want=want, got=got) for want, got in p.misheard]
     if p.missing:
-        lines.append(f"• {'No oí' if es else 'I did not hear'}: " + ", ".join(f"*{w}*" for w in p.missing))
+        lines.append(say("voice.missing", native, words=", ".join(f"*{w}*" for w in p.missing)))
     if p.unclear:
-        lines.append(f"• {'Poco claro' if es else 'Not clear'}: " + ", ".join(f"*{w}*" for w in p.unclear))
+        lines.append(say("voice.unclear_words", native, words=", ".join(f"*{w}*" for w in p.unclear)))
     return "\n".join(lines)
 
 

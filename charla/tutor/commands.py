@@ -13,12 +13,16 @@ import zoneinfo
 from dataclasses import dataclass, field
 from functools import cache
 
+from charla.core.catalog import N_
 from charla.store.profile import CEFR
 
 _LANGS = {"spanish": "es", "espanol": "es", "castellano": "es", "english": "en", "ingles": "en",
           "french": "fr", "frances": "fr", "german": "de", "aleman": "de", "italian": "it", "italiano": "it",
           "portuguese": "pt", "portugues": "pt", "dutch": "nl", "catalan": "ca"}
-TOPICS = ("verbs", "food", "travel", "work", "family", "hobbies", "health", "shopping")
+# The topics offered, in order, with the message id of each one's title.
+TOPICS = {"verbs": N_("topic.verbs"), "food": N_("topic.food"), "travel": N_("topic.travel"), "work": N_("topic.work"),
+          "family": N_("topic.family"), "hobbies": N_("topic.hobbies"), "health": N_("topic.health"),
+          "shopping": N_("topic.shopping")}
 _TOPIC_WORDS = {"verbos": "verbs", "comida": "food", "cocina": "food", "cooking": "food", "viajes": "travel",
                 "viajar": "travel", "trabajo": "work", "familia": "family", "salud": "health", "compras": "shopping",
                 "aficiones": "hobbies"}

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from charla.core.catalog import say
 from charla.core.settings import Settings
 from charla.store.profile import Profile
 from charla.store.session import Session
@@ -28,9 +29,6 @@ from charla.tutor.prompt import (
 from charla.tutor.router import PRICES, AllProvidersFailed, Route, Router, cost_usd
 
 log = logging.getLogger(__name__)
-
-CONFUSED = "Sorry, I lost my train of thought there. Could you say that again?"
-
 
 @dataclass
 class Meter:
@@ -88,16 +86,17 @@ class Tutor:
         route = self.router.route("\n".join(texts))
         if unclear and self.router.hard_chain:
             route = Route("unclear_transcript", self.router.hard_chain)
-        reply, completion = await self._structured(route, prompt, meter)
+        reply, completion = await self._structured(route, prompt, meter, native)
         second = self.router.escalation(completion.provider)
         if reply.confidence < self.settings.llm_confidence_min and second is not None:
             try:
-                reply, completion = await self._structured(second, prompt, meter)
+                reply, completion = await self._structured(second, prompt, meter, native)
                 route = second
             except AllProvidersFailed as exc:
                 log.info("no second opinion (%s); keeping the first answer", exc)
         rules = system_prompt(Profile(), Session(), target, native, [], structured=structured)  # no learner data
-        return Answer(_safe(reply, completion.provider, rules), meter.usage(completion, route.reason), completion.demo)
+        return Answer(_safe(reply, completion.provider, rules, native), meter.usage(completion, route.reason),
+                      completion.demo)
 
     async def _fit(self, system: Callable[[], str], session: Session, texts: list[str], meter: Meter) -> Prompt:
         """The prompt within CHARLA_PROMPT_BUDGET_TOKENS: while it is over, the oldest half of the session
@@ -112,10 +111,11 @@ class Tutor:
             prompt = build_prompt(system(), session, texts, self.settings.llm_max_tokens)
         return prompt
 
-    async def _structured(self, route: Route, prompt: Prompt, meter: Meter) -> tuple[TutorReply, Completion]:
+    async def _structured(self, route: Route, prompt: Prompt, meter: Meter,
+                          native: str) -> tuple[TutorReply, Completion]:
         first = meter.add(await self.router.complete(route, prompt))
         if first.demo:
-            return degrade(first.text) or TutorReply(reply=CONFUSED), first
+            return degrade(first.text) or TutorReply(reply=say("confused", native)), first
         try:
             return parse(first.text), first
         except InvalidReply as exc:
@@ -129,13 +129,13 @@ class Tutor:
             return parse(second.text), second
         except InvalidReply:
             log.warning("%s stayed invalid after a retry; answering in plain text", second.provider)
-        return degrade(second.text) or degrade(first.text) or TutorReply(reply=CONFUSED), second
+        return degrade(second.text) or degrade(first.text) or TutorReply(reply=say("confused", native)), second
 
 
-def _safe(reply: TutorReply, provider: str, rules: str) -> TutorReply:
+def _safe(reply: TutorReply, provider: str, rules: str, native: str) -> TutorReply:
     """`reply`, unless it repeats a long stretch of the tutor's instructions (a model talked into printing
     them): then a harmless answer. Logged without the reply, which may quote the learner."""
     if not reveals(reply, rules):
         return reply
     log.warning("%s's reply repeated the tutor's instructions; a safe answer goes out instead", provider)
-    return TutorReply(reply=CONFUSED)
+    return TutorReply(reply=say("confused", native))

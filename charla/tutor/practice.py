@@ -12,29 +12,17 @@ from fsrs import Card, Rating, Scheduler
 from phonenumbers import timezone as phone_zones
 from psycopg.types.json import Jsonb
 
+from charla.core.catalog import N_, say
 from charla.store.messages import Conn
 from charla.store.profile import Profile, zone
-from charla.tutor.prompt import CATEGORY_NAMES
+from charla.tutor.prompt import category_name
 
 FSRS = Scheduler()
 
-# Grammar tables sent with an exercise on that category: formatted text (WhatsApp monospace), not a file.
-GRAMMAR_TABLES = {
-    "ser_estar": "ser   → who, what, origin: soy profesora, es de Madrid\n"
-                 "estar → states, place:      estoy cansada, está en casa",
-    "preterite_imperfect": "pretérito  → finished events: ayer comí paella\n"
-                           "imperfecto → habits, scenery: de niña comía paella",
-    "subjunctive": "espero que + subjuntivo: espero que vengas\n"
-                   "quiero que + subjuntivo: quiero que lo hagas\n"
-                   "creo que   + indicativo: creo que viene",
-    "por_para": "por  → cause, through, exchange: gracias por todo\n"
-                "para → purpose, recipient, deadline: es para ti",
-    "gender_agreement": "el problema, el día, el mapa\n"
-                        "la mano, la foto, la radio\n"
-                        "-dad, -ción, -umbre → la: la ciudad, la canción",
-}
-
-
+# Grammar tables sent with an exercise on that category, as message ids: formatted text (WhatsApp monospace).
+GRAMMAR_TABLES = {"ser_estar": N_("grammar.ser_estar"), "preterite_imperfect": N_("grammar.preterite_imperfect"),
+                  "subjunctive": N_("grammar.subjunctive"), "por_para": N_("grammar.por_para"),
+                  "gender_agreement": N_("grammar.gender_agreement")}
 
 
 def next_occurrence(local_time: str, days: list[int], timezone: str, after: datetime) -> datetime:
@@ -90,27 +78,21 @@ def pick_item(profile: Profile, cards: list[CardRow], now: datetime) -> str | No
 
 def exercise(item: str | None, profile: Profile, native: str, backed_off: bool) -> str:
     """The prompt's text: the learner's own mistake to fix, or a word to use, short and phone-sized."""
-    es = native == "es"
-    lines = ["🧠 *Práctica*" if es else "🧠 *Practice time*"]
-    if backed_off:
-        lines.append("(Te escribiré menos hasta que vuelvas 🙂)" if es
-                     else "(I'll write less often until you're back 🙂)")
+    lines = [say("practice.title", native)] + ([say("practice.backed_off", native)] if backed_off else [])
     if item and item.startswith("error:"):
         category = item.removeprefix("error:")
         stat = profile.errors.get(category)
-        name = CATEGORY_NAMES.get(category, category)
+        name = category_name(category, native)
         if stat and stat.examples:
-            wrong = stat.examples[-1].original
-            lines.append(f"{name}: corrige esta frase: _{wrong}_" if es else f"{name}: fix this sentence: _{wrong}_")
+            lines.append(say("practice.fix", native, name=name, wrong=stat.examples[-1].original))
         else:
-            lines.append(f"Escribe una frase con {name}." if es else f"Write a sentence that uses {name}.")
+            lines.append(say("practice.use_category", native, name=name))
         if category in GRAMMAR_TABLES:
-            lines.append(f"```\n{GRAMMAR_TABLES[category]}\n```")
+            lines.append(f"```\n{say(GRAMMAR_TABLES[category], native)}\n```")
     elif item and item.startswith("word:"):
-        word = item.removeprefix("word:")
-        lines.append(f"Escribe una frase con *{word}*." if es else f"Write a sentence using *{word}*.")
+        lines.append(say("practice.use_word", native, word=item.removeprefix("word:")))
     else:
-        lines.append("Cuéntame algo que hiciste hoy." if es else "Tell me one thing you did today.")
+        lines.append(say("practice.open", native))
     return "\n".join(lines)
 
 

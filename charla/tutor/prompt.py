@@ -12,6 +12,7 @@ from typing import Literal, TypeVar
 from json_repair import repair_json
 from pydantic import BaseModel, Field, ValidationError
 
+from charla.core.catalog import N_, say
 from charla.store.profile import Profile
 from charla.store.session import Session
 from charla.tutor.llm import Message, Prompt
@@ -19,14 +20,19 @@ from charla.tutor.llm import Message, Prompt
 Category = Literal["gender_agreement", "number_agreement", "ser_estar", "preterite_imperfect", "subjunctive",
                    "prepositions", "por_para", "verb_conjugation", "tense", "articles", "pronouns", "spelling",
                    "accents", "vocabulary", "word_order", "false_friend", "punctuation", "other"]
+# Message ids of the categories' names (English in the tutor's prompt, the learner's language in replies).
 CATEGORY_NAMES: dict[str, str] = {
-    "gender_agreement": "gender agreement", "number_agreement": "number agreement", "ser_estar": "ser vs estar",
-    "preterite_imperfect": "preterite vs imperfect", "subjunctive": "subjunctive", "prepositions": "prepositions",
-    "por_para": "por vs para", "verb_conjugation": "verb conjugation", "tense": "tense", "articles": "articles",
-    "pronouns": "pronouns", "spelling": "spelling", "accents": "accents", "vocabulary": "vocabulary",
-    "word_order": "word order", "false_friend": "false friends", "punctuation": "punctuation", "other": "other"}
-LANGUAGES = {"es": "Spanish", "en": "English", "fr": "French", "de": "German", "it": "Italian", "pt": "Portuguese",
-             "nl": "Dutch", "ca": "Catalan"}
+    "gender_agreement": N_("category.gender_agreement"), "number_agreement": N_("category.number_agreement"),
+    "ser_estar": N_("category.ser_estar"), "preterite_imperfect": N_("category.preterite_imperfect"),
+    "subjunctive": N_("category.subjunctive"), "prepositions": N_("category.prepositions"),
+    "por_para": N_("category.por_para"), "verb_conjugation": N_("category.verb_conjugation"),
+    "tense": N_("category.tense"), "articles": N_("category.articles"), "pronouns": N_("category.pronouns"),
+    "spelling": N_("category.spelling"), "accents": N_("category.accents"), "vocabulary": N_("category.vocabulary"),
+    "word_order": N_("category.word_order"), "false_friend": N_("category.false_friend"),
+    "punctuation": N_("category.punctuation"), "other": N_("category.other")}
+# The languages Charla knows by name, with the message id of each name.
+LANGUAGES = {"es": N_("language.es"), "en": N_("language.en"), "fr": N_("language.fr"), "de": N_("language.de"),
+             "it": N_("language.it"), "pt": N_("language.pt"), "nl": N_("language.nl"), "ca": N_("language.ca")}
 
 
 class Correction(BaseModel):
@@ -69,14 +75,14 @@ _SHAPE = json.dumps({
     "voice_example": False, "say": None, "confidence": 0.9, "topic": "food"}, ensure_ascii=False)
 
 
-LANGUAGES_ES = {"es": "español", "en": "inglés", "fr": "francés", "de": "alemán", "it": "italiano",
-                "pt": "portugués", "nl": "neerlandés", "ca": "catalán"}
-
-
 def language_name(code: str, in_language: str = "en") -> str:
-    """`code`'s name in English, or in Spanish for Spanish speakers."""
-    names = LANGUAGES_ES if in_language == "es" else LANGUAGES
-    return names.get(code, code)
+    """`code`'s name in `in_language` (English by default: the tutor's instructions); the code if unknown."""
+    return say(LANGUAGES[code], in_language) if code in LANGUAGES else code
+
+
+def category_name(category: str, in_language: str = "en") -> str:
+    """An error category's name in `in_language` (English by default); the id itself if unknown."""
+    return say(CATEGORY_NAMES[category], in_language) if category in CATEGORY_NAMES else category
 
 
 def estimate_tokens(text: str) -> int:
@@ -116,7 +122,7 @@ def system_prompt(profile: Profile, session: Session, target: str, native: str, 
         lines.append(f"Current topic: {session.topic}.")
     if session.errors:
         top = sorted(session.errors.items(), key=lambda kv: -kv[1])[:3]
-        lines.append("Mistakes this session: " + ", ".join(f"{CATEGORY_NAMES.get(k, k)} ×{n}" for k, n in top))
+        lines.append("Mistakes this session: " + ", ".join(f"{category_name(k)} ×{n}" for k, n in top))
     if session.summary:
         lines.append("Earlier in this session: " + session.summary)
     if exercise:
@@ -138,7 +144,7 @@ def _profile_facts(profile: Profile) -> str:
         facts.append("goals: " + "; ".join(profile.goals[:3]))
     if profile.topics:
         facts.append("likes: " + ", ".join(profile.topics[:5]))
-    weak = [f"{CATEGORY_NAMES.get(k, k)} ({s.count}×)" for k, s in profile.top_errors(3)]
+    weak = [f"{category_name(k)} ({s.count}×)" for k, s in profile.top_errors(3)]
     if weak:
         facts.append("frequent mistakes: " + ", ".join(weak))
     return "; ".join(facts)
@@ -230,7 +236,7 @@ def reveals(reply: TutorReply, rules: str) -> bool:
     return any(echoes(text, [rules], least=RULE_SPAN) for text in shown)
 
 
-def render(reply: TutorReply, *, demo: bool = False) -> str:
+def render(reply: TutorReply, *, demo: bool = False, native: str = "en") -> str:
     """WhatsApp formatting, one idea at a time: the reply, the main correction explained, others briefly."""
     parts = [reply.reply.strip()]
     if reply.corrections:
@@ -246,7 +252,7 @@ def render(reply: TutorReply, *, demo: bool = False) -> str:
                  for w in reply.new_vocabulary[:3]]
         parts.append("📚 " + " · ".join(words))
     if demo:
-        parts.append("_(demo model: Charla is running its small offline model, which cannot really tutor)_")
+        parts.append(say("demo_note", native))
     return "\n\n".join(parts)
 
 

@@ -166,7 +166,7 @@ async def send_message(client: httpx.AsyncClient, graph: FakeGraph, ledger: Ledg
     who, wamid = wa_id(i), f"wamid.C{i:04d}.{n:05d}"
     texts = ledger.texts.setdefault(who, [])
     if voice:
-        media_id = f"m{i}-{n}"
+        media_id = f"{i + 1}{n:06d}"  # Meta media ids are numeric (others are refused)
         graph.media[media_id] = (notes[(i + n) % len(notes)], OGG)
         accepted = await post_until_accepted(client, ledger, voice_webhook(who, wamid, media_id), wamid)
         ledger.voices[who] += accepted

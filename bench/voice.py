@@ -137,7 +137,7 @@ async def end_to_end(services: Services, notes: int) -> dict[str, object]:
             latencies, errors = [], []
             for n in range(notes + 1):  # the first warms the models' caches
                 progress(f"voice: end-to-end 30 s note {n + 1}/{notes + 1}")
-                media_id, wamid = f"e2e{n}", f"wamid.e2e{n}"
+                media_id, wamid = f"9{n:06d}", f"wamid.e2e{n}"  # Meta media ids are numeric
                 fake.media[media_id] = (audio, OGG)
                 fake.expect([wamid])
                 body = voice_webhook(f"3470000{n:04d}", wamid, media_id)

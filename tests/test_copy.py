@@ -159,9 +159,9 @@ async def test_a_portuguese_learner_gets_portuguese_commands(stack: Stack) -> No
 async def test_a_portuguese_learner_hears_about_a_voice_problem_in_portuguese(
         db: str, default_redis_server: str) -> None:
     async with running_voice_stack(db, default_redis_server, CHARLA_DEFAULT_NATIVE_LANGUAGE="pt") as stack:
-        stack.fake.media["gone"] = (note(silence(1)), "audio/ogg; codecs=opus")
-        stack.fake.expired.add("gone")
-        await stack.post(voice_webhook("34610000099", "wamid.pt-voice", "gone"))
+        stack.fake.media["3001"] = (note(silence(1)), "audio/ogg; codecs=opus")
+        stack.fake.expired.add("3001")
+        await stack.post(voice_webhook("34610000099", "wamid.pt-voice", "3001"))
         await stack.fake.wait_for(1, seconds=60)
         assert bodies(stack, "34610000099") == [say("voice.expired", "pt")]
         assert bodies(stack, "34610000099")[0].startswith("Não consegui mais baixar esse áudio.")

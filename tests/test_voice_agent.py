@@ -48,10 +48,10 @@ def body(message: dict[str, Any]) -> str:
 
 async def test_voice_note_is_heard_answered_and_a_spoken_example_sent(stack: Stack, db: str) -> None:
     said = "I would like a cup of coffee with milk, please."
-    stack.fake.media["m1"] = (note(speak(said, "en")), OGG)
+    stack.fake.media["1001"] = (note(speak(said, "en")), OGG)
     stack.llm.script["groq"] = [json.dumps({"reply": "¡Muy bien! Se dice igual.", "voice_example": True,
                                             "say": "a cup of coffee"})]
-    answer = await stack.post(voice_webhook("34600000001", "wamid.v1", "m1"))
+    answer = await stack.post(voice_webhook("34600000001", "wamid.v1", "1001"))
     assert answer.status_code == 200
     await stack.fake.wait_for(2, seconds=60)
     text, voice = stack.fake.sent
@@ -66,7 +66,7 @@ async def test_voice_note_is_heard_answered_and_a_spoken_example_sent(stack: Sta
     assert audio.startswith(b"OggS")
     assert len(audio) < 512 * 1024
     assert decode(audio, max_seconds=30).seconds > 0.5
-    assert stack.fake.media_fetches == ["m1"]
+    assert stack.fake.media_fetches == ["1001"]
     request = stack.llm.requests["groq"][0]
     assert wer(said, last_user_text(request)) <= 0.15
     assert "automatic transcript of their voice note" in system_of(request)
@@ -76,8 +76,8 @@ async def test_voice_note_is_heard_answered_and_a_spoken_example_sent(stack: Sta
     assert await rows(db, "SELECT free_used FROM learners") == [(1,)]
 
     # the learner repeats the phrase with a wrong word: the word is named
-    stack.fake.media["m2"] = (note(speak("A cup of tea.", "en")), OGG)
-    await stack.post(voice_webhook("34600000001", "wamid.v2", "m2"))
+    stack.fake.media["1002"] = (note(speak("A cup of tea.", "en")), OGG)
+    await stack.post(voice_webhook("34600000001", "wamid.v2", "1002"))
     await stack.fake.wait_for(3, seconds=60)
     feedback = body(stack.fake.sent[2])
     assert "🎯 Pronunciación" in feedback
@@ -87,8 +87,8 @@ async def test_voice_note_is_heard_answered_and_a_spoken_example_sent(stack: Sta
 
 async def test_text_after_a_voice_note_is_not_held_behind_it(stack: Stack) -> None:
     """The voice stream is separate: a text sent while a note is still being heard is answered on its own."""
-    stack.fake.media["m3"] = (note(speak("My sister works at the hospital.", "en")), OGG)
-    await stack.post(voice_webhook("34600000002", "wamid.v3", "m3"))
+    stack.fake.media["1003"] = (note(speak("My sister works at the hospital.", "en")), OGG)
+    await stack.post(voice_webhook("34600000002", "wamid.v3", "1003"))
     await stack.post(text_webhook("34600000003", "wamid.t3", "hola"))
     await stack.fake.wait_for(2, seconds=60)
     assert {m["to"] for m in stack.fake.sent} == {"34600000002", "34600000003"}
@@ -108,7 +108,7 @@ BAD: list[tuple[str, tuple[bytes, str] | None, str]] = [
 
 async def test_bad_audio_gets_a_kind_answer_costs_nothing_and_nothing_is_retried(stack: Stack, db: str) -> None:
     for n, (name, served, _) in enumerate(BAD):
-        media_id = f"bad-{name}"
+        media_id = f"20{n:02d}"  # Meta media ids are numeric
         if served is None:
             stack.fake.media[media_id] = (note(silence(1)), OGG)
             stack.fake.expired.add(media_id)
@@ -129,8 +129,8 @@ async def test_a_rejected_token_alerts_the_operator_and_the_note_waits_for_the_n
     monkeypatch.setattr(MediaAuthError, "retry_after", 2.0)  # 30 s in production
     stack.fake.media_token = "renewed"  # Meta no longer takes Charla's token: 401, code 190
     said = "I would like a cup of coffee with milk, please."
-    stack.fake.media["m6"] = (note(speak(said, "en")), OGG)
-    await stack.post(voice_webhook("34600000006", "wamid.v6", "m6"))
+    stack.fake.media["1006"] = (note(speak(said, "en")), OGG)
+    await stack.post(voice_webhook("34600000006", "wamid.v6", "1006"))
     await eventually(lambda: redis_default.hget(c.ALERTS_KEY, "190"), 20, "token alert")
     alert = json.loads(await redis_default.hget(c.ALERTS_KEY, "190") or b"{}")
     assert alert["message"].startswith("meta rejected Charla's credentials: check WHATSAPP_ACCESS_TOKEN")
@@ -139,7 +139,7 @@ async def test_a_rejected_token_alerts_the_operator_and_the_note_waits_for_the_n
     await stack.fake.wait_for(1, seconds=60)
     quoted = body(stack.fake.sent[0]).split("\n\n")[0]
     assert wer(said, quoted.removeprefix("🎙️ Escuché: “").rstrip("”")) <= 0.15
-    assert stack.fake.media_fetches == ["m6"]
+    assert stack.fake.media_fetches == ["1006"]
 
 
 @pytest.mark.parametrize(("mode", "provider"), [("ask", None), ("correct", "anthropic")])
@@ -147,8 +147,8 @@ async def test_an_unsure_transcript_is_asked_again_or_read_charitably(
         db: str, default_redis_server: str, redis_default: Redis, mode: str, provider: str | None) -> None:
     async with running_voice_stack(db, default_redis_server, CHARLA_VOICE_MIN_CONFIDENCE="0.99",
                                    CHARLA_VOICE_LOW_CONFIDENCE=mode, **VOICE_ENV) as stack:
-        stack.fake.media["m4"] = (note(speak("Yesterday we walked to the market.", "en")), OGG)
-        await stack.post(voice_webhook("34600000004", "wamid.v4", "m4"))
+        stack.fake.media["1004"] = (note(speak("Yesterday we walked to the market.", "en")), OGG)
+        await stack.post(voice_webhook("34600000004", "wamid.v4", "1004"))
         await stack.fake.wait_for(1, seconds=60)
         if provider is None:
             assert "No entendí bien lo que dijiste (entendí: «Yesterday" in body(stack.fake.sent[0])
@@ -172,9 +172,9 @@ async def test_spoken_replies_are_served_to_twilio_and_the_console(stack: Stack)
 async def test_a_blocked_learner_costs_no_transcription(stack: Stack) -> None:
     identity = Identity(wa_id="34600000005")
     await stack.res.redis.sadd(c.BLOCKED_KEY, identity.key())
-    stack.fake.media["m5"] = (note(speak("Hello there.", "en")), OGG)
+    stack.fake.media["1005"] = (note(speak("Hello there.", "en")), OGG)
     event = InboundMessage(learner=identity.key(), provider="meta", message_id="wamid.v5", identity=identity,
-                           kind="audio", payload={"message": {"audio": {"id": "m5"}}})
+                           kind="audio", payload={"message": {"audio": {"id": "1005"}}})
     await stack.res.bus.publish(c.STREAM_VOICE, event)
     await eventually(lambda: _voice_done(stack.res.redis), seconds=30, what="the voice agent took the note")
     assert stack.fake.media_fetches == []

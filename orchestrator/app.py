@@ -32,6 +32,7 @@ from charla.ops import export
 from orchestrator import access, admin, console, openapi, scrape
 from orchestrator.access import Webhook
 from orchestrator.deps import Res
+from orchestrator.guard import BrowserGuard
 from orchestrator.lane import Handler, WebhookLane, redis_unavailable
 from orchestrator.limits import BodyLimits, path_limits
 from payments import webhook as stripe_events
@@ -81,6 +82,7 @@ def create_app(settings: Settings) -> FastAPI:
     # Innermost first: the lane answers webhooks before the body limits (it enforces its own), everything
     # else passes both.
     app.add_middleware(BodyLimits, limits=path_limits(settings), default=settings.max_form_bytes)
+    app.add_middleware(BrowserGuard, settings=settings)  # Host, Origin and security headers (/admin, /console)
     app.add_middleware(WebhookLane, routes=lane)
     app.add_api_route("/metrics", scrape.metrics_endpoint, methods=["GET"], response_model=None,
                       response_class=Response, responses=openapi.METRICS)

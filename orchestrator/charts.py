@@ -1,8 +1,10 @@
 """The dashboard's charts: pygal renders each as an inline SVG string on the server (no JavaScript library,
-no CDN: `js=[]` keeps pygal from linking its tooltip script)."""
+no CDN: `js=[]` keeps pygal from linking its tooltip script). pygal still writes an inline config script into
+each SVG, for that tooltip script only; it is cut out, as the dashboard's CSP refuses inline scripts."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pygal
@@ -15,6 +17,13 @@ STYLE = Style(background="transparent", plot_background="transparent", foregroun
               colors=("#25d366", "#075e54", "#53bdeb", "#f0a030", "#b3261e", "#8e6ad8"),
               font_family="system-ui, sans-serif", label_font_size=11, major_label_font_size=11,
               legend_font_size=12, value_font_size=10, tooltip_font_size=11)
+
+
+_SCRIPT = re.compile(r"<script\b.*?</script>", re.DOTALL)
+
+
+def _render(chart: Any) -> str:
+    return _SCRIPT.sub("", str(chart.render(is_unicode=True)))
 
 
 def _config(**extra: Any) -> dict[str, Any]:
@@ -35,7 +44,7 @@ def line(series: Series, *, fill: bool = False, percent: bool = False) -> str:
     chart.x_labels = _labels(series)
     for name, values in series.lines.items():
         chart.add(name, values)
-    return str(chart.render(is_unicode=True))
+    return _render(chart)
 
 
 def bars(series: Series, *, stacked: bool = False, secondary: tuple[str, ...] = ()) -> str:
@@ -44,7 +53,7 @@ def bars(series: Series, *, stacked: bool = False, secondary: tuple[str, ...] = 
     chart.x_labels = _labels(series)
     for name, values in series.lines.items():
         chart.add(name, values, secondary=name in secondary)
-    return str(chart.render(is_unicode=True))
+    return _render(chart)
 
 
 def grouped(groups: dict[str, dict[str, float]], keys: tuple[str, ...], *, unit: str = "") -> str:
@@ -53,7 +62,7 @@ def grouped(groups: dict[str, dict[str, float]], keys: tuple[str, ...], *, unit:
     chart.x_labels = list(groups)
     for key in keys:
         chart.add(key, [groups[g].get(key, 0.0) for g in groups])
-    return str(chart.render(is_unicode=True))
+    return _render(chart)
 
 
 def share(parts: dict[str, float], *, unit: str = "") -> str:
@@ -62,11 +71,11 @@ def share(parts: dict[str, float], *, unit: str = "") -> str:
         chart.add(name, value)
     if not parts:
         chart.add("none yet", 0)
-    return str(chart.render(is_unicode=True))
+    return _render(chart)
 
 
 def horizontal(values: dict[str, float], *, unit: str = "") -> str:
     chart = pygal.HorizontalBar(**_config(height=max(160, 34 * len(values) + 80), show_legend=False,
                                           value_formatter=lambda v: f"{v:,.0f}{unit}", x_labels=[*values]))
     chart.add("", [*values.values()])
-    return str(chart.render(is_unicode=True))
+    return _render(chart)

@@ -21,7 +21,7 @@ from charla.core.db import migrate
 from tests.support.helpers import REDIS_SERVERS
 
 TABLES = ("learners, profiles, messages, payments, schedules, memories, message_statuses, outbound_parts, "
-          "stripe_events, erased_quota")
+          "stripe_events, erased_quota, audit_log")
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from charla.core.settings import Settings
 from tests.support.helpers import make_settings
 
-PRODUCTION = {"CHARLA_ENV": "production", "CHARLA_ADMIN_TOKEN": "a-long-admin-token",
+PRODUCTION = {"CHARLA_ENV": "production", "CHARLA_ADMIN_TOKEN": "k3Jx9Qm2Vt7Lr5Wn8Pz4Hy6Bd1Fg0Sc-Ua_Ee2Ii3Oo",
               "WHATSAPP_ACCESS_TOKEN": "EAAG-real-token", "WHATSAPP_APP_SECRET": "0123abcd",
               "WHATSAPP_VERIFY_TOKEN": "verify-me", "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
               "STRIPE_SECRET_KEY": "sk_live_x", "STRIPE_WEBHOOK_SECRET": "whsec_x",

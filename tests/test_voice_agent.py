@@ -107,7 +107,7 @@ BAD: list[tuple[str, tuple[bytes, str] | None, str]] = [
 
 
 async def test_bad_audio_gets_a_kind_answer_costs_nothing_and_nothing_is_retried(stack: Stack, db: str) -> None:
-    for n, (name, served, _) in enumerate(BAD):
+    for n, (_name, served, _) in enumerate(BAD):
         media_id = f"20{n:02d}"  # Meta media ids are numeric
         if served is None:
             stack.fake.media[media_id] = (note(silence(1)), OGG)

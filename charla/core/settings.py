@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -18,6 +19,7 @@ Provider = Literal["meta", "twilio", "console"]
 DEV_APP_SECRET = "charla-development-app-secret"  # noqa: S105 - a documented development-only value
 DEV_STRIPE_SECRET = "whsec_charla_console_development"  # noqa: S105 - a documented development-only value
 MIN_SECRET_BYTES = 32  # CHARLA_SECRET_KEY: shorter keys could be guessed, and with them the erased numbers
+_OPERATOR = re.compile(r"[A-Za-z0-9_.@-]{1,32}")
 _PLACEHOLDERS = {"changeme", "change-me", "secret", "xxx", "todo", "placeholder", DEV_APP_SECRET,
                  DEV_STRIPE_SECRET}
 # Secrets that production refuses as placeholders whenever they are set, whatever the provider (a route
@@ -43,6 +45,22 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", validation_alias=_env("CHARLA_LOG_LEVEL"))
     log_format: Literal["text", "json"] = Field("text", validation_alias=_env("CHARLA_LOG_FORMAT"))
     admin_token: SecretStr | None = Field(None, validation_alias=_env("CHARLA_ADMIN_TOKEN"))
+    # Security: dashboard (issue 18)
+    admin_tokens: SecretStr | None = Field(None, validation_alias=_env("CHARLA_ADMIN_TOKENS"), description=(
+        "Named dashboard operators, `alice:TOKEN,bob:TOKEN`; each token signs in as its operator (the audit log "
+        "records the name). CHARLA_ADMIN_TOKEN, when set, is one more operator named `admin`."))
+    allowed_hosts_setting: str = Field("", validation_alias=_env("CHARLA_ALLOWED_HOSTS"), description=(
+        "Comma-separated extra host names the dashboard and console answer to (besides localhost, 127.0.0.1, "
+        "[::1] and the host of CHARLA_PUBLIC_URL), e.g. a LAN address; any other Host header is refused."))
+    login_attempts: int = Field(5, ge=1, validation_alias=_env("CHARLA_LOGIN_ATTEMPTS"), description=(
+        "Wrong dashboard logins allowed per client address per CHARLA_LOGIN_WINDOW_S before it gets 429."))
+    login_global_attempts: int = Field(50, ge=1, validation_alias=_env("CHARLA_LOGIN_GLOBAL_ATTEMPTS"), description=(
+        "Wrong dashboard logins allowed from all addresses together per window before every login gets 429 "
+        "(Bearer tokens keep working)."))
+    login_window_s: int = Field(900, ge=1, validation_alias=_env("CHARLA_LOGIN_WINDOW_S"), description=(
+        "Length of the wrong-login counting window, and of the lockout once it is full (seconds)."))
+    admin_session_s: int = Field(12 * 3600, ge=60, validation_alias=_env("CHARLA_ADMIN_SESSION_S"), description=(
+        "Lifetime of a dashboard session from login (fixed, not sliding); logout revokes it earlier."))
 
     database_url: str | None = Field(None, validation_alias=_env("DATABASE_URL"))
     redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL"))
@@ -223,6 +241,37 @@ class Settings(BaseSettings):
         """Longest text one message may carry with `provider` (longer replies are split)."""
         return self.twilio_text_limit if provider == "twilio" else self.meta_text_limit
 
+    def operators(self) -> dict[str, str]:
+        """Dashboard operators by name, with their tokens: CHARLA_ADMIN_TOKENS, plus CHARLA_ADMIN_TOKEN as
+        `admin`. Raises ValueError on a malformed list (the settings validator reports it at start)."""
+        found: dict[str, str] = {}
+        listed = self.admin_tokens.get_secret_value() if self.admin_tokens else ""
+        pairs = [item.strip().partition(":") for item in listed.split(",") if item.strip()]
+        if self.admin_token is not None and self.admin_token.get_secret_value().strip():  # `NAME=` is unset
+            pairs.append(("admin", ":", self.admin_token.get_secret_value()))
+        for number, (name, colon, token) in enumerate(pairs, 1):
+            name, token = name.strip(), token.strip()
+            if not colon or not _OPERATOR.fullmatch(name) or not token:  # the message must not echo a token
+                raise ValueError(f"CHARLA_ADMIN_TOKENS: entry {number} is not `name:token` (names: letters, "
+                                 "digits, . _ @ -, at most 32)")
+            if name in found or token in found.values():
+                raise ValueError(f"CHARLA_ADMIN_TOKENS: operator {name!r} or its token appears twice")
+            found[name] = token
+        return found
+
+    @property
+    def allowed_hosts(self) -> tuple[str, ...]:
+        """Host names the dashboard and console answer to (lower case, without port): loopback, the host of
+        CHARLA_PUBLIC_URL and CHARLA_ALLOWED_HOSTS."""
+        public = urlsplit(self.public_url).hostname if self.public_url else None
+        extra = [name.lower().strip("[]") for name in _names(self.allowed_hosts_setting)]
+        return tuple(dict.fromkeys(["localhost", "127.0.0.1", "::1", *([public] if public else []), *extra]))
+
+    @property
+    def loopback_only(self) -> bool:
+        """Whether the orchestrator listens only on this machine (CHARLA_HOST is a loopback address)."""
+        return self.host in ("localhost", "::1") or self.host.startswith("127.")
+
     @property
     def dev_secrets(self) -> bool:
         """Whether the published development secrets may stand in for unset ones: only for the local console
@@ -253,7 +302,7 @@ class Settings(BaseSettings):
 
     def missing_for_production(self) -> list[str]:
         """Names that production needs and lacks (unset, empty, or an obvious placeholder)."""
-        required = ["CHARLA_ADMIN_TOKEN", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "STRIPE_PAYMENT_LINK"]
+        required = ["STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "STRIPE_PAYMENT_LINK"]
         if self.whatsapp_provider == "meta":
             required += ["WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN", "WHATSAPP_ACCESS_TOKEN",
                          "WHATSAPP_PHONE_NUMBER_ID"]
@@ -263,6 +312,8 @@ class Settings(BaseSettings):
         missing += [name for name in _SET_MUST_BE_REAL
                     if name not in required and self._by_env_name(name) is not None
                     and not _usable(self._by_env_name(name))]
+        if not (_usable(self.admin_token) or _usable(self.admin_tokens)):
+            missing.insert(0, "CHARLA_ADMIN_TOKEN or CHARLA_ADMIN_TOKENS")
         if not (self.groq_api_key or self.anthropic_api_key or self.openai_base_url):
             missing.append("GROQ_API_KEY or ANTHROPIC_API_KEY or OPENAI_BASE_URL")
         return missing
@@ -288,6 +339,12 @@ class Settings(BaseSettings):
             if missing:
                 raise ValueError("CHARLA_ENV=production refuses to start; set these (no placeholders): "
                                  + ", ".join(missing))
+            weak = [name for name, token in self.operators().items() if not strong_token(token)]
+            if weak:
+                raise ValueError(f"CHARLA_ENV=production refuses weak dashboard token(s) for {', '.join(weak)}: "
+                                 "use at least 32 random bytes, e.g. the output of "
+                                 "python -c \"import secrets; print(secrets.token_urlsafe(32))\"")
+        self.operators()  # a malformed CHARLA_ADMIN_TOKENS fails at start, in every environment
         key = _secret(self.secret_key)
         if key and (not _usable(key) or len(key.encode()) < MIN_SECRET_BYTES):
             raise ValueError(f"CHARLA_SECRET_KEY must be at least {MIN_SECRET_BYTES} random bytes, not a placeholder "
@@ -302,6 +359,12 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown provider(s) in CHARLA_LLM_CHAIN/CHARLA_LLM_HARD_CHAIN: {sorted(unknown)}; "
                              "use groq, anthropic, openai, local")
         return self
+
+
+def strong_token(token: str) -> bool:
+    """At least 32 random bytes as text: 43 url-safe base64 characters (64 hex digits pass too), not a
+    repeated pattern."""
+    return len(token) >= 43 and len(set(token)) >= 12
 
 
 def _names(value: str) -> tuple[str, ...]:

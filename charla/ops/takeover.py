@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 from charla.core import constants as c
 from charla.core.events import Identity, InboundMessage, OutboundMessage, Provider
 from charla.core.runtime import Resources
+from charla.ops import audit
 from charla.store import session
 from charla.store.messages import Conn
 from charla.store.session import Said
@@ -93,6 +94,7 @@ async def reply(res: Resources, learner_id: uuid.UUID, text: str, operator: str)
             """INSERT INTO messages (learner_id, direction, provider, outbound_id, kind, body, payload, status)
                VALUES (%s, 'out', %s, %s, 'text', %s, %s, 'queued')""",
             (learner_id, provider, outbound_id, text, Jsonb({"operator": operator})))
+        await audit.record(conn, operator, "reply", str(learner_id), f"{len(text)} characters")
     message = OutboundMessage(id=f"out-{outbound_id}", learner=identity.key(), outbound_id=str(outbound_id),
                               provider=provider, to=identity, text=text, via=via)
     await res.bus.publish(c.STREAM_OUTBOX, message, dedupe_key=f"outbox:{outbound_id}")

@@ -28,18 +28,20 @@ from starlette.routing import Mount
 from charla.core.settings import Provider, Settings
 from orchestrator.access import Policy, rule_for
 from orchestrator.app import create_app
+from orchestrator.guard import SESSION_COOKIE
 from orchestrator.lane import WebhookLane
 from tests.support.helpers import make_settings
 from tests.support.payloads import sign, text_webhook
 
-ADMIN, METRICS = "an-admin-token-of-the-route-audit", "a-metrics-token-of-the-route-audit"
+ADMIN, METRICS = "Rt8kq2Zp0Xv7LmN4cW9sYb3Hd6Jf1Ag5Ue8Io2Pr7Tx", "a-metrics-token-of-the-route-audit"
+SECRET_KEY = "0f" * 32
 COMMON = {"GROQ_API_KEY": "gsk_audit", "STRIPE_SECRET_KEY": "sk_test_audit", "STRIPE_PAYMENT_LINK":
           "https://buy.stripe.com/audit"}
 META = {"WHATSAPP_PROVIDER": "meta", "WHATSAPP_APP_SECRET": "meta-app-secret", "WHATSAPP_VERIFY_TOKEN": "verify",
         "WHATSAPP_ACCESS_TOKEN": "EAAG-audit", "WHATSAPP_PHONE_NUMBER_ID": "106540352242922"}
 TWILIO = {"WHATSAPP_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": "twilio-token",
           "CHARLA_PUBLIC_URL": "https://charla.example.com"}
-PRODUCTION = {"CHARLA_ENV": "production", "CHARLA_ADMIN_TOKEN": ADMIN, "STRIPE_WEBHOOK_SECRET": "whsec_audit",
+PRODUCTION = {"CHARLA_ENV": "production", "CHARLA_ADMIN_TOKEN": ADMIN, "CHARLA_SECRET_KEY": SECRET_KEY, "STRIPE_WEBHOOK_SECRET": "whsec_audit",
               "CHARLA_METRICS_TOKEN": METRICS, **COMMON}
 
 
@@ -113,21 +115,32 @@ async def anyone(mode: Mode, client: httpx.AsyncClient, path: str, method: str) 
 async def login(mode: Mode, client: httpx.AsyncClient, path: str, method: str) -> None:
     """The login flow is open, and a wrong token gets no session."""
     answer = await client.request(method, path, data={"token": "wrong"} if method == "POST" else None)
-    assert answer.status_code < 500
-    granted = [c for c in answer.headers.get_list("set-cookie") if re.match(r'[^=]+=[^";]+', c)]
+    off = "CHARLA_ADMIN_TOKEN" not in mode.env and mode.provider != "console"  # the dashboard is off: 503
+    assert answer.status_code < 500 or (off and answer.status_code == 503)
+    granted = [c for c in answer.headers.get_list("set-cookie") if re.match(rf'{SESSION_COOKIE}=[^";]+', c)]
     assert granted == []
 
 
+async def foreign(client: httpx.AsyncClient, path: str, method: str) -> None:
+    """Browser routes answer only to allowed hosts (DNS rebinding), and change nothing for another site."""
+    assert (await client.request(method, path, headers={"host": "evil.example"})).status_code == 400
+    if method != "GET":
+        cross = await client.request(method, path, headers={"origin": "https://evil.example"})
+        assert cross.status_code == 403
+
+
 async def operator(mode: Mode, client: httpx.AsyncClient, path: str, method: str) -> None:
-    """The dashboard: token required (GET redirects to the login, POST 401); without a token, open on the
-    local console only, 503 elsewhere."""
-    configured = "CHARLA_ADMIN_TOKEN" in mode.env
-    answer = await client.request(method, path, headers={"authorization": "Bearer wrong"})
-    if configured:
+    """The dashboard: a wrong token is refused everywhere; without one, a token is required (GET redirects to
+    the login, POST 401), or the dashboard is off (503), except for the local console on loopback, where GETs
+    are open and POSTs still need the form's CSRF token; never to a foreign Host or another site's form."""
+    await foreign(client, path, method)
+    assert (await client.request(method, path, headers={"authorization": "Bearer wrong"})).status_code == 401
+    answer = await client.request(method, path)
+    if "CHARLA_ADMIN_TOKEN" in mode.env:
         expected = (303, "/admin/login") if method == "GET" else (401, None)
         assert (answer.status_code, answer.headers.get("location")) == expected
     elif mode.provider == "console":
-        assert answer.status_code not in (401, 403, 503)
+        assert answer.status_code == 403 if method != "GET" else answer.status_code not in (401, 403, 503)
     else:
         assert answer.status_code == 503
 
@@ -135,6 +148,7 @@ async def operator(mode: Mode, client: httpx.AsyncClient, path: str, method: str
 async def console(mode: Mode, client: httpx.AsyncClient, path: str, method: str) -> None:
     answer = await client.request(method, path)
     if mode.provider == "console":
+        await foreign(client, path, method)
         assert answer.status_code in (200, 422)  # the local console (422: this request named no learner)
     else:
         assert answer.status_code == 404

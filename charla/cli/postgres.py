@@ -194,7 +194,7 @@ class EmbeddedPostgres:
             raise ServiceError(f"PostgreSQL did not start:\n{done.stderr.strip()}\n{log}")
         self._started = True
         if upgrading:
-            self._set_superusernew_password()
+            self._set_superuser_password()
         self._set_up()
 
     def _set_superuser_password(self) -> None:

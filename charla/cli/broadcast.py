@@ -12,6 +12,7 @@ import typer
 from charla.cli import common
 from charla.cli.common import fail, run, with_redis
 from charla.core.events import Template
+from charla.ops import broadcasts
 from charla.store.profile import CEFR
 from payments import entitlements
 
@@ -35,10 +36,6 @@ def broadcast_send(
 ) -> None:
     """Send a notice to a segment of learners: shows how many it reaches and asks before queueing it. The
     scheduler agent sends it at CHARLA_BROADCAST_RATE messages per second."""
-    # The broadcasts module (and the runtime under it) is imported when used, so that `charla --help`
-    # starts fast.
-    from charla.ops import broadcasts
-
     settings = common.settings()
     if level and level.upper() not in CEFR:
         raise fail(f"--level {level}: use one of {', '.join(CEFR)}")
@@ -64,8 +61,6 @@ def broadcast_send(
 @app.command("list")
 def broadcast_list(limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 50) -> None:
     """The latest broadcasts, newest first, with recipients and delivery counts."""
-    from charla.ops import broadcasts
-
     found = _broadcast_db(lambda conn: broadcasts.listing(conn, limit))
     typer.echo("\n".join(broadcasts.line(s) for s in found) if found else "no broadcasts yet")
 
@@ -73,8 +68,6 @@ def broadcast_list(limit: Annotated[int, typer.Option(min=1, help="Show at most 
 @app.command("show")
 def broadcast_show(broadcast_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
     """One broadcast: its segment, text, recipients (pending, queued, skipped and why) and delivery counts."""
-    from charla.ops import broadcasts
-
     try:
         typer.echo(broadcasts.render(_broadcast_db(lambda conn: broadcasts.summary(conn, broadcast_id))))
     except broadcasts.UnknownBroadcast as exc:
@@ -84,8 +77,6 @@ def broadcast_show(broadcast_id: Annotated[int, typer.Argument(metavar="ID")]) -
 @app.command("cancel")
 def broadcast_cancel(broadcast_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
     """Stop a broadcast: nobody else gets it (messages already handed to WhatsApp cannot be recalled)."""
-    from charla.ops import broadcasts
-
     if not _broadcast_db(lambda conn: broadcasts.cancel(conn, broadcast_id)):
         raise fail(f"broadcast {broadcast_id} is not sending (unknown, done or already cancelled)")
     typer.echo(f"broadcast {broadcast_id} cancelled")

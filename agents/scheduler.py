@@ -28,7 +28,7 @@ from charla.core.bus import listen
 from charla.core.catalog import say
 from charla.core.events import Flashcard, Identity, OutboundMessage, Template
 from charla.core.runtime import Resources
-from charla.ops import broadcasts
+from charla.ops import broadcast_dispatch
 from charla.store import profile
 from charla.store.messages import Conn
 from charla.store.profile import Profile
@@ -54,7 +54,7 @@ def setup(res: Resources) -> None:
     """The scheduler consumes no stream: it runs its loops beside the agent's heartbeat (practice prompts, and
     operator broadcasts paced at CHARLA_BROADCAST_RATE)."""
     res.background.append(PracticeScheduler(res).run)
-    res.background.append(broadcasts.Pacer(res).run)
+    res.background.append(broadcast_dispatch.Pacer(res).run)
 
 
 @dataclass

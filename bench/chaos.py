@@ -30,7 +30,9 @@ from starlette.responses import JSONResponse
 from bench.load import loadavg, percentiles_ms, progress
 from bench.services import Services, prepare
 from bench.stack import processes
-from charla.cli.services import EmbeddedPostgres, EmbeddedRedis, free_port
+from charla.cli.postgres import EmbeddedPostgres
+from charla.cli.redis_server import EmbeddedRedis
+from charla.cli.services import free_port
 from charla.core import constants as c
 from charla.tutor import insights
 from tests.support.fake_llm import FakeLLM, echo, last_user_text, llm_env, serve_fake_llm, system_of

@@ -17,7 +17,9 @@ import psycopg
 from redis.asyncio import Redis
 
 from bench.load import CpuMeter, loadavg, progress
-from charla.cli.services import EmbeddedPostgres, EmbeddedRedis, free_port, redis_server_binary
+from charla.cli.postgres import EmbeddedPostgres
+from charla.cli.redis_server import EmbeddedRedis, redis_server_binary
+from charla.cli.services import free_port
 from charla.core.db import migrate
 
 

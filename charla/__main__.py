@@ -1,3 +1,5 @@
+"""`python -m charla`: the `charla` command line."""
+
 from charla.cli.root import main
 
 main()

@@ -16,7 +16,9 @@ import psycopg
 import pytest
 from redis.asyncio import Redis
 
-from charla.cli.services import EmbeddedPostgres, EmbeddedRedis, free_port
+from charla.cli.postgres import EmbeddedPostgres
+from charla.cli.redis_server import EmbeddedRedis
+from charla.cli.services import free_port
 from charla.core.db import migrate
 from tests.support.helpers import REDIS_SERVERS
 

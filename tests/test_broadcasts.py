@@ -21,8 +21,9 @@ from charla.cli.root import app
 from charla.core import constants as c
 from charla.core.events import Identity, OutboundMessage, Template, decode_event
 from charla.core.runtime import Resources, open_resources
-from charla.ops import broadcasts
-from charla.ops.broadcasts import Pacer, Segment
+from charla.ops import broadcast_dispatch, broadcasts
+from charla.ops.broadcast_dispatch import Pacer
+from charla.ops.broadcasts import Segment
 from charla.store import learners, profile
 from charla.store.messages import Conn
 from tests.support.harness import running_stack
@@ -123,7 +124,7 @@ async def test_dispatch_queues_at_most_the_limit_per_call(res: Resources, redis_
         for n in range(7):
             await learner(conn, f"3460000010{n}")
         broadcast_id = await broadcasts.create(conn, Segment(), "Mañana no hay clases")
-    assert [await broadcasts.dispatch(res, 3) for _ in range(4)] == [3, 3, 1, 0]
+    assert [await broadcast_dispatch.dispatch(res, 3) for _ in range(4)] == [3, 3, 1, 0]
     sent = await outbox(redis_default)
     assert len({m.outbound_id for m in sent}) == len(sent) == 7
     assert {(m.kind, m.text) for m in sent} == {("text", "Mañana no hay clases")}
@@ -166,8 +167,8 @@ async def test_two_dispatchers_never_queue_the_same_recipient(clean: str, defaul
             await broadcasts.create(conn, Segment(), "Notice", template=NOTICE)
         rounds = []
         while True:
-            done = await asyncio.gather(broadcasts.dispatch(one, 7), broadcasts.dispatch(two, 7),
-                                        broadcasts.dispatch(one, 7), broadcasts.dispatch(two, 7))
+            done = await asyncio.gather(broadcast_dispatch.dispatch(one, 7), broadcast_dispatch.dispatch(two, 7),
+                                        broadcast_dispatch.dispatch(one, 7), broadcast_dispatch.dispatch(two, 7))
             rounds.append(done)
             if sum(done) == 0:
                 break
@@ -186,7 +187,7 @@ async def test_outside_the_window_the_template_else_skipped(res: Resources, redi
         local = await learner(conn, None, console="ana", last_inbound=CLOSED)  # the console has no window
         with_template = await broadcasts.create(conn, Segment(), "Clase extra el sábado", template=NOTICE)
         without = await broadcasts.create(conn, Segment(), "Sin plantilla")
-    assert await broadcasts.dispatch(res, 100) == 6
+    assert await broadcast_dispatch.dispatch(res, 100) == 6
     sent = {(m.to.wa_id or m.to.console, m.text): m for m in await outbox(redis_default)}
     assert {key: m.kind for key, m in sent.items()} == {
         ("34600000401", "Clase extra el sábado"): "text", ("34600000402", "Clase extra el sábado"): "template",
@@ -220,12 +221,12 @@ async def test_templates_stop_at_the_daily_tier_until_the_24_hours_roll(clean: s
             for n in range(5, 8):
                 await learner(conn, f"3460000050{n}")  # inside the window: free-form, not counted
             broadcast_id = await broadcasts.create(conn, Segment(), "Notice", template=NOTICE)
-        assert await broadcasts.dispatch(res, 100) == 6  # the earlier one, 2 more templates, 3 free-form
-        assert await broadcasts.dispatch(res, 100) == 0
+        assert await broadcast_dispatch.dispatch(res, 100) == 6  # the earlier one, 2 more templates, 3 free-form
+        assert await broadcast_dispatch.dispatch(res, 100) == 0
         async with res.pool.connection() as conn:
             found = await broadcasts.summary(conn, broadcast_id)
             assert (found.status, found.pending, found.queued) == ("sending", 2, 6)
-            assert await broadcasts.dispatch(res, 100, now=NOW + timedelta(hours=25)) == 2  # the tier rolled on
+            assert await broadcast_dispatch.dispatch(res, 100, now=NOW + timedelta(hours=25)) == 2  # the tier rolled on
             assert (await broadcasts.summary(conn, broadcast_id)).status == "done"
     sent = await outbox(redis_default)
     assert sum(m.kind == "template" for m in sent) == 5
@@ -241,7 +242,7 @@ async def test_learners_blocked_or_unreachable_after_creation_are_skipped(res: R
         broadcast_id = await broadcasts.create(conn, Segment(), "Notice")
         await redis_default.sadd(c.BLOCKED_KEY, "wa:34600000602")
         await conn.execute("UPDATE learners SET unreachable_at = now() WHERE id = %s", (gone,))
-    assert await broadcasts.dispatch(res, 10) == 1
+    assert await broadcast_dispatch.dispatch(res, 10) == 1
     async with res.pool.connection() as conn:
         assert await recipients(conn, broadcast_id) == {
             fine: ("queued", None), blocked: ("skipped", "blocked"), gone: ("skipped", "learner unreachable")}
@@ -255,7 +256,7 @@ async def test_delivery_counts_follow_the_messages_statuses(res: Resources, redi
             await learner(conn, f"3460000070{n}")
         await learner(conn, "34600000799", last_inbound=CLOSED)  # skipped: no template
         broadcast_id = await broadcasts.create(conn, Segment(), "Notice")
-    assert await broadcasts.dispatch(res, 100) == len(statuses)
+    assert await broadcast_dispatch.dispatch(res, 100) == len(statuses)
     async with res.pool.connection() as conn:
         for wa_id, status in zip((f"3460000070{n}" for n in range(len(statuses))), statuses, strict=True):
             await conn.execute("""UPDATE messages m SET status = %s FROM learners l
@@ -273,11 +274,11 @@ async def test_cancel_stops_pending_and_withdraws_unsent(res: Resources, redis_d
         for n in range(5):
             await learner(conn, f"3460000080{n}")
         broadcast_id = await broadcasts.create(conn, Segment(), "Notice")
-        assert await broadcasts.dispatch(res, 2) == 2
+        assert await broadcast_dispatch.dispatch(res, 2) == 2
         assert await broadcasts.cancel(conn, broadcast_id)
         assert not await broadcasts.cancel(conn, broadcast_id)
         assert not await broadcasts.cancel(conn, 10**9)
-        assert await broadcasts.dispatch(res, 10) == 0
+        assert await broadcast_dispatch.dispatch(res, 10) == 0
         found = await broadcasts.summary(conn, broadcast_id)
         with pytest.raises(broadcasts.UnknownBroadcast):
             await broadcasts.summary(conn, 10**9)
@@ -290,14 +291,14 @@ async def test_a_dispatcher_that_died_before_publishing_is_made_good(res: Resour
         for n in range(3):
             await learner(conn, f"3460000090{n}")
         await broadcasts.create(conn, Segment(), "Notice")
-    assert await broadcasts.dispatch(res, 10) == 3
+    assert await broadcast_dispatch.dispatch(res, 10) == 3
     first = await outbox(redis_default)
     await redis_default.delete(c.STREAM_OUTBOX, *[c.DEDUPE_KEY.format(key=f"outbox:{m.outbound_id}") for m in first])
-    assert await broadcasts.republish(res) == 0  # too recent: its dispatcher may still be publishing
-    assert await broadcasts.republish(res, now=datetime.now(UTC) + timedelta(minutes=1)) == 3
+    assert await broadcast_dispatch.republish(res) == 0  # too recent: its dispatcher may still be publishing
+    assert await broadcast_dispatch.republish(res, now=datetime.now(UTC) + timedelta(minutes=1)) == 3
     again = await outbox(redis_default)
     assert sorted(m.outbound_id for m in again) == sorted(m.outbound_id for m in first)
-    await broadcasts.republish(res, now=datetime.now(UTC) + timedelta(minutes=1))
+    await broadcast_dispatch.republish(res, now=datetime.now(UTC) + timedelta(minutes=1))
     assert len(await outbox(redis_default)) == 3  # the dedupe key keeps a second publish out
 
 

@@ -23,8 +23,9 @@ from typer.core import TyperGroup
 from typer.testing import CliRunner
 
 from agents.registry import AGENTS
+from charla.cli.redis_server import EmbeddedRedis, redis_server_binary
 from charla.cli.root import app
-from charla.cli.services import EmbeddedRedis, free_port, redis_server_binary
+from charla.cli.services import free_port
 from charla.core import constants as c
 from charla.core.runtime import heartbeat
 from charla.core.settings import Settings

@@ -13,7 +13,8 @@ import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from charla.cli.services import EmbeddedRedis, free_port, redis_server_binary
+from charla.cli.redis_server import EmbeddedRedis, redis_server_binary
+from charla.cli.services import free_port
 from charla.core import constants as c
 from charla.core.events import InboundMessage, decode_event
 from orchestrator.app import create_app

@@ -16,14 +16,10 @@ import psycopg
 import pytest
 import redis
 
-from charla.cli.services import (
-    APP_ROLE,
-    EmbeddedPostgres,
-    EmbeddedRedis,
-    free_port,
-    redis_server_binary,
-    running_services,
-)
+from charla.cli.embedded import running_services
+from charla.cli.postgres import APP_ROLE, EmbeddedPostgres
+from charla.cli.redis_server import EmbeddedRedis, redis_server_binary
+from charla.cli.services import free_port
 from charla.core.db import migrate
 
 

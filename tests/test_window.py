@@ -18,7 +18,7 @@ from charla.core import constants as c
 from charla.core import window
 from charla.core.events import Identity, OutboundMessage, Template, decode_event
 from charla.core.runtime import Resources, open_resources
-from charla.ops import broadcasts
+from charla.ops import broadcast_dispatch, broadcasts
 from charla.ops.broadcasts import Segment
 from charla.store import learners, profile
 from charla.store.messages import Conn
@@ -113,7 +113,7 @@ async def test_broadcasts_decide_as_the_window(res: Resources, redis_default: Re
         for n, age in enumerate(AGES):
             await learner(conn, n, NOW - age)
         await broadcasts.create(conn, Segment(), "Clase extra", template=Template(name="notice", language="es"))
-    queued = await broadcasts.dispatch(res, 100, now=NOW)
+    queued = await broadcast_dispatch.dispatch(res, 100, now=NOW)
     kinds = await outbox_kinds(redis_default)
     assert queued == sum(expected().values())
     assert {to: to in kinds for to in expected()} == expected()

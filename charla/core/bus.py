@@ -1,12 +1,11 @@
 """The durable event bus: Redis Streams with consumer groups, per-learner order and a dead-letter stream.
 
 Publishing runs one Lua script: optional dedupe key (SET NX), backlog check, per-learner sequence
-(HINCRBY) and XADD, atomically, so an accepted event always has a gap-free sequence number. Publishes
-made at the same time (concurrent webhooks, say) share one pipelined round trip: each caller still awaits
-its own result, but the client's per-command cost (connection checkout, socket write and read) is paid
-once per batch, which halved its CPU per publish under load (78 → 33 µs measured). Consumers
-process an entry only when its learner's previous sequence is done for their group (`begin`), and
-record completion, XACK and lock release in one script (`complete`). Works on Redis 6.2 and 7.x.
+(HINCRBY) and XADD, atomically, so an accepted event always has a gap-free sequence number; publishes
+made at the same time share one pipelined round trip (charla.core.publisher). Consumers process an entry
+only when its learner's previous sequence is done for their group (`begin`), and record completion, XACK
+and lock release in one script (`complete`); the scripts are in charla.core.bus_scripts. Works on Redis 6.2
+and 7.x.
 """
 
 from __future__ import annotations
@@ -19,14 +18,15 @@ from typing import Any, Literal, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from charla.core import bus_scripts as scripts
 from charla.core import constants as c
 from charla.core.events import Event, decode_event
+from charla.core.publisher import Publisher
 
 Turn = Literal["run", "wait", "done"]
-MAX_BATCH = 128  # publishes per pipelined round trip
 _PAGE = 1000  # entries read per XRANGE when a stream is scanned
 
 
@@ -62,16 +62,6 @@ class Delivery:
 
 
 @dataclass(frozen=True)
-class _Publish:
-    """One publish waiting for the next round trip: the script's keys and arguments, and its caller's
-    future (the entry id, or None when deduplicated)."""
-
-    keys: list[str]
-    args: list[str | int]
-    result: asyncio.Future[Any]
-
-
-@dataclass(frozen=True)
 class GroupStats:
     name: str
     consumers: int
@@ -85,77 +75,6 @@ class StreamStats:
     length: int
     dead_letters: int
     groups: list[GroupStats]
-
-
-# ARGV[5] is the done-key prefix and ARGV[6..] the stream's consumer groups: a publish to a stream that
-# does not exist (fresh Redis, or one that lost its data) creates the groups first, so no group ever
-# starts after an event it should have seen.
-_PUBLISH = """
-if KEYS[3] ~= '' and not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[3]) then return false end
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  local seqs = redis.call('HGETALL', KEYS[2])
-  for g = 6, #ARGV do
-    redis.call('XGROUP', 'CREATE', KEYS[1], ARGV[g], '$', 'MKSTREAM')
-    for i = 1, #seqs, 2 do redis.call('HSET', ARGV[5] .. ARGV[g], seqs[i], seqs[i + 1]) end
-  end
-end
-if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[4]) then
-  if KEYS[3] ~= '' then redis.call('DEL', KEYS[3]) end
-  return redis.error_reply('BACKLOG stream is full')
-end
-local seq = redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
-return redis.call('XADD', KEYS[1], '*', 'l', ARGV[1], 's', seq, 'e', ARGV[2])
-"""
-
-_BEGIN = """
-local done = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
-local seq = tonumber(ARGV[2])
-if seq <= done then return 'done' end
-if seq > done + 1 then return 'wait' end
-if redis.call('SET', KEYS[2], ARGV[3], 'NX', 'PX', ARGV[4]) then return 'run' end
-if redis.call('GET', KEYS[2]) == ARGV[3] then
-  redis.call('PEXPIRE', KEYS[2], ARGV[4])
-  return 'run'
-end
-return 'wait'
-"""
-
-_COMPLETE = """
-local done = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
-if tonumber(ARGV[2]) > done then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
-redis.call('XACK', KEYS[3], ARGV[4], ARGV[5])
-if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
-redis.call('PUBLISH', ARGV[6], ARGV[1])
-return 1
-"""
-
-# Mark a learner's sequence done for one group if it is not yet (erasure deleted the entries up to it).
-_ADVANCE = """
-local done = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
-if tonumber(ARGV[2]) > done then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
-redis.call('PUBLISH', ARGV[3], ARGV[1])
-return 1
-"""
-
-# Create a group that starts at the stream's end, marking every sequence published so far as done for
-# it; otherwise the first entry it reads would wait forever for predecessors it will never see.
-_CREATE_GROUP = """
-local ok, err = pcall(redis.call, 'XGROUP', 'CREATE', KEYS[1], ARGV[1], '$', 'MKSTREAM')
-if not ok then return 0 end
-local seqs = redis.call('HGETALL', KEYS[2])
-for i = 1, #seqs, 2 do redis.call('HSET', KEYS[3], seqs[i], seqs[i + 1]) end
-return 1
-"""
-
-
-def _settle(result: asyncio.Future[Any], reply: Any) -> None:
-    """Hand a caller its reply (an exception is raised in the caller), unless it stopped waiting."""
-    if result.done():
-        return
-    if isinstance(reply, BaseException):
-        result.set_exception(reply)
-    else:
-        result.set_result(reply)
 
 
 def _s(value: bytes | str) -> str:
@@ -180,13 +99,11 @@ class Bus:
         self.redis = redis
         self.config = config or BusConfig()
         self.groups = groups
-        self._publish = redis.register_script(_PUBLISH)
-        self._begin = redis.register_script(_BEGIN)
-        self._complete = redis.register_script(_COMPLETE)
-        self._create_group = redis.register_script(_CREATE_GROUP)
-        self._advance = redis.register_script(_ADVANCE)
-        self._waiting: list[_Publish] = []
-        self._sending: asyncio.Task[None] | None = None
+        self._publisher = Publisher(redis, redis.register_script(scripts.PUBLISH))
+        self._begin = redis.register_script(scripts.BEGIN)
+        self._complete = redis.register_script(scripts.COMPLETE)
+        self._create_group = redis.register_script(scripts.CREATE_GROUP)
+        self._advance = redis.register_script(scripts.ADVANCE)
 
     async def publish(self, stream: str, event: Event, *, dedupe_key: str | None = None) -> str | None:
         """Append `event`; None when `dedupe_key` was already published. Raises BacklogFull, or the Redis
@@ -196,59 +113,13 @@ class Bus:
         args: list[str | int] = [event.learner, event.model_dump_json(), self.config.dedupe_ttl_s,
                                  self.config.max_backlog, self._done_key(stream, ""),
                                  *self.groups.get(stream, ())]
-        result: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._waiting.append(_Publish(keys, args, result))
-        if self._sending is None or self._sending.done():  # done: cancelled before it ever ran
-            self._sending = asyncio.create_task(self._send_waiting())
         try:
-            entry = await result
+            entry = await self._publisher.submit(keys, args)
         except ResponseError as exc:
             if str(exc).startswith("BACKLOG"):
                 raise BacklogFull(f"{stream} holds {self.config.max_backlog} unprocessed entries") from exc
             raise
         return None if entry is None else _s(entry)
-
-    async def _send_waiting(self) -> None:
-        """Send the waiting publishes, MAX_BATCH per pipelined round trip, until none is left: those made
-        while a batch is on its way form the next one."""
-        try:
-            while self._waiting:
-                batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
-                batch = [publish for publish in batch if not publish.result.done()]  # callers gone: not sent
-                if batch:
-                    await self._send(batch)
-        except BaseException:  # cancelled (the process is stopping): nobody may wait for ever
-            waiting, self._waiting = self._waiting, []
-            for publish in waiting:
-                _settle(publish.result, RedisConnectionError("publishing was cancelled"))
-            raise
-        finally:
-            self._sending = None
-
-    async def _send(self, batch: list[_Publish], *, reloaded: bool = False) -> None:
-        """One round trip for `batch`; each caller gets its own reply or error (a failed connection: all of
-        them). Redis forgets scripts when it restarts: those are then loaded again and sent once more."""
-        try:
-            pipe = self.redis.pipeline(transaction=False)
-            for publish in batch:
-                pipe.evalsha(self._publish.sha, len(publish.keys), *publish.keys, *publish.args)
-            replies = await pipe.execute(raise_on_error=False)
-            again = []
-            for publish, reply in zip(batch, replies, strict=True):
-                if isinstance(reply, NoScriptError) and not reloaded:
-                    again.append(publish)
-                else:
-                    _settle(publish.result, reply)
-            if again:
-                await self.redis.script_load(_PUBLISH)
-                await self._send(again, reloaded=True)
-        except Exception as exc:
-            for publish in batch:
-                _settle(publish.result, exc)
-        except BaseException:  # cancelled (the process is stopping): nobody is left waiting for ever
-            for publish in batch:
-                _settle(publish.result, RedisConnectionError("publishing was cancelled"))
-            raise
 
     async def ensure_group(self, stream: str, group: str) -> bool:
         """Create `group` on `stream` (at its end) unless it exists; True when created now."""

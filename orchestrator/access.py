@@ -42,7 +42,8 @@ RULES: tuple[Rule, ...] = (
     _rule("/readyz", "GET", "anyone", "anyone (a readiness probe)"),
     _rule("/static", "GET", "anyone", "anyone (the dashboard's and the console's stylesheets and scripts)"),
     _rule("/media", "GET", "capability",
-          "whoever holds a spoken reply's random token (Twilio fetching MediaUrl, the console's player)"),
+          "whoever holds the random token of a spoken reply (.ogg) or a learner's data export (.json): Twilio "
+          "fetching MediaUrl, the console; tokens expire (24 h, CHARLA_EXPORT_TTL_S)"),
     _rule("/metrics", "GET", "scraper",
           "Prometheus with `Authorization: Bearer CHARLA_METRICS_TOKEN` when it is set (401 otherwise); "
           "anyone who reaches the port when it is unset"),
@@ -59,12 +60,15 @@ RULES: tuple[Rule, ...] = (
           "Stripe, signed with STRIPE_WEBHOOK_SECRET; the console's simulated checkouts (development secret, "
           "console in development only); 404 otherwise"),
     _rule("/console", "GET POST", "console",
-          "the local console user, only with WHATSAPP_PROVIDER=console (never production); 404 otherwise"),
+          "the local console user, only with WHATSAPP_PROVIDER=console (never production), on an allowed Host, "
+          "POSTs from the same origin only; 404 otherwise"),
     _rule("/admin/login", "GET POST", "login", "anyone (the login form; a session only for the right token)"),
     _rule("/admin/logout", "POST", "login", "anyone (ends the caller's own session)"),
     _rule("/admin", "GET POST", "operator",
-          "operators with CHARLA_ADMIN_TOKEN (GET without it: redirect to /admin/login; POST: 401); without a "
-          "token open on the console setup only, 503 elsewhere"),
+          "named operators (CHARLA_ADMIN_TOKENS / CHARLA_ADMIN_TOKEN) by Bearer token or login session, on an "
+          "allowed Host; forms need a same-origin Origin and their CSRF token (GET without a session: redirect "
+          "to /admin/login; POST: 401). Without any token: open to the local user only with the console on a "
+          "loopback CHARLA_HOST, 503 elsewhere"),
 )
 
 

@@ -162,6 +162,20 @@ async def test_text_reaches_the_learner_in_the_providers_address_format(rig: Rig
     assert await rig.seen(1) == [Seen("text", rig.channel.recipient(event), "¿Qué tal?")]
 
 
+ADDRESS = {"meta": WA_ID, "twilio": f"whatsapp:+{WA_ID}", "console": console_channel(f"wa:{WA_ID}")}
+
+
+async def test_each_channel_addresses_the_learner_in_its_own_format(rig: Rig) -> None:
+    event = message(rig)
+    assert rig.channel.recipient(event) == ADDRESS[rig.channel.traits.provider]
+    bare = event.model_copy(update={"to": Identity(wa_id=WA_ID)})  # no Twilio address recorded yet
+    assert rig.channel.recipient(bare) == ADDRESS[rig.channel.traits.provider]
+    if rig.channel.traits.window:  # a real provider refuses a message with no address before sending it
+        with pytest.raises(PermanentError):
+            await rig.channel.send_text(event.model_copy(update={"to": Identity()}), "x")
+        assert await rig.seen(0) == []
+
+
 async def test_a_long_text_goes_in_parts_within_the_limit_that_join_back(rig: Rig) -> None:
     text = "Una frase corta. " * 400
     parts = await rig.channel.parts(message(rig, text=text))

@@ -76,7 +76,7 @@ def build(res: Resources) -> Handler:
     router = Router.from_settings(res.settings, providers, res.redis)
     res.closers.append(router.close)
     embedder = memories.Embedder() if res.settings.recall_k else None
-    agent = Conversation(res, Tutor(router, res.settings), open_channels(res, twilio=False), embedder,
+    agent = Conversation(res, Tutor(router, res.settings), open_channels(res), embedder,
                          billing.open_client(res.settings))
     res.background += [agent.retry_deferred, agent.announce]
     return agent.handle
@@ -533,7 +533,7 @@ class Conversation:
     def _mark_read(self, event: InboundMessage, message_id: str, *, typing: bool = True) -> None:
         """Blue ticks and "typing…" while the reply is prepared: beside the turn, not through the bus. Without
         `typing` (a held learner: a person answers, maybe not soon), only the blue ticks."""
-        task = asyncio.create_task(mark_read(self.res, self.channels, event.provider, event.learner, message_id,
+        task = asyncio.create_task(mark_read(self.channels, event.provider, event.learner, message_id,
                                              typing=typing))
         self._receipts.add(task)
         task.add_done_callback(self._receipts.discard)

@@ -22,6 +22,7 @@ from typing import Any
 
 from psycopg import sql
 
+from charla.channels.registry import local_console, traits
 from charla.core import constants as c
 from charla.core import window
 from charla.core.bus import listen
@@ -77,7 +78,7 @@ class PracticeScheduler:
 
     async def run(self, stop: asyncio.Event) -> None:
         wake = asyncio.Event()
-        console = self.res.settings.whatsapp_provider == "console"
+        console = local_console(self.res.settings)
         clock = asyncio.create_task(listen(self.res.redis, c.CONSOLE_CLOCK_KEY, stop, lambda _: wake.set())) \
             if console else None
         while not stop.is_set():
@@ -94,7 +95,7 @@ class PracticeScheduler:
     async def now(self) -> datetime:
         """The clock, moved forward by the console's offset when running with the console provider."""
         now = self.clock()
-        if self.res.settings.whatsapp_provider == "console":
+        if local_console(self.res.settings):
             now += timedelta(seconds=float(await self.res.redis.get(c.CONSOLE_CLOCK_KEY) or 0))
         return now
 
@@ -162,7 +163,7 @@ class PracticeScheduler:
         item = practice.pick_item(learner, await practice.cards(conn, due.learner_id), now)
         unanswered = await _unanswered(conn, due.learner_id, due.last_inbound_at)
         text = practice.exercise(item, learner, native, backed_off=unanswered >= 2)
-        if window_open or provider == "console":
+        if window_open or not traits(provider).window:
             return await self._queue(conn, due, provider, via, text, "text", item, None, _card(item, learner))
         if not settings.practice_template:
             await _skip(conn, due, "window closed and no CHARLA_PRACTICE_TEMPLATE")

@@ -21,6 +21,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from charla.channels.media import kept
 from charla.channels.meta import webhook as meta
+from charla.channels.registry import local_console
 from charla.channels.twilio import webhook as twilio_hooks
 from charla.core import constants as c
 from charla.core import metrics
@@ -91,7 +92,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_api_route("/media/{token}.json", media_export, methods=["GET"], response_model=None,
                       response_class=Response, responses=openapi.EXPORT)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
-    if settings.whatsapp_provider == "console":
+    if local_console(settings):
         app.include_router(console.router())
     app.include_router(admin.router())
     app.add_exception_handler(admin.NeedsLogin, admin.login_redirect)
@@ -248,7 +249,7 @@ async def accept_whatsapp(res: Resources, body: bytes, signature: str | None) ->
         return _error(400, "body is not valid JSON")
     except meta.NotADelivery as exc:
         return _error(400, str(exc))
-    provider: Provider = "console" if res.settings.whatsapp_provider == "console" else "meta"
+    provider: Provider = "console" if local_console(res.settings) else "meta"
     try:
         published = await publish_delivery(res, payload, provider)
     except BacklogFull:

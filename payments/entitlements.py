@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
+from charla.channels.registry import local_console
 from charla.core import constants as c
 from charla.core.settings import Settings
 from charla.store.messages import Conn
@@ -114,7 +115,7 @@ def reference(learner_id: uuid.UUID) -> str:
 def payment_link(settings: Settings, learner_id: uuid.UUID) -> str | None:
     """The Stripe Payment Link carrying the learner's reference; the console's simulated checkout locally."""
     link = settings.stripe_payment_link
-    if not link and settings.whatsapp_provider == "console":
+    if not link and local_console(settings):
         link = f"{settings.local_url}/console/pay"
     if not link:
         return None

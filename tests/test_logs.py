@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from redis.asyncio import Redis
 
-from charla.channels.twilio.api import TwilioChannel
+from charla.channels.twilio.api import TwilioClient
 from charla.core import constants as c
 from charla.core import logs
 from payments import entitlements
@@ -149,7 +149,7 @@ async def test_a_twilio_send_logs_nothing_from_the_sdk_at_info(capture: Callable
     """The SDK's async client logs method, URL, headers and body at INFO (9 lines a send): quieted."""
     out = capture()
     async with serve_fake_twilio() as (fake, url):
-        channel = TwilioChannel(account_sid="AC1", auth_token="tok", base_url=url, from_number="whatsapp:+14155238886",
+        channel = TwilioClient(account_sid="AC1", auth_token="tok", base_url=url, from_number="whatsapp:+14155238886",
                                 status_callback=None)
         try:
             assert (await channel.send_text("whatsapp:+34600111222", TEXT)).startswith("SM")

@@ -294,9 +294,9 @@ async def test_choices_go_out_as_buttons_or_a_list(stack: Stack) -> None:
 
 
 def test_choices_become_numbered_text_where_buttons_are_not_possible() -> None:
-    from agents.sender import message_parts
+    from charla.channels.base import numbered_parts
 
     event = OutboundMessage(learner="wa:1", outbound_id="x", provider="twilio", to=Identity(wa_id="1"),
                             kind="choices", text="¿Seguimos?", choices=[Choice(id="y", title="Sí"),
                                                                         Choice(id="n", title="No")])
-    assert message_parts(event, 1600) == ["¿Seguimos?\n\n1. Sí\n2. No"]
+    assert numbered_parts(event, 1600) == ["¿Seguimos?\n\n1. Sí\n2. No"]

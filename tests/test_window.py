@@ -135,7 +135,7 @@ async def test_the_sender_decides_as_the_window(graph: tuple[Resources, FakeGrap
     """The sender reads the window by the database's clock: ages are set against it, so the sends that follow a
     moment later see them older (never younger), by less than the 30 s between the boundary and the next point."""
     res, fake = graph
-    channels = open_channels(res, twilio=False)
+    channels = open_channels(res)
     async with res.pool.connection() as conn:
         row = await (await conn.execute("SELECT now()")).fetchone()
         assert row is not None

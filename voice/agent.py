@@ -36,9 +36,9 @@ from charla.channels.media import (
     MediaGone,
     MediaRefused,
     MediaTooLarge,
-    download_meta,
-    download_twilio,
 )
+from charla.channels.meta.channel import NoMediaId
+from charla.channels.registry import Channels, open_channels
 from charla.core import alerts, logs
 from charla.core import constants as c
 from charla.core.bus import Delivery
@@ -93,7 +93,7 @@ def build(res: Resources) -> Handler:
     engines = voices.load(dict.fromkeys([settings.default_target_language, settings.default_native_language, "en"]))
     log.info("voice agent ready: stt %s + %s, tts %s", models.label(stt.config.multilingual),
              models.label(stt.config.english) if stt.config.english else "-", engines)
-    return VoiceAgent(res, stt, voices, listening).handle
+    return VoiceAgent(res, stt, voices, listening, open_channels(res)).handle
 
 
 def yield_cpu(settings: Settings) -> None:
@@ -119,6 +119,7 @@ class VoiceAgent:
     stt: Transcriber
     voices: Voices
     listening: Executor  # CHARLA_VOICE_WORKERS threads at the voice priority (yield_cpu)
+    channels: Channels  # where notes are downloaded from, by the provider they came through
 
     async def handle(self, delivery: Delivery) -> None:
         event = delivery.event()
@@ -199,26 +200,11 @@ class VoiceAgent:
         return target, native, sess.repeat
 
     async def _download(self, event: InboundMessage) -> Media:
-        settings, limit = self.res.settings, self.res.settings.max_media_bytes
-        if event.provider == "console":
-            media_id = _meta_media_id(event)
-            data = await media_store.kept(self.res.redis, f"in:{media_id}")
-            if data is None:
-                raise MediaGone(f"console media {media_id}")
-            return Media(data, "audio/ogg")
-        if event.provider == "twilio":
-            media = event.payload.get("media") or {}
-            if not settings.twilio_account_sid or not settings.twilio_auth_token or not media.get("url"):
-                raise MediaGone("no Twilio media URL or credentials")
-            return await download_twilio(self.res.http, url=str(media["url"]), account_sid=settings.twilio_account_sid,
-                                         auth_token=settings.twilio_auth_token.get_secret_value(), max_bytes=limit,
-                                         api_base_url=settings.twilio_api_base_url,
-                                         allowed_hosts=settings.twilio_media_hosts)
-        if not settings.whatsapp_access_token:
-            raise PermanentError("WHATSAPP_ACCESS_TOKEN is not set: voice notes cannot be downloaded")
-        return await download_meta(self.res.http, base_url=settings.whatsapp_api_base_url,
-                                   token=settings.whatsapp_access_token.get_secret_value(),
-                                   media_id=_meta_media_id(event), max_bytes=limit)
+        channel = self.channels.channel_for(event.provider)
+        try:
+            return await channel.download(event, self.res.settings.max_media_bytes)
+        except NoMediaId as exc:
+            raise NoMedia(str(exc)) from exc
 
     async def _publish(self, event: InboundMessage, heard: Heard, text: str | None = None) -> None:
         """The note as the learner's message on the inbound stream (deduplicated per note); with a problem
@@ -245,10 +231,3 @@ class VoiceAgent:
                                   audio=token)
         await self.res.bus.publish(c.STREAM_OUTBOX, message, dedupe_key=f"outbox:{event.outbound_id}")
 
-
-def _meta_media_id(event: InboundMessage) -> str:
-    message = event.payload.get("message") or {}
-    media_id = (message.get("audio") or message.get("voice") or {}).get("id") if isinstance(message, dict) else None
-    if not media_id:
-        raise NoMedia(f"message {event.message_id} carries no media id")
-    return str(media_id)

@@ -1,4 +1,5 @@
-"""The local console provider: Meta-format deliveries and Stripe-format events, signed like the real ones.
+"""The local console provider: Meta-format deliveries and Stripe-format events, signed like the real ones, and
+ConsoleChannel, the Channel that shows Charla's messages on the console page.
 
 The console page (and `charla say`) post these through the orchestrator's own webhook handlers, so local
 messages take exactly the path WhatsApp's and Stripe's do; the sender publishes replies on
@@ -14,12 +15,75 @@ import time
 import uuid
 from typing import Any
 
+from redis.asyncio import Redis
+
+from charla.channels import media
+from charla.channels.base import Document, Limits, Traits, numbered_parts
+from charla.channels.meta.channel import media_id
 from charla.core import constants as c
+from charla.core.events import InboundMessage, OutboundMessage, ReadReceipt, Template
+
+TRAITS = Traits(provider="console", window=False, keeps_media=False, local=True)
 
 
 def console_channel(learner: str) -> str:
     """Pub/sub channel carrying one console learner's replies and read receipts (JSON events)."""
     return f"{c.PREFIX}:console:{learner}"
+
+
+class ConsoleChannel:
+    """Publishes each message as a copy of its OutboundMessage on the learner's pub/sub channel; the copy's
+    event id is the provider message id the page's statuses quote. No window, no templates (their text is
+    shown), no uploads (the page fetches media from /media/), choices as numbered text plus buttons."""
+
+    traits = TRAITS
+
+    def __init__(self, redis: Redis, *, text_limit: int) -> None:
+        self._redis = redis
+        self.limits = Limits(text=text_limit)
+
+    def recipient(self, message: OutboundMessage) -> str:
+        return console_channel(message.learner)
+
+    async def parts(self, message: OutboundMessage) -> list[str]:
+        return numbered_parts(message, self.limits.text)
+
+    async def send_text(self, message: OutboundMessage, text: str, *, reply_to: str | None = None) -> str:
+        return await self._publish(message, text)
+
+    async def send_choices(self, message: OutboundMessage, body: str) -> str:
+        return await self._publish(message, body, with_choices=True)
+
+    async def send_image(self, message: OutboundMessage, image: bytes, caption: str) -> str:
+        return await self._publish(message, caption)  # the page draws `message.flashcard` itself
+
+    async def send_voice(self, message: OutboundMessage, audio: bytes) -> str:
+        return await self._publish(message, message.text)
+
+    async def send_document(self, message: OutboundMessage, document: Document) -> str:
+        return await self._publish(message, message.text)
+
+    async def send_template(self, message: OutboundMessage, template: Template) -> str:
+        return await self._publish(message, message.text)
+
+    async def mark_read(self, learner: str, message_id: str, *, typing: bool = True) -> None:
+        receipt = ReadReceipt(learner=learner, provider="console", message_id=message_id, typing=typing)
+        await self._redis.publish(console_channel(learner), receipt.model_dump_json())
+
+    async def download(self, message: InboundMessage, max_bytes: int) -> media.Media:
+        found = media_id(message)
+        data = await media.kept(self._redis, f"in:{found}")
+        if data is None:
+            raise media.MediaGone(f"console media {found}")
+        return media.Media(data, "audio/ogg")
+
+    async def _publish(self, message: OutboundMessage, text: str, *, with_choices: bool = False) -> str:
+        provider_id = f"console.{message.outbound_id}.{uuid.uuid4().hex[:8]}"
+        kind = "text" if message.kind == "template" else message.kind
+        copy = message.model_copy(update={"id": provider_id, "text": text, "kind": kind,
+                                          "choices": message.choices if with_choices else []})
+        await self._redis.publish(self.recipient(message), copy.model_dump_json())
+        return provider_id
 
 
 def learner_key(handle: str) -> str:

@@ -13,3 +13,10 @@ class TransientError(CharlaError):
 
 class PermanentError(CharlaError):
     """Retrying cannot help (invalid input, rejected by the provider): dead-letter or record at once."""
+
+
+class AuthError(TransientError):
+    """A provider rejected Charla's credentials (`code`: the provider's error code): an operator must act, and
+    the work waits (retried after `retry_after`) meanwhile."""
+
+    code: int | None = None

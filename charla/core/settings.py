@@ -12,6 +12,12 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Provider = Literal["meta", "twilio", "console"]
+# What production needs for each WhatsApp provider, besides what every deployment needs.
+_PROVIDER_NEEDS: dict[Provider, tuple[str, ...]] = {
+    "meta": ("WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN", "WHATSAPP_ACCESS_TOKEN", "WHATSAPP_PHONE_NUMBER_ID"),
+    "twilio": ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "CHARLA_PUBLIC_URL"),
+    "console": (),
+}
 
 # The development secrets are published here, so they sign nothing but the local console's own deliveries:
 # they apply only with WHATSAPP_PROVIDER=console outside production (Settings.dev_secrets), and only when
@@ -237,10 +243,6 @@ class Settings(BaseSettings):
         """The offline demo model: by default only when no provider is configured."""
         return self.local_model == "on" or (self.local_model == "auto" and not other_providers)
 
-    def text_limit(self, provider: Provider) -> int:
-        """Longest text one message may carry with `provider` (longer replies are split)."""
-        return self.twilio_text_limit if provider == "twilio" else self.meta_text_limit
-
     def operators(self) -> dict[str, str]:
         """Dashboard operators by name, with their tokens: CHARLA_ADMIN_TOKENS, plus CHARLA_ADMIN_TOKEN as
         `admin`. Raises ValueError on a malformed list (the settings validator reports it at start)."""
@@ -302,12 +304,8 @@ class Settings(BaseSettings):
 
     def missing_for_production(self) -> list[str]:
         """Names that production needs and lacks (unset, empty, or an obvious placeholder)."""
-        required = ["STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "STRIPE_PAYMENT_LINK"]
-        if self.whatsapp_provider == "meta":
-            required += ["WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN", "WHATSAPP_ACCESS_TOKEN",
-                         "WHATSAPP_PHONE_NUMBER_ID"]
-        elif self.whatsapp_provider == "twilio":
-            required += ["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "CHARLA_PUBLIC_URL"]
+        required = ["STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "STRIPE_PAYMENT_LINK",
+                    *_PROVIDER_NEEDS[self.whatsapp_provider]]
         missing = [name for name in required if not _usable(self._by_env_name(name))]
         missing += [name for name in _SET_MUST_BE_REAL
                     if name not in required and self._by_env_name(name) is not None

@@ -26,6 +26,7 @@ from psycopg.types.json import Jsonb
 from redis.asyncio import Redis
 
 from charla.core import constants as c
+from charla.channels.registry import traits
 from charla.core import window
 from charla.core.events import Identity, OutboundMessage, Template
 from charla.core.runtime import Resources
@@ -174,7 +175,7 @@ async def _compose(conn: Conn, pending: Pending, blocked: bool, room: int,
     if blocked or pending.unreachable:
         await _skip(conn, pending, "blocked" if blocked else "learner unreachable")
         return None, room
-    if pending.window_open or pending.provider == "console":
+    if pending.window_open or not traits(pending.provider).window:
         return await _queue(conn, pending, "text", now), room
     if pending.template is None:
         await _skip(conn, pending, "window closed, no template")

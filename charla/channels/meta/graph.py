@@ -9,7 +9,7 @@ import aiohttp
 import orjson
 
 from charla.core import metrics
-from charla.core.errors import PermanentError, TransientError
+from charla.core.errors import AuthError, PermanentError, TransientError
 
 # Graph error codes worth retrying later: throttling and temporary service trouble.
 _TRANSIENT_CODES = {1, 2, 4, 17, 80007, 130429, 131000, 131016, 131056, 133004, 135000}
@@ -36,7 +36,7 @@ class GraphTransientError(GraphError, TransientError):
         self.retry_after = 6.0 if code == PAIR_RATE_LIMIT else None
 
 
-class GraphAuthError(GraphTransientError):
+class GraphAuthError(GraphTransientError, AuthError):
     """The token is expired or revoked. Sends wait (and eventually dead-letter) until an operator fixes it."""
 
     def __init__(self, status: int, code: int | None, message: str, details: dict[str, Any]) -> None:

@@ -15,7 +15,7 @@ from twilio.rest import Client
 from twilio.rest.content.v1.content import ContentList
 
 from charla.core import metrics
-from charla.core.errors import PermanentError, TransientError
+from charla.core.errors import AuthError, PermanentError, TransientError
 
 WINDOW_CLOSED = 63016  # free-form message outside the 24-hour window
 UNREACHABLE_CODES = {21211, 21614, 63003, 63024}  # invalid number, not a WhatsApp user, unknown channel address
@@ -34,7 +34,7 @@ class TwilioTransientError(TwilioError, TransientError):
     """Throttled or temporarily failing: retry later."""
 
 
-class TwilioAuthError(TwilioTransientError):
+class TwilioAuthError(TwilioTransientError, AuthError):
     """Credentials rejected: an operator must act; sends wait meanwhile."""
 
     retry_after = 30.0
@@ -69,7 +69,7 @@ class _HttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]  # the SDK is un
         return await super().request(method, url, *args, data=data, headers=headers, **kwargs)
 
 
-class TwilioChannel:
+class TwilioClient:
     """Sends WhatsApp messages from one Twilio number (`whatsapp:+…`) and creates the Content API resources
     its buttons and lists need. Open inside a running event loop."""
 

@@ -27,7 +27,7 @@ from charla.channels.meta.graph import (
     ROW_DESCRIPTION,
     ROW_TITLE,
 )
-from charla.channels.twilio.api import TwilioChannel, TwilioPermanentError
+from charla.channels.twilio.api import TwilioClient, TwilioPermanentError
 from charla.core import constants as c
 from charla.core.events import Choice
 
@@ -48,7 +48,7 @@ class Buttons:
     types: dict[str, Any]
 
 
-async def buttons(redis: Redis, twilio: TwilioChannel, choices: list[Choice], button: str,
+async def buttons(redis: Redis, twilio: TwilioClient, choices: list[Choice], button: str,
                   fallback: str) -> Buttons | None:
     """Content offering `choices` (see `content_types`), created on first use; None when they fit neither
     buttons nor a list, or the Content API refuses them for good (the caller sends numbered text). Its
@@ -87,7 +87,7 @@ def body_parts(text: str, limit: int) -> list[str]:
     return split_text(head.rstrip(), limit) + split_text(" ".join(last.split()), min(limit, INTERACTIVE_BODY))
 
 
-async def content_sid(redis: Redis, twilio: TwilioChannel, types: dict[str, Any]) -> str | None:
+async def content_sid(redis: Redis, twilio: TwilioClient, types: dict[str, Any]) -> str | None:
     """The SID of the content with these `types`, created on first use; None when the Content API refuses
     it for good (remembered for REFUSED_TTL_S, so the same choices do not ask again on every offer)."""
     key = _key(types)

@@ -25,6 +25,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from agents import erasure
+from charla.channels.registry import local_console
 from charla.core.bus import Bus
 from charla.core.constants import CONSUMER_GROUPS, PREFIX
 from charla.core.events import Template
@@ -80,7 +81,7 @@ class NeedsLogin(Exception):
 
 
 def _open_locally(settings: Settings) -> bool:
-    return not settings.operators() and settings.whatsapp_provider == "console" and settings.loopback_only
+    return not settings.operators() and local_console(settings) and settings.loopback_only
 
 
 async def operator(request: Request) -> Operator:

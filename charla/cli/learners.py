@@ -9,6 +9,7 @@ import typer
 from redis.asyncio import Redis
 
 from charla.channels.console import console_channel, learner_key, signature, text_delivery
+from charla.channels.registry import local_console
 from charla.cli import common
 from charla.cli.common import fail, run, with_redis
 from charla.core.events import OutboundMessage, decode_event
@@ -53,7 +54,7 @@ def say(
 ) -> None:
     """Write to the running stack as a console learner (WHATSAPP_PROVIDER=console) and print the reply."""
     settings = common.settings()
-    if settings.whatsapp_provider != "console":
+    if not local_console(settings):
         raise fail(f"`charla say` talks to the console provider; this stack uses {settings.whatsapp_provider}")
     try:
         reply = run(_say(settings, text, learner, wait))

@@ -13,6 +13,7 @@ import typer
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from charla.channels.registry import local_console
 from charla.cli import common
 from charla.cli.common import fail, progress, run
 from charla.cli.embedded import running_services
@@ -66,7 +67,7 @@ async def _up(settings: Settings, names: list[str]) -> None:
         redis = Redis.from_url(urls.redis_url)
         progress(f"orchestrator on http://{settings.host}:{settings.port} "
                  f"(provider: {settings.whatsapp_provider}); agents: {', '.join(names)}")
-        if settings.whatsapp_provider == "console":
+        if local_console(settings):
             progress(f"console: {settings.local_url}/console  ·  dashboard: {settings.local_url}/admin")
         try:
             await Supervisor(redis, ["orchestrator", *names], env).run(stop)

@@ -25,8 +25,8 @@ from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 from redis.asyncio import Redis
 
-from charla.core import constants as c
 from charla.channels.registry import traits
+from charla.core import constants as c
 from charla.core import window
 from charla.core.events import Identity, OutboundMessage, Template
 from charla.core.runtime import Resources

@@ -59,8 +59,8 @@ def generic_the(s: Sentence) -> Iterator[Hit]:
     if s.low(0) == "the" and s.low(1) in _GENERIC and s.low(2) in {"is", "was", "makes", "can", "gives", "has"}:
         yield hit(0, 1, s.toks[1].text, "articles", N_("check.en.generic_the"), noun=s.low(1))
     for i in range(1, len(s.toks) - 1):
-        if s.low(i - 1) in {"like", "love", "hate", "enjoy", "prefer", "watch", "play"} and s.low(i) == "the" \
-                and s.low(i + 1) in _SPORTS and not s.toks[i + 2 if i + 2 < len(s.toks) else i].word \
+        if (s.low(i - 1) in {"like", "love", "hate", "enjoy", "prefer", "watch", "play"} and s.low(i) == "the" \
+                and s.low(i + 1) in _SPORTS and not s.toks[i + 2 if i + 2 < len(s.toks) else i].word) \
                 or (s.low(i) == "the" and s.low(i + 1) in _SPORTS and s.low(i + 2) in {"more", "very", "and"}
                     and s.low(i - 1) in {"like", "love", "hate", "enjoy", "prefer"}):
             yield hit(i, i + 1, s.toks[i + 1].text, "articles", N_("check.en.generic_the"), noun=s.low(i + 1))
@@ -100,8 +100,8 @@ def plural_after_number(s: Sentence) -> Iterator[Hit]:
         if j is None:
             continue
         noun, nxt = s.low(j), s.toks[j + 1] if j + 1 < len(s.toks) else None
-        compound = nxt is not None and nxt.word and (w.lemmas(nxt.low).get("NOUN") and nxt.low not in
-                                                     {"yesterday", "today", "ago", "and", "in"} or nxt.low == "old")
+        compound = nxt is not None and nxt.word and ((w.lemmas(nxt.low).get("NOUN") and nxt.low not in
+                                                     {"yesterday", "today", "ago", "and", "in"}) or nxt.low == "old")
         if w.singular_noun(noun) and not compound and w.plural(noun):
             yield hit(j, j, w.plural(noun), "plurals", N_("check.en.plural_after_number"), word=tok.text)
 
@@ -145,8 +145,8 @@ def no_preposition(s: Sentence) -> Iterator[Hit]:
         if (lemma, prep) not in _NO_PREPOSITION:
             continue
         home = lemma in {"go", "come", "get"} and nxt == "home"
-        other = lemma in {"enter", "discuss"} or tok.low == "marry" or (lemma == "call" and nxt in {*w.POSSESSIVES, "me", "him",
-                                                                                       "them", "us"})
+        called = lemma == "call" and nxt in {*w.POSSESSIVES, "me", "him", "them", "us"}
+        other = lemma in {"enter", "discuss"} or tok.low == "marry" or called
         if home or other:
             yield hit(i, i + 1, tok.text, "prepositions", N_("check.en.no_preposition"), word=lemma)
 
@@ -164,13 +164,15 @@ def time_preposition(s: Sentence) -> Iterator[Hit]:
         nxt = s.low(i + 1)
         if tok.low in {"in", "at"} and nxt in w.WEEKDAYS | {d + "s" for d in w.WEEKDAYS}:
             fixed = "on"
-        elif tok.low == "at" and nxt == "the" and s.low(i + 2) in _PARTS_OF_DAY:
-            fixed = "in"
-        elif tok.low in {"on", "at"} and nxt.isdigit() and len(nxt) == 4 and nxt[:2] in {"19", "20"}:
+        elif (tok.low == "at" and nxt == "the" and s.low(i + 2) in _PARTS_OF_DAY) or _year(tok.low, nxt):
             fixed = "in"
         else:
             continue
         yield hit(i, i, fixed, "prepositions", N_("check.en.time_preposition"))
+
+
+def _year(preposition: str, nxt: str) -> bool:
+    return preposition in {"on", "at"} and nxt.isdigit() and len(nxt) == 4 and nxt[:2] in {"19", "20"}
 
 
 RULES = (uncountable, a_an, generic_the, job_article, most_of, irregular_plural, plural_after_number, collocation,

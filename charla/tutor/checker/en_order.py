@@ -8,8 +8,7 @@ from collections.abc import Iterator
 from charla.core.catalog import N_
 from charla.tutor.checker import en_words as w
 from charla.tutor.checker.en_tokens import Hit, Sentence, hit
-from charla.tutor.checker.en_transfer import (_ADVERBS, _COLORS, _INDIRECT, _LIKE, _MISSPELLINGS, _RESULT_VERBS,
-                                              RULES_A)
+from charla.tutor.checker.en_transfer import _ADVERBS, _COLORS, _INDIRECT, _LIKE, _MISSPELLINGS, _RESULT_VERBS, RULES_A
 
 _BE = {"am", "is", "are", "was", "were", "can", "will", "could", "should"}
 
@@ -48,7 +47,7 @@ def adverb_position(s: Sentence) -> Iterator[Hit]:
     """I go always / I eat never meat: frequency adverbs go before the main verb."""
     for i, tok in enumerate(s.toks[:-2]):
         verb, adverb = s.toks[i + 1], s.low(i + 2)
-        if tok.low in w.SUBJECTS and adverb in _ADVERBS and verb.low not in {*w.BE_PRESENT, *w.MODALS} | {"do", "does"} \
+        if tok.low in w.SUBJECTS and adverb in _ADVERBS and verb.low not in {*w.BE_PRESENT, *w.MODALS, "do", "does"} \
                 and (w.base_verb(verb.low) or w.third_form(verb.low)) and s.low(i - 1) not in w.AUXILIARIES:
             yield hit(i + 1, i + 2, f"{adverb} {verb.text}", "word_order", N_("check.en.adverb_position"))
 
@@ -75,8 +74,8 @@ def capitals(s: Sentence) -> Iterator[Hit]:
 def there_are(s: Sentence) -> Iterator[Hit]:
     """there is many people / this shoes: plural nouns take there are and these."""
     for i, tok in enumerate(s.toks[:-2]):
-        counted = s.low(i + 2) in w.NUMBERS - {"these", "those", "both"} or s.low(i + 2).isdigit() and \
-            s.low(i + 2) not in {"1", "0"}
+        counted = s.low(i + 2) in w.NUMBERS - {"these", "those", "both"} or (s.low(i + 2).isdigit() and \
+            s.low(i + 2) not in {"1", "0"})
         if tok.low == "there" and s.low(i + 1) in {"is", "was", "'s"} and counted:
             yield hit(i + 1, i + 1, "were" if s.low(i + 1) == "was" else "are", "number_agreement",
                       N_("check.en.there_are"))

@@ -90,12 +90,12 @@ def person_after_verb(s: Sentence) -> Iterator[Hit]:
 def people_plural(s: Sentence) -> Iterator[Hit]:
     """The people is / people in my city is: people is plural."""
     for i, tok in enumerate(s.toks):
-        if tok.low != "people" or s.low(i - 1) in {"a", "the"} and s.low(i - 1) == "a":
+        if tok.low != "people" or (s.low(i - 1) in {"a", "the"} and s.low(i - 1) == "a"):
             continue
         j = next((j for j in range(i + 1, min(i + 5, len(s.toks))) if s.low(j) in {"is", "was", "has"}), None)
         between = s.lows()[i + 1:j] if j else []
-        if j is not None and (not between or between[0] in {"in", "from", "of", "at"} and
-                              not {"who", "that", ",", "and"} & set(between)):
+        if j is not None and (not between or (between[0] in {"in", "from", "of", "at"} and
+                              not {"who", "that", ",", "and"} & set(between))):
             yield hit(j, j, {"is": "are", "was": "were", "has": "have"}[s.low(j)], "transfer",
                       N_("check.en.people_plural"))
 

@@ -12,11 +12,13 @@ from charla.tutor.checker import en_words as w
 from charla.tutor.checker.en_tokens import Hit, Sentence, hit
 
 _CONJUNCTIONS = {"", ",", "and", "but", "because", "so", "when", "if", "that", "or", "while", "where", ";"}
-_IRREGULAR = ("go eat teach think catch buy bring write make come sleep speak find drive meet lose take give "
-              "know feel keep leave tell sell send spend stand understand win choose break forget fly grow "
-              "hold lead mean steal throw become begin build cut draw drink fall fight get hear hit hurt put "
-              "read ride ring run say see shake shoot sing sink sit swim teach wear wake freeze hide lend "
-              "let pay shut sweep swing bite blow dig feed forgive").split()
+_IRREGULAR = ("go", "eat", "teach", "think", "catch", "buy", "bring", "write", "make", "come", "sleep", "speak",
+              "find", "drive", "meet", "lose", "take", "give", "know", "feel", "keep", "leave", "tell", "sell",
+              "send", "spend", "stand", "understand", "win", "choose", "break", "forget", "fly", "grow", "hold",
+              "lead", "mean", "steal", "throw", "become", "begin", "build", "cut", "draw", "drink", "fall", "fight",
+              "get", "hear", "hit", "hurt", "put", "read", "ride", "ring", "run", "say", "see", "shake", "shoot",
+              "sing", "sink", "sit", "swim", "wear", "wake", "freeze", "hide", "lend", "let", "pay", "shut", "sweep",
+              "swing", "bite", "blow", "dig", "feed", "forgive")
 _PARTICIPLE_BEFORE = {"have", "has", "had", "'ve", "'d", "been", "was", "were", "be", "being", "is", "are", "got",
                       "get", "never", "already", "just", "ever"}
 _STATIVE = {"live", "work", "know", "study", "teach", "have", "wait", "be", "am", "is", "are", "'m"}
@@ -208,7 +210,7 @@ def present_perfect(s: Sentence) -> Iterator[Hit]:
 def _perfect_of(s: Sentence, i: int, k: int) -> Iterator[Hit]:
     subject, verb, nxt = s.low(i), s.low(i + 1), s.low(i + 2)
     have = "has" if subject in w.THIRD else "have"
-    if s.low(k) == "for" and (verb not in _STATIVE and w.verb_lemma(verb) not in _STATIVE or _HABIT & set(s.lows())):
+    if s.low(k) == "for" and ((verb not in _STATIVE and w.verb_lemma(verb) not in _STATIVE) or _HABIT & set(s.lows())):
         return
     if verb in {"have", "has"} and nxt not in w.DETERMINERS:
         return
@@ -228,9 +230,9 @@ def _since_anchor(s: Sentence, k: int) -> bool:
     if s.low(k) != "since":
         return False
     nxt, after = s.low(k + 1), s.low(k + 2)
-    return nxt.isdigit() or nxt in w.WEEKDAYS or nxt in w.MONTHS or nxt in {
+    return nxt.isdigit() or nxt in w.WEEKDAYS or nxt in w.MONTHS or (nxt in {
         "last", "yesterday", "childhood", "then", "school", "university", "march", "may", "this", "nine", "eight",
-        "seven", "ten", "i", "we", "he", "she", "they"} and (nxt not in w.SUBJECTS or after in {"was", "were"})
+        "seven", "ten", "i", "we", "he", "she", "they"} and (nxt not in w.SUBJECTS or after in {"was", "were"}))
 
 
 def _for_anchor(s: Sentence, k: int) -> bool:

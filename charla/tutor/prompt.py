@@ -19,7 +19,9 @@ from charla.tutor.llm import Message, Prompt
 
 Category = Literal["gender_agreement", "number_agreement", "ser_estar", "preterite_imperfect", "subjunctive",
                    "prepositions", "por_para", "verb_conjugation", "tense", "articles", "pronouns", "spelling",
-                   "accents", "vocabulary", "word_order", "false_friend", "punctuation", "other"]
+                   "accents", "vocabulary", "word_order", "false_friend", "punctuation", "third_person_s",
+                   "do_support", "past_forms", "present_perfect", "plurals", "ed_ing_adjectives", "transfer",
+                   "other"]
 # Message ids of the categories' names (English in the tutor's prompt, the learner's language in replies).
 CATEGORY_NAMES: dict[str, str] = {
     "gender_agreement": N_("category.gender_agreement"), "number_agreement": N_("category.number_agreement"),
@@ -29,7 +31,11 @@ CATEGORY_NAMES: dict[str, str] = {
     "tense": N_("category.tense"), "articles": N_("category.articles"), "pronouns": N_("category.pronouns"),
     "spelling": N_("category.spelling"), "accents": N_("category.accents"), "vocabulary": N_("category.vocabulary"),
     "word_order": N_("category.word_order"), "false_friend": N_("category.false_friend"),
-    "punctuation": N_("category.punctuation"), "other": N_("category.other")}
+    "punctuation": N_("category.punctuation"), "third_person_s": N_("category.third_person_s"),
+    "do_support": N_("category.do_support"), "past_forms": N_("category.past_forms"),
+    "present_perfect": N_("category.present_perfect"), "plurals": N_("category.plurals"),
+    "ed_ing_adjectives": N_("category.ed_ing_adjectives"), "transfer": N_("category.transfer"),
+    "other": N_("category.other")}
 # The languages Charla knows by name, with the message id of each name.
 LANGUAGES = {"es": N_("language.es"), "en": N_("language.en"), "fr": N_("language.fr"), "de": N_("language.de"),
              "it": N_("language.it"), "pt": N_("language.pt"), "nl": N_("language.nl"), "ca": N_("language.ca")}

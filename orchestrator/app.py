@@ -30,7 +30,7 @@ from charla.core.events import InboundMessage, Provider
 from charla.core.runtime import Resources, consumer_name, heartbeat, open_resources
 from charla.core.settings import Settings
 from charla.ops import export
-from orchestrator import access, admin, console, openapi, scrape
+from orchestrator import access, admin, admin_login, console, openapi, scrape
 from orchestrator.access import Webhook
 from orchestrator.deps import Res
 from orchestrator.guard import BrowserGuard
@@ -95,7 +95,7 @@ def create_app(settings: Settings) -> FastAPI:
     if local_console(settings):
         app.include_router(console.router())
     app.include_router(admin.router())
-    app.add_exception_handler(admin.NeedsLogin, admin.login_redirect)
+    app.add_exception_handler(admin_login.NeedsLogin, admin_login.login_redirect)
     app.add_exception_handler(RedisConnectionError, redis_unavailable)
     app.add_exception_handler(RedisTimeoutError, redis_unavailable)
     return app

@@ -12,6 +12,10 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
+# Dependencies first, hash-checked from the lock (`make lock`; cached as a layer until the lock changes), then
+# Charla itself with --no-deps, so nothing unpinned is ever fetched.
+COPY requirements/prod.lock ./requirements/
+RUN pip install --require-hashes --no-deps -r requirements/prod.lock
 COPY pyproject.toml README.md ./
 COPY charla ./charla
 COPY orchestrator ./orchestrator
@@ -20,15 +24,15 @@ COPY voice ./voice
 COPY payments ./payments
 COPY schema ./schema
 # No extras: `dev`/`embedded` are for tests and `local` (the offline llama demo model) is local-only.
-RUN pip install . \
+RUN pip install --no-deps . \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/charla --no-create-home charla \
  && mkdir -p /var/lib/charla \
  && chown charla:charla /var/lib/charla
 
 # Models are baked into the image (root-owned, read-only at run time); CHARLA_HOME is the writable volume.
 ENV CHARLA_HOME=/var/lib/charla CHARLA_MODELS_DIR=/opt/charla/models CHARLA_HOST=0.0.0.0 CHARLA_PORT=8000
-# Assemble the multilingual Whisper (checked by size and sha256) and prove Spanish speech works, now rather
-# than on a learner's first voice note.
+# Assemble the multilingual Whisper, check every bundled model file against charla/core/checksums.py, and prove
+# Spanish speech works, now rather than on a learner's first voice note.
 RUN charla voice prepare \
  && charla voice say "hola" --language es -o /tmp/check.ogg \
  && rm /tmp/check.ogg

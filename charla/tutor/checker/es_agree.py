@@ -123,10 +123,10 @@ COLOR_FORMS = _color_forms()
 def word_order(s: Sentence) -> Iterator[Finding]:
     """un rojo coche → un coche rojo: colours and nationalities follow the noun."""
     for i in range(1, len(s) - 1):
-        if s.low(i) in COLOR_FORMS and (s.low(i - 1) in DET_READING or s.low(i - 1) in POSSESSIVE_NUMBER):
-            if noun(s.low(i + 1)) is not None:
-                yield s.finding(i, i + 1, f"{s.low(i + 1)} {s.low(i)}", "word_order", "adjective_position",
-                                adjective=s.low(i))
+        after_determiner = s.low(i - 1) in DET_READING or s.low(i - 1) in POSSESSIVE_NUMBER
+        if s.low(i) in COLOR_FORMS and after_determiner and noun(s.low(i + 1)) is not None:
+            yield s.finding(i, i + 1, f"{s.low(i + 1)} {s.low(i)}", "word_order", "adjective_position",
+                            adjective=s.low(i))
 
 
 _LIKE = {"gusta": "Sing", "encanta": "Sing", "interesa": "Sing", "gustan": "Plur", "encantan": "Plur",
@@ -152,14 +152,14 @@ def _liking(s: Sentence, i: int) -> Iterator[Finding]:
 
 
 def _contraction(s: Sentence, i: int) -> Iterator[Finding]:
-    if s.low(i) in ("a", "de") and s.word(i + 1) == "el" and (noun(s.low(i + 2)) or s.pos(i + 2) == "NOUN"):
-        if s.word(i + 2).islower():
-            right = "al" if s.low(i) == "a" else "del"
-            yield s.finding(i, i + 1, right, "articles", "contraction", word=right)
+    followed_by_noun = (noun(s.low(i + 2)) or s.pos(i + 2) == "NOUN") and s.word(i + 2).islower()
+    if s.low(i) in ("a", "de") and s.word(i + 1) == "el" and followed_by_noun:
+        right = "al" if s.low(i) == "a" else "del"
+        yield s.finding(i, i + 1, right, "articles", "contraction", word=right)
 
 
 def _profession(s: Sentence, i: int) -> Iterator[Finding]:
-    if s.low(i) in ("soy", "eres", "somos") and s.low(i + 1) in ("un", "una", "unos", "unas"):
-        if s.low(i + 2) in PROFESSIONS and (s.word(i + 3) in PUNCT or i + 3 >= len(s)):
-            yield s.finding(i, i + 2, f"{s.word(i)} {s.word(i + 2)}", "articles", "article_profession",
+    bare = s.low(i + 2) in PROFESSIONS and (s.word(i + 3) in PUNCT or i + 3 >= len(s))
+    if s.low(i) in ("soy", "eres", "somos") and s.low(i + 1) in ("un", "una", "unos", "unas") and bare:
+        yield s.finding(i, i + 2, f"{s.word(i)} {s.word(i + 2)}", "articles", "article_profession",
                             noun=s.low(i + 2))

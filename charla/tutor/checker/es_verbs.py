@@ -9,6 +9,8 @@ from __future__ import annotations
 from functools import cache
 from typing import NamedTuple
 
+from charla.tutor.checker.es_lexicon import words
+
 TENSES = ("pres", "pret", "impf", "subj")
 PERSONS = ("1s", "2s", "3s", "1p", "2p", "3p")
 
@@ -21,12 +23,12 @@ _ENDINGS = {
            "impf": "ía ías ía íamos íais ían", "subj": "a as a amos áis an"},
 }
 
-REGULAR = (
+REGULAR = words(
     "hablar trabajar estudiar bailar cantar cocinar comprar caminar escuchar mirar llegar viajar visitar "
     "tomar llamar necesitar preparar ayudar usar esperar nadar desayunar cenar limpiar lavar ganar practicar "
     "aprender comer beber leer vender correr comprender vivir escribir abrir decidir recibir subir "
     "aplicar solicitar asistir presentar terminar descansar regresar pasar quedar odiar amar buscar"
-).split()
+)
 
 _IRREGULAR_TEXT = {
     "ser": {"pres": "soy eres es somos sois son", "pret": "fui fuiste fue fuimos fuisteis fueron",
@@ -150,7 +152,7 @@ def readings(word: str) -> tuple[Form, ...]:
 
 def only(word: str, tense: str) -> Form | None:
     """The one reading of `word` when all its readings are `tense` and agree on lemma and person, else None."""
-    found = {r for r in readings(word)}
+    found = set(readings(word))
     if len(found) == 1:
         (single,) = found
         return single if single.tense == tense else None

@@ -14,8 +14,8 @@ RUN apt-get update \
 WORKDIR /app
 # Dependencies first, hash-checked from the lock (`make lock`; cached as a layer until the lock changes), then
 # Charla itself with --no-deps, so nothing unpinned is ever fetched.
-COPY requirements/prod.lock ./requirements/
-RUN pip install --require-hashes --no-deps -r requirements/prod.lock
+COPY requirements/prod.lock requirements/spacy-models.lock ./requirements/
+RUN pip install --require-hashes --no-deps -r requirements/prod.lock -r requirements/spacy-models.lock
 COPY pyproject.toml README.md ./
 COPY charla ./charla
 COPY orchestrator ./orchestrator

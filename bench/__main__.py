@@ -10,7 +10,7 @@ from pathlib import Path
 
 import uvloop
 
-from bench import bus, ingest, memory, outage, payments, scheduler, turn, voice, webhook
+from bench import bus, checker, ingest, memory, outage, payments, scheduler, turn, voice, webhook
 from bench.load import progress
 from bench.services import Services, machine_info, prepare, started_services
 
@@ -23,7 +23,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="smaller counts, a 3 s webhook load, 1 s ingest rates (a smoke run)")
     parser.add_argument("--only", choices=["bus", "webhook", "ingest", "turn", "memory", "payments", "scheduler",
-                                           "voice", "outage"],
+                                           "voice", "outage", "checker"],
                         help="run one benchmark only")
     parser.add_argument("--events", type=int, help="bus events per measurement (default 10000, quick 2000)")
     parser.add_argument("--rate", type=float, default=200.0, help="offered webhooks per second (default 200)")
@@ -83,6 +83,8 @@ async def run_all(services: Services, args: argparse.Namespace) -> dict[str, obj
         result["scheduler"] = await scheduler.run(services, 10_000 if args.quick else 100_000)
     if args.only in (None, "voice"):
         result["voice"] = await voice.run(services, args.quick)
+    if args.only is None:
+        result["checker"] = checker.run()
     if args.only in (None, "outage"):
         result["outage"] = await outage.run(services, outage.QUICK if args.quick else outage.OutageOptions())
     return result
@@ -92,8 +94,12 @@ def main(argv: list[str] | None = None) -> None:
     """Run, print the JSON document on stdout and save it."""
     args = parse_args(argv)
     started = time.perf_counter()
-    with started_services() as services:
-        result = uvloop.run(run_all(services, args))
+    if args.only == "checker":  # offline by contract: no services
+        result: dict[str, object] = {"started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                                     "checker": checker.run()}
+    else:
+        with started_services() as services:
+            result = uvloop.run(run_all(services, args))
     result["total_seconds"] = round(time.perf_counter() - started, 1)
     document = json.dumps(result, indent=2)
     args.output.parent.mkdir(parents=True, exist_ok=True)

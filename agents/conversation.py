@@ -41,6 +41,7 @@ from charla.store.messages import Conn, Outbound
 from charla.store.session import Said, Session
 from charla.store.turns import Usage, Waiting
 from charla.tutor import commands, practice
+from charla.tutor.findings import findings
 from charla.tutor.llm import LocalModel
 from charla.tutor.pipeline import Tutor
 from charla.tutor.prompt import TutorReply, language_name, render
@@ -527,12 +528,14 @@ class Conversation:
                 await asyncio.wait_for(stop.wait(), every)
 
     async def announce(self, stop: asyncio.Event) -> None:
-        """Tell `charla status` which models this agent answers with, and load the offline model now."""
+        """Tell `charla status` which models this agent answers with, and load the checker and the offline
+        model now (not on a learner's first turn)."""
         router = self.tutor.router
         chain = {name: json.dumps({"model": router.providers[name].model, "demo": router.providers[name].demo,
                                    "at": time.time()}) for name in router.providers}
         if chain:
             await self.res.redis.hset(c.LLM_PROVIDERS_KEY, mapping=chain)  # type: ignore[arg-type]
+        await asyncio.to_thread(findings, ["Hola."], self.res.settings.default_target_language)  # load its NLP data
         local = router.providers.get("local")
         if isinstance(local, LocalModel):
             await asyncio.to_thread(local.load)

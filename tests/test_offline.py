@@ -6,20 +6,22 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
 from charla.store.profile import Profile
 from charla.store.session import Said, Session
-from charla.tutor import guard, questions
+from charla.tutor import guard, offline, questions
 from charla.tutor.checker import base
 from charla.tutor.llm import Completion, LLMUnavailable, Prompt
 from charla.tutor.pipeline import Tutor
 from charla.tutor.prompt import render
 from charla.tutor.router import Router
+from orchestrator.console import llm_banner
 from tests.support.harness import Stack, running_stack
-from tests.support.helpers import make_settings
+from tests.support.helpers import eventually, make_settings
 from tests.test_conversation import bodies, say
 from tests.test_guard import LOOP
 
@@ -112,3 +114,13 @@ async def test_an_offline_turn_in_the_running_stack_is_corrected_in_under_a_seco
     assert "~soy cansado~ → *estoy cansado*" in body and "demo model" in body
     assert not guard.repeated(body)
     assert offline_stack.llm.calls("groq") == 0
+
+
+async def test_the_console_banner_says_what_offline_mode_can_and_cannot_do(offline_stack: Stack) -> None:
+    async def announced() -> bool:
+        return bool((await llm_banner(offline_stack.res))["chain"])
+
+    await eventually(announced, 10, "the conversation agent's announcement")
+    shown: dict[str, Any] = await llm_banner(offline_stack.res)
+    assert shown["offline"] and shown["offline_mode"] == list(offline.MODE)
+    assert any("GROQ_API_KEY" in line for line in shown["offline_mode"])

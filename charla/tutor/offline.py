@@ -13,6 +13,12 @@ from charla.tutor.findings import as_correction, findings
 from charla.tutor.llm import Message, Prompt
 from charla.tutor.prompt import TutorReply, language_name
 
+# What an operator is told (console banner, `charla status`) when the demo model is the only one.
+MODE = ("Offline mode: each reply is the built-in checker's corrections (Spanish and English targets) and a "
+        "follow-up question at the learner's level from the content bank; the demo model's sentence is shown "
+        "only when it passes the output guard.",
+        "It cannot hold a real conversation, answer grammar questions, or catch errors the checker has no rule for.",
+        "For the full tutor: set GROQ_API_KEY (Groq's free tier) or ANTHROPIC_API_KEY in .env and restart.")
 SENTENCE_TOKENS = 48  # the demo model's sentence: one or two short sentences
 _OPENERS = {True: N_("offline.fix"), False: N_("offline.fine")}
 

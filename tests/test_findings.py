@@ -77,7 +77,8 @@ async def test_the_turn_adds_what_the_model_missed(llm: tuple[FakeLLM, str]) -> 
         {"original": "mi amigos", "corrected": "mis amigos", "category": "number_agreement"}]}, ensure_ascii=False)]
     answer = await tutor_for(url).answer(["Yo soy cansado con mi amigos"], Session(), Profile(), [])
     assert [c.corrected for c in answer.reply.corrections] == ["mis amigos", "estoy cansado"]
-    assert fake.calls("groq") == 1 and fake.calls("anthropic") == 0
+    assert fake.calls("groq") == 1
+    assert fake.calls("anthropic") == 0
 
 
 async def test_a_contradicted_correction_gets_a_second_opinion(llm: tuple[FakeLLM, str]) -> None:

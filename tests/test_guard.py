@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -78,7 +79,8 @@ async def test_a_failing_reply_is_asked_for_once_more(llm: tuple[FakeLLM, str], 
 async def test_failing_twice_degrades_to_the_checker_and_a_question(llm: tuple[FakeLLM, str], checker: None,
                                                                     bad: str) -> None:
     fake, url = llm
-    fake.script["groq"] = [json.dumps({"reply": bad or " "})] * 2 + [bad] * 2  # invalid JSON too, then prose
+    replies: list[dict[str, Any] | str] = [json.dumps({"reply": bad or " "}), json.dumps({"reply": bad or " "})]
+    fake.script["groq"] = replies
     answer = await tutor_for(url).answer(["Yo soy cansado porque trabajo mucho"], Session(), Profile(), [])
     shown = render(answer.reply, native="en")
     assert not bad.strip() or bad.strip()[:20] not in shown

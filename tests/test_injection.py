@@ -142,7 +142,8 @@ async def test_a_model_that_prints_its_instructions_is_not_relayed(
     assert not echoes(body, [system_of(stack.llm.requests["groq"][0])], least=8)  # nothing of the instructions
     # The output guard caught it (an echo of the prompt), asked once more, then answered without the model.
     warnings = [r for r in caplog.records if r.name == "charla.tutor.pipeline" and "output guard" in r.getMessage()]
-    assert len(warnings) == 2 and all(r.levelno == logging.WARNING for r in warnings)
+    assert len(warnings) == 2
+    assert all(r.levelno == logging.WARNING for r in warnings)
     assert all(ATTACKS[0] not in r.getMessage() for r in warnings)
 
 

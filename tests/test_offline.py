@@ -61,7 +61,8 @@ async def test_a_looping_demo_model_is_not_relayed_the_checker_answers() -> None
     model = DemoModel([LOOP])
     answer = await offline_tutor(model).answer(["Yo soy cansado porque trabajo mucho"], Session(), Profile(), [])
     shown = render(answer.reply, demo=answer.demo)
-    assert "Spanish tutor" not in shown and not guard.repeated(shown)
+    assert "Spanish tutor" not in shown
+    assert not guard.repeated(shown)
     assert "✏️ ~soy cansado~ → *estoy cansado*" in shown
     assert answer.reply.question in {q.text for q in questions.bank("es") if q.band == "A2"}
     assert shown.index("estoy cansado") < shown.index(answer.reply.question) < shown.index("demo model")
@@ -93,9 +94,11 @@ async def test_without_a_demo_sentence_budget_the_model_is_not_asked_and_a_faili
     started = time.perf_counter()
     answer = await offline_tutor(model, CHARLA_OFFLINE_MODEL_S="0").answer(["Yo soy cansada"], Session(), Profile(), [])
     assert time.perf_counter() - started < 1.0
-    assert model.prompts == [] and answer.reply.corrections[0].corrected == "estoy cansada"
+    assert model.prompts == []
+    assert answer.reply.corrections[0].corrected == "estoy cansada"
     failing = await offline_tutor(model).answer(["hola"], Session(), Profile(), [])  # the model raises
-    assert failing.reply.question and failing.demo
+    assert failing.reply.question
+    assert failing.demo
 
 
 @pytest.fixture
@@ -111,7 +114,8 @@ async def test_an_offline_turn_in_the_running_stack_is_corrected_in_under_a_seco
     await offline_stack.fake.wait_for(1, seconds=10)
     assert time.perf_counter() - started < 1.0
     (body,) = bodies(offline_stack)
-    assert "~soy cansado~ → *estoy cansado*" in body and "demo model" in body
+    assert "~soy cansado~ → *estoy cansado*" in body
+    assert "demo model" in body
     assert not guard.repeated(body)
     assert offline_stack.llm.calls("groq") == 0
 
@@ -122,5 +126,6 @@ async def test_the_console_banner_says_what_offline_mode_can_and_cannot_do(offli
 
     await eventually(announced, 10, "the conversation agent's announcement")
     shown: dict[str, Any] = await llm_banner(offline_stack.res)
-    assert shown["offline"] and shown["offline_mode"] == list(offline.MODE)
+    assert shown["offline"]
+    assert shown["offline_mode"] == list(offline.MODE)
     assert any("GROQ_API_KEY" in line for line in shown["offline_mode"])

@@ -13,8 +13,8 @@ from charla.core import constants as c
 from charla.core.bus import Bus
 from charla.core.runtime import resolve_urls
 from charla.core.settings import Settings
-from charla.tutor import offline
 from charla.store import turns
+from charla.tutor import offline
 
 STREAMS = tuple(c.CONSUMER_GROUPS)
 

@@ -41,6 +41,7 @@ from charla.store.messages import Conn, Outbound
 from charla.store.session import Said, Session
 from charla.store.turns import Usage, Waiting
 from charla.tutor import commands, practice
+from charla.tutor.findings import findings
 from charla.tutor.llm import LocalModel
 from charla.tutor.pipeline import Tutor
 from charla.tutor.prompt import TutorReply, language_name, render
@@ -144,9 +145,12 @@ class Conversation:
             if (exported := replies.get("export")) is not None and exported.status == "queued":
                 await self._send_export(event, learner_id, exported)
             await self._publish_turn(inbound_id, event.learner)
-        elif (operator := await takeover.holder(self.res.redis, learner_id)) is not None:
+        operator = await takeover.holder(self.res.redis, learner_id)
+        if reply is None and operator is not None:
             await self._held_turn(event, learner_id, inbound_id, operator)
-        elif not await self._later_queued(delivery):
+        elif operator is None and not await self._later_queued(delivery):
+            # Also after a recorded reply: a command answered before the messages it arrived behind leaves
+            # them waiting (their turn deferred when no model could answer them); a retry answers them.
             await self._take_turn(event, learner_id)
 
     async def _held_turn(self, event: InboundMessage, learner_id: uuid.UUID, inbound_id: int, operator: str) -> None:
@@ -183,13 +187,17 @@ class Conversation:
         sess = await session.load(self.res.redis, event.learner)
         target, native = self.tutor.languages(stored)
         command = await self._command_of(learner_id, batch, sess, event)
+        # A command is answered as a command, alone, and never shown to the model; messages it arrived
+        # behind (sent while the previous turn was with the model) get their own tutor turn after it.
+        tutored = batch if command is None else [] if command.name == "forget_confirm" else batch[:-1]
         try:
             if command is not None:
-                await self._command(event, learner_id, batch, sess, command, native, target)
-            else:
-                await self._tutor_turn(event, learner_id, batch, sess, stored, native)
+                await self._command(event, learner_id, batch[-1:], sess, command, native, target)
+                stored = await self._profile(learner_id)  # the command may have changed it
+            if tutored:
+                await self._tutor_turn(event, learner_id, tutored, sess, stored, native)
         except AllProvidersFailed as exc:
-            await self._defer(event, learner_id, batch[-1], native, exc)
+            await self._defer(event, learner_id, (tutored or batch)[-1], native, exc)
 
     async def _tutor_turn(self, event: InboundMessage, learner_id: uuid.UUID, batch: list[Waiting], sess: Session,
                           stored: profile.Profile, native: str, topic_changed: bool = False) -> None:
@@ -314,13 +322,14 @@ class Conversation:
 
     async def _command_of(self, learner_id: uuid.UUID, batch: list[Waiting], sess: Session,
                           event: InboundMessage) -> commands.Command | None:
-        """The command this turn is, when it is one message that is one (or a choice Charla offered)."""
+        """The command the newest message is, when it is one (or a choice Charla offered), whatever arrived
+        before it in the same burst."""
         newest = batch[-1]
         context = event.context_id if event.message_id == newest.message_id else None
         choice = await self._offered(learner_id, newest, sess, context)
         if choice is not None:
             return _chosen(choice, sess)
-        if len(batch) != 1 or not newest.text or newest.kind != "text":
+        if not newest.text or newest.kind != "text":
             return None
         return commands.parse(newest.text, awaiting=_asking(sess))
 
@@ -519,12 +528,14 @@ class Conversation:
                 await asyncio.wait_for(stop.wait(), every)
 
     async def announce(self, stop: asyncio.Event) -> None:
-        """Tell `charla status` which models this agent answers with, and load the offline model now."""
+        """Tell `charla status` which models this agent answers with, and load the checker and the offline
+        model now (not on a learner's first turn)."""
         router = self.tutor.router
         chain = {name: json.dumps({"model": router.providers[name].model, "demo": router.providers[name].demo,
                                    "at": time.time()}) for name in router.providers}
         if chain:
             await self.res.redis.hset(c.LLM_PROVIDERS_KEY, mapping=chain)  # type: ignore[arg-type]
+        await asyncio.to_thread(findings, ["Hola."], self.res.settings.default_target_language)  # load its NLP data
         local = router.providers.get("local")
         if isinstance(local, LocalModel):
             await asyncio.to_thread(local.load)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import uvloop
 
-from bench import bus, checker, ingest, memory, outage, payments, scheduler, turn, voice, webhook
+from bench import bus, checker, ingest, memory, offline, outage, payments, scheduler, turn, voice, webhook
 from bench.load import progress
 from bench.services import Services, machine_info, prepare, started_services
 
@@ -23,7 +23,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="smaller counts, a 3 s webhook load, 1 s ingest rates (a smoke run)")
     parser.add_argument("--only", choices=["bus", "webhook", "ingest", "turn", "memory", "payments", "scheduler",
-                                           "voice", "outage", "checker"],
+                                           "voice", "outage", "checker", "offline"],
                         help="run one benchmark only")
     parser.add_argument("--events", type=int, help="bus events per measurement (default 10000, quick 2000)")
     parser.add_argument("--rate", type=float, default=200.0, help="offered webhooks per second (default 200)")
@@ -87,6 +87,8 @@ async def run_all(services: Services, args: argparse.Namespace) -> dict[str, obj
         result["checker"] = checker.run()
     if args.only in (None, "outage"):
         result["outage"] = await outage.run(services, outage.QUICK if args.quick else outage.OutageOptions())
+    if args.only in (None, "offline"):
+        result["offline"] = await offline.run(rounds=1 if args.quick else 3)
     return result
 
 

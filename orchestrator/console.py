@@ -26,6 +26,7 @@ from charla.core import constants as c
 from charla.core.events import Identity
 from charla.core.runtime import Resources
 from charla.store import learners
+from charla.tutor import offline
 from orchestrator.deps import Res
 from payments import entitlements
 from payments import webhook as stripe_events
@@ -106,7 +107,10 @@ async def llm_banner(res: Resources) -> dict[str, Any]:
     order = [name for name in (*res.settings.llm_chain, *found) if name in found]
     chain = [{"name": name, "model": str(found[name].get("model", "")), "demo": bool(found[name].get("demo"))}
              for name in dict.fromkeys(order)]
-    return {"chain": chain, "demo": any(p["demo"] for p in chain)}
+    answering = [p for p in chain if p["name"] in res.settings.llm_chain] or chain  # the configured chain's
+    offline_only = bool(answering) and all(p["demo"] for p in answering)
+    return {"chain": chain, "demo": any(p["demo"] for p in chain), "offline": offline_only,
+            "offline_mode": list(offline.MODE) if offline_only else []}
 
 
 async def info(res: Res) -> dict[str, Any]:

@@ -114,7 +114,11 @@ def test_status_labels_the_demo_model() -> None:
     report = {"provider": "console", "processes": {}, "heartbeats": [], "streams": [], "alerts": {},
               "llm": {"providers": {"local": {"model": "SmolLM2-135M-Instruct.Q4_1", "demo": True}},
                       "circuits": {}, "share_24h": {"local": {"turns": 3, "share": 1.0, "cost_usd": 0.0}}}}
-    assert "SmolLM2-135M-Instruct.Q4_1  (DEMO MODEL: cannot tutor)" in render(report, now=0.0)
+    shown = render(report, now=0.0)
+    assert "SmolLM2-135M-Instruct.Q4_1  (DEMO MODEL: cannot tutor)" in shown
+    assert "Offline mode: each reply is the built-in checker's corrections" in shown  # what it can do
+    assert "It cannot hold a real conversation" in shown
+    assert "GROQ_API_KEY" in shown
 
 
 def test_restart_of_an_unknown_process_is_an_error_naming_the_real_ones() -> None:

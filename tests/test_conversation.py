@@ -177,3 +177,40 @@ async def test_a_slow_model_gets_one_honest_delay_within_patience_then_the_answe
         assert stack.llm.calls("groq") == 2  # waiting is not retrying
         assert await rows(db, "SELECT reply_part, count(*) FROM messages WHERE direction = 'out' GROUP BY 1 "
                               "ORDER BY 1") == [("delay", 1), ("reply", 2)]
+
+
+async def test_a_command_sent_while_the_model_is_busy_is_answered_once_as_the_command(stack: Stack) -> None:
+    """Found on the console (issue 20): "help" typed while the demo model was still answering was batched
+    with the message before it and went to the model as conversation. The command is answered alone,
+    the model never sees it, and the message it arrived behind is still tutored."""
+    release = asyncio.Event()
+    stack.llm.hold["Yo soy cansado"] = release
+    await say(stack, "Yo soy cansado")
+    await stack.llm.wait_for("groq", 1, seconds=10)
+    await say(stack, "y tengo hambre")
+    await say(stack, "help")
+    release.set()
+    await stack.fake.wait_until(lambda: len(bodies(stack)) >= 3, seconds=10)
+    replies = bodies(stack)
+    assert replies[0] == "Echo: Yo soy cansado"
+    assert len(replies) == 3
+    assert "Echo: y tengo hambre" in replies
+    assert [r for r in replies if r.startswith("I'm Charla")] == replies[1:2]  # one reply to "help": the command's
+    asked = [last_user_text(r) for r in stack.llm.requests["groq"]]
+    assert asked == ["Yo soy cansado", "y tengo hambre"]  # the model never saw the command
+
+
+async def test_a_command_behind_a_deferred_turn_is_answered_and_the_turn_still_is(stack: Stack, db: str) -> None:
+    stack.llm.down = {"groq": error("groq_error_503.json"), "anthropic": error("anthropic_error_500.json")}
+    await say(stack, "primero")
+    await stack.fake.wait_for(1, seconds=10)
+    assert bodies(stack)[0].startswith("Give me a moment")
+    await say(stack, "help")
+    await stack.fake.wait_for(2, seconds=10)
+    assert bodies(stack)[1].startswith("I'm Charla")  # the command, while no model can answer
+    stack.llm.down = {}
+    await stack.fake.wait_until(lambda: "Echo: primero" in bodies(stack), seconds=30)
+    assert len(bodies(stack)) == 3  # one delay, the command, the deferred turn's answer
+    assert await rows(db, "SELECT status, count(*) FROM messages WHERE direction = 'in' GROUP BY 1") == [
+        ("answered", 2)]
+    assert await rows(db, "SELECT count(*) FROM pending_turns") == [(0,)]

@@ -15,13 +15,12 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from charla.core import catalog
 from charla.core import constants as c
 from charla.core.events import Identity
 from charla.store import learners, memories, profile
 from charla.store.profile import Profile
 from charla.store.session import Session
-from charla.tutor.prompt import Correction, TutorReply, reveals, system_prompt
+from charla.tutor.prompt import Correction, TutorReply, echoes, reveals, system_prompt
 from tests.support.fake_llm import system_of
 from tests.support.harness import Stack, running_stack
 from tests.support.helpers import entries
@@ -139,10 +138,13 @@ async def test_a_model_that_prints_its_instructions_is_not_relayed(
     stack.llm.replier = compromised
     with caplog.at_level(logging.WARNING, logger="charla.tutor.pipeline"):
         await turn(stack, BETO, ATTACKS[0])
-    assert [body for _, body, _ in await outbound(db)] == [catalog.say("confused", "en")]
-    (warning,) = [r for r in caplog.records if r.name == "charla.tutor.pipeline" and "instructions" in r.getMessage()]
-    assert warning.levelno == logging.WARNING
-    assert ATTACKS[0] not in warning.getMessage()
+    (body,) = [body for _, body, _ in await outbound(db)]
+    assert not echoes(body, [system_of(stack.llm.requests["groq"][0])], least=8)  # nothing of the instructions
+    # The output guard caught it (an echo of the prompt), asked once more, then answered without the model.
+    warnings = [r for r in caplog.records if r.name == "charla.tutor.pipeline" and "output guard" in r.getMessage()]
+    assert len(warnings) == 2
+    assert all(r.levelno == logging.WARNING for r in warnings)
+    assert all(ATTACKS[0] not in r.getMessage() for r in warnings)
 
 
 async def test_a_model_dumping_its_context_can_only_reveal_the_learners_own_data(
@@ -158,7 +160,7 @@ async def test_a_model_dumping_its_context_can_only_reveal_the_learners_own_data
     stack.llm.replier = dump
     await turn(stack, BETO, ATTACKS[3])
     (_, told, _), = [row for row in await outbound(db) if row[0] == BETO]
-    assert BETO_MEMORY in told
+    assert any(BETO_MEMORY in system_of(r) for r in stack.llm.requests["groq"])  # Beto's own data was there to dump
     assert [secret for secret in SECRETS if secret in beyond([ATTACKS[3]], told)] == []
 
 

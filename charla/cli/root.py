@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from charla.cli import broadcast, check, dead, learners, stack, voice
+from charla.cli import broadcast, check, dead, learners, setup, stack, voice
 
 app = typer.Typer(help="Charla: a self-hosted AI language tutor on WhatsApp.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
 app.add_typer(stack.app)
+app.add_typer(setup.app)
 app.add_typer(learners.app)
 app.add_typer(voice.app, name="voice")
 app.add_typer(dead.app, name="dead")

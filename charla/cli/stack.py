@@ -38,6 +38,9 @@ def up(
     from agents.registry import AGENTS
 
     settings = common.settings("supervisor")
+    if not (settings.groq_api_key or settings.anthropic_api_key or settings.openai_base_url):
+        progress("no model key set: offline mode (checker corrections and follow-up questions, no real "
+                 "conversation); run `charla setup` to add a Groq key (free tier) for the full tutor")
     names = [n for n in agents.split(",") if n] or list(AGENTS)
     unknown = [n for n in names if n not in AGENTS]
     if unknown:

@@ -135,6 +135,18 @@ class Settings(BaseSettings):
     local_model: Literal["auto", "on", "off"] = Field("auto", validation_alias=_env("CHARLA_LOCAL_MODEL"))
     local_model_path: Path | None = Field(None, validation_alias=_env("CHARLA_LOCAL_MODEL_PATH"))
     local_model_threads: int = Field(2, ge=1, validation_alias=_env("CHARLA_LOCAL_MODEL_THREADS"))
+    # Output guard and offline mode (issue 20, K3)
+    local_model_repeat_penalty: float = Field(
+        1.3, ge=1.0, le=2.0, validation_alias=_env("CHARLA_LOCAL_MODEL_REPEAT_PENALTY"),
+        description="Repetition penalty of the offline demo model (1.0: none; a 135M model loops without one).")
+    offline_model_s: float = Field(
+        0.5, ge=0, le=10, validation_alias=_env("CHARLA_OFFLINE_MODEL_S"),
+        description="Offline mode: seconds the demo model may spend on its one sentence (0: no demo sentence, "
+                    "the reply is the checker's corrections and a question from the content bank).")
+    guard_max_reply_chars: int = Field(
+        800, ge=100, validation_alias=_env("CHARLA_GUARD_MAX_REPLY_CHARS"),
+        description="Output guard: a model reply longer than this (the tutor asks for 1-3 short sentences and a "
+                    "question) is retried once, then replaced by the checker's corrections and a question.")
     default_target_language: str = Field("es", validation_alias=_env("CHARLA_DEFAULT_TARGET_LANGUAGE"))
     default_native_language: str = Field("en", validation_alias=_env("CHARLA_DEFAULT_NATIVE_LANGUAGE"))
     session_ttl_s: int = Field(24 * 3600, ge=60, validation_alias=_env("CHARLA_SESSION_TTL_S"))

@@ -14,6 +14,7 @@ from charla.core.bus import Bus
 from charla.core.runtime import resolve_urls
 from charla.core.settings import Settings
 from charla.store import turns
+from charla.tutor import offline
 
 STREAMS = tuple(c.CONSUMER_GROUPS)
 
@@ -87,6 +88,8 @@ def _llm_lines(llm: dict[str, Any]) -> list[str]:
         model = str(info.get("model", "")) + ("  (DEMO MODEL: cannot tutor)" if info.get("demo") else "")
         lines.append(f"{name:<14} {model:<30} {circuit:<9} {share.get('turns', 0)!s:<10} "
                      f"{share.get('share', 0.0):>5.0%}  ${share.get('cost_usd', 0.0):.4f}")
+    if all(info.get("demo") for info in providers.values()):
+        lines += ["", *offline.MODE]
     return lines
 
 

@@ -9,8 +9,10 @@ offline model (llama-cpp-python with SmolLM2-135M-Instruct) runs in a worker thr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -36,6 +38,8 @@ class Prompt:
     max_tokens: int = 600
     json: bool = True  # ask for one JSON object (JSON mode where the provider has one)
     temperature: float = 0.4
+    stop: tuple[str, ...] = ()  # the local model stops at any of these (hosted models: their JSON needs no stop)
+    seconds: float | None = None  # the local model's generation budget: past it, it ends the answer
 
 
 @dataclass(frozen=True)
@@ -209,11 +213,14 @@ def smollm2_path() -> Path:
 
 @dataclass
 class LocalModel:
-    """The offline demo model, loaded once; llama.cpp is not thread-safe, so one call runs at a time."""
+    """The offline demo model, loaded once; llama.cpp is not thread-safe, so one call runs at a time. Its
+    generation is bounded: max tokens, a repetition penalty (a 135M model loops without one), the prompt's
+    stop sequences and its time budget."""
 
     path: Path
     threads: int = 2
     context: int = 2048
+    repeat_penalty: float = 1.3
     name: str = "local"
     demo: bool = True
     _llama: Any = None
@@ -234,8 +241,16 @@ class LocalModel:
         started = time.perf_counter()
         messages = [{"role": "system", "content": prompt.system}, *_text_of(prompt.messages)]
         async with self._lock:
-            reply = await asyncio.to_thread(self._llama.create_chat_completion, messages=messages,
-                                            max_tokens=prompt.max_tokens, temperature=prompt.temperature)
+            run = asyncio.ensure_future(asyncio.to_thread(
+                self._llama.create_chat_completion, messages=messages, max_tokens=prompt.max_tokens,
+                temperature=prompt.temperature, repeat_penalty=self.repeat_penalty, frequency_penalty=0.5,
+                stop=list(prompt.stop) or None, logits_processor=_until(prompt.seconds, self._llama.token_eos())))
+            try:
+                reply = await asyncio.shield(run)
+            except asyncio.CancelledError:  # the thread cannot be stopped: hold the lock until it ends
+                with contextlib.suppress(Exception):
+                    await run
+                raise
         usage = reply.get("usage") or {}
         return Completion(text=str(reply["choices"][0]["message"]["content"] or ""), provider=self.name,
                           model=self.model, input_tokens=int(usage.get("prompt_tokens", 0)),
@@ -244,4 +259,20 @@ class LocalModel:
 
     async def close(self) -> None:
         self._llama = None
+
+
+def _until(seconds: float | None, eos: int) -> list[Callable[[Any, Any], Any]] | None:
+    """A llama.cpp logits processor that leaves only end-of-text possible once `seconds` have passed."""
+    if seconds is None:
+        return None
+    deadline = time.perf_counter() + seconds
+
+    def end_when_due(_ids: Any, scores: Any) -> Any:
+        if time.perf_counter() > deadline:
+            keep = scores[eos]
+            scores[:] = -float("inf")
+            scores[eos] = keep
+        return scores
+
+    return [end_when_due]
 

@@ -8,17 +8,21 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from charla.core import metrics
 from charla.core.catalog import say
 from charla.core.settings import Settings
 from charla.store.profile import Profile
 from charla.store.session import Session
 from charla.store.turns import Usage
+from charla.tutor import guard, offline
+from charla.tutor.findings import findings, merge
 from charla.tutor.llm import Completion, Prompt
 from charla.tutor.prompt import (
     InvalidReply,
     TutorReply,
     build_prompt,
     degrade,
+    language_name,
     parse,
     prompt_tokens,
     repair_prompt,
@@ -60,6 +64,17 @@ class Answer:
     demo: bool = False
 
 
+@dataclass(frozen=True)
+class Turn:
+    """What a fallback reply needs to know of the turn."""
+
+    texts: list[str]
+    session: Session
+    profile: Profile
+    target: str
+    native: str
+
+
 @dataclass
 class Tutor:
     router: Router
@@ -73,30 +88,77 @@ class Tutor:
                      exercise: str | None = None, spoken: str | None = None, unclear: bool = False) -> Answer:
         """The tutor's answer to `texts` (a burst, in order). `spoken` tells the model the words came from a
         voice note; an `unclear` transcript goes to the hard chain (Claude first) to be read charitably.
+        Every reply passes the output guard; the checker's findings are merged into its corrections.
         Raises AllProvidersFailed."""
         meter = Meter({**PRICES, **self.settings.llm_prices})
         target, native = self.languages(profile)
-        structured = not self.router.demo_only
+        if self.router.demo_only:
+            return await self._offline(texts, session, profile, meter)
+        turn = Turn(texts, session, profile, target, native)
 
         def system() -> str:
-            return system_prompt(profile, session, target, native, memories, structured=structured, exercise=exercise,
-                                 spoken=spoken)
+            return system_prompt(profile, session, target, native, memories, exercise=exercise, spoken=spoken)
 
         prompt = await self._fit(system, session, texts, meter)
         route = self.router.route("\n".join(texts))
         if unclear and self.router.hard_chain:
             route = Route("unclear_transcript", self.router.hard_chain)
-        reply, completion = await self._structured(route, prompt, meter, native)
+        reply, completion = await self._guarded(route, prompt, meter, turn)
+        merged = merge(reply.corrections, findings(texts, target), native)
         second = self.router.escalation(completion.provider)
-        if reply.confidence < self.settings.llm_confidence_min and second is not None:
+        if (reply.confidence < self.settings.llm_confidence_min or merged.contradicted) and second is not None:
             try:
-                reply, completion = await self._structured(second, prompt, meter, native)
+                reply, completion = await self._guarded(second, prompt, meter, turn)
                 route = second
+                merged = merge(reply.corrections, findings(texts, target), native)
             except AllProvidersFailed as exc:
                 log.info("no second opinion (%s); keeping the first answer", exc)
-        rules = system_prompt(Profile(), Session(), target, native, [], structured=structured)  # no learner data
+        reply = reply.model_copy(update={"corrections": merged.corrections})
+        rules = system_prompt(Profile(), Session(), target, native, [])  # no learner data
         return Answer(_safe(reply, completion.provider, rules, native), meter.usage(completion, route.reason),
                       completion.demo)
+
+    async def _offline(self, texts: list[str], session: Session, profile: Profile, meter: Meter) -> Answer:
+        """Offline mode: the checker's corrections and a question from the content bank, with the demo
+        model's sentence when it comes within CHARLA_OFFLINE_MODEL_S and passes the guard."""
+        target, native = self.languages(profile)
+        sentence, completion = None, None
+        if self.settings.offline_model_s > 0:
+            prompt = offline.sentence_prompt(texts, target, self.settings.offline_model_s)
+            try:
+                completion = meter.add(await self.router.complete(Route("offline", self.router.chain), prompt))
+            except AllProvidersFailed as exc:
+                log.info("no demo sentence (%s): the checker answers alone", exc)
+            if completion is not None and not guard.problems(completion.text, prompt, self._limits(target, native)):
+                sentence = completion.text.strip()
+        reply = offline.checked_reply(texts, session, profile, target, native, sentence)
+        usage = meter.usage(completion, "offline") if completion else Usage("local", route="offline", demo=True)
+        return Answer(reply, usage, demo=True)
+
+    def _limits(self, target: str, native: str) -> guard.Limits:
+        return guard.Limits((target, native), self.settings.guard_max_reply_chars)
+
+    async def _guarded(self, route: Route, prompt: Prompt, meter: Meter, turn: Turn) -> tuple[TutorReply, Completion]:
+        """A structured reply that passed the output guard: asked once more when it failed, then the
+        checker's corrections and a question from the content bank (no degenerate text reaches a learner)."""
+        limits = self._limits(turn.target, turn.native)
+        reply, completion = await self._structured(route, prompt, meter, turn.native)
+        if not (found := guard.problems(reply.reply, prompt, limits)):
+            return reply, completion
+        log.warning("%s's reply failed the output guard (%s); asking once more", completion.provider, found)
+        for problem in found:
+            metrics.provider_error(completion.provider, "guard", problem)
+        retry = Route(route.reason, (completion.provider, *[p for p in route.chain if p != completion.provider]))
+        again = guard.retry_prompt(prompt, found, language_name(turn.target))
+        try:
+            reply, completion = await self._structured(retry, again, meter, turn.native)
+        except AllProvidersFailed as exc:
+            log.info("no retry (%s)", exc)
+        else:
+            if not (found := guard.problems(reply.reply, prompt, limits)):
+                return reply, completion
+        log.warning("%s's reply failed the output guard again (%s): the checker answers", completion.provider, found)
+        return offline.checked_reply(turn.texts, turn.session, turn.profile, turn.target, turn.native), completion
 
     async def _fit(self, system: Callable[[], str], session: Session, texts: list[str], meter: Meter) -> Prompt:
         """The prompt within CHARLA_PROMPT_BUDGET_TOKENS: while it is over, the oldest half of the session

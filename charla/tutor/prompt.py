@@ -64,6 +64,7 @@ class TutorReply(BaseModel):
     say: str | None = Field(None, max_length=200)  # with voice_example: the phrase to speak, in the target language
     confidence: float = Field(1.0, ge=0, le=1)  # how sure the model is of its corrections
     topic: str | None = Field(None, max_length=80)
+    question: str | None = Field(None, max_length=300)  # a follow-up question shown last (offline, fallback)
 
 
 Shape = TypeVar("Shape", bound=BaseModel)
@@ -257,6 +258,8 @@ def render(reply: TutorReply, *, demo: bool = False, native: str = "en") -> str:
         words = [f"*{_inline(w.word)}*" + (f" = {_inline(w.translation)}" if w.translation else "")
                  for w in reply.new_vocabulary[:3]]
         parts.append("📚 " + " · ".join(words))
+    if reply.question:
+        parts.append(reply.question.strip())
     if demo:
         parts.append(say("demo_note", native))
     return "\n\n".join(parts)

@@ -118,7 +118,8 @@ def open_providers(settings: Settings) -> dict[str, LLM]:
         found["openai"] = OpenAIStyle("openai", settings.openai_model or "", client, openai)
     if settings.local_model_enabled(bool(found)):
         path = settings.local_model_path or smollm2_path()
-        found["local"] = LocalModel(path, threads=settings.local_model_threads)
+        found["local"] = LocalModel(path, threads=settings.local_model_threads,
+                                    repeat_penalty=settings.local_model_repeat_penalty)
     return found
 
 

@@ -192,7 +192,7 @@ async def test_a_command_sent_while_the_model_is_busy_is_answered_once_as_the_co
     release.set()
     await stack.fake.wait_until(lambda: len(bodies(stack)) >= 3, seconds=10)
     replies = bodies(stack)
-    assert replies[0] == "Echo: Yo soy cansado"
+    assert replies[0].startswith("Echo: Yo soy cansado")  # (with the checker's correction after it)
     assert len(replies) == 3
     assert "Echo: y tengo hambre" in replies
     assert [r for r in replies if r.startswith("I'm Charla")] == replies[1:2]  # one reply to "help": the command's

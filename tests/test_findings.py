@@ -17,13 +17,8 @@ from charla.tutor.prompt import Correction
 from tests.support.fake_llm import FakeLLM, serve_fake_llm
 from tests.test_tutor import tutor_for
 
-SOY = Finding("soy cansado", "estoy cansado", "ser_estar", "check.es.ser_estar_state", 3, 14)
-MI = Finding("mi amigos", "mis amigos", "number_agreement", "check.es.possessive_number", 20, 29)
-
-
-@pytest.fixture(autouse=True)
-def checker(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(base.MODULES, "es", "tests.support.mini_checker")
+SOY = Finding("soy cansado", "estoy cansado", "ser_estar", "check.es.ser_estar_state", 3, 14, {"word": "cansado"})
+MI = Finding("mi amigos", "mis amigos", "number_agreement", "check.es.number_det", 20, 29)
 
 
 @pytest.fixture

@@ -37,11 +37,6 @@ async def llm() -> AsyncIterator[tuple[FakeLLM, str]]:
         yield served
 
 
-@pytest.fixture
-def checker(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(base.MODULES, "es", "tests.support.mini_checker")
-
-
 @pytest.mark.parametrize(("text", "problem"), [
     (LOOP, "repeated"), ("hola " * 12, "repeated"), ("Bien. Bien. Bien.", "repeated"),
     ("uno dos tres cuatro cinco seis " * 3, "repeated"), (RAMBLE, "too_long"), (FRENCH, "wrong_language"),
@@ -76,7 +71,7 @@ async def test_a_failing_reply_is_asked_for_once_more(llm: tuple[FakeLLM, str], 
 
 
 @pytest.mark.parametrize("bad", [LOOP, RAMBLE, FRENCH, "Yo soy cansado porque trabajo mucho", ""])
-async def test_failing_twice_degrades_to_the_checker_and_a_question(llm: tuple[FakeLLM, str], checker: None,
+async def test_failing_twice_degrades_to_the_checker_and_a_question(llm: tuple[FakeLLM, str],
                                                                     bad: str) -> None:
     fake, url = llm
     replies: list[dict[str, Any] | str] = [json.dumps({"reply": bad or " "}), json.dumps({"reply": bad or " "})]

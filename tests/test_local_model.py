@@ -9,7 +9,6 @@ import pytest
 from charla.store.profile import Profile
 from charla.store.session import Session
 from charla.tutor import guard
-from charla.tutor.checker import base
 from charla.tutor.llm import LocalModel, Message, Prompt, smollm2_path
 from charla.tutor.pipeline import Tutor
 from charla.tutor.prompt import render
@@ -51,7 +50,6 @@ async def test_the_local_model_is_bounded_by_its_time_budget_and_penalised_for_r
 
 
 async def test_offline_the_real_demo_model_never_sends_a_loop(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(base.MODULES, "es", "tests.support.mini_checker")
     settings = make_settings()
     router = Router.from_settings(settings, open_providers(settings))
     tutor = Tutor(router, settings)

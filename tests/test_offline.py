@@ -14,7 +14,6 @@ from redis.asyncio import Redis
 from charla.store.profile import Profile
 from charla.store.session import Said, Session
 from charla.tutor import guard, offline, questions
-from charla.tutor.checker import base
 from charla.tutor.llm import Completion, LLMUnavailable, Prompt
 from charla.tutor.pipeline import Tutor
 from charla.tutor.prompt import render
@@ -46,9 +45,6 @@ class DemoModel:
         return None
 
 
-@pytest.fixture(autouse=True)
-def checker(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(base.MODULES, "es", "tests.support.mini_checker")
 
 
 def offline_tutor(model: DemoModel, **env: str) -> Tutor:

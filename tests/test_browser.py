@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 from redis.asyncio import Redis
 
+from charla.core.catalog import say
 from tests.support.harness import Stack, running_stack, running_voice_stack
 from tests.support.voice_kit import speak
 
@@ -178,3 +180,40 @@ async def test_dashboard_forms_work_under_the_csp_and_are_audited(browser: Brows
     await page.goto(str(console_stack.http.base_url.join("/admin/audit")))
     await shot(page, "dashboard-audit")
     assert violations == []
+
+
+@pytest.fixture
+async def offline_console(db: str, default_redis_server: str, redis_default: Redis) -> AsyncIterator[Stack]:
+    """The console as `make up` gives it without a model key: the checker and the question bank answer."""
+    async with running_stack(db, default_redis_server, WHATSAPP_PROVIDER="console", CHARLA_LOCAL_MODEL="on",
+                             CHARLA_LLM_CHAIN="local", CHARLA_LLM_HARD_CHAIN="local",
+                             CHARLA_OFFLINE_MODEL_S="0") as stack:
+        yield stack
+
+
+async def test_offline_console_corrects_at_once_and_never_repeats_itself(browser: Browser,
+                                                                         offline_console: Stack) -> None:
+    page = await open_console(browser, offline_console, "ana")
+    said = ["Hola! Me llamo Ana y soy inglesa.", "Yo soy cansado porque trabajo mucho.",
+            "Ayer yo voy a la playa con mi amigos.", "help"]
+    for n, text in enumerate(said, 1):
+        await page.fill("#text", text)
+        started = time.perf_counter()
+        await page.press("#text", "Enter")
+        await expect(page.locator(".bubble.out")).to_have_count(n)
+        if n == 2:
+            assert time.perf_counter() - started < 1.0, "an offline turn answers within a second"
+            reply = page.locator(".bubble.out").nth(1)
+            await expect(reply).to_contain_text("estoy cansado")
+            await expect(reply).to_contain_text("estar")
+    third = page.locator(".bubble.out").nth(2)
+    await expect(third).to_contain_text("fui")
+    await expect(third).to_contain_text("mis amigos")
+    await expect(page.locator(".bubble.out").nth(3)).to_contain_text("Charla")  # help: the command, only
+    await expect(page.locator(".bubble.out")).to_have_count(len(said))
+    # No line twice, in a reply or across them, but Charla's fixed labels (the demo note, "Almost!").
+    fixed = {say(key, "en") for key in ("demo_note", "offline.fix", "offline.fine")}
+    lines = [line.strip() for text in await page.locator(".bubble.out .body").all_inner_texts()
+             for line in text.splitlines() if line.strip() and line.strip() not in fixed]
+    assert len(lines) == len(set(lines)), f"a line was repeated: {lines}"
+    await shot(page, "console-offline")

@@ -1,6 +1,6 @@
 """One function per fuzzed parser, from raw bytes: it returns, or raises one of the parser's typed errors
 (`EXPECTED`); anything else is a defect. Shared by the atheris harness (bench/fuzz.py, which imports this
-module under instrumentation) and by the hypothesis tests (tests/test_hostile.py).
+module under instrumentation) and by the hypothesis tests (tests/orchestrator/test_hostile.py).
 
 Inputs are `header line` + `\\n` + `body`, as the webhook routes see them. A header line of `!` means "sign
 the body properly", so the fuzzer also reaches the code behind each signature check.

@@ -71,7 +71,7 @@ class OutageOptions:
     tag: str = "O"
 
 
-# `--quick` and tests/test_outage.py: phases of seconds, the slow provider 2 s, the breaker cooldown and the
+# `--quick` and tests/system/test_outage.py: phases of seconds, the slow provider 2 s, the breaker cooldown and the
 # deferred-turn retry scaled down with them, the bound 6 s (an answer through a refused Groq and a slow Claude
 # takes ~3.5 s). The slow phase is long enough, and the rate high enough (16 turns waiting on Claude), that a
 # conversation agent with too few slots falls behind by more than the bound.

@@ -30,8 +30,8 @@ from bench.services import Services, machine_info, prepare, started_services
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
-SUITES = ("tests/test_hostile.py", "tests/test_sender_faults.py", "tests/test_injection.py", "tests/test_logs.py",
-          "tests/test_outage.py", "tests/test_chaos.py")
+SUITES = ("tests/orchestrator/test_hostile.py", "tests/agents/test_sender_faults.py", "tests/tutor/test_injection.py",
+          "tests/core/test_logs.py", "tests/system/test_outage.py", "tests/system/test_chaos.py")
 SCENARIOS = ("tests", "fuzz", "chaos", "outage", "soak")
 
 

@@ -1,8 +1,8 @@
 """Who may call each route, in each mode: the orchestrator's access policy, in one table.
 
 A mode is a provider (console, meta, twilio) and an environment (development, production; the console is
-never production). Every mounted route must match a rule here: tests/test_route_audit.py enumerates the real
-app's routes in every mode, fails on a route no rule covers, and checks each rule's refusal by sending
+never production). Every mounted route must match a rule here: tests/orchestrator/test_route_audit.py enumerates
+the real app's routes in every mode, fails on a route no rule covers, and checks each rule's refusal by sending
 unauthenticated or wrongly signed requests. Rules match by path prefix and method; the longest prefix wins.
 
 Webhooks are mounted only when their provider is configured with its own secret (`webhook_off`): the

@@ -2,7 +2,7 @@
 
 The webhook handlers read their raw bytes themselves (signatures cover the exact bytes), so FastAPI cannot
 infer their bodies or answers: they are declared here. Keeping the schema honest lets schemathesis check
-every answer against it (tests/test_hostile.py).
+every answer against it (tests/orchestrator/test_hostile.py).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A learner's data as one machine-readable document: "send me my data" and the dashboard's export.
 
-Every table that keeps a `learner_id` is listed in TABLES (tests/test_export.py fails when a new one is
+Every table that keeps a `learner_id` is listed in TABLES (tests/ops/test_export.py fails when a new one is
 not), read row by row as JSON by PostgreSQL itself, so a new column is exported without a change here.
 Left out on purpose: memory embeddings (numbers derived from the memory's text, which is exported) and the
 raw Stripe objects (they can carry card details); the payments' amounts, dates and states are exported.

@@ -1,7 +1,7 @@
 """mkdocs hook: who may call each route, rendered from orchestrator.access.RULES at build time.
 
 A page that contains the marker `<!-- route-access -->` gets, in its place, the access policy table, so the
-security page cannot drift from what tests/test_route_audit.py enforces.
+security page cannot drift from what tests/orchestrator/test_route_audit.py enforces.
 """
 
 from __future__ import annotations

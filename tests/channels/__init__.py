@@ -1,0 +1,1 @@
+"""Tests of the WhatsApp channels (charla/channels)."""

@@ -1,0 +1,1 @@
+"""Tests of the webhook edge, console and dashboard (orchestrator/)."""

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import stripe
 
-from agents import actions, erasure
+from agents import actions, erasure, lifecycle
 from charla.channels.media import drop
 from charla.channels.registry import Channels, mark_read, open_channels
 from charla.core import constants as c
@@ -30,7 +30,15 @@ from charla.core import logs
 from charla.core.bus import Delivery
 from charla.core.catalog import N_, say
 from charla.core.errors import PermanentError
-from charla.core.events import Choice, InboundMessage, OutboundMessage, SpeakRequest, TurnEvent, utcnow
+from charla.core.events import (
+    Choice,
+    InboundMessage,
+    OutboundMessage,
+    SpeakRequest,
+    SystemNotice,
+    TurnEvent,
+    utcnow,
+)
 from charla.core.keys import server_key
 from charla.core.runtime import Resources
 from charla.core.worker import Handler
@@ -59,7 +67,7 @@ _NO_REPLY = {"reaction"}  # a reaction (or its removal) is noted, not answered
 # Commands that still run while an operator holds the learner: their rights over their data and money, and
 # stopping reminders, never wait for a person.
 _WHILE_HELD = {"forget", "forget_confirm", "forget_cancel", "export", "cancel", "cancel_confirm", "cancel_keep",
-               "resume", "reminders_off", "reminders_on"}
+               "resume", "reminders_off", "reminders_on", "opt_out", "opt_in"}
 # Questions whose "yes" destroys something: it counts only while the question is the latest reply.
 _CONFIRMED = {"forget:yes": "forget", "cancel:yes": "cancel"}
 # Offered choices that run a command as they are; any other offered id is the text of its title.
@@ -121,6 +129,9 @@ class Conversation:
 
     async def handle(self, delivery: Delivery) -> None:
         event = delivery.event()
+        if isinstance(event, SystemNotice):
+            await self._notice(delivery, event)
+            return
         if not isinstance(event, InboundMessage):
             raise PermanentError(f"conversation agent cannot handle {event.type}")
         if await entitlements.is_blocked(self.res.redis, event.learner):
@@ -148,6 +159,15 @@ class Conversation:
             await self._held_turn(event, learner_id, inbound_id, operator)
         elif not await self._later_queued(delivery):
             await self._take_turn(event, learner_id)
+
+    async def _notice(self, delivery: Delivery, event: SystemNotice) -> None:
+        """WhatsApp's notice is applied, never answered; a message it made wait (see lifecycle.waiting_turn)
+        is answered now."""
+        learner_id = await lifecycle.notice(self.res, event)
+        if learner_id is None or await self._later_queued(delivery):
+            return
+        if (waiting := await lifecycle.waiting_turn(self.res, event, learner_id)) is not None:
+            await self._take_turn(waiting, learner_id)
 
     async def _held_turn(self, event: InboundMessage, learner_id: uuid.UUID, inbound_id: int, operator: str) -> None:
         """An operator holds this learner: the learner's own data, billing and reminder commands still run
@@ -242,8 +262,7 @@ class Conversation:
                         topic_changed: bool = False, exercise: str | None = None) -> Reply:
         target, native = self.tutor.languages(stored)
         texts = [row.text for row in batch if row.text]
-        notes = [_cannot_use(row, native) for row in batch
-                 if row.kind not in _USABLE or (row.kind == "audio" and not row.text)]
+        notes = [_cannot_use(row, native) for row in batch if row.kind not in _USABLE or not row.text]
         if not texts:
             return Reply("\n\n".join(dict.fromkeys(notes)), Usage("canned"))
         voiced = [(row.text, h) for row in batch if row.text and (h := spoken.Heard.of(row.payload)) is not None]

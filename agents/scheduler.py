@@ -43,7 +43,7 @@ _NS = uuid.UUID("2b7e1f0c-5a8d-4c36-9b1e-7d4f3a2c9e55")
 _SUMMARIES = sql.SQL("""
     INSERT INTO practice_prompts (learner_id, kind, slot_at, status)
     SELECT l.id, 'summary', l.last_inbound_at, 'due' FROM learners l
-    WHERE {window_open} AND l.last_inbound_at <= %(now)s - %(after)s
+    WHERE {window_open} AND l.last_inbound_at <= %(now)s - %(after)s AND l.opted_out_at IS NULL
       AND EXISTS (SELECT 1 FROM turns t WHERE t.learner_id = l.id AND t.created_at >= l.last_inbound_at
                   - interval '1 day' AND (t.corrections <> '[]' OR t.vocabulary <> '[]'))
     ON CONFLICT DO NOTHING""").format(
@@ -274,9 +274,9 @@ async def _channel(conn: Conn, learner_id: uuid.UUID) -> tuple[str, str | None]:
 
 
 async def _why_not(conn: Conn, due: Due, now: datetime) -> str | None:
-    """A reason not to send this prompt: unreachable, a recent failed template, or backing off."""
+    """A reason not to send this prompt: unreachable, opted out, a recent failed template, or backing off."""
     row = await (await conn.execute(
-        """SELECT l.unreachable_at IS NOT NULL,
+        """SELECT l.unreachable_at IS NOT NULL, l.opted_out_at IS NOT NULL,
                   EXISTS (SELECT 1 FROM messages m WHERE m.learner_id = l.id AND m.direction = 'out'
                           AND m.status = 'failed' AND m.updated_at > %s - interval '24 hours'
                           AND (m.error->>'code' = '131049' OR m.error->'errors'->0->>'code' = '131049')),
@@ -285,11 +285,13 @@ async def _why_not(conn: Conn, due: Due, now: datetime) -> str | None:
     if row is None or row[0]:
         return "learner unreachable"
     if row[1]:
+        return "learner opted out"
+    if row[2]:
         return "a template failed with 131049 in the last 24 hours"
     unanswered = await _unanswered(conn, due.learner_id, due.last_inbound_at)
-    if unanswered >= 2 and row[2] is not None:
+    if unanswered >= 2 and row[3] is not None:
         wait = timedelta(days=min(2 ** (unanswered - 1), 14)) - timedelta(hours=1)
-        if now - row[2] < wait:  # type: ignore[operator]
+        if now - row[3] < wait:  # type: ignore[operator]
             return f"backing off: {unanswered} prompts unanswered"
     return None
 

@@ -260,8 +260,12 @@ async def accept_whatsapp(res: Resources, body: bytes, signature: str | None) ->
 async def publish_delivery(res: Resources, payload: Any, provider: Provider) -> int:
     """Publish a delivery's messages, statuses and errors, each once however often it is retried."""
     published = 0
+    for notice in meta.system_notices(payload, provider):  # before the messages: they may come from the new number
+        published += bool(await res.bus.publish(c.STREAM_INBOUND, notice, dedupe_key=notice.id))
     for message in meta.inbound_messages(payload, provider):
         published += bool(await res.bus.publish(inbound_stream(message), message, dedupe_key=message.id))
+    for preference in meta.preferences(payload, provider):
+        published += bool(await res.bus.publish(c.STREAM_STATUSES, preference, dedupe_key=preference.id))
     for status in meta.statuses(payload, provider):
         published += bool(await res.bus.publish(c.STREAM_STATUSES, status, dedupe_key=status.id))
     for error in meta.errors(payload, provider):

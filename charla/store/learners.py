@@ -1,4 +1,5 @@
-"""Learners and their identities: a learner is found by any identity it has ever arrived with."""
+"""Learners and their identities: a learner is found by any identity it has ever arrived with (an id it
+had before a WhatsApp number change too: charla.store.lifecycle)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from charla.core.events import Identity
 from charla.core.keys import keyed_hash
 
 _COLUMNS = {"wa_id": "wa_id", "user_id": "wa_user_id", "twilio": "twilio_id", "console": "console_id"}
+ALIASED = ("wa_id", "wa_user_id")  # the columns a WhatsApp number or user-id change moves (learner_aliases.kind)
 
 
 def quota_hashes(ids: dict[str, str], secret: bytes) -> list[str]:
@@ -60,9 +62,16 @@ async def find(conn: AsyncConnection[tuple[object, ...]], identity: Identity) ->
 
 
 async def _find(conn: AsyncConnection[tuple[object, ...]], ids: dict[str, str]) -> uuid.UUID | None:
+    """The learner holding any of `ids` now, else the one that held one of them before a number change
+    (table learner_aliases: late deliveries to the old number still find them)."""
     where = " OR ".join(f"{col} = %s" for col in ids)
-    query = f"SELECT id FROM learners WHERE {where} ORDER BY created_at LIMIT 1"  # noqa: S608 - fixed names
-    row = await (await conn.execute(query.encode(), list(ids.values()))).fetchone()
+    aliased = {col: value for col, value in ids.items() if col in ALIASED}
+    alias_where = " OR ".join("(kind = %s AND value = %s)" for _ in aliased) or "false"
+    query = (f"SELECT id FROM (SELECT id, 0 AS via, created_at FROM learners WHERE {where} "  # noqa: S608
+             f"UNION ALL SELECT learner_id, 1, created_at FROM learner_aliases WHERE {alias_where}) found "
+             "ORDER BY via, created_at LIMIT 1")
+    params = [*ids.values(), *(part for pair in aliased.items() for part in pair)]
+    row = await (await conn.execute(query.encode(), params)).fetchone()
     return None if row is None else uuid.UUID(str(row[0]))
 
 
@@ -82,6 +91,16 @@ async def key_of(conn: AsyncConnection[tuple[object, ...]], learner_id: uuid.UUI
     if row is None:
         return None
     return Identity(**{field: str(v) for field, v in zip(_COLUMNS, row, strict=True) if v}).key()
+
+
+async def identity(conn: AsyncConnection[tuple[object, ...]], learner_id: uuid.UUID) -> Identity | None:
+    """Every id the learner has now (where a reply or a prompt goes), None if unknown."""
+    row = await (await conn.execute(
+        "SELECT wa_id, wa_user_id, twilio_id, console_id, display_name FROM learners WHERE id = %s",
+        (learner_id,))).fetchone()
+    if row is None:
+        return None
+    return Identity(**{field: str(v) for field, v in zip((*_COLUMNS, "name"), row, strict=True) if v})
 
 
 async def bus_keys(conn: AsyncConnection[tuple[object, ...]], learner_id: uuid.UUID) -> frozenset[str] | None:

@@ -1,7 +1,9 @@
 """Meta WhatsApp Cloud API webhooks: signature check on raw bytes and a tolerant payload parser.
 
 Every sub-object is optional; a delivery may batch several entries, changes, messages and statuses. What a
-learner sent becomes an InboundMessage (its text, caption, chosen button or list row as `text`); statuses
+learner sent becomes an InboundMessage (its text, caption, chosen button or list row as `text`; a message
+Meta could not read, or one of a readable kind without content, has kind "unsupported"); what WhatsApp itself
+wrote (`type: system`) becomes a SystemNotice, marketing-preference changes PreferenceUpdate events; statuses
 become DeliveryStatus events and value-level errors ProviderError events.
 """
 
@@ -21,8 +23,10 @@ from charla.core.events import (
     DeliveryStatus,
     Identity,
     InboundMessage,
+    PreferenceUpdate,
     Provider,
     ProviderError,
+    SystemNotice,
     deeper_than,
     without_nul,
 )
@@ -119,24 +123,89 @@ def choice_id(kind: str, message: dict[str, Any]) -> str | None:
     return None
 
 
-def inbound_messages(payload: Any, provider: Provider = "meta") -> Iterator[InboundMessage]:
-    """The learner messages in a delivery; entries without a sender or an id are skipped.
+# Kinds that are nothing but their words: without them (or with message-level `errors`) nothing is readable.
+_WORDS_ONLY = {"text", "interactive", "button"}
 
-    `provider` is "console" when the local console posts Meta-format webhooks (replies then go back to it).
-    """
+
+def _kind(message: dict[str, Any], text: str | None) -> str:
+    """The message's kind, "unsupported" when Meta says it could not read it (message-level `errors`, e.g.
+    131051) or when a kind made only of words came without any."""
+    kind = _str(message.get("type")) or "unsupported"
+    if _list(message.get("errors")) or (kind in _WORDS_ONLY and text is None):
+        return "unsupported"
+    return kind
+
+
+def _messages(payload: Any) -> Iterator[tuple[dict[str, Any], str, Identity]]:
+    """Every message of a delivery with its id and its sender's identity (entries without either skipped)."""
     for value in changes(payload):
         contacts = _list(value.get("contacts"))
         for message in map(_dict, _list(value.get("messages"))):
             message_id = _str(message.get("id"))
             identity = _identity(_str(message.get("from")), _str(message.get("from_user_id")), contacts)
-            if not message_id or identity is None:
+            if message_id and identity is not None:
+                yield message, message_id, identity
+
+
+def inbound_messages(payload: Any, provider: Provider = "meta") -> Iterator[InboundMessage]:
+    """The learner messages in a delivery (system notices are not theirs: see system_notices).
+
+    `provider` is "console" when the local console posts Meta-format webhooks (replies then go back to it).
+    """
+    for message, message_id, identity in _messages(payload):
+        if message.get("type") == "system":
+            continue
+        given = _str(message.get("type")) or "unsupported"
+        text = message_text(given, message)
+        kind = _kind(message, text)
+        yield InboundMessage(
+            id=f"{provider}:{message_id}", learner=identity.key(), provider=provider, message_id=message_id,
+            identity=identity, kind=kind, text=text if kind != "unsupported" else None,
+            context_id=_str(_dict(message.get("context")).get("id")), sent_at=_time(message.get("timestamp")),
+            payload={"choice_id": choice_id(kind, message), "message": message})
+
+
+def _new_identity(notice: str, system: dict[str, Any]) -> Identity | None:
+    """The ids a number or user-id change moved the learner to. The current reference names the new number
+    `system.wa_id` (On-Premises and API v11 said `new_wa_id`) and, since 2026, the new business-scoped id
+    `system.user_id` beside `previous_user_id`."""
+    if notice not in ("user_changed_number", "customer_changed_number", "user_changed_user_id"):
+        return None
+    wa_id = (_str(system.get("wa_id")) or _str(system.get("new_wa_id"))) if notice != "user_changed_user_id" else None
+    user_id = _str(system.get("user_id"))
+    return Identity(wa_id=wa_id, user_id=user_id) if wa_id or user_id else None
+
+
+def system_notices(payload: Any, provider: Provider = "meta") -> Iterator[SystemNotice]:
+    """WhatsApp's own notices in the learner's chat (`type: system`, no `contacts`): a changed number or
+    business-scoped id, a changed identity (reinstalled, new phone). Ordered under the learner's new identity
+    when there is one, so they come before the messages the learner then sends from it."""
+    for message, message_id, sender in _messages(payload):
+        if message.get("type") != "system":
+            continue
+        system = _dict(message.get("system"))
+        notice = _str(system.get("type")) or "unknown"
+        new = _new_identity(notice, system)
+        old = Identity(wa_id=sender.wa_id, user_id=_str(system.get("previous_user_id"))
+                       or (sender.user_id if not new or sender.user_id != new.user_id else None))
+        yield SystemNotice(id=f"{provider}:{message_id}", learner=(new or sender).key(), provider=provider,
+                           message_id=message_id, notice=notice, identity=old if old.wa_id or old.user_id else sender,
+                           new_identity=new, body=_str(system.get("body")) or "",
+                           sent_at=_time(message.get("timestamp")))
+
+
+def preferences(payload: Any, provider: Provider = "meta") -> Iterator[PreferenceUpdate]:
+    """Marketing-message preference changes (`user_preferences` field: `value` stop or resume)."""
+    for value in changes(payload):
+        contacts = _list(value.get("contacts"))
+        for pref in map(_dict, _list(value.get("user_preferences"))):
+            identity = _identity(_str(pref.get("wa_id")), _str(pref.get("user_id")), contacts)
+            choice, stamp = _str(pref.get("value")), _str(pref.get("timestamp")) or ""
+            if identity is None or choice not in ("stop", "resume"):
                 continue
-            kind = _str(message.get("type")) or "unsupported"
-            yield InboundMessage(
-                id=f"{provider}:{message_id}", learner=identity.key(), provider=provider, message_id=message_id,
-                identity=identity, kind=kind, text=message_text(kind, message),
-                context_id=_str(_dict(message.get("context")).get("id")), sent_at=_time(message.get("timestamp")),
-                payload={"choice_id": choice_id(kind, message), "message": message})
+            yield PreferenceUpdate(id=f"{provider}:pref:{identity.key()}:{choice}:{stamp}", learner=identity.key(),
+                                   provider=provider, identity=identity, value=choice,
+                                   category=_str(pref.get("category")) or "", occurred_at=_time(pref.get("timestamp")))
 
 
 def statuses(payload: Any, provider: Provider = "meta") -> Iterator[DeliveryStatus]:

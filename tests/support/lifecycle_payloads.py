@@ -1,0 +1,101 @@
+"""WhatsApp lifecycle payloads (issue 25), written from Meta's documented shapes; each builder names its source.
+
+The envelope is the `whatsapp_business_account` object of every Cloud API webhook (as in ../fixtures/wa_text.json).
+Identities: a phone number (`from` / `contacts[].wa_id`) or, since 2026, a business-scoped user id
+(`from_user_id` / `contacts[].user_id`) with no phone number at all.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+WABA = "102290129340398"
+METADATA = {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"}
+
+
+def now() -> str:
+    return str(int(time.time()))
+
+
+def envelope(field: str, value: dict[str, Any]) -> dict[str, Any]:
+    return {"object": "whatsapp_business_account",
+            "entry": [{"id": WABA, "changes": [{"field": field, "value": {"messaging_product": "whatsapp",
+                                                                         "metadata": METADATA, **value}}]}]}
+
+
+def sender(wa_id: str | None, user_id: str | None) -> dict[str, str]:
+    """A message's sender fields: `from` and/or `from_user_id`."""
+    return {k: v for k, v in (("from", wa_id), ("from_user_id", user_id)) if v}
+
+
+def contact(wa_id: str | None, user_id: str | None, name: str = "Sheena Nelson") -> dict[str, Any]:
+    return {"profile": {"name": name}, **{k: v for k, v in (("wa_id", wa_id), ("user_id", user_id)) if v}}
+
+
+def message(wa_id: str | None, user_id: str | None, wamid: str, kind: str, **body: Any) -> dict[str, Any]:
+    """A `messages` delivery with one message of `kind` from the learner."""
+    return envelope("messages", {"contacts": [contact(wa_id, user_id)], "messages": [
+        {**sender(wa_id, user_id), "id": wamid, "timestamp": now(), "type": kind, **body}]})
+
+
+def text(wa_id: str | None, user_id: str | None, wamid: str, words: str) -> dict[str, Any]:
+    return message(wa_id, user_id, wamid, "text", text={"body": words})
+
+
+def changed_number(old: str, new: str, wamid: str, *, legacy: bool = False,
+                   previous_user_id: str | None = None, user_id: str | None = None) -> dict[str, Any]:
+    """Meta, "System messages webhook reference" (webhooks/reference/messages/system): `type: system`,
+    `system.type: user_changed_number`, the new number in `system.wa_id`, and no `contacts` array. Since the
+    2026-08-11 changelog the regenerated business-scoped id comes too (`user_id`, `previous_user_id`).
+    `legacy`: the API v11 / On-Premises name of the new number, `new_wa_id`."""
+    system: dict[str, Any] = {"body": f"User Sheena Nelson changed from {old} to {new}",
+                              ("new_wa_id" if legacy else "wa_id"): new, "type": "user_changed_number"}
+    system.update({k: v for k, v in (("user_id", user_id), ("previous_user_id", previous_user_id)) if v})
+    return envelope("messages", {"messages": [
+        {"from": old, "id": wamid, "timestamp": now(), "type": "system", "system": system}]})
+
+
+def changed_user_id(old: str, new: str, wamid: str) -> dict[str, Any]:
+    """Meta changelog 2026-08-11: `system.type: user_changed_user_id` when only the business-scoped id
+    changes (no phone number can be shared): the new id in `user_id`, the old in `previous_user_id`."""
+    return envelope("messages", {"messages": [
+        {"from_user_id": new, "id": wamid, "timestamp": now(), "type": "system",
+         "system": {"body": "User changed their user id", "type": "user_changed_user_id", "user_id": new,
+                    "previous_user_id": old}}]})
+
+
+def identity_changed(wa_id: str | None, user_id: str | None, wamid: str) -> dict[str, Any]:
+    """The identity-change system message (Cloud API messages object, `system.type:
+    customer_identity_changed` with the new `identity` hash; typed the same way by whatsapp-api-js's
+    ServerSystemMessage): the user reinstalled WhatsApp or changed phones."""
+    return envelope("messages", {"messages": [
+        {**sender(wa_id, user_id), "id": wamid, "timestamp": now(), "type": "system",
+         "system": {"body": "User's security code changed", "identity": "c7a9bd56d29d5d3a",
+                    "type": "customer_identity_changed", "customer": wa_id or user_id}}]})
+
+
+def unsupported(wa_id: str | None, user_id: str | None, wamid: str) -> dict[str, Any]:
+    """Meta, "Unsupported messages webhook reference": `type: unsupported` with `unsupported.type` and a
+    message-level `errors` array (131051, message type unknown)."""
+    return message(wa_id, user_id, wamid, "unsupported", unsupported={"type": "edit"},
+                   errors=[{"code": 131051, "title": "Message type unknown", "message": "Message type unknown",
+                            "error_data": {"details": "Message type is currently not supported."}}])
+
+
+def unreadable_interactive(wa_id: str | None, user_id: str | None, wamid: str) -> dict[str, Any]:
+    """An `interactive` message carrying a message-level error instead of a reply (the messages object's
+    `errors` field, code 131000) and no `button_reply` or `list_reply`."""
+    return message(wa_id, user_id, wamid, "interactive", interactive={"type": "nfm_reply"},
+                   errors=[{"code": 131000, "title": "Something went wrong", "message": "Something went wrong",
+                            "error_data": {"details": "Message failed to send because of an unknown error."}}])
+
+
+def marketing_preference(wa_id: str | None, user_id: str | None, value: str) -> dict[str, Any]:
+    """Meta, "user_preferences webhook reference": field `user_preferences`, one entry per change with
+    `category: marketing_messages` and `value` stop or resume."""
+    detail = "User requested to stop marketing messages" if value == "stop" else \
+        "User requested to resume marketing messages"
+    return envelope("user_preferences", {"contacts": [contact(wa_id, user_id)], "user_preferences": [
+        {**{k: v for k, v in (("wa_id", wa_id), ("user_id", user_id)) if v}, "detail": detail,
+         "category": "marketing_messages", "value": value, "timestamp": int(time.time())}]})

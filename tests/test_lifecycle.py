@@ -22,6 +22,7 @@ from charla.tutor import practice
 from tests.support import lifecycle_payloads as p
 from tests.support.harness import Stack, running_stack
 from tests.support.helpers import eventually
+from tests.test_console_admin import TOKEN
 from tests.test_conversation import rows
 
 CANNOT = ("I can read text messages and listen to voice notes, but messages like that are something I can't use "
@@ -69,7 +70,8 @@ PARSED: list[tuple[str, Any, dict[str, list[tuple[Any, ...]]]]] = [
                                    errors=[{"code": 131051}]),
      {"inbound": [("wa:16505551234", "unsupported", None)]}),
     ("stop, wa_id", p.marketing_preference("16505551234", None, "stop"), {"preferences": [("wa:16505551234", "stop")]}),
-    ("resume, user_id", p.marketing_preference(None, "US.abc", "resume"), {"preferences": [("bsuid:US.abc", "resume")]}),
+    ("resume, user_id", p.marketing_preference(None, "US.abc", "resume"),
+     {"preferences": [("bsuid:US.abc", "resume")]}),
     ("stop, both ids", p.marketing_preference("16505551234", "US.abc", "stop"),
      {"preferences": [("wa:16505551234", "stop")]}),
 ]
@@ -263,3 +265,19 @@ async def test_a_message_from_the_new_number_before_the_notice_is_folded_in(stac
 
 async def _one_learner(db: str, me: object) -> bool:
     return await rows(db, "SELECT id, wa_id FROM learners") == [(me, NEW)]
+
+
+async def test_the_operator_sees_the_number_change_and_the_opt_out(db: str, default_redis_server: str,
+                                                                   redis_default: Redis) -> None:
+    async with running_stack(db, default_redis_server, CHARLA_ADMIN_TOKEN=TOKEN) as stack:
+        await post(stack, p.text(OLD, None, wamid(), "hola"))
+        await stack.fake.wait_for(1, seconds=15)
+        await post(stack, p.changed_number(OLD, NEW, wamid()))
+        await post(stack, p.text(NEW, None, wamid(), "STOP"))
+        await stack.fake.wait_for(2, seconds=15)
+        ((me,),) = await rows(db, "SELECT id FROM learners")
+        page = await stack.http.get(f"/admin/learners/{me}", headers={"authorization": f"Bearer {TOKEN}"})
+    assert page.status_code == 200
+    assert "number changed" in page.text
+    assert f"{OLD} → {NEW}" in page.text
+    assert "opted out" in page.text

@@ -117,7 +117,7 @@ KINDS: list[tuple[str, str | None, str | None]] = [
     ("sticker", None, CANNOT.format("stickers")),
     ("location", None, CANNOT.format("locations")),
     ("contacts", None, CANNOT.format("contact cards")),
-    ("unsupported", None, CANNOT.format("that kind of message")),
+    ("unsupported", None, CANNOT.format("messages like that")),
     # a voice note reaches the conversation agent only through the voice agent; without its verdict, it is
     # answered as unreadable rather than left unanswered
     ("audio", None, "I couldn't open that voice note (the file seems damaged). Could you record it again?"),

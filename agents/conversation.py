@@ -62,8 +62,10 @@ log = logging.getLogger(__name__)
 _CANNOT_USE = {"sticker": N_("kind.sticker"), "location": N_("kind.location"), "contacts": N_("kind.contacts"),
                "document": N_("kind.document"), "video": N_("kind.video"), "image": N_("kind.image")}
 _OTHER_KIND = N_("kind.other")
-_USABLE = {"text", "interactive", "button", "audio"}  # kinds whose text is the learner's words (audio: transcript)
-_NO_REPLY = {"reaction"}  # a reaction (or its removal) is noted, not answered
+# Kinds whose text is the learner's words (audio: its transcript; edit: the new words of an unknown message).
+_USABLE = {"text", "interactive", "button", "audio", "edit"}
+_NO_REPLY = {"reaction", "revoke"}  # a reaction (or its removal), a deletion: noted, not answered
+_AMENDS = {"edit", "revoke"}  # change an earlier message (see lifecycle.amend)
 # Commands that still run while an operator holds the learner: their rights over their data and money, and
 # stopping reminders, never wait for a person.
 _WHILE_HELD = {"forget", "forget_confirm", "forget_cancel", "export", "cancel", "cancel_confirm", "cancel_keep",
@@ -143,7 +145,10 @@ class Conversation:
             inbound_id = await messages.record_inbound(conn, learner_id, event)
             if event.kind in _NO_REPLY:
                 await turns.mark_noted(conn, inbound_id)
+            amended = await lifecycle.amend(conn, learner_id, inbound_id, event) if event.kind in _AMENDS else None
             replies = await messages.replies(conn, inbound_id)
+        if event.kind == "revoke":
+            await lifecycle.forget_said(self.res.redis, event.learner, event, self.res.settings.session_ttl_s)
         reply, delay = replies.get("reply"), replies.get("delay")
         if delay is not None and delay.status == "queued":  # said before a crash: make sure it went out
             await self._send(event, event.message_id, delay)
@@ -155,6 +160,8 @@ class Conversation:
             if (exported := replies.get("export")) is not None and exported.status == "queued":
                 await self._send_export(event, learner_id, exported)
             await self._publish_turn(inbound_id, event.learner)
+        elif amended == "answered" and event.kind == "edit":
+            await self._edited_after_answer(event, learner_id, inbound_id)
         elif (operator := await takeover.holder(self.res.redis, learner_id)) is not None:
             await self._held_turn(event, learner_id, inbound_id, operator)
         elif not await self._later_queued(delivery):
@@ -168,6 +175,14 @@ class Conversation:
             return
         if (waiting := await lifecycle.waiting_turn(self.res, event, learner_id)) is not None:
             await self._take_turn(waiting, learner_id)
+
+    async def _edited_after_answer(self, event: InboundMessage, learner_id: uuid.UUID, inbound_id: int) -> None:
+        """An edit of a message already answered: a short acknowledgement (the answer stands)."""
+        sess = await session.load(self.res.redis, event.learner)
+        _, native = self.tutor.languages(await self._profile(learner_id))
+        row = Waiting(inbound_id, event.message_id, event.kind, event.text, event.payload)
+        said = Reply(say("edit_seen", native), Usage("command", route="edit"))
+        await self._finish(event, learner_id, [row], sess, said)
 
     async def _held_turn(self, event: InboundMessage, learner_id: uuid.UUID, inbound_id: int, operator: str) -> None:
         """An operator holds this learner: the learner's own data, billing and reminder commands still run

@@ -17,7 +17,7 @@ from charla.core import constants as c
 from charla.core import logs
 from charla.core.events import InboundMessage, PreferenceUpdate, SystemNotice
 from charla.core.runtime import Resources
-from charla.store import learners, lifecycle, turns
+from charla.store import learners, lifecycle, session, turns
 from charla.store.messages import Conn
 
 log = logging.getLogger(__name__)
@@ -87,3 +87,26 @@ async def preference(res: Resources, event: PreferenceUpdate) -> None:
             log.info("preference %s for an unknown learner %s: ignored", event.value, logs.pseudonym(event.learner))
             return
         await lifecycle.set_opted_out(conn, learner_id, event.value == "stop", f"whatsapp:{event.category}")
+
+
+async def amend(conn: Conn, learner_id: uuid.UUID, inbound_id: int, event: InboundMessage) -> str | None:
+    """An edit or deletion of an earlier message (`event`, recorded as `inbound_id`): applied to it while it
+    waits for its answer (then this event needs no answer of its own). Returns the earlier message's status
+    before, None when it is unknown (an edit is then answered as the words it carries)."""
+    original = str(event.payload.get("original_id") or "")
+    message = event.payload.get("message")
+    edited = event.text if event.kind == "edit" else None
+    status = await lifecycle.amend(conn, learner_id, event.provider, original, edited,
+                                   message if isinstance(message, dict) else None) if original else None
+    if event.kind == "revoke" or status not in (None, "answered"):
+        await turns.mark_noted(conn, inbound_id)
+    return status
+
+
+async def forget_said(redis: Redis, learner: str, event: InboundMessage, ttl_s: int) -> None:
+    """A deleted message leaves the learner's session too (an operator's held conversation keeps it there)."""
+    sess = await session.load(redis, learner)
+    original = str(event.payload.get("original_id") or "")
+    if sess.has(original):
+        sess.messages = [said for said in sess.messages if said.id != original]
+        await session.save(redis, learner, sess, ttl_s)

@@ -4,6 +4,7 @@ answered, which are silent, and what state each leaves."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from collections.abc import AsyncIterator, Callable
@@ -69,6 +70,10 @@ PARSED: list[tuple[str, Any, dict[str, list[tuple[Any, ...]]]]] = [
     ("text with errors", p.message("16505551234", None, "wamid.u4", "text", text={"body": "x"},
                                    errors=[{"code": 131051}]),
      {"inbound": [("wa:16505551234", "unsupported", None)]}),
+    ("edit, wa_id", p.edit("16505551234", None, "wamid.e1", "wamid.o1", "I am tired"),
+     {"inbound": [("wa:16505551234", "edit", "I am tired")]}),
+    ("revoke, user_id", p.revoke(None, "US.abc", "wamid.r1", "wamid.o1"),
+     {"inbound": [("bsuid:US.abc", "revoke", None)]}),
     ("stop, wa_id", p.marketing_preference("16505551234", None, "stop"), {"preferences": [("wa:16505551234", "stop")]}),
     ("resume, user_id", p.marketing_preference(None, "US.abc", "resume"),
      {"preferences": [("bsuid:US.abc", "resume")]}),
@@ -281,3 +286,50 @@ async def test_the_operator_sees_the_number_change_and_the_opt_out(db: str, defa
     assert "number changed" in page.text
     assert f"{OLD} → {NEW}" in page.text
     assert "opted out" in page.text
+
+
+# ---- edits and deletions ----------------------------------------------------------------------------------
+
+async def test_an_edit_before_the_answer_is_answered_as_edited(stack: Stack, db: str) -> None:
+    original = wamid()
+    both = p.text("16505550020", None, original, "Yo es cansado")  # one delivery: the edit is queued behind it
+    both["entry"][0]["changes"][0]["value"]["messages"] += p.edit("16505550020", None, wamid(), original,
+                                                                  "Yo estoy cansado")["entry"][0]["changes"][0][
+        "value"]["messages"]
+    await post(stack, both)
+    await stack.fake.wait_for(1, seconds=15)
+    await post(stack, p.text("16505550020", None, wamid(), "gracias"))  # after both, in order
+    await stack.fake.wait_for(2, seconds=15)
+    assert sent_to(stack, "16505550020") == ["Echo: Yo estoy cansado", "Echo: gracias"]
+    assert await rows(db, "SELECT kind, body, status FROM messages WHERE direction = 'in' ORDER BY id") == [
+        ("text", "Yo estoy cansado", "answered"), ("edit", "Yo estoy cansado", "noted"),
+        ("text", "gracias", "answered")]
+
+
+async def test_an_edit_after_the_answer_is_acknowledged(stack: Stack, db: str) -> None:
+    original = wamid()
+    await post(stack, p.text(None, "US.ed", original, "Yo es cansado"))
+    await stack.fake.wait_for(1, seconds=15)
+    await post(stack, p.edit(None, "US.ed", wamid(), original, "Yo estoy cansado"))
+    await stack.fake.wait_for(2, seconds=15)
+    assert sent_to(stack, "US.ed") == ["Echo: Yo es cansado",
+                                       "Got your edit 👍 I had already answered the first version."]
+
+
+async def test_a_deleted_message_is_not_answered_and_leaves_the_log(stack: Stack, db: str) -> None:
+    release = asyncio.Event()
+    stack.llm.hold["hola"] = release
+    await post(stack, p.text("16505550021", None, wamid(), "hola"))
+    original = wamid()
+    await post(stack, p.text("16505550021", None, original, "mi secreto"))
+    await post(stack, p.revoke("16505550021", None, wamid(), original))
+    release.set()
+    await stack.fake.wait_for(1, seconds=15)
+    await post(stack, p.text("16505550021", None, wamid(), "adiós"))  # after the deletion, in order
+    await stack.fake.wait_for(2, seconds=15)
+    assert sent_to(stack, "16505550021") == ["Echo: hola", "Echo: adiós"]
+    logged = await rows(db, "SELECT kind, body, status, payload::text FROM messages WHERE direction = 'in' ORDER BY id")
+    assert [row[:3] for row in logged] == [("text", "hola", "answered"), ("text", None, "revoked"),
+                                           ("revoke", None, "noted"), ("text", "adiós", "answered")]
+    assert not any("mi secreto" in str(row) for row in logged)
+    assert "mi secreto" not in str(stack.llm.requests)

@@ -99,3 +99,23 @@ async def opted_out(conn: Conn, learner_id: uuid.UUID) -> bool:
     row = await (await conn.execute("SELECT opted_out_at IS NOT NULL FROM learners WHERE id = %s",
                                     (learner_id,))).fetchone()
     return bool(row and row[0])
+
+
+async def amend(conn: Conn, learner_id: uuid.UUID, provider: str, original_id: str, edited: str | None,
+                message: dict[str, Any] | None = None) -> str | None:
+    """Apply an edit (the `edited` words; `message` its new version) or a deletion (`edited` None) to the
+    learner's message `original_id` while it waits for its answer: an edit replaces its words, a deletion
+    removes them from the log. Returns its status before ("received": not answered yet, "answered", …),
+    None when it is not in the log."""
+    row = await (await conn.execute(
+        """SELECT id, status FROM messages WHERE provider = %s AND provider_message_id = %s AND learner_id = %s
+             AND direction = 'in' FOR UPDATE""", (provider, original_id, learner_id))).fetchone()
+    if row is None:
+        return None
+    if row[1] == "received" and edited is not None:
+        await conn.execute("UPDATE messages SET body = %s, payload = %s, updated_at = now() WHERE id = %s",
+                           (edited, Jsonb({"edited": True, "message": message or {}}), row[0]))
+    elif row[1] == "received":
+        await conn.execute("""UPDATE messages SET body = NULL, payload = '{"revoked": true}', status = 'revoked',
+                              updated_at = now() WHERE id = %s""", (row[0],))
+    return str(row[1])

@@ -99,3 +99,16 @@ def marketing_preference(wa_id: str | None, user_id: str | None, value: str) -> 
     return envelope("user_preferences", {"contacts": [contact(wa_id, user_id)], "user_preferences": [
         {**{k: v for k, v in (("wa_id", wa_id), ("user_id", user_id)) if v}, "detail": detail,
          "category": "marketing_messages", "value": value, "timestamp": int(time.time())}]})
+
+
+def edit(wa_id: str | None, user_id: str | None, wamid: str, original: str, words: str) -> dict[str, Any]:
+    """Meta, "Edit messages webhook reference" (webhooks/reference/messages/edit): `type: edit`,
+    `edit.original_message_id` and `edit.message`, the new version with its own `type` and content."""
+    return message(wa_id, user_id, wamid, "edit", edit={"original_message_id": original,
+                                                        "message": {"type": "text", "text": {"body": words}}})
+
+
+def revoke(wa_id: str | None, user_id: str | None, wamid: str, original: str) -> dict[str, Any]:
+    """Meta, "Revoke messages webhook reference" (webhooks/reference/messages/revoke): `type: revoke`,
+    `revoke.original_message_id`."""
+    return message(wa_id, user_id, wamid, "revoke", revoke={"original_message_id": original})

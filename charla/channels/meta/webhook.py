@@ -2,7 +2,8 @@
 
 Every sub-object is optional; a delivery may batch several entries, changes, messages and statuses. What a
 learner sent becomes an InboundMessage (its text, caption, chosen button or list row as `text`; a message
-Meta could not read, or one of a readable kind without content, has kind "unsupported"); what WhatsApp itself
+Meta could not read, or one of a readable kind without content, has kind "unsupported"; an edit has kind
+"edit" with the new words, a deletion kind "revoke", each naming `original_id`); what WhatsApp itself
 wrote (`type: system`) becomes a SystemNotice, marketing-preference changes PreferenceUpdate events; statuses
 become DeliveryStatus events and value-level errors ProviderError events.
 """
@@ -110,7 +111,20 @@ def message_text(kind: str, message: dict[str, Any]) -> str | None:
         return _str(choice.get("title"))
     if kind == "button":
         return _str(_dict(message.get("button")).get("text"))
+    if kind == "edit":
+        edited = _edited(message)
+        return message_text(_str(edited.get("type")) or "text", edited)
     return None
+
+
+def _edited(message: dict[str, Any]) -> dict[str, Any]:
+    """The new version of an edited message (Meta's edit webhook: `edit.message`, with its own `type`)."""
+    return _dict(_dict(message.get("edit")).get("message"))
+
+
+def original_id(kind: str, message: dict[str, Any]) -> str | None:
+    """The message an edit or a deletion (`revoke`) is about: `<kind>.original_message_id`."""
+    return _str(_dict(message.get(kind)).get("original_message_id")) if kind in ("edit", "revoke") else None
 
 
 def choice_id(kind: str, message: dict[str, Any]) -> str | None:
@@ -124,7 +138,7 @@ def choice_id(kind: str, message: dict[str, Any]) -> str | None:
 
 
 # Kinds that are nothing but their words: without them (or with message-level `errors`) nothing is readable.
-_WORDS_ONLY = {"text", "interactive", "button"}
+_WORDS_ONLY = {"text", "interactive", "button", "edit"}
 
 
 def _kind(message: dict[str, Any], text: str | None) -> str:
@@ -162,7 +176,8 @@ def inbound_messages(payload: Any, provider: Provider = "meta") -> Iterator[Inbo
             id=f"{provider}:{message_id}", learner=identity.key(), provider=provider, message_id=message_id,
             identity=identity, kind=kind, text=text if kind != "unsupported" else None,
             context_id=_str(_dict(message.get("context")).get("id")), sent_at=_time(message.get("timestamp")),
-            payload={"choice_id": choice_id(kind, message), "message": message})
+            payload={"choice_id": choice_id(kind, message), "original_id": original_id(kind, message),
+                     "message": message})
 
 
 def _new_identity(notice: str, system: dict[str, Any]) -> Identity | None:

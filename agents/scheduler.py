@@ -22,8 +22,8 @@ from typing import Any
 
 from psycopg import sql
 
+from charla.core import alerts, window
 from charla.core import constants as c
-from charla.core import window
 from charla.core.bus import listen
 from charla.core.catalog import say
 from charla.core.events import Flashcard, Identity, OutboundMessage, Template
@@ -168,6 +168,10 @@ class PracticeScheduler:
             await _skip(conn, due, "window closed and no CHARLA_PRACTICE_TEMPLATE")
             return None
         language = settings.practice_template_language or settings.template_language
+        status = await alerts.template_status(self.res.redis, settings.practice_template, language)
+        if status not in (None, "APPROVED", "UNARCHIVED"):
+            await _skip(conn, due, f"CHARLA_PRACTICE_TEMPLATE {settings.practice_template} is {status} at WhatsApp")
+            return None
         target = learner.target_language or settings.default_target_language
         template = Template(name=settings.practice_template, language=language,
                             body_params=[due.name or "", _label(item, target, language)],

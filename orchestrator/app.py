@@ -270,6 +270,8 @@ async def publish_delivery(res: Resources, payload: Any, provider: Provider) -> 
         published += bool(await res.bus.publish(c.STREAM_STATUSES, status, dedupe_key=status.id))
     for error in meta.errors(payload, provider):
         published += bool(await res.bus.publish(c.STREAM_STATUSES, error))
+    for update in meta.platform_notices(payload, provider):
+        published += bool(await res.bus.publish(c.STREAM_STATUSES, update, dedupe_key=update.id))
     return published
 
 

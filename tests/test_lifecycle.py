@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,7 +17,9 @@ import pytest
 from redis.asyncio import Redis
 
 from charla.channels.meta import webhook as meta
+from charla.core import alerts
 from charla.core.events import Identity
+from charla.ops import status
 from charla.store import profile
 from charla.store.profile import ErrorStat, Example
 from charla.tutor import practice
@@ -44,7 +47,8 @@ def parsed(payload: Any) -> dict[str, list[tuple[Any, ...]]]:
     return {"inbound": [(m.learner, m.kind, m.text) for m in meta.inbound_messages(payload)],
             "notices": [(n.learner, n.notice, n.identity.key(), n.new_identity.key() if n.new_identity else None)
                         for n in meta.system_notices(payload)],
-            "preferences": [(u.learner, u.value) for u in meta.preferences(payload)]}
+            "preferences": [(u.learner, u.value) for u in meta.preferences(payload)],
+            "platform": [(n.topic, n.event, n.template) for n in meta.platform_notices(payload)]}
 
 
 PARSED: list[tuple[str, Any, dict[str, list[tuple[Any, ...]]]]] = [
@@ -74,6 +78,14 @@ PARSED: list[tuple[str, Any, dict[str, list[tuple[Any, ...]]]]] = [
      {"inbound": [("wa:16505551234", "edit", "I am tired")]}),
     ("revoke, user_id", p.revoke(None, "US.abc", "wamid.r1", "wamid.o1"),
      {"inbound": [("bsuid:US.abc", "revoke", None)]}),
+    ("template rejected", p.template_status("charla_practice", "es", "REJECTED"), {"platform": [
+        ("message_template_status_update", "REJECTED", "charla_practice")]}),
+    ("template quality", p.template_quality("t", "en_US", "RED"), {"platform": [
+        ("message_template_quality_update", "RED", "t")]}),
+    ("template category", p.template_category("t", "en_US", "MARKETING"), {"platform": [
+        ("template_category_update", "MARKETING", "t")]}),
+    ("account restricted", p.account_update("ACCOUNT_RESTRICTION"), {"platform": [
+        ("account_update", "ACCOUNT_RESTRICTION", None)]}),
     ("stop, wa_id", p.marketing_preference("16505551234", None, "stop"), {"preferences": [("wa:16505551234", "stop")]}),
     ("resume, user_id", p.marketing_preference(None, "US.abc", "resume"),
      {"preferences": [("bsuid:US.abc", "resume")]}),
@@ -85,7 +97,7 @@ PARSED: list[tuple[str, Any, dict[str, list[tuple[Any, ...]]]]] = [
 @pytest.mark.parametrize(("name", "payload", "expected"), PARSED, ids=[case[0] for case in PARSED])
 def test_each_lifecycle_payload_parses_as_what_it_is(name: str, payload: Any,
                                                      expected: dict[str, list[tuple[Any, ...]]]) -> None:
-    assert parsed(payload) == {"inbound": [], "notices": [], "preferences": [], **expected}
+    assert parsed(payload) == {"inbound": [], "notices": [], "preferences": [], "platform": [], **expected}
 
 
 def test_the_notice_keeps_both_old_ids_and_the_new_ones() -> None:
@@ -333,3 +345,69 @@ async def test_a_deleted_message_is_not_answered_and_leaves_the_log(stack: Stack
                                            ("revoke", None, "noted"), ("text", "adiós", "answered")]
     assert not any("mi secreto" in str(row) for row in logged)
     assert "mi secreto" not in str(stack.llm.requests)
+
+
+# ---- platform alerts ---------------------------------------------------------------------------------------
+
+PLATFORM = [
+    (p.template_status("charla_practice", "es", "REJECTED", "INVALID_FORMAT"),
+     "template_status:charla_practice:es",
+     "WhatsApp template charla_practice (es) is REJECTED: INVALID_FORMAT — it is CHARLA_PRACTICE_TEMPLATE: practice "
+     "outside the 24-hour window is skipped until approved"),
+    (p.template_status("other", "en_US", "PAUSED"), "template_status:other:en_US",
+     "WhatsApp template other (en_US) is PAUSED"),
+    (p.template_quality("other", "en_US", "RED"), "template_quality:other:en_US",
+     "WhatsApp rates template other (en_US) RED (was GREEN)"),
+    (p.template_category("other", "en_US", "MARKETING"), "template_category:other:en_US",
+     "WhatsApp moved template other (en_US) to category MARKETING (was UTILITY)"),
+    (p.account_update("ACCOUNT_RESTRICTION"), "account:ACCOUNT_RESTRICTION",
+     "WhatsApp Business Account update ACCOUNT_RESTRICTION: RESTRICTED_BIZ_INITIATED_MESSAGING"),
+    (p.account_update("ACCOUNT_VIOLATION"), "account:ACCOUNT_VIOLATION",
+     "WhatsApp Business Account update ACCOUNT_VIOLATION: SCAM"),
+]
+
+
+@pytest.fixture
+async def practised(db: str, default_redis_server: str, redis_default: Redis) -> AsyncIterator[Stack]:
+    async with running_stack(db, default_redis_server, CHARLA_PRACTICE_TEMPLATE="charla_practice",
+                             CHARLA_PRACTICE_TEMPLATE_LANGUAGE="es", CHARLA_ADMIN_TOKEN=TOKEN) as running:
+        yield running
+
+
+async def test_platform_updates_raise_alerts_in_status_and_the_dashboard(practised: Stack) -> None:
+    for payload, _, _ in PLATFORM:
+        await post(practised, payload)
+    expected = {code: text for _, code, text in PLATFORM}
+    await eventually(lambda: _alerts_are(practised, expected), 15, "every alert")
+    report = status.render(await status.collect(practised.res.settings), time.time())
+    assert all(f"code {code}: {text}" in report for code, text in expected.items())
+    page = await practised.http.get("/admin", headers={"authorization": f"Bearer {TOKEN}"})
+    assert "WhatsApp moved template other (en_US) to category MARKETING" in page.text
+    assert practised.fake.sent == []  # nobody is written to about it
+    await post(practised, p.template_status("other", "en_US", "APPROVED"))  # good news resolves its alert
+    del expected["template_status:other:en_US"]
+    await eventually(lambda: _alerts_are(practised, expected), 15, "the approved template's alert gone")
+
+
+async def _alerts_are(stack: Stack, expected: dict[str, str]) -> bool:
+    return {code: a["message"] for code, a in (await alerts.current(stack.res.redis)).items()} == expected
+
+
+async def test_a_practice_template_that_is_not_approved_is_not_used(practised: Stack, db: str) -> None:
+    await post(practised, p.text("16505550030", None, wamid(), "hola"))
+    await practised.fake.wait_for(1, seconds=15)
+    await post(practised, p.template_status("charla_practice", "es", "PAUSED"))
+    await eventually(lambda: alerts.template_status(practised.res.redis, "charla_practice", "es"), 15, "status")
+    ((me,),) = await rows(db, "SELECT id FROM learners")
+    async with practised.res.pool.connection() as conn:
+        await conn.execute("UPDATE learners SET last_inbound_at = now() - interval '30 hours'")  # window closed
+        await practice.set_schedule(conn, me, "19:00", list(range(7)), "Europe/Madrid",  # type: ignore[arg-type]
+                                    datetime.now(UTC))
+        await conn.execute("UPDATE schedules SET next_run_at = now()")
+    await eventually(lambda: _skip_reason_is(db, "CHARLA_PRACTICE_TEMPLATE charla_practice is PAUSED at WhatsApp"),
+                     15, "the prompt skipped with its reason")
+    assert len(practised.fake.sent) == 1
+
+
+async def _skip_reason_is(db: str, reason: str) -> bool:
+    return await rows(db, "SELECT status, reason FROM practice_prompts") == [("skipped", reason)]

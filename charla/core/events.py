@@ -118,6 +118,19 @@ class PreferenceUpdate(_Event):
     occurred_at: datetime | None = None
 
 
+class PlatformNotice(_Event):
+    """A WhatsApp Business Account update for the operator (ordered under SYSTEM_LEARNER): a template's status,
+    quality or category changed, or the account's standing (restriction, violation, ban)."""
+
+    type: Literal["platform.notice"] = "platform.notice"
+    provider: Provider
+    topic: str  # the webhook field: message_template_status_update, message_template_quality_update, …
+    event: str  # APPROVED / REJECTED / PAUSED …, the new quality score, the new category, the account event
+    template: str | None = None
+    language: str | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
 class Choice(BaseModel):
     """One option offered to the learner; the tap comes back with its `id` (InboundMessage.payload)."""
 
@@ -252,8 +265,8 @@ class StripeEvent(_Event):
     payload: dict[str, Any] = Field(default_factory=dict)
 
 
-Event = Annotated[InboundMessage | SystemNotice | PreferenceUpdate | OutboundMessage | ReadReceipt | DeliveryStatus
-                  | ProviderError | TurnEvent | StripeEvent | SpeakRequest,
+Event = Annotated[InboundMessage | SystemNotice | PreferenceUpdate | PlatformNotice | OutboundMessage | ReadReceipt
+                  | DeliveryStatus | ProviderError | TurnEvent | StripeEvent | SpeakRequest,
                   Field(discriminator="type")]
 EVENTS: TypeAdapter[Event] = TypeAdapter(Event)
 

@@ -112,3 +112,42 @@ def revoke(wa_id: str | None, user_id: str | None, wamid: str, original: str) ->
     """Meta, "Revoke messages webhook reference" (webhooks/reference/messages/revoke): `type: revoke`,
     `revoke.original_message_id`."""
     return message(wa_id, user_id, wamid, "revoke", revoke={"original_message_id": original})
+
+
+def account_envelope(field: str, value: dict[str, Any]) -> dict[str, Any]:
+    """Business-account fields carry no `messaging_product` or `metadata`, and an entry `time`."""
+    return {"object": "whatsapp_business_account",
+            "entry": [{"id": WABA, "time": int(time.time()), "changes": [{"field": field, "value": value}]}]}
+
+
+def template_status(name: str, language: str, event: str, reason: str = "NONE") -> dict[str, Any]:
+    """Meta, "message_template_status_update webhook reference": `event` APPROVED, REJECTED, PAUSED, DISABLED, …"""
+    return account_envelope("message_template_status_update", {
+        "event": event, "message_template_id": 1234567890, "message_template_name": name,
+        "message_template_language": language, "reason": reason, "message_template_category": "UTILITY"})
+
+
+def template_quality(name: str, language: str, new: str, previous: str = "GREEN") -> dict[str, Any]:
+    """Meta, "message_template_quality_update webhook reference"."""
+    return account_envelope("message_template_quality_update", {
+        "previous_quality_score": previous, "new_quality_score": new, "message_template_id": 1234567890,
+        "message_template_name": name, "message_template_language": language})
+
+
+def template_category(name: str, language: str, new: str, previous: str = "UTILITY") -> dict[str, Any]:
+    """Meta, "template_category_update webhook reference" (a completed change: previous and new category)."""
+    return account_envelope("template_category_update", {
+        "message_template_id": 1234567890, "message_template_name": name, "message_template_language": language,
+        "previous_category": previous, "new_category": new})
+
+
+def account_update(event: str) -> dict[str, Any]:
+    """Meta, "account_update webhook reference": `event` with `restriction_info` (restrictions) or
+    `violation_info` (violations)."""
+    value: dict[str, Any] = {"phone_number": "15550783881", "event": event}
+    if event == "ACCOUNT_RESTRICTION":
+        value["restriction_info"] = [{"restriction_type": "RESTRICTED_BIZ_INITIATED_MESSAGING",
+                                      "expiration": 1767225600}]
+    if event == "ACCOUNT_VIOLATION":
+        value["violation_info"] = {"violation_type": "SCAM"}
+    return account_envelope("account_update", value)

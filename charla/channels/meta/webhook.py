@@ -5,7 +5,8 @@ learner sent becomes an InboundMessage (its text, caption, chosen button or list
 Meta could not read, or one of a readable kind without content, has kind "unsupported"; an edit has kind
 "edit" with the new words, a deletion kind "revoke", each naming `original_id`); what WhatsApp itself
 wrote (`type: system`) becomes a SystemNotice, marketing-preference changes PreferenceUpdate events; statuses
-become DeliveryStatus events and value-level errors ProviderError events.
+become DeliveryStatus events and value-level errors ProviderError events; template and account updates
+PlatformNotice events for the operator.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from charla.core.events import (
     DeliveryStatus,
     Identity,
     InboundMessage,
+    PlatformNotice,
     PreferenceUpdate,
     Provider,
     ProviderError,
@@ -246,3 +248,25 @@ def errors(payload: Any, provider: Provider = "meta") -> Iterator[ProviderError]
             yield ProviderError(learner=SYSTEM_LEARNER, provider=provider,
                                 code=code if isinstance(code, int) else None,
                                 title=_str(error.get("title")) or _str(error.get("message")) or "", details=error)
+
+
+# The business-account fields an operator must hear about, and where each puts what happened.
+_PLATFORM = {"message_template_status_update": "event", "message_template_quality_update": "new_quality_score",
+             "template_category_update": "new_category", "account_update": "event"}
+
+
+def platform_notices(payload: Any, provider: Provider = "meta") -> Iterator[PlatformNotice]:
+    """Template status, quality and category updates and account updates (Meta's webhook references for
+    message_template_status_update, message_template_quality_update, template_category_update and
+    account_update: each change's `field` names it, its `value` says what happened)."""
+    for entry in map(_dict, _list(_dict(payload).get("entry"))):
+        for change in map(_dict, _list(entry.get("changes"))):
+            topic, value = _str(change.get("field")) or "", _dict(change.get("value"))
+            event = _str(value.get(_PLATFORM.get(topic, ""))) if topic in _PLATFORM else None
+            if event is None:
+                continue
+            template = _str(value.get("message_template_name"))
+            yield PlatformNotice(
+                id=f"{provider}:{topic}:{_str(value.get('message_template_id')) or _str(entry.get('id'))}:{event}:"
+                   f"{_str(entry.get('time')) or ''}", learner=SYSTEM_LEARNER, provider=provider, topic=topic,
+                event=event, template=template, language=_str(value.get("message_template_language")), detail=value)

@@ -66,8 +66,9 @@ async def run(conn: Conn, learner_id: uuid.UUID, command: Command, message_id: s
         session.awaiting = None
         return Said(say("kept", native))
     if name in ("opt_out", "opt_in"):  # STOP / START: everything proactive, reversible (replies go on)
-        await lifecycle.set_opted_out(conn, learner_id, name == "opt_out", "chat")
-        return Said(say(_OPT[name], native))
+        changed = await lifecycle.set_opted_out(conn, learner_id, name == "opt_out", "chat")
+        # "start" from someone who never stopped is a greeting: tutored as words
+        return Said(say(_OPT[name], native)) if changed or name == "opt_out" else Said(converse=True)
     return await _set(conn, learner_id, command, message_id, native)
 
 

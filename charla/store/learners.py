@@ -113,7 +113,16 @@ async def bus_keys(conn: AsyncConnection[tuple[object, ...]], learner_id: uuid.U
     found = {Identity(**{field: str(value)}).key() for field, value in zip(_COLUMNS, row, strict=True) if value}
     if row[0]:
         found.add(Identity(twilio=f"whatsapp:+{row[0]}").key())
+    for kind, value in await aliases(conn, learner_id):  # ids from before a number change
+        found.add(Identity(**{"wa_id" if kind == "wa_id" else "user_id": value}).key())
     return frozenset(found)
+
+
+async def aliases(conn: AsyncConnection[tuple[object, ...]], learner_id: uuid.UUID) -> list[tuple[str, str]]:
+    """The (column, value) ids the learner had before a WhatsApp number or user-id change."""
+    rows = await (await conn.execute("SELECT kind, value FROM learner_aliases WHERE learner_id = %s ORDER BY 1, 2",
+                                     (learner_id,))).fetchall()
+    return [(str(kind), str(value)) for kind, value in rows]
 
 
 async def erase(conn: AsyncConnection[tuple[object, ...]], learner_id: uuid.UUID, secret: bytes) -> None:
@@ -127,7 +136,9 @@ async def erase(conn: AsyncConnection[tuple[object, ...]], learner_id: uuid.UUID
     if row is not None:
         ids = {col: str(value) for col, value in zip(("wa_id", "wa_user_id", "twilio_id", "console_id"), row[:4],
                                                      strict=True) if value}
-        for identity_hash in quota_hashes(ids, secret):
+        former = await aliases(conn, learner_id)  # the number before a change counts too
+        for identity_hash in [*quota_hashes(ids, secret), *(quota_hashes({col: value}, secret)[0]
+                                                            for col, value in former)]:
             await conn.execute(
                 """INSERT INTO erased_quota (identity_hash, free_used) VALUES (%s, %s)
                    ON CONFLICT (identity_hash) DO UPDATE SET free_used = greatest(erased_quota.free_used,

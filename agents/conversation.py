@@ -142,6 +142,7 @@ class Conversation:
         async with self.res.pool.connection() as conn, conn.transaction():
             learner_id = await learners.upsert(conn, event.identity, event.sent_at or event.at,
                                                secret=server_key(self.res.settings))
+            event = await lifecycle.current(conn, learner_id, event)
             inbound_id = await messages.record_inbound(conn, learner_id, event)
             if event.kind in _NO_REPLY:
                 await turns.mark_noted(conn, inbound_id)

@@ -66,6 +66,15 @@ async def _move_state(redis: Redis, old_key: str, new_key: str) -> None:
         await redis.sadd(c.BLOCKED_KEY, new_key)
 
 
+async def current(conn: Conn, learner_id: uuid.UUID, event: InboundMessage) -> InboundMessage:
+    """`event` as from the learner's ids now, when it came from ids replaced by a number change (a late
+    delivery): the reply goes to the number they use, and their session continues."""
+    if event.provider == "twilio" or not await learners.is_alias(conn, event.identity):
+        return event
+    identity = await learners.identity(conn, learner_id)
+    return event if identity is None else event.model_copy(update={"identity": identity, "learner": identity.key()})
+
+
 async def waiting_turn(res: Resources, event: SystemNotice, learner_id: uuid.UUID) -> InboundMessage | None:
     """The learner's newest unanswered message as an event for a turn, when one waits: a message from the new
     number published before the notice left its turn to the notice (a later entry of the same key)."""

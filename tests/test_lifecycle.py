@@ -267,9 +267,22 @@ async def test_a_number_change_keeps_the_learner_and_practice_follows_the_new_nu
         await conn.execute("UPDATE schedules SET next_run_at = now()")  # due now: the stack's scheduler sends it
     await stack.fake.wait_for(3, seconds=15)
     assert [m["to"] for m in stack.fake.sent] == [OLD, NEW, NEW]
-    await post(stack, p.text(OLD, None, wamid(), "tarde"))  # a late delivery to the old number
+    await post(stack, p.text(OLD, None, wamid(), "tarde"))  # a late delivery from the old number
     await stack.fake.wait_for(4, seconds=15)
     assert await rows(db, "SELECT count(*), count(DISTINCT learner_id) FROM messages") == [(7, 1)]
+    assert [m["to"] for m in stack.fake.sent] == [OLD, NEW, NEW, NEW]  # answered where they are now
+
+
+async def test_an_old_number_given_to_someone_else_later_is_a_new_learner(stack: Stack, db: str) -> None:
+    await post(stack, p.text(OLD, None, wamid(), "hola"))
+    await stack.fake.wait_for(1, seconds=15)
+    await post(stack, p.changed_number(OLD, NEW, wamid()))
+    await eventually(lambda: _one_learner(db, None), 15, "moved")
+    async with stack.res.pool.connection() as conn:
+        await conn.execute("UPDATE learner_aliases SET created_at = now() - interval '15 days'")
+    await post(stack, p.text(OLD, None, wamid(), "soy otra persona"))
+    await stack.fake.wait_for(2, seconds=15)
+    assert await rows(db, "SELECT wa_id FROM learners ORDER BY created_at") == [(NEW,), (OLD,)]
 
 
 async def test_erasing_a_moved_learner_forgets_the_old_number_too(stack: Stack, db: str) -> None:
@@ -279,7 +292,7 @@ async def test_erasing_a_moved_learner_forgets_the_old_number_too(stack: Stack, 
     await eventually(lambda: _one_learner(db, None), 15, "moved")
     ((me,),) = await rows(db, "SELECT id FROM learners")
     async with stack.res.pool.connection() as conn:
-        assert await learners.bus_keys(conn, me) == {f"wa:{NEW}", f"tw:whatsapp:+{NEW}", f"wa:{OLD}"}  # type: ignore[arg-type]
+        assert await learners.bus_keys(conn, me) == frozenset({f"wa:{NEW}", f"tw:whatsapp:+{NEW}", f"wa:{OLD}"})  # type: ignore[arg-type]
         await learners.erase(conn, me, server_key(stack.res.settings))  # type: ignore[arg-type]
     assert await rows(db, "SELECT count(*) FROM learner_aliases") == [(0,)]
     assert await rows(db, "SELECT count(*) FROM erased_quota") == [(2,)]  # the new number and the old one

@@ -13,6 +13,9 @@ from charla.core.keys import keyed_hash
 
 _COLUMNS = {"wa_id": "wa_id", "user_id": "wa_user_id", "twilio": "twilio_id", "console": "console_id"}
 ALIASED = ("wa_id", "wa_user_id")  # the columns a WhatsApp number or user-id change moves (learner_aliases.kind)
+# How long an id replaced by a number change still finds the learner: Meta retries a delivery for up to 7 days,
+# and a phone number given up is eventually given to someone else, who must not inherit this learner.
+ALIAS_DAYS = 14
 
 
 def quota_hashes(ids: dict[str, str], secret: bytes) -> list[str]:
@@ -62,11 +65,12 @@ async def find(conn: AsyncConnection[tuple[object, ...]], identity: Identity) ->
 
 
 async def _find(conn: AsyncConnection[tuple[object, ...]], ids: dict[str, str]) -> uuid.UUID | None:
-    """The learner holding any of `ids` now, else the one that held one of them before a number change
-    (table learner_aliases: late deliveries to the old number still find them)."""
+    """The learner holding any of `ids` now, else the one that held one of them before a number change, for
+    ALIAS_DAYS (table learner_aliases: late deliveries from the old number still find them)."""
     where = " OR ".join(f"{col} = %s" for col in ids)
     aliased = {col: value for col, value in ids.items() if col in ALIASED}
-    alias_where = " OR ".join("(kind = %s AND value = %s)" for _ in aliased) or "false"
+    pairs = " OR ".join("(kind = %s AND value = %s)" for _ in aliased) or "false"
+    alias_where = f"({pairs}) AND created_at > now() - interval '{ALIAS_DAYS} days'"
     query = (f"SELECT id FROM (SELECT id, 0 AS via, created_at FROM learners WHERE {where} "  # noqa: S608
              f"UNION ALL SELECT learner_id, 1, created_at FROM learner_aliases WHERE {alias_where}) found "
              "ORDER BY via, created_at LIMIT 1")
@@ -116,6 +120,15 @@ async def bus_keys(conn: AsyncConnection[tuple[object, ...]], learner_id: uuid.U
     for kind, value in await aliases(conn, learner_id):  # ids from before a number change
         found.add(Identity(**{"wa_id" if kind == "wa_id" else "user_id": value}).key())
     return frozenset(found)
+
+
+async def is_alias(conn: AsyncConnection[tuple[object, ...]], identity: Identity) -> bool:
+    """Whether `identity` arrived with an id its learner no longer has (a delivery from before a number change)."""
+    row = await (await conn.execute(
+        """SELECT EXISTS (SELECT 1 FROM learner_aliases WHERE ((kind = 'wa_id' AND value = %s)
+                          OR (kind = 'wa_user_id' AND value = %s)) AND created_at > now() - %s * interval '1 day')""",
+        (identity.wa_id, identity.user_id, ALIAS_DAYS))).fetchone()
+    return bool(row and row[0])
 
 
 async def aliases(conn: AsyncConnection[tuple[object, ...]], learner_id: uuid.UUID) -> list[tuple[str, str]]:

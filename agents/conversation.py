@@ -59,7 +59,8 @@ from voice import heard as spoken
 log = logging.getLogger(__name__)
 
 # Kinds Charla cannot use yet: the message id of each kind's name, as a learner would name it.
-_CANNOT_USE = {"sticker": N_("kind.sticker"), "location": N_("kind.location"), "contacts": N_("kind.contacts"),
+_CANNOT_USE = {"call": N_("kind.call"),
+               "sticker": N_("kind.sticker"), "location": N_("kind.location"), "contacts": N_("kind.contacts"),
                "document": N_("kind.document"), "video": N_("kind.video"), "image": N_("kind.image")}
 _OTHER_KIND = N_("kind.other")
 # Kinds whose text is the learner's words (audio: its transcript; edit: the new words of an unknown message).
@@ -140,11 +141,11 @@ class Conversation:
             log.info("learner %s is blocked: message %s dropped", logs.pseudonym(event.learner), event.message_id)
             return
         async with self.res.pool.connection() as conn, conn.transaction():
-            learner_id = await learners.upsert(conn, event.identity, event.sent_at or event.at,
-                                               secret=server_key(self.res.settings))
+            seen_at = None if event.kind == "call" else event.sent_at or event.at  # a call opens no window
+            learner_id = await learners.upsert(conn, event.identity, seen_at, secret=server_key(self.res.settings))
             event = await lifecycle.current(conn, learner_id, event)
             inbound_id = await messages.record_inbound(conn, learner_id, event)
-            if event.kind in _NO_REPLY:
+            if event.kind in _NO_REPLY or (event.kind == "call" and not await lifecycle.may_write(conn, learner_id)):
                 await turns.mark_noted(conn, inbound_id)
             amended = await lifecycle.amend(conn, learner_id, inbound_id, event) if event.kind in _AMENDS else None
             replies = await messages.replies(conn, inbound_id)

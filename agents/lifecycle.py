@@ -14,8 +14,8 @@ import uuid
 from redis.asyncio import Redis
 
 from charla.core import constants as c
-from charla.core import logs
-from charla.core.events import InboundMessage, PreferenceUpdate, SystemNotice
+from charla.core import logs, window
+from charla.core.events import InboundMessage, PreferenceUpdate, SystemNotice, utcnow
 from charla.core.runtime import Resources
 from charla.store import learners, lifecycle, session, turns
 from charla.store.messages import Conn
@@ -73,6 +73,12 @@ async def current(conn: Conn, learner_id: uuid.UUID, event: InboundMessage) -> I
         return event
     identity = await learners.identity(conn, learner_id)
     return event if identity is None else event.model_copy(update={"identity": identity, "learner": identity.key()})
+
+
+async def may_write(conn: Conn, learner_id: uuid.UUID) -> bool:
+    """Whether free-form text may reach the learner now (their 24-hour window is open)."""
+    row = await (await conn.execute("SELECT last_inbound_at FROM learners WHERE id = %s", (learner_id,))).fetchone()
+    return row is not None and window.is_open(row[0], utcnow())  # type: ignore[arg-type]
 
 
 async def waiting_turn(res: Resources, event: SystemNotice, learner_id: uuid.UUID) -> InboundMessage | None:

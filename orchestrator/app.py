@@ -264,6 +264,8 @@ async def publish_delivery(res: Resources, payload: Any, provider: Provider) -> 
         published += bool(await res.bus.publish(c.STREAM_INBOUND, notice, dedupe_key=notice.id))
     for message in meta.inbound_messages(payload, provider):
         published += bool(await res.bus.publish(inbound_stream(message), message, dedupe_key=message.id))
+    for call in meta.calls(payload, provider):
+        published += bool(await res.bus.publish(c.STREAM_INBOUND, call, dedupe_key=call.id))
     for preference in meta.preferences(payload, provider):
         published += bool(await res.bus.publish(c.STREAM_STATUSES, preference, dedupe_key=preference.id))
     for status in meta.statuses(payload, provider):

@@ -34,6 +34,8 @@ CANNOT = ("I can read text messages and listen to voice notes, but messages like
           "yet. Write to me and I'll help!")
 OPTED_OUT = ("Done: no more practice reminders or announcements from me. I still answer whenever you write; send "
              "*START* to turn them back on.")
+CALLS = ("I can read text messages and listen to voice notes, but calls are something I can't use yet. Write to me "
+         "and I'll help!")
 OPTED_IN = "Practice reminders and announcements are back on. Send *STOP* any time to pause them."
 _ids = itertools.count()
 
@@ -49,7 +51,8 @@ def parsed(payload: Any) -> dict[str, list[tuple[Any, ...]]]:
             "notices": [(n.learner, n.notice, n.identity.key(), n.new_identity.key() if n.new_identity else None)
                         for n in meta.system_notices(payload)],
             "preferences": [(u.learner, u.value) for u in meta.preferences(payload)],
-            "platform": [(n.topic, n.event, n.template) for n in meta.platform_notices(payload)]}
+            "platform": [(n.topic, n.event, n.template) for n in meta.platform_notices(payload)],
+            "calls": [(m.learner, m.kind) for m in meta.calls(payload)]}
 
 
 PARSED: list[tuple[str, Any, dict[str, list[tuple[Any, ...]]]]] = [
@@ -87,6 +90,10 @@ PARSED: list[tuple[str, Any, dict[str, list[tuple[Any, ...]]]]] = [
         ("template_category_update", "MARKETING", "t")]}),
     ("account restricted", p.account_update("ACCOUNT_RESTRICTION"), {"platform": [
         ("account_update", "ACCOUNT_RESTRICTION", None)]}),
+    ("call, wa_id", p.call("16505551234", None, "wacid.c1"), {"calls": [("wa:16505551234", "call")]}),
+    ("call, user_id", p.call(None, "US.abc", "wacid.c2"), {"calls": [("bsuid:US.abc", "call")]}),
+    ("call ended", p.call("16505551234", None, "wacid.c3", event="terminate"), {}),
+    ("call by the business", p.call("16505551234", None, "wacid.c4", direction="BUSINESS_INITIATED"), {}),
     ("stop, wa_id", p.marketing_preference("16505551234", None, "stop"), {"preferences": [("wa:16505551234", "stop")]}),
     ("resume, user_id", p.marketing_preference(None, "US.abc", "resume"),
      {"preferences": [("bsuid:US.abc", "resume")]}),
@@ -98,7 +105,8 @@ PARSED: list[tuple[str, Any, dict[str, list[tuple[Any, ...]]]]] = [
 @pytest.mark.parametrize(("name", "payload", "expected"), PARSED, ids=[case[0] for case in PARSED])
 def test_each_lifecycle_payload_parses_as_what_it_is(name: str, payload: Any,
                                                      expected: dict[str, list[tuple[Any, ...]]]) -> None:
-    assert parsed(payload) == {"inbound": [], "notices": [], "preferences": [], "platform": [], **expected}
+    assert parsed(payload) == {"inbound": [], "notices": [], "preferences": [], "platform": [], "calls": [],
+                               **expected}
 
 
 def test_the_notice_keeps_both_old_ids_and_the_new_ones() -> None:
@@ -162,6 +170,12 @@ CASES = [
     Case("unreadable interactive", "16505550004", None, lambda wa, u: p.unreadable_interactive(wa, u, wamid()),
          CANNOT, "SELECT kind, status FROM messages WHERE direction = 'in' ORDER BY id OFFSET 1 LIMIT 1",
          [("unsupported", "answered")]),
+    Case("a call, window open", "16505550008", None, lambda wa, u: p.call(wa, u, f"wacid.{wamid()}"), CALLS,
+         "SELECT kind, status FROM messages WHERE direction = 'in' ORDER BY id OFFSET 1 LIMIT 1",
+         [("call", "answered")]),
+    Case("a call, user_id", None, "US.call", lambda wa, u: p.call(wa, u, f"wacid.{wamid()}"), CALLS,
+         "SELECT kind, status FROM messages WHERE direction = 'in' ORDER BY id OFFSET 1 LIMIT 1",
+         [("call", "answered")]),
     Case("marketing stop, wa_id", "16505550005", None, lambda wa, u: p.marketing_preference(wa, u, "stop"), None,
          EVENTS, [("opted_out", "whatsapp:marketing_messages")]),
     Case("marketing stop, user_id", None, "US.stop", lambda wa, u: p.marketing_preference(wa, u, "stop"), None,
@@ -203,6 +217,19 @@ async def test_stop_then_start_is_reversible_and_confirmed(stack: Stack, db: str
         assert sent_to(stack, "16505550010")[n] == reply
     assert await rows(db, "SELECT opted_out_at FROM learners") == [(None,)]
     assert await rows(db, EVENTS) == [("opted_out", "chat"), ("opted_in", "chat")]
+
+
+async def test_a_call_outside_the_window_gets_nothing_and_opens_no_window(stack: Stack, db: str) -> None:
+    await post(stack, p.call("16505550013", None, "wacid.quiet"))  # never wrote: no window
+    await eventually(lambda: _call_noted(db), 15, "the call recorded")
+    await post(stack, p.text("16505550013", None, wamid(), "hola"))
+    await stack.fake.wait_for(1, seconds=15)
+    assert sent_to(stack, "16505550013") == ["Echo: hola"]
+
+
+async def _call_noted(db: str) -> bool:
+    return await rows(db, "SELECT kind, status, l.last_inbound_at FROM messages m JOIN learners l "
+                          "ON l.id = m.learner_id") == [("call", "noted", None)]
 
 
 async def test_start_from_someone_who_never_stopped_is_a_greeting(stack: Stack, db: str) -> None:

@@ -151,3 +151,16 @@ def account_update(event: str) -> dict[str, Any]:
     if event == "ACCOUNT_VIOLATION":
         value["violation_info"] = {"violation_type": "SCAM"}
     return account_envelope("account_update", value)
+
+
+def call(wa_id: str | None, user_id: str | None, call_id: str, event: str = "connect",
+         direction: str = "USER_INITIATED") -> dict[str, Any]:
+    """Meta, Cloud API Calling, "calls" webhook field: `calls[]` with the `wacid.` id, `event` connect (with
+    the SDP offer in `session`) or terminate, and `direction` USER_INITIATED for a call to the business."""
+    entry: dict[str, Any] = {**sender(wa_id, user_id), "id": call_id, "to": "15550783881", "event": event,
+                             "timestamp": now(), "direction": direction}
+    if event == "connect":
+        entry["session"] = {"sdp_type": "offer", "sdp": "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\n"}
+    else:
+        entry.update(status="FAILED", duration=0)
+    return envelope("calls", {"contacts": [contact(wa_id, user_id)], "calls": [entry]})

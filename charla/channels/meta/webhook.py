@@ -270,3 +270,20 @@ def platform_notices(payload: Any, provider: Provider = "meta") -> Iterator[Plat
                 id=f"{provider}:{topic}:{_str(value.get('message_template_id')) or _str(entry.get('id'))}:{event}:"
                    f"{_str(entry.get('time')) or ''}", learner=SYSTEM_LEARNER, provider=provider, topic=topic,
                 event=event, template=template, language=_str(value.get("message_template_language")), detail=value)
+
+
+def calls(payload: Any, provider: Provider = "meta") -> Iterator[InboundMessage]:
+    """A learner's call to the business number (Meta's Calling API `calls` webhook field: `calls[]` with
+    `event: connect` and `direction: USER_INITIATED`), as kind "call". It carries no send time: a call does
+    not open the 24-hour window, so it is answered only while the window is already open."""
+    for value in changes(payload):
+        contacts = _list(value.get("contacts"))
+        for call in map(_dict, _list(value.get("calls"))):
+            call_id = _str(call.get("id"))
+            identity = _identity(_str(call.get("from")), _str(call.get("from_user_id")), contacts)
+            if not call_id or identity is None or call.get("event") != "connect" \
+                    or call.get("direction") not in (None, "USER_INITIATED"):
+                continue
+            yield InboundMessage(id=f"{provider}:{call_id}", learner=identity.key(), provider=provider,
+                                 message_id=call_id, identity=identity, kind="call",
+                                 payload={"call": {k: v for k, v in call.items() if k != "session"}})

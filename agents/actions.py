@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from charla.core.catalog import N_, say
 from charla.core.events import Choice
-from charla.store import profile
+from charla.store import lifecycle, profile
 from charla.store.messages import Conn
 from charla.store.profile import PracticeTime, Profile
 from charla.store.session import Session
@@ -24,6 +24,7 @@ _DAY_NAMES = (N_("day.mon"), N_("day.tue"), N_("day.wed"), N_("day.thu"), N_("da
 # Confirmations of a changed setting, by command name.
 _CONFIRMATIONS = {"level": N_("level"), "native": N_("native"), "target": N_("target"), "timezone": N_("timezone"),
                   "reminders_off": N_("reminders_off"), "reminders_on": N_("reminders_on")}
+_OPT = {"opt_out": N_("opted_out"), "opt_in": N_("opted_in")}
 # What cancel/resume answers, by (command, billing outcome).
 _BILLING = {("cancel", "free"): N_("cancel_free"), ("resume", "free"): N_("resume_free"),
             ("cancel", "subscription"): N_("cancel_subscription"),
@@ -64,6 +65,10 @@ async def run(conn: Conn, learner_id: uuid.UUID, command: Command, message_id: s
     if name == "forget_cancel":
         session.awaiting = None
         return Said(say("kept", native))
+    if name in ("opt_out", "opt_in"):  # STOP / START: everything proactive, reversible (replies go on)
+        changed = await lifecycle.set_opted_out(conn, learner_id, name == "opt_out", "chat")
+        # "start" from someone who never stopped is a greeting: tutored as words
+        return Said(say(_OPT[name], native)) if changed or name == "opt_out" else Said(converse=True)
     return await _set(conn, learner_id, command, message_id, native)
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import stripe
 
-from agents import actions, erasure
+from agents import actions, erasure, lifecycle
 from charla.channels.media import drop
 from charla.channels.registry import Channels, mark_read, open_channels
 from charla.core import constants as c
@@ -30,7 +30,15 @@ from charla.core import logs
 from charla.core.bus import Delivery
 from charla.core.catalog import N_, say
 from charla.core.errors import PermanentError
-from charla.core.events import Choice, InboundMessage, OutboundMessage, SpeakRequest, TurnEvent, utcnow
+from charla.core.events import (
+    Choice,
+    InboundMessage,
+    OutboundMessage,
+    SpeakRequest,
+    SystemNotice,
+    TurnEvent,
+    utcnow,
+)
 from charla.core.keys import server_key
 from charla.core.runtime import Resources
 from charla.core.worker import Handler
@@ -52,15 +60,18 @@ from voice import heard as spoken
 log = logging.getLogger(__name__)
 
 # Kinds Charla cannot use yet: the message id of each kind's name, as a learner would name it.
-_CANNOT_USE = {"sticker": N_("kind.sticker"), "location": N_("kind.location"), "contacts": N_("kind.contacts"),
+_CANNOT_USE = {"call": N_("kind.call"),
+               "sticker": N_("kind.sticker"), "location": N_("kind.location"), "contacts": N_("kind.contacts"),
                "document": N_("kind.document"), "video": N_("kind.video"), "image": N_("kind.image")}
 _OTHER_KIND = N_("kind.other")
-_USABLE = {"text", "interactive", "button", "audio"}  # kinds whose text is the learner's words (audio: transcript)
-_NO_REPLY = {"reaction"}  # a reaction (or its removal) is noted, not answered
+# Kinds whose text is the learner's words (audio: its transcript; edit: the new words of an unknown message).
+_USABLE = {"text", "interactive", "button", "audio", "edit"}
+_NO_REPLY = {"reaction", "revoke"}  # a reaction (or its removal), a deletion: noted, not answered
+_AMENDS = {"edit", "revoke"}  # change an earlier message (see lifecycle.amend)
 # Commands that still run while an operator holds the learner: their rights over their data and money, and
 # stopping reminders, never wait for a person.
 _WHILE_HELD = {"forget", "forget_confirm", "forget_cancel", "export", "cancel", "cancel_confirm", "cancel_keep",
-               "resume", "reminders_off", "reminders_on"}
+               "resume", "reminders_off", "reminders_on", "opt_out", "opt_in"}
 # Questions whose "yes" destroys something: it counts only while the question is the latest reply.
 _CONFIRMED = {"forget:yes": "forget", "cancel:yes": "cancel"}
 # Offered choices that run a command as they are; any other offered id is the text of its title.
@@ -122,18 +133,25 @@ class Conversation:
 
     async def handle(self, delivery: Delivery) -> None:
         event = delivery.event()
+        if isinstance(event, SystemNotice):
+            await self._notice(delivery, event)
+            return
         if not isinstance(event, InboundMessage):
             raise PermanentError(f"conversation agent cannot handle {event.type}")
         if await entitlements.is_blocked(self.res.redis, event.learner):
             log.info("learner %s is blocked: message %s dropped", logs.pseudonym(event.learner), event.message_id)
             return
         async with self.res.pool.connection() as conn, conn.transaction():
-            learner_id = await learners.upsert(conn, event.identity, event.sent_at or event.at,
-                                               secret=server_key(self.res.settings))
+            seen_at = None if event.kind == "call" else event.sent_at or event.at  # a call opens no window
+            learner_id = await learners.upsert(conn, event.identity, seen_at, secret=server_key(self.res.settings))
+            event = await lifecycle.current(conn, learner_id, event)
             inbound_id = await messages.record_inbound(conn, learner_id, event)
-            if event.kind in _NO_REPLY:
+            if event.kind in _NO_REPLY or (event.kind == "call" and not await lifecycle.may_write(conn, learner_id)):
                 await turns.mark_noted(conn, inbound_id)
+            amended = await lifecycle.amend(conn, learner_id, inbound_id, event) if event.kind in _AMENDS else None
             replies = await messages.replies(conn, inbound_id)
+        if event.kind == "revoke":
+            await lifecycle.forget_said(self.res.redis, event.learner, event, self.res.settings.session_ttl_s)
         reply, delay = replies.get("reply"), replies.get("delay")
         if delay is not None and delay.status == "queued":  # said before a crash: make sure it went out
             await self._send(event, event.message_id, delay)
@@ -145,6 +163,9 @@ class Conversation:
             if (exported := replies.get("export")) is not None and exported.status == "queued":
                 await self._send_export(event, learner_id, exported)
             await self._publish_turn(inbound_id, event.learner)
+        if reply is None and amended == "answered" and event.kind == "edit":
+            await self._edited_after_answer(event, learner_id, inbound_id)
+            return
         operator = await takeover.holder(self.res.redis, learner_id)
         if reply is None and operator is not None:
             await self._held_turn(event, learner_id, inbound_id, operator)
@@ -152,6 +173,23 @@ class Conversation:
             # Also after a recorded reply: a command answered before the messages it arrived behind leaves
             # them waiting (their turn deferred when no model could answer them); a retry answers them.
             await self._take_turn(event, learner_id)
+
+    async def _notice(self, delivery: Delivery, event: SystemNotice) -> None:
+        """WhatsApp's notice is applied, never answered; a message it made wait (see lifecycle.waiting_turn)
+        is answered now."""
+        learner_id = await lifecycle.notice(self.res, event)
+        if learner_id is None or await self._later_queued(delivery):
+            return
+        if (waiting := await lifecycle.waiting_turn(self.res, event, learner_id)) is not None:
+            await self._take_turn(waiting, learner_id)
+
+    async def _edited_after_answer(self, event: InboundMessage, learner_id: uuid.UUID, inbound_id: int) -> None:
+        """An edit of a message already answered: a short acknowledgement (the answer stands)."""
+        sess = await session.load(self.res.redis, event.learner)
+        _, native = self.tutor.languages(await self._profile(learner_id))
+        row = Waiting(inbound_id, event.message_id, event.kind, event.text, event.payload)
+        said = Reply(say("edit_seen", native), Usage("command", route="edit"))
+        await self._finish(event, learner_id, [row], sess, said)
 
     async def _held_turn(self, event: InboundMessage, learner_id: uuid.UUID, inbound_id: int, operator: str) -> None:
         """An operator holds this learner: the learner's own data, billing and reminder commands still run
@@ -250,8 +288,7 @@ class Conversation:
                         topic_changed: bool = False, exercise: str | None = None) -> Reply:
         target, native = self.tutor.languages(stored)
         texts = [row.text for row in batch if row.text]
-        notes = [_cannot_use(row, native) for row in batch
-                 if row.kind not in _USABLE or (row.kind == "audio" and not row.text)]
+        notes = [_cannot_use(row, native) for row in batch if row.kind not in _USABLE or not row.text]
         if not texts:
             return Reply("\n\n".join(dict.fromkeys(notes)), Usage("canned"))
         voiced = [(row.text, h) for row in batch if row.text and (h := spoken.Heard.of(row.payload)) is not None]

@@ -1,4 +1,5 @@
-"""Delivery statuses and provider errors, consumed by the sender agent from their own stream.
+"""Delivery statuses, provider errors, learners' marketing preferences and business-account updates, consumed
+by the sender agent from their own stream.
 
 Statuses are recorded as they come (repeats ignored) and move a message forward only: a `delivered` that
 arrives after `read` changes nothing, and one that arrives before the send was recorded is applied when it is.
@@ -11,10 +12,11 @@ import logging
 import time
 import uuid
 
+from agents import lifecycle, platform
 from charla.core import constants as c
 from charla.core.bus import Delivery
 from charla.core.errors import PermanentError
-from charla.core.events import DeliveryStatus, ProviderError
+from charla.core.events import DeliveryStatus, PlatformNotice, PreferenceUpdate, ProviderError
 from charla.core.runtime import Resources
 from charla.core.worker import Handler
 from charla.store import messages
@@ -29,6 +31,10 @@ def build(res: Resources) -> Handler:
             await record(res, event)
         elif isinstance(event, ProviderError):
             await alert(res, event)
+        elif isinstance(event, PreferenceUpdate):
+            await lifecycle.preference(res, event)
+        elif isinstance(event, PlatformNotice):
+            await platform.notice(res, event)
         else:
             raise PermanentError(f"receipts cannot handle {event.type}")
 

@@ -23,8 +23,8 @@ from typing import Any
 from psycopg import sql
 
 from charla.channels.registry import local_console, traits
+from charla.core import alerts, window
 from charla.core import constants as c
-from charla.core import window
 from charla.core.bus import listen
 from charla.core.catalog import say
 from charla.core.events import Flashcard, Identity, OutboundMessage, Template
@@ -44,7 +44,7 @@ _NS = uuid.UUID("2b7e1f0c-5a8d-4c36-9b1e-7d4f3a2c9e55")
 _SUMMARIES = sql.SQL("""
     INSERT INTO practice_prompts (learner_id, kind, slot_at, status)
     SELECT l.id, 'summary', l.last_inbound_at, 'due' FROM learners l
-    WHERE {window_open} AND l.last_inbound_at <= %(now)s - %(after)s
+    WHERE {window_open} AND l.last_inbound_at <= %(now)s - %(after)s AND l.opted_out_at IS NULL
       AND EXISTS (SELECT 1 FROM turns t WHERE t.learner_id = l.id AND t.created_at >= l.last_inbound_at
                   - interval '1 day' AND (t.corrections <> '[]' OR t.vocabulary <> '[]'))
     ON CONFLICT DO NOTHING""").format(
@@ -169,6 +169,10 @@ class PracticeScheduler:
             await _skip(conn, due, "window closed and no CHARLA_PRACTICE_TEMPLATE")
             return None
         language = settings.practice_template_language or settings.template_language
+        status = await alerts.template_status(self.res.redis, settings.practice_template, language)
+        if status not in (None, "APPROVED", "UNARCHIVED"):
+            await _skip(conn, due, f"CHARLA_PRACTICE_TEMPLATE {settings.practice_template} is {status} at WhatsApp")
+            return None
         target = learner.target_language or settings.default_target_language
         template = Template(name=settings.practice_template, language=language,
                             body_params=[due.name or "", _label(item, target, language)],
@@ -275,9 +279,9 @@ async def _channel(conn: Conn, learner_id: uuid.UUID) -> tuple[str, str | None]:
 
 
 async def _why_not(conn: Conn, due: Due, now: datetime) -> str | None:
-    """A reason not to send this prompt: unreachable, a recent failed template, or backing off."""
+    """A reason not to send this prompt: unreachable, opted out, a recent failed template, or backing off."""
     row = await (await conn.execute(
-        """SELECT l.unreachable_at IS NOT NULL,
+        """SELECT l.unreachable_at IS NOT NULL, l.opted_out_at IS NOT NULL,
                   EXISTS (SELECT 1 FROM messages m WHERE m.learner_id = l.id AND m.direction = 'out'
                           AND m.status = 'failed' AND m.updated_at > %s - interval '24 hours'
                           AND (m.error->>'code' = '131049' OR m.error->'errors'->0->>'code' = '131049')),
@@ -286,11 +290,13 @@ async def _why_not(conn: Conn, due: Due, now: datetime) -> str | None:
     if row is None or row[0]:
         return "learner unreachable"
     if row[1]:
+        return "learner opted out"
+    if row[2]:
         return "a template failed with 131049 in the last 24 hours"
     unanswered = await _unanswered(conn, due.learner_id, due.last_inbound_at)
-    if unanswered >= 2 and row[2] is not None:
+    if unanswered >= 2 and row[3] is not None:
         wait = timedelta(days=min(2 ** (unanswered - 1), 14)) - timedelta(hours=1)
-        if now - row[2] < wait:  # type: ignore[operator]
+        if now - row[3] < wait:  # type: ignore[operator]
             return f"backing off: {unanswered} prompts unanswered"
     return None
 

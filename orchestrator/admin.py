@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
 
 from agents import erasure
+from charla.core import alerts
 from charla.core.bus import Bus
 from charla.core.constants import CONSUMER_GROUPS, PREFIX
 from charla.core.events import Template
@@ -86,7 +87,7 @@ async def overview(request: Request, res: Res, who: Viewer) -> HTMLResponse:
     }
     held = await takeover.held(res.redis)
     return render(request, "admin_overview.html", data=data, charts={k: Markup(v) for k, v in svg.items()},  # noqa: S704 - pygal's own SVG
-                 dead=dead, held=len(held), queued=sum(lag.values()))
+                 dead=dead, held=len(held), queued=sum(lag.values()), alerts=await alerts.current(res.redis))
 
 
 async def learner_list(request: Request, res: Res, who: Viewer, q: str = "") -> HTMLResponse:

@@ -261,12 +261,20 @@ async def accept_whatsapp(res: Resources, body: bytes, signature: str | None) ->
 async def publish_delivery(res: Resources, payload: Any, provider: Provider) -> int:
     """Publish a delivery's messages, statuses and errors, each once however often it is retried."""
     published = 0
+    for notice in meta.system_notices(payload, provider):  # before the messages: they may come from the new number
+        published += bool(await res.bus.publish(c.STREAM_INBOUND, notice, dedupe_key=notice.id))
     for message in meta.inbound_messages(payload, provider):
         published += bool(await res.bus.publish(inbound_stream(message), message, dedupe_key=message.id))
+    for call in meta.calls(payload, provider):
+        published += bool(await res.bus.publish(c.STREAM_INBOUND, call, dedupe_key=call.id))
+    for preference in meta.preferences(payload, provider):
+        published += bool(await res.bus.publish(c.STREAM_STATUSES, preference, dedupe_key=preference.id))
     for status in meta.statuses(payload, provider):
         published += bool(await res.bus.publish(c.STREAM_STATUSES, status, dedupe_key=status.id))
     for error in meta.errors(payload, provider):
         published += bool(await res.bus.publish(c.STREAM_STATUSES, error))
+    for update in meta.platform_notices(payload, provider):
+        published += bool(await res.bus.publish(c.STREAM_STATUSES, update, dedupe_key=update.id))
     return published
 
 

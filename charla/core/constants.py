@@ -27,6 +27,8 @@ CONSUMER_GROUPS: Final = {STREAM_INBOUND: ("conversation",), STREAM_OUTBOX: ("se
                           STREAM_PAYMENTS: ("payments",), STREAM_VOICE: ("voice",)}
 # Operator alerts (hash: code -> JSON with the message and when it was last seen), shown by `charla status`.
 ALERTS_KEY: Final = f"{PREFIX}:alerts"
+# Hash "<template>:<language>" -> JSON {status, at}: the latest status WhatsApp reported for each template.
+TEMPLATES_KEY: Final = f"{PREFIX}:templates"
 # Poison events go to `<stream>:dead`, next to their source, so `charla status` can pair them up.
 DEAD_SUFFIX: Final = ":dead"
 

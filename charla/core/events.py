@@ -91,6 +91,46 @@ class InboundMessage(_Event):
     payload: dict[str, Any] = Field(default_factory=dict)
 
 
+class SystemNotice(_Event):
+    """A notice WhatsApp wrote, not the learner (`type: system`): never answered. `notice` is Meta's
+    `system.type` (user_changed_number, user_changed_user_id, customer_identity_changed, …); `identity` is who
+    it came from (the old ids), `new_identity` the ids the learner has now, when the notice names them."""
+
+    type: Literal["inbound.system"] = "inbound.system"
+    provider: Provider
+    message_id: str
+    notice: str
+    identity: Identity
+    new_identity: Identity | None = None
+    body: str = ""
+    sent_at: datetime | None = None
+
+
+class PreferenceUpdate(_Event):
+    """A learner's marketing-message preference changed at WhatsApp (`user_preferences` webhook): `stop`
+    pauses everything proactive, `resume` allows it again."""
+
+    type: Literal["inbound.preference"] = "inbound.preference"
+    provider: Provider
+    identity: Identity
+    category: str
+    value: str  # stop | resume
+    occurred_at: datetime | None = None
+
+
+class PlatformNotice(_Event):
+    """A WhatsApp Business Account update for the operator (ordered under SYSTEM_LEARNER): a template's status,
+    quality or category changed, or the account's standing (restriction, violation, ban)."""
+
+    type: Literal["platform.notice"] = "platform.notice"
+    provider: Provider
+    topic: str  # the webhook field: message_template_status_update, message_template_quality_update, …
+    event: str  # APPROVED / REJECTED / PAUSED …, the new quality score, the new category, the account event
+    template: str | None = None
+    language: str | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
 class Choice(BaseModel):
     """One option offered to the learner; the tap comes back with its `id` (InboundMessage.payload)."""
 
@@ -225,8 +265,8 @@ class StripeEvent(_Event):
     payload: dict[str, Any] = Field(default_factory=dict)
 
 
-Event = Annotated[InboundMessage | OutboundMessage | ReadReceipt | DeliveryStatus | ProviderError | TurnEvent
-                  | StripeEvent | SpeakRequest,
+Event = Annotated[InboundMessage | SystemNotice | PreferenceUpdate | PlatformNotice | OutboundMessage | ReadReceipt
+                  | DeliveryStatus | ProviderError | TurnEvent | StripeEvent | SpeakRequest,
                   Field(discriminator="type")]
 EVENTS: TypeAdapter[Event] = TypeAdapter(Event)
 

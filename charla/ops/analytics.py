@@ -11,6 +11,7 @@ from typing import Any
 
 from psycopg import sql
 
+from charla.store import lifecycle
 from charla.store.messages import Conn
 
 
@@ -153,6 +154,7 @@ class Detail:
     memories: list[dict[str, Any]]
     payments: list[dict[str, Any]]
     turns: int
+    changes: list[lifecycle.LearnerEvent] = field(default_factory=list)  # number changes, opt-outs, …
 
 
 async def detail(conn: Conn, learner_id: uuid.UUID) -> Detail | None:
@@ -180,7 +182,8 @@ async def detail(conn: Conn, learner_id: uuid.UUID) -> Detail | None:
         if ent else None,
         memories=[{"kind": m[0], "content": m[1], "sources": list(m[2] or []), "at": m[3]} for m in memories],
         payments=[{"kind": p[0], "status": p[1], "amount": (p[2] or 0) / 100, "currency": (p[3] or "").upper(),
-                   "at": p[4], "stripe": p[5]} for p in payments])
+                   "at": p[4], "stripe": p[5]} for p in payments],
+        changes=await lifecycle.events(conn, learner_id))
 
 
 async def _one(conn: Conn, sql: str, params: tuple[Any, ...] = ()) -> tuple[Any, ...]:

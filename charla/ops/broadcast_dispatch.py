@@ -54,6 +54,7 @@ class Pending:
     console_id: str | None
     display_name: str | None
     unreachable: bool
+    opted_out: bool  # said STOP (or stopped marketing messages at WhatsApp): nothing proactive
     window_open: bool
     counted: bool  # already had a business-initiated message in the last 24 hours
     provider: str
@@ -69,7 +70,8 @@ class Pending:
 # What composing a recipient's message needs, for claimed and for republished recipients alike.
 _RECIPIENT = sql.SQL("""
     SELECT r.broadcast_id, r.learner_id, r.outbound_id, b.text, b.template, l.wa_id, l.wa_user_id, l.twilio_id,
-           l.console_id, l.display_name, l.unreachable_at IS NOT NULL AS unreachable, f.window_open, f.counted,
+           l.console_id, l.display_name, l.unreachable_at IS NOT NULL AS unreachable,
+           l.opted_out_at IS NOT NULL AS opted_out, f.window_open, f.counted,
            f.provider, ch.via, {kind} AS kind
     FROM broadcast_recipients r JOIN broadcasts b ON b.id = r.broadcast_id JOIN learners l ON l.id = r.learner_id
     LEFT JOIN LATERAL (SELECT provider, payload->>'to' AS via FROM messages
@@ -172,8 +174,9 @@ async def _blocked(redis: Redis, claimed: list[Pending]) -> set[str]:
 async def _compose(conn: Conn, pending: Pending, blocked: bool, room: int,
                    now: datetime) -> tuple[OutboundMessage | None, int]:
     """Queue, skip or leave pending one recipient; returns its message (if queued) and the room left."""
-    if blocked or pending.unreachable:
-        await _skip(conn, pending, "blocked" if blocked else "learner unreachable")
+    if blocked or pending.unreachable or pending.opted_out:
+        reason = "blocked" if blocked else "learner unreachable" if pending.unreachable else "learner opted out"
+        await _skip(conn, pending, reason)
         return None, room
     if pending.window_open or not traits(pending.provider).window:
         return await _queue(conn, pending, "text", now), room

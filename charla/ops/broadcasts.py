@@ -74,7 +74,7 @@ def outbound_id(broadcast_id: int, learner_id: uuid.UUID) -> uuid.UUID:
 
 _MATCHING = sql.SQL("""
     SELECT l.id FROM learners l LEFT JOIN profiles p ON p.learner_id = l.id
-    WHERE l.unreachable_at IS NULL
+    WHERE l.unreachable_at IS NULL AND l.opted_out_at IS NULL
       AND (%(language)s::text IS NULL
            OR lower(coalesce(p.data->>'target_language', %(default_language)s::text)) = lower(%(language)s::text))
       AND (%(level)s::text IS NULL
@@ -102,7 +102,7 @@ async def create(conn: Conn, segment: Segment, text: str, *, template: Template 
                  created_by: str = "operator", rate: float = 20.0, default_language: str | None = None,
                  blocked: Collection[str] = ()) -> int:
     """Record a broadcast and one pending recipient per matching learner, in one transaction; returns its id.
-    Learners who are blocked or unreachable are left out (see `audience` for the keywords)."""
+    Learners who are blocked, unreachable or opted out are left out (see `audience` for the keywords)."""
     async with conn.transaction():
         row = await (await conn.execute(
             """INSERT INTO broadcasts (created_by, segment, text, template, rate) VALUES (%s, %s, %s, %s, %s)

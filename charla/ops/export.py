@@ -55,6 +55,8 @@ TABLES: tuple[Table, ...] = (
     Table("payments", "id"),
     Table("stripe_events", "created", omit=("payload",)),
     Table("broadcast_recipients", "broadcast_id"),
+    Table("learner_aliases", "created_at"),
+    Table("learner_events", "id"),
 )
 
 # The session keys a learner's identities give (charla.core.events.Identity.key), by learners column.

@@ -1,4 +1,5 @@
-"""Learners and their identities: a learner is found by any identity it has ever arrived with."""
+"""Learners and their identities: a learner is found by any identity it has ever arrived with (an id it
+had before a WhatsApp number change too: charla.store.lifecycle)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ from charla.core.events import Identity
 from charla.core.keys import keyed_hash
 
 _COLUMNS = {"wa_id": "wa_id", "user_id": "wa_user_id", "twilio": "twilio_id", "console": "console_id"}
+ALIASED = ("wa_id", "wa_user_id")  # the columns a WhatsApp number or user-id change moves (learner_aliases.kind)
+# How long an id replaced by a number change still finds the learner: Meta retries a delivery for up to 7 days,
+# and a phone number given up is eventually given to someone else, who must not inherit this learner.
+ALIAS_DAYS = 14
 
 
 def quota_hashes(ids: dict[str, str], secret: bytes) -> list[str]:
@@ -60,9 +65,17 @@ async def find(conn: AsyncConnection[tuple[object, ...]], identity: Identity) ->
 
 
 async def _find(conn: AsyncConnection[tuple[object, ...]], ids: dict[str, str]) -> uuid.UUID | None:
+    """The learner holding any of `ids` now, else the one that held one of them before a number change, for
+    ALIAS_DAYS (table learner_aliases: late deliveries from the old number still find them)."""
     where = " OR ".join(f"{col} = %s" for col in ids)
-    query = f"SELECT id FROM learners WHERE {where} ORDER BY created_at LIMIT 1"  # noqa: S608 - fixed names
-    row = await (await conn.execute(query.encode(), list(ids.values()))).fetchone()
+    aliased = {col: value for col, value in ids.items() if col in ALIASED}
+    pairs = " OR ".join("(kind = %s AND value = %s)" for _ in aliased) or "false"
+    alias_where = f"({pairs}) AND created_at > now() - interval '{ALIAS_DAYS} days'"
+    query = (f"SELECT id FROM (SELECT id, 0 AS via, created_at FROM learners WHERE {where} "  # noqa: S608
+             f"UNION ALL SELECT learner_id, 1, created_at FROM learner_aliases WHERE {alias_where}) found "
+             "ORDER BY via, created_at LIMIT 1")
+    params = [*ids.values(), *(part for pair in aliased.items() for part in pair)]
+    row = await (await conn.execute(query.encode(), params)).fetchone()
     return None if row is None else uuid.UUID(str(row[0]))
 
 
@@ -84,6 +97,16 @@ async def key_of(conn: AsyncConnection[tuple[object, ...]], learner_id: uuid.UUI
     return Identity(**{field: str(v) for field, v in zip(_COLUMNS, row, strict=True) if v}).key()
 
 
+async def identity(conn: AsyncConnection[tuple[object, ...]], learner_id: uuid.UUID) -> Identity | None:
+    """Every id the learner has now (where a reply or a prompt goes), None if unknown."""
+    row = await (await conn.execute(
+        "SELECT wa_id, wa_user_id, twilio_id, console_id, display_name FROM learners WHERE id = %s",
+        (learner_id,))).fetchone()
+    if row is None:
+        return None
+    return Identity(**{field: str(v) for field, v in zip((*_COLUMNS, "name"), row, strict=True) if v})
+
+
 async def bus_keys(conn: AsyncConnection[tuple[object, ...]], learner_id: uuid.UUID) -> frozenset[str] | None:
     """Every ordering key the learner's events can carry on the bus (Identity.key of each id they have; a
     phone number also as its Twilio address, which Twilio's statuses are keyed by); None if unknown."""
@@ -94,7 +117,25 @@ async def bus_keys(conn: AsyncConnection[tuple[object, ...]], learner_id: uuid.U
     found = {Identity(**{field: str(value)}).key() for field, value in zip(_COLUMNS, row, strict=True) if value}
     if row[0]:
         found.add(Identity(twilio=f"whatsapp:+{row[0]}").key())
+    for kind, value in await aliases(conn, learner_id):  # ids from before a number change
+        found.add(Identity(**{"wa_id" if kind == "wa_id" else "user_id": value}).key())
     return frozenset(found)
+
+
+async def is_alias(conn: AsyncConnection[tuple[object, ...]], identity: Identity) -> bool:
+    """Whether `identity` arrived with an id its learner no longer has (a delivery from before a number change)."""
+    row = await (await conn.execute(
+        """SELECT EXISTS (SELECT 1 FROM learner_aliases WHERE ((kind = 'wa_id' AND value = %s)
+                          OR (kind = 'wa_user_id' AND value = %s)) AND created_at > now() - %s * interval '1 day')""",
+        (identity.wa_id, identity.user_id, ALIAS_DAYS))).fetchone()
+    return bool(row and row[0])
+
+
+async def aliases(conn: AsyncConnection[tuple[object, ...]], learner_id: uuid.UUID) -> list[tuple[str, str]]:
+    """The (column, value) ids the learner had before a WhatsApp number or user-id change."""
+    rows = await (await conn.execute("SELECT kind, value FROM learner_aliases WHERE learner_id = %s ORDER BY 1, 2",
+                                     (learner_id,))).fetchall()
+    return [(str(kind), str(value)) for kind, value in rows]
 
 
 async def erase(conn: AsyncConnection[tuple[object, ...]], learner_id: uuid.UUID, secret: bytes) -> None:
@@ -108,7 +149,9 @@ async def erase(conn: AsyncConnection[tuple[object, ...]], learner_id: uuid.UUID
     if row is not None:
         ids = {col: str(value) for col, value in zip(("wa_id", "wa_user_id", "twilio_id", "console_id"), row[:4],
                                                      strict=True) if value}
-        for identity_hash in quota_hashes(ids, secret):
+        former = await aliases(conn, learner_id)  # the number before a change counts too
+        for identity_hash in [*quota_hashes(ids, secret), *(quota_hashes({col: value}, secret)[0]
+                                                            for col, value in former)]:
             await conn.execute(
                 """INSERT INTO erased_quota (identity_hash, free_used) VALUES (%s, %s)
                    ON CONFLICT (identity_hash) DO UPDATE SET free_used = greatest(erased_quota.free_used,

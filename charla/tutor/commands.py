@@ -35,7 +35,7 @@ _DAYS = {"weekdays": [0, 1, 2, 3, 4], "entre semana": [0, 1, 2, 3, 4], "weekends
 class Command:
     name: str  # help, topics, topic, level, native, target, timezone, practice, reminders_off, reminders_on,
     #            mistakes, cancel, cancel_confirm, cancel_keep, resume, export, forget, forget_confirm,
-    #            forget_cancel
+    #            forget_cancel, opt_out, opt_in
     value: str = ""
     days: list[int] = field(default_factory=list)
 
@@ -48,6 +48,8 @@ def _fold(text: str) -> str:
 
 
 _SIMPLE: list[tuple[str, re.Pattern[str]]] = [(name, re.compile(pattern)) for name, pattern in (
+    ("opt_out", r"(stop|parar|baja)"),  # the words WhatsApp users send to stop business messages
+    ("opt_in", r"(start|resume|reanudar)"),
     ("help", r"(/?help|/?ayuda|menu|commands|comandos|what can you do|que puedes hacer|como funciona(s)?)"),
     ("topics", r"(/?topics|/?temas|(show|list) (me )?(the )?topics|(que|cuales) temas( hay)?|"
                r"what (can|should) (we|i) (talk about|practi[cs]e))"),

@@ -65,6 +65,9 @@ async def seed(conn: psycopg.AsyncConnection[Any], tag: str) -> uuid.UUID:
         "'charge.succeeded', 1, %(id)s, 'applied', '{\"payment_method_details\": {\"card\": {\"last4\": \"4242\"}}}')",
         "INSERT INTO broadcast_recipients (broadcast_id, learner_id, outbound_id) VALUES ((SELECT id FROM broadcasts "
         "LIMIT 1), %(id)s, gen_random_uuid())",
+        "INSERT INTO learner_aliases (kind, value, learner_id) VALUES ('wa_id', 'old-' || %(tag)s, %(id)s)",
+        "INSERT INTO learner_events (learner_id, kind, detail) VALUES (%(id)s, 'number_changed', "
+        "jsonb_build_object('from', %(tag)s::text))",
     ]
     for statement in statements:
         await conn.execute(statement.encode(), one)

@@ -1,8 +1,12 @@
 """Meta WhatsApp Cloud API webhooks: signature check on raw bytes and a tolerant payload parser.
 
 Every sub-object is optional; a delivery may batch several entries, changes, messages and statuses. What a
-learner sent becomes an InboundMessage (its text, caption, chosen button or list row as `text`); statuses
-become DeliveryStatus events and value-level errors ProviderError events.
+learner sent becomes an InboundMessage (its text, caption, chosen button or list row as `text`; a message
+Meta could not read, or one of a readable kind without content, has kind "unsupported"; an edit has kind
+"edit" with the new words, a deletion kind "revoke", each naming `original_id`); what WhatsApp itself
+wrote (`type: system`) becomes a SystemNotice, marketing-preference changes PreferenceUpdate events; statuses
+become DeliveryStatus events and value-level errors ProviderError events; template and account updates
+PlatformNotice events for the operator.
 """
 
 from __future__ import annotations
@@ -21,8 +25,11 @@ from charla.core.events import (
     DeliveryStatus,
     Identity,
     InboundMessage,
+    PlatformNotice,
+    PreferenceUpdate,
     Provider,
     ProviderError,
+    SystemNotice,
     deeper_than,
     without_nul,
 )
@@ -106,7 +113,20 @@ def message_text(kind: str, message: dict[str, Any]) -> str | None:
         return _str(choice.get("title"))
     if kind == "button":
         return _str(_dict(message.get("button")).get("text"))
+    if kind == "edit":
+        edited = _edited(message)
+        return message_text(_str(edited.get("type")) or "text", edited)
     return None
+
+
+def _edited(message: dict[str, Any]) -> dict[str, Any]:
+    """The new version of an edited message (Meta's edit webhook: `edit.message`, with its own `type`)."""
+    return _dict(_dict(message.get("edit")).get("message"))
+
+
+def original_id(kind: str, message: dict[str, Any]) -> str | None:
+    """The message an edit or a deletion (`revoke`) is about: `<kind>.original_message_id`."""
+    return _str(_dict(message.get(kind)).get("original_message_id")) if kind in ("edit", "revoke") else None
 
 
 def choice_id(kind: str, message: dict[str, Any]) -> str | None:
@@ -119,24 +139,90 @@ def choice_id(kind: str, message: dict[str, Any]) -> str | None:
     return None
 
 
-def inbound_messages(payload: Any, provider: Provider = "meta") -> Iterator[InboundMessage]:
-    """The learner messages in a delivery; entries without a sender or an id are skipped.
+# Kinds that are nothing but their words: without them (or with message-level `errors`) nothing is readable.
+_WORDS_ONLY = {"text", "interactive", "button", "edit"}
 
-    `provider` is "console" when the local console posts Meta-format webhooks (replies then go back to it).
-    """
+
+def _kind(message: dict[str, Any], text: str | None) -> str:
+    """The message's kind, "unsupported" when Meta says it could not read it (message-level `errors`, e.g.
+    131051) or when a kind made only of words came without any."""
+    kind = _str(message.get("type")) or "unsupported"
+    if _list(message.get("errors")) or (kind in _WORDS_ONLY and text is None):
+        return "unsupported"
+    return kind
+
+
+def _messages(payload: Any) -> Iterator[tuple[dict[str, Any], str, Identity]]:
+    """Every message of a delivery with its id and its sender's identity (entries without either skipped)."""
     for value in changes(payload):
         contacts = _list(value.get("contacts"))
         for message in map(_dict, _list(value.get("messages"))):
             message_id = _str(message.get("id"))
             identity = _identity(_str(message.get("from")), _str(message.get("from_user_id")), contacts)
-            if not message_id or identity is None:
+            if message_id and identity is not None:
+                yield message, message_id, identity
+
+
+def inbound_messages(payload: Any, provider: Provider = "meta") -> Iterator[InboundMessage]:
+    """The learner messages in a delivery (system notices are not theirs: see system_notices).
+
+    `provider` is "console" when the local console posts Meta-format webhooks (replies then go back to it).
+    """
+    for message, message_id, identity in _messages(payload):
+        if message.get("type") == "system":
+            continue
+        given = _str(message.get("type")) or "unsupported"
+        text = message_text(given, message)
+        kind = _kind(message, text)
+        yield InboundMessage(
+            id=f"{provider}:{message_id}", learner=identity.key(), provider=provider, message_id=message_id,
+            identity=identity, kind=kind, text=text if kind != "unsupported" else None,
+            context_id=_str(_dict(message.get("context")).get("id")), sent_at=_time(message.get("timestamp")),
+            payload={"choice_id": choice_id(kind, message), "original_id": original_id(kind, message),
+                     "message": message})
+
+
+def _new_identity(notice: str, system: dict[str, Any]) -> Identity | None:
+    """The ids a number or user-id change moved the learner to. The current reference names the new number
+    `system.wa_id` (On-Premises and API v11 said `new_wa_id`) and, since 2026, the new business-scoped id
+    `system.user_id` beside `previous_user_id`."""
+    if notice not in ("user_changed_number", "customer_changed_number", "user_changed_user_id"):
+        return None
+    wa_id = (_str(system.get("wa_id")) or _str(system.get("new_wa_id"))) if notice != "user_changed_user_id" else None
+    user_id = _str(system.get("user_id"))
+    return Identity(wa_id=wa_id, user_id=user_id) if wa_id or user_id else None
+
+
+def system_notices(payload: Any, provider: Provider = "meta") -> Iterator[SystemNotice]:
+    """WhatsApp's own notices in the learner's chat (`type: system`, no `contacts`): a changed number or
+    business-scoped id, a changed identity (reinstalled, new phone). Ordered under the learner's new identity
+    when there is one, so they come before the messages the learner then sends from it."""
+    for message, message_id, sender in _messages(payload):
+        if message.get("type") != "system":
+            continue
+        system = _dict(message.get("system"))
+        notice = _str(system.get("type")) or "unknown"
+        new = _new_identity(notice, system)
+        old = Identity(wa_id=sender.wa_id, user_id=_str(system.get("previous_user_id"))
+                       or (sender.user_id if not new or sender.user_id != new.user_id else None))
+        yield SystemNotice(id=f"{provider}:{message_id}", learner=(new or sender).key(), provider=provider,
+                           message_id=message_id, notice=notice, identity=old if old.wa_id or old.user_id else sender,
+                           new_identity=new, body=_str(system.get("body")) or "",
+                           sent_at=_time(message.get("timestamp")))
+
+
+def preferences(payload: Any, provider: Provider = "meta") -> Iterator[PreferenceUpdate]:
+    """Marketing-message preference changes (`user_preferences` field: `value` stop or resume)."""
+    for value in changes(payload):
+        contacts = _list(value.get("contacts"))
+        for pref in map(_dict, _list(value.get("user_preferences"))):
+            identity = _identity(_str(pref.get("wa_id")), _str(pref.get("user_id")), contacts)
+            choice, stamp = _str(pref.get("value")), _str(pref.get("timestamp")) or ""
+            if identity is None or choice not in ("stop", "resume"):
                 continue
-            kind = _str(message.get("type")) or "unsupported"
-            yield InboundMessage(
-                id=f"{provider}:{message_id}", learner=identity.key(), provider=provider, message_id=message_id,
-                identity=identity, kind=kind, text=message_text(kind, message),
-                context_id=_str(_dict(message.get("context")).get("id")), sent_at=_time(message.get("timestamp")),
-                payload={"choice_id": choice_id(kind, message), "message": message})
+            yield PreferenceUpdate(id=f"{provider}:pref:{identity.key()}:{choice}:{stamp}", learner=identity.key(),
+                                   provider=provider, identity=identity, value=choice,
+                                   category=_str(pref.get("category")) or "", occurred_at=_time(pref.get("timestamp")))
 
 
 def statuses(payload: Any, provider: Provider = "meta") -> Iterator[DeliveryStatus]:
@@ -162,3 +248,42 @@ def errors(payload: Any, provider: Provider = "meta") -> Iterator[ProviderError]
             yield ProviderError(learner=SYSTEM_LEARNER, provider=provider,
                                 code=code if isinstance(code, int) else None,
                                 title=_str(error.get("title")) or _str(error.get("message")) or "", details=error)
+
+
+# The business-account fields an operator must hear about, and where each puts what happened.
+_PLATFORM = {"message_template_status_update": "event", "message_template_quality_update": "new_quality_score",
+             "template_category_update": "new_category", "account_update": "event"}
+
+
+def platform_notices(payload: Any, provider: Provider = "meta") -> Iterator[PlatformNotice]:
+    """Template status, quality and category updates and account updates (Meta's webhook references for
+    message_template_status_update, message_template_quality_update, template_category_update and
+    account_update: each change's `field` names it, its `value` says what happened)."""
+    for entry in map(_dict, _list(_dict(payload).get("entry"))):
+        for change in map(_dict, _list(entry.get("changes"))):
+            topic, value = _str(change.get("field")) or "", _dict(change.get("value"))
+            event = _str(value.get(_PLATFORM.get(topic, ""))) if topic in _PLATFORM else None
+            if event is None:
+                continue
+            template = _str(value.get("message_template_name"))
+            yield PlatformNotice(
+                id=f"{provider}:{topic}:{_str(value.get('message_template_id')) or _str(entry.get('id'))}:{event}:"
+                   f"{_str(entry.get('time')) or ''}", learner=SYSTEM_LEARNER, provider=provider, topic=topic,
+                event=event, template=template, language=_str(value.get("message_template_language")), detail=value)
+
+
+def calls(payload: Any, provider: Provider = "meta") -> Iterator[InboundMessage]:
+    """A learner's call to the business number (Meta's Calling API `calls` webhook field: `calls[]` with
+    `event: connect` and `direction: USER_INITIATED`), as kind "call". It carries no send time: a call does
+    not open the 24-hour window, so it is answered only while the window is already open."""
+    for value in changes(payload):
+        contacts = _list(value.get("contacts"))
+        for call in map(_dict, _list(value.get("calls"))):
+            call_id = _str(call.get("id"))
+            identity = _identity(_str(call.get("from")), _str(call.get("from_user_id")), contacts)
+            if not call_id or identity is None or call.get("event") != "connect" \
+                    or call.get("direction") not in (None, "USER_INITIATED"):
+                continue
+            yield InboundMessage(id=f"{provider}:{call_id}", learner=identity.key(), provider=provider,
+                                 message_id=call_id, identity=identity, kind="call",
+                                 payload={"call": {k: v for k, v in call.items() if k != "session"}})

@@ -386,8 +386,9 @@ async def test_an_edit_after_the_answer_is_acknowledged(stack: Stack, db: str) -
     await stack.fake.wait_for(1, seconds=15)
     await post(stack, p.edit(None, "US.ed", wamid(), original, "Yo estoy cansado"))
     await stack.fake.wait_for(2, seconds=15)
-    assert sent_to(stack, "US.ed") == ["Echo: Yo es cansado",
-                                       "Got your edit 👍 I had already answered the first version."]
+    first, acknowledged = sent_to(stack, "US.ed")
+    assert first.startswith("Echo: Yo es cansado")  # with the checker's correction of "es cansado"
+    assert acknowledged == "Got your edit 👍 I had already answered the first version."
 
 
 async def test_a_deleted_message_is_not_answered_and_leaves_the_log(stack: Stack, db: str) -> None:

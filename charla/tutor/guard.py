@@ -52,15 +52,35 @@ def problems(text: str, prompt: Prompt, limits: Limits) -> list[str]:
     if not text.strip():
         return ["empty"]
     found = []
-    if repeated(text):
+    own = unquoted(text, prompt)
+    if repeated(own):
         found.append("repeated")
-    if len(text) > limits.max_chars or len(sentences(text)) > limits.max_sentences:
+    if len(own) > limits.max_chars or len(sentences(own)) > limits.max_sentences:
         found.append("too_long")
     if (lang := language_of(text)) is not None and not _allowed(text, lang, limits.languages):
         found.append("wrong_language")
     if echoed(text, prompt):
         found.append("echo")
     return found
+
+
+def unquoted(text: str, prompt: Prompt) -> str:
+    """`text` without one quote of each line the learner wrote in this turn: a reply that quotes a burst of
+    the learner's messages to answer them is not repeating itself, nor long by its own doing (a loop that
+    quotes the same line over and over still is)."""
+    quotable = Counter(sentences(_learner(prompt)))
+    kept = []
+    for part in _SENTENCE_END.split(text):
+        folded = " ".join(_WORDS.findall(part.lower()))
+        if folded and quotable[folded] > 0:
+            quotable[folded] -= 1
+        else:
+            kept.append(part)
+    return "\n".join(kept)
+
+
+def _learner(prompt: Prompt) -> str:
+    return next((m.content for m in reversed(prompt.messages) if m.role == "user"), "")
 
 
 def sentences(text: str) -> list[str]:
@@ -104,7 +124,7 @@ def _allowed(text: str, found: str, languages: tuple[str, ...]) -> bool:
 
 def echoed(text: str, prompt: Prompt) -> bool:
     """`text` is the learner's latest message over again, or repeats a long stretch of the instructions."""
-    learner = next((m.content for m in reversed(prompt.messages) if m.role == "user"), "")
+    learner = _learner(prompt)
     if learner.strip() and sentences(text) == sentences(learner):
         return True
     return echoes(text, [prompt.system], least=8)

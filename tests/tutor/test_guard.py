@@ -93,3 +93,13 @@ async def test_without_a_checker_for_the_language_the_fallback_is_the_question(l
     answer = await tutor_for(url).answer(["Yo soy cansado"], Session(), Profile(level="B1"), [])
     assert answer.reply.corrections == []
     assert answer.reply.question in {q.text for q in questions.bank("es") if q.band == "B1"}
+
+
+def test_quoting_a_burst_of_the_learners_messages_is_not_a_loop() -> None:
+    burst = "\n".join(f"L1 message {n}" for n in range(40))  # (digits fold away: one line, forty times)
+    prompt = Prompt(system="You are a tutor.", messages=[Message("user", burst)], max_tokens=600)
+    assert guard.problems(f"Echo: {burst}", prompt, guard.Limits(("es", "en"))) == []
+    said = Prompt(system="You are a tutor.", messages=[Message("user", "Yo es cansado hoy.\nMi amigos son altos.")],
+                  max_tokens=600)
+    looping = "Muy bien.\n" + "\n".join(["Yo es cansado hoy."] * 5)  # one line of theirs quoted over and over
+    assert "repeated" in guard.problems(looping, said, guard.Limits(("es", "en")))

@@ -123,6 +123,14 @@ def test_facts_echoing_a_system_prompt_are_not_stored() -> None:
 SER_ESTAR = json.dumps({"reply": "¡Ánimo!", "confidence": 0.9, "corrections": [
     {"original": "Yo es cansada", "corrected": "Estoy cansada", "category": "ser_estar",
      "explanation": "estar for states"}]})
+
+
+def fixed(original: str, corrected: str) -> str:
+    """A model's answer with one ser/estar correction."""
+    return json.dumps({"reply": "¡Ánimo!", "confidence": 0.9, "corrections": [
+        {"original": original, "corrected": corrected, "category": "ser_estar", "explanation": "estar for states"}]})
+
+
 LEARNED = json.dumps({"name": "Ana", "level_inferred": "A2", "goals": ["B1 before a June trip to Mexico"],
                       "topics": ["travel"], "summary": "Ana introduced herself and practised ser vs estar.",
                       "moments": ["Ana wants B1 before her June trip to Mexico."]})
@@ -135,7 +143,9 @@ async def stack(db: str, default_redis_server: str, redis_default: Redis) -> Asy
 
 
 async def test_day_zero_facts_are_used_fourteen_days_later(stack: Stack, db: str, redis_default: Redis) -> None:
-    stack.llm.script["groq"] = ["{\"reply\": \"¡Hola Ana!\"}", SER_ESTAR, SER_ESTAR, SER_ESTAR]
+    # Each correction as a good model makes it (one the checker contradicts would get a second opinion).
+    stack.llm.script["groq"] = ["{\"reply\": \"¡Hola Ana!\"}", SER_ESTAR, fixed("es cansada", "está cansada"),
+                                fixed("Nosotros es cansados", "Nosotros estamos cansados")]
     stack.llm.script["anthropic"] = [LEARNED]
     for n, text in enumerate(["Hola, me llamo Ana. Quiero llegar a B1 antes de mi viaje a México en junio.",
                               "Yo es cansada hoy", "Mi madre es cansada también", "Nosotros es cansados"]):

@@ -79,3 +79,8 @@ def test_precision_floor_on_the_held_split() -> None:
     assert result["precision"] is not None
     assert float(str(result["precision"])) >= 0.9, result["wrong_findings"]
     assert float(str(result["recall"])) >= 0.5
+
+
+def test_ser_for_a_state_is_corrected_in_the_subjects_person() -> None:
+    (found,) = check("Yo es cansado", "es")
+    assert (found.original, found.corrected) == ("es cansado", "estoy cansado")

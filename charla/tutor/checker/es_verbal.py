@@ -34,12 +34,22 @@ def ser_estar(s: Sentence) -> Iterator[Finding]:
         if low in SER_TO_ESTAR:
             j = _skip_state_words(s, i + 1)
             if s.low(j) in STATE_FORMS:
-                corrected = " ".join([SER_TO_ESTAR[low], *(s.word(k) for k in range(i + 1, j + 1))])
+                corrected = " ".join([_estar_for(s, i), *(s.word(k) for k in range(i + 1, j + 1))])
                 yield s.finding(i, j, corrected, "ser_estar", "ser_estar_state", word=s.low(j))
             elif _is_location(s, i):
-                yield s.finding(i, i, SER_TO_ESTAR[low], "ser_estar", "ser_estar_location")
+                yield s.finding(i, i, _estar_for(s, i), "ser_estar", "ser_estar_location")
         elif low in ESTAR_TO_SER and s.low(i + 1) in PROFESSIONS:
             yield s.finding(i, i, ESTAR_TO_SER[low], "ser_estar", "ser_estar_profession", word=s.low(i + 1))
+
+
+def _estar_for(s: Sentence, i: int) -> str:
+    """Estar for the ser at i, in the person of a subject pronoun just before it when ser disagrees with it
+    (yo es cansado → yo estoy cansado, not está), else in ser's own person."""
+    person = SUBJECTS.get(s.low(i - 1))
+    for form in readings(s.low(i)) if person is not None else ():
+        if form.lemma == "ser" and (found := conjugate("estar", form.tense, person)):
+            return found
+    return SER_TO_ESTAR[s.low(i)]
 
 
 def _is_location(s: Sentence, i: int) -> bool:

@@ -46,9 +46,10 @@ def _estar_for(s: Sentence, i: int) -> str:
     """Estar for the ser at i, in the person of a subject pronoun just before it when ser disagrees with it
     (yo es cansado → yo estoy cansado, not está), else in ser's own person."""
     person = SUBJECTS.get(s.low(i - 1))
-    for form in readings(s.low(i)) if person is not None else ():
-        if form.lemma == "ser" and (found := conjugate("estar", form.tense, person)):
-            return found
+    if person is not None:
+        for form in readings(s.low(i)):
+            if form.lemma == "ser" and (found := conjugate("estar", form.tense, person)):
+                return found
     return SER_TO_ESTAR[s.low(i)]
 
 

@@ -13,10 +13,12 @@ from charla.store import lifecycle, profile
 from charla.store.messages import Conn
 from charla.store.profile import PracticeTime, Profile
 from charla.store.session import Session
+from charla.store.turns import Waiting
 from charla.tutor import practice
 from charla.tutor.commands import TOPICS, Command
 from charla.tutor.prompt import category_name, language_name
 from payments import billing
+from voice import heard as spoken
 
 _DAY_NAMES = (N_("day.mon"), N_("day.tue"), N_("day.wed"), N_("day.thu"), N_("day.fri"), N_("day.sat"),
               N_("day.sun"))
@@ -169,3 +171,21 @@ def billing_text(name: str, change: billing.Change, native: str) -> str:
         return say("cancel_unavailable", native)
     until = f"{change.until:%Y-%m-%d}" if change.until else say("period_end", native)
     return say(_BILLING[name, change.outcome], native, until=until)
+
+
+# Kinds Charla cannot use yet: the message id of each kind's name, as a learner would name it.
+_CANNOT_USE = {"call": N_("kind.call"),
+               "sticker": N_("kind.sticker"), "location": N_("kind.location"), "contacts": N_("kind.contacts"),
+               "document": N_("kind.document"), "video": N_("kind.video"), "image": N_("kind.image")}
+_OTHER_KIND = N_("kind.other")
+
+
+def cannot_use(row: Waiting, native: str) -> str:
+    """What Charla says to a message it cannot use: a voice note it could not hear, a sticker, a caption."""
+    if row.kind == "audio":  # a voice note the voice agent could not turn into words
+        heard = spoken.Heard.of(row.payload) or spoken.Heard(problem="corrupt")
+        return spoken.problem_text(heard, native)
+    what = say(_CANNOT_USE.get(row.kind, _OTHER_KIND), native)
+    if row.text:
+        return say("caption_only", native, what=what)
+    return say("cannot_use", native, what=what)

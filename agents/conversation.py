@@ -12,45 +12,32 @@ answered: never dropped, never answered twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
-import time
 import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from functools import partial
 
 import stripe
 
-from agents import actions, erasure, lifecycle
-from charla.channels.media import drop
+from agents import actions, choices, erasure, lifecycle, outgoing, upkeep
+from agents.outgoing import Charge, Reply
 from charla.channels.registry import Channels, mark_read, open_channels
 from charla.core import constants as c
 from charla.core import logs
 from charla.core.bus import Delivery
-from charla.core.catalog import N_, say
+from charla.core.catalog import say
 from charla.core.errors import PermanentError
-from charla.core.events import (
-    Choice,
-    InboundMessage,
-    OutboundMessage,
-    SpeakRequest,
-    SystemNotice,
-    TurnEvent,
-    utcnow,
-)
+from charla.core.events import InboundMessage, SystemNotice, utcnow
 from charla.core.keys import server_key
 from charla.core.runtime import Resources
 from charla.core.worker import Handler
 from charla.ops import takeover
-from charla.ops.export import stash
 from charla.store import learners, memories, messages, profile, session, turns
-from charla.store.messages import Conn, Outbound
+from charla.store.messages import Conn
 from charla.store.session import Said, Session
 from charla.store.turns import Usage, Waiting
 from charla.tutor import commands, practice
-from charla.tutor.findings import findings
-from charla.tutor.llm import LocalModel
 from charla.tutor.pipeline import Tutor
 from charla.tutor.prompt import TutorReply, language_name, render
 from charla.tutor.router import AllProvidersFailed, Router, open_providers
@@ -59,11 +46,6 @@ from voice import heard as spoken
 
 log = logging.getLogger(__name__)
 
-# Kinds Charla cannot use yet: the message id of each kind's name, as a learner would name it.
-_CANNOT_USE = {"call": N_("kind.call"),
-               "sticker": N_("kind.sticker"), "location": N_("kind.location"), "contacts": N_("kind.contacts"),
-               "document": N_("kind.document"), "video": N_("kind.video"), "image": N_("kind.image")}
-_OTHER_KIND = N_("kind.other")
 # Kinds whose text is the learner's words (audio: its transcript; edit: the new words of an unknown message).
 _USABLE = {"text", "interactive", "button", "audio", "edit"}
 _NO_REPLY = {"reaction", "revoke"}  # a reaction (or its removal), a deletion: noted, not answered
@@ -72,10 +54,6 @@ _AMENDS = {"edit", "revoke"}  # change an earlier message (see lifecycle.amend)
 # stopping reminders, never wait for a person.
 _WHILE_HELD = {"forget", "forget_confirm", "forget_cancel", "export", "cancel", "cancel_confirm", "cancel_keep",
                "resume", "reminders_off", "reminders_on", "opt_out", "opt_in"}
-# Questions whose "yes" destroys something: it counts only while the question is the latest reply.
-_CONFIRMED = {"forget:yes": "forget", "cancel:yes": "cancel"}
-# Offered choices that run a command as they are; any other offered id is the text of its title.
-_ANSWERS = {"forget:no": "forget_cancel", "cancel:no": "cancel_keep"}
 # Turns one conversation process runs at once (at least; CHARLA_AGENT_CONCURRENCY may raise it). A turn mostly
 # waits on the model, up to CHARLA_LLM_TIMEOUT_S per provider, so slots must cover the offered rate times that
 # wait: with 8, Claude at 20 s answered 0.4 turns/s and learners waited a minute (benchmark O). Kept under the
@@ -90,36 +68,8 @@ def build(res: Resources) -> Handler:
     embedder = memories.Embedder() if res.settings.recall_k else None
     agent = Conversation(res, Tutor(router, res.settings), open_channels(res), embedder,
                          billing.open_client(res.settings))
-    res.background += [agent.retry_deferred, agent.announce]
+    res.background += [partial(upkeep.retry_deferred, res), partial(upkeep.announce, res, agent.tutor.router)]
     return agent.handle
-
-
-@dataclass(frozen=True)
-class Charge:
-    """What a tutor turn counts against the learner's allowance when its reply is recorded."""
-
-    premium: bool
-    timezone: str | None
-    messages: int
-    native: str
-
-
-@dataclass
-class Reply:
-    text: str
-    usage: Usage
-    choices: list[Choice] = field(default_factory=list)
-    corrections: list[dict[str, object]] = field(default_factory=list)
-    vocabulary: list[dict[str, object]] = field(default_factory=list)
-    voice_example: bool = False
-    topic: str | None = None
-    charge: Charge | None = None
-    practice: tuple[int, str] | None = None  # (prompt id, item) of the practice exercise this turn answers
-    say: tuple[str, str] | None = None  # (phrase, language) to send as a voice note after the text
-    spoken: Outbound | None = None  # the voice note's recorded outbound message
-    announce: bool = False  # starts with "you're all set" (the entitlement records it was said)
-    document: str = ""  # the caption of the learner's data export, sent as a file after the text
-    attachment: Outbound | None = None  # the export's recorded outbound message
 
 
 @dataclass
@@ -154,15 +104,15 @@ class Conversation:
             await lifecycle.forget_said(self.res.redis, event.learner, event, self.res.settings.session_ttl_s)
         reply, delay = replies.get("reply"), replies.get("delay")
         if delay is not None and delay.status == "queued":  # said before a crash: make sure it went out
-            await self._send(event, event.message_id, delay)
+            await outgoing.send(self.res, event, event.message_id, delay)
         if reply is not None:  # answered before a crash: make sure it and its turn event went out
-            await self._send(event, event.message_id, reply)
+            await outgoing.send(self.res, event, event.message_id, reply)
             if (voice := replies.get("voice")) is not None and voice.status == "queued":
                 target, _ = self.tutor.languages(await self._profile(learner_id))
-                await self._speak(event, voice, target)
+                await outgoing.speak(self.res, event, voice, target)
             if (exported := replies.get("export")) is not None and exported.status == "queued":
-                await self._send_export(event, learner_id, exported)
-            await self._publish_turn(inbound_id, event.learner)
+                await outgoing.send_export(self.res, event, learner_id, exported)
+            await outgoing.publish_turn(self.res, inbound_id, event.learner)
         if reply is None and amended == "answered" and event.kind == "edit":
             await self._edited_after_answer(event, learner_id, inbound_id)
             return
@@ -197,7 +147,8 @@ class Conversation:
         read, announced, and costs neither a model call nor quota."""
         sess = await session.load(self.res.redis, event.learner)
         row = Waiting(inbound_id, event.message_id, event.kind, event.text, event.payload)
-        command = await self._command_of(learner_id, [row], sess, event) if event.kind not in _NO_REPLY else None
+        command = (await choices.command_of(self.res, learner_id, [row], sess, event)
+                   if event.kind not in _NO_REPLY else None)
         run = command is not None and command.name in _WHILE_HELD
         async with self.res.pool.connection() as conn, conn.transaction():
             await takeover.hold_waiting(conn, learner_id, before=inbound_id if run else None)
@@ -224,7 +175,7 @@ class Conversation:
         self._mark_read(event, batch[-1].message_id)
         sess = await session.load(self.res.redis, event.learner)
         target, native = self.tutor.languages(stored)
-        command = await self._command_of(learner_id, batch, sess, event)
+        command = await choices.command_of(self.res, learner_id, batch, sess, event)
         # A command is answered as a command, alone, and never shown to the model; messages it arrived
         # behind (sent while the previous turn was with the model) get their own tutor turn after it.
         tutored = batch if command is None else [] if command.name == "forget_confirm" else batch[:-1]
@@ -246,7 +197,8 @@ class Conversation:
             room = await entitlements.peek(conn, learner_id, ent.premium, stored.timezone, utcnow(), self.res.settings)
             exercise = await practice.open_prompt(conn, learner_id) if room.allowed else None
         if not room.allowed:
-            await self._finish(event, learner_id, batch, sess, self._limit(room, learner_id, native))
+            limited = outgoing.limit_reply(self.res.settings, room, learner_id, native)
+            await self._finish(event, learner_id, batch, sess, limited)
             return
         reply = await self._patiently(event, learner_id, batch[-1], native,
                                       self._converse(learner_id, batch, sess, stored, topic_changed,
@@ -260,15 +212,6 @@ class Conversation:
             reply.announce = True
         await self._finish(event, learner_id, batch, sess, reply)
 
-    def _limit(self, verdict: entitlements.Verdict, learner_id: uuid.UUID, native: str) -> Reply:
-        """The short reply once the free quota or the day's messages are used up (no model involved)."""
-        if verdict.plan == "paid":
-            text = say("daily_limit", native, limit=str(verdict.limit))
-        elif link := entitlements.payment_link(self.res.settings, learner_id):
-            text = say("free_used", native, limit=str(verdict.limit), link=link)
-        else:
-            text = say("free_used_no_link", native, limit=str(verdict.limit))
-        return Reply(text, Usage("limit", route=verdict.plan))
 
     async def _recall(self, learner_id: uuid.UUID, texts: list[str], sess: Session, topic_changed: bool) -> list[str]:
         """This learner's closest memories, when a session starts, the topic changes or they refer to the
@@ -288,7 +231,7 @@ class Conversation:
                         topic_changed: bool = False, exercise: str | None = None) -> Reply:
         target, native = self.tutor.languages(stored)
         texts = [row.text for row in batch if row.text]
-        notes = [_cannot_use(row, native) for row in batch if row.kind not in _USABLE or not row.text]
+        notes = [actions.cannot_use(row, native) for row in batch if row.kind not in _USABLE or not row.text]
         if not texts:
             return Reply("\n\n".join(dict.fromkeys(notes)), Usage("canned"))
         voiced = [(row.text, h) for row in batch if row.text and (h := spoken.Heard.of(row.payload)) is not None]
@@ -304,18 +247,8 @@ class Conversation:
         return Reply(text, answer.usage, corrections=[x.model_dump() for x in answer.reply.corrections],
                      vocabulary=[w.model_dump() for w in answer.reply.new_vocabulary],
                      voice_example=answer.reply.voice_example, topic=answer.reply.topic,
-                     say=self._say(answer.reply, target, spoken_turn=bool(voiced)))
+                     say=outgoing.voice_note(self.res.settings, answer.reply, target, spoken_turn=bool(voiced)))
 
-    def _say(self, reply: TutorReply, target: str, *, spoken_turn: bool) -> tuple[str, str] | None:
-        """What to speak after the text: the model's pronunciation example, else (for a learner who spoke)
-        the new words. Nothing when voice replies are off."""
-        if not self.res.settings.voice_replies:
-            return None
-        if reply.say and reply.say.strip():
-            return reply.say.strip(), target
-        if spoken_turn and reply.new_vocabulary:
-            return ". ".join(w.word for w in reply.new_vocabulary[:4]), target
-        return None
 
     async def _command(self, event: InboundMessage, learner_id: uuid.UUID, batch: list[Waiting], sess: Session,
                        command: commands.Command, native: str, target: str) -> None:
@@ -357,38 +290,6 @@ class Conversation:
             said.text = actions.billing_text("cancel" if cancel else "resume", change, native)
         await self._finish(event, learner_id, batch, sess, said)
 
-    async def _command_of(self, learner_id: uuid.UUID, batch: list[Waiting], sess: Session,
-                          event: InboundMessage) -> commands.Command | None:
-        """The command the newest message is, when it is one (or a choice Charla offered), whatever arrived
-        before it in the same burst."""
-        newest = batch[-1]
-        context = event.context_id if event.message_id == newest.message_id else None
-        choice = await self._offered(learner_id, newest, sess, context)
-        if choice is not None:
-            return _chosen(choice, sess)
-        if not newest.text or newest.kind != "text":
-            return None
-        return commands.parse(newest.text, awaiting=_asking(sess))
-
-    async def _offered(self, learner_id: uuid.UUID, row: Waiting, sess: Session, context: str | None) -> str | None:
-        """The choice `row` picks, when Charla offered it to this learner: a numbered answer or a tap on the
-        latest offer, a tap on the message that offered it (`context`), a practice prompt still open."""
-        tapped = str(row.payload.get("choice_id") or "")
-        if not tapped:
-            number = (row.text or "").strip().rstrip(".)")
-            if number.isdigit() and 0 < int(number) <= len(sess.offered):
-                return sess.offered[int(number) - 1]  # a numbered answer to choices sent as text (Twilio)
-            return None
-        if tapped in sess.offered:
-            return tapped
-        async with self.res.pool.connection() as conn:
-            if tapped.startswith("practice:"):
-                found = await practice.prompt_body(conn, learner_id, tapped.removeprefix("practice:"))
-                return tapped if found is not None else None
-            if context and tapped in await messages.offered(conn, learner_id, context):
-                return tapped
-        log.info("learner %s tapped %r, which was not offered to them: answered as text", learner_id, tapped)
-        return None
 
     async def _forget(self, event: InboundMessage, learner_id: uuid.UUID, native: str) -> None:
         """Erase the learner; from here on they are new, and only this exchange is recorded for them. The
@@ -400,11 +301,11 @@ class Conversation:
             newest = [Waiting(await messages.record_inbound(conn, learner_id, event), event.message_id, event.kind,
                               event.text, {})]
             reply = Reply(say("forgotten", native), Usage("command", route="command"))
-            outbound, turn = await self._record(conn, event, learner_id, newest, reply)
+            outbound, turn = await outgoing.record(conn, event, learner_id, newest, reply)
         if erased is not None:
             await erasure.forget_state(self.res, erased)
         until = await erasure.marks(self.res.bus)
-        await self._publish(event, newest, outbound, turn)
+        await outgoing.publish(self.res, event, newest, outbound, turn)
         if erased is not None:
             await erasure.purge_streams(self.res, erased, until)
 
@@ -418,7 +319,7 @@ class Conversation:
         async with self.res.pool.connection() as conn, conn.transaction():
             if reply.charge is not None:
                 await self._charge(conn, learner_id, reply)
-            outbound, turn = await self._record(conn, event, learner_id, batch, reply)
+            outbound, turn = await outgoing.record(conn, event, learner_id, batch, reply)
         if reply.announce:
             await entitlements.invalidate(self.res.redis, learner_id)
         for row in batch:
@@ -433,11 +334,11 @@ class Conversation:
             sess.awaiting = None
             sess.repeat = reply.say[0] if reply.say else None
         await session.save(self.res.redis, event.learner, sess, self.res.settings.session_ttl_s)
-        await self._publish(event, batch, outbound, turn)
+        await outgoing.publish(self.res, event, batch, outbound, turn)
         if reply.spoken is not None and reply.say is not None:
-            await self._speak(event, reply.spoken, reply.say[1])
+            await outgoing.speak(self.res, event, reply.spoken, reply.say[1])
         if reply.attachment is not None:
-            await self._send_export(event, learner_id, reply.attachment)
+            await outgoing.send_export(self.res, event, learner_id, reply.attachment)
 
     async def _charge(self, conn: Conn, learner_id: uuid.UUID, reply: Reply) -> None:
         """Count the turn's messages in the reply's transaction; if another replica used the last of the
@@ -447,7 +348,7 @@ class Conversation:
         verdict = await entitlements.admit(conn, learner_id, charge.premium, charge.messages, charge.timezone,
                                            utcnow(), self.res.settings)
         if not verdict.allowed:
-            limited = self._limit(verdict, learner_id, charge.native)
+            limited = outgoing.limit_reply(self.res.settings, verdict, learner_id, charge.native)
             reply.text, reply.usage, reply.corrections, reply.vocabulary = limited.text, limited.usage, [], []
             reply.say = None
             reply.announce = False
@@ -458,66 +359,6 @@ class Conversation:
             await practice.review(conn, learner_id, item, practice.rating_for(item, reply.corrections), utcnow())
             await practice.answered(conn, prompt_id)
 
-    async def _record(self, conn: Conn, event: InboundMessage, learner_id: uuid.UUID, batch: list[Waiting],
-                      reply: Reply) -> tuple[Outbound, TurnEvent]:
-        """Record the reply and the turn; returns the reply and the turn's event (published after commit)."""
-        newest, usage = batch[-1], reply.usage
-        outbound = await messages.record_reply(conn, learner_id, event.provider, newest.message_id, newest.id,
-                                               reply.text, answers=False, choices=reply.choices)
-        if reply.say is not None:
-            reply.spoken = await messages.record_reply(conn, learner_id, event.provider, newest.message_id,
-                                                       newest.id, reply.say[0], "voice", answers=False, kind="voice")
-        if reply.document:
-            reply.attachment = await messages.record_reply(conn, learner_id, event.provider, newest.message_id,
-                                                           newest.id, reply.document, "export", answers=False,
-                                                           kind="document")
-        total_ms = max(0, round((utcnow() - event.at).total_seconds() * 1000))
-        turn_id = await turns.record(conn, learner_id, newest.id, [row.id for row in batch], usage, total_ms,
-                                     reply.corrections, reply.vocabulary, reply.voice_example)
-        turn = TurnEvent(learner=event.learner, turn_id=turn_id, learner_id=str(learner_id),
-                         message_ids=[row.message_id for row in batch],
-                         text="\n".join(row.text or "" for row in batch), reply=reply.text,
-                         corrections=reply.corrections, vocabulary=reply.vocabulary, llm=usage.provider,
-                         model=usage.model, route=usage.route, input_tokens=usage.input_tokens,
-                         output_tokens=usage.output_tokens, cost_usd=usage.cost_usd, total_ms=total_ms,
-                         voice_example=reply.voice_example)
-        return outbound, turn
-
-    async def _publish(self, event: InboundMessage, batch: list[Waiting], outbound: Outbound,
-                       turn: TurnEvent) -> None:
-        await self._send(event, batch[-1].message_id, outbound)
-        await self.res.bus.publish(c.STREAM_TURNS, turn, dedupe_key=f"turn:{turn.turn_id}")
-
-    async def _publish_turn(self, inbound_id: int, learner: str) -> None:
-        async with self.res.pool.connection() as conn:
-            turn = await turns.event_of(conn, inbound_id, learner)
-        if turn is not None:  # deduplicated: a no-op when it was published before the crash
-            await self.res.bus.publish(c.STREAM_TURNS, turn, dedupe_key=f"turn:{turn.turn_id}")
-
-    async def _send(self, event: InboundMessage, reply_to: str, outbound: Outbound) -> None:
-        message = OutboundMessage(
-            id=f"out-{outbound.outbound_id}", learner=event.learner, outbound_id=str(outbound.outbound_id),
-            provider=event.provider, to=event.identity, text=outbound.body, reply_to=reply_to,
-            via=event.payload.get("to"), kind="choices" if outbound.choices else "text", choices=outbound.choices)
-        await self.res.bus.publish(c.STREAM_OUTBOX, message, dedupe_key=f"outbox:{outbound.outbound_id}")
-
-    async def _speak(self, event: InboundMessage, voice: Outbound, language: str) -> None:
-        """Ask the voice agent to say `voice` (it hands the note to the sender); deduplicated per message."""
-        request = SpeakRequest(id=f"speak-{voice.outbound_id}", learner=event.learner,
-                               outbound_id=str(voice.outbound_id), provider=event.provider, to=event.identity,
-                               via=event.payload.get("to"), text=voice.body, language=language)
-        await self.res.bus.publish(c.STREAM_VOICE, request, dedupe_key=f"speak:{voice.outbound_id}")
-
-    async def _send_export(self, event: InboundMessage, learner_id: uuid.UUID, document: Outbound) -> None:
-        """Export the learner's data now (after the reply was recorded: the file holds this exchange too) and
-        hand it to the sender as a file; deduplicated per message (a re-run's unused copy is dropped)."""
-        token = await stash(self.res.pool, self.res.redis, learner_id, self.res.settings.export_ttl_s)
-        message = OutboundMessage(
-            id=f"out-{document.outbound_id}", learner=event.learner, outbound_id=str(document.outbound_id),
-            provider=event.provider, to=event.identity, text=document.body, via=event.payload.get("to"),
-            kind="document", document=token)
-        if not await self.res.bus.publish(c.STREAM_OUTBOX, message, dedupe_key=f"outbox:{document.outbound_id}"):
-            await drop(self.res.redis, f"doc:{token}")
 
     async def _defer(self, event: InboundMessage, learner_id: uuid.UUID, newest: Waiting, native: str,
                      exc: AllProvidersFailed) -> None:
@@ -526,7 +367,7 @@ class Conversation:
         async with self.res.pool.connection() as conn, conn.transaction():
             attempts = await turns.defer(conn, learner_id, event, str(exc), self.res.settings.turn_retry_s)
         if attempts == 1:
-            await self._say_delay(event, learner_id, newest, native)
+            await outgoing.say_delay(self.res, event, learner_id, newest, native)
 
     async def _patiently(self, event: InboundMessage, learner_id: uuid.UUID, newest: Waiting, native: str,
                          answer: Awaitable[Reply]) -> Reply:
@@ -536,47 +377,11 @@ class Conversation:
         try:
             done, _ = await asyncio.wait({task}, timeout=self.res.settings.patience_s)
             if not done:
-                await self._say_delay(event, learner_id, newest, native)
+                await outgoing.say_delay(self.res, event, learner_id, newest, native)
             return await task
         finally:
             task.cancel()  # only if this turn itself was cancelled (a shutdown): the model call goes with it
 
-    async def _say_delay(self, event: InboundMessage, learner_id: uuid.UUID, newest: Waiting, native: str) -> None:
-        """The honest delay message, at most once for the learner's newest message."""
-        async with self.res.pool.connection() as conn, conn.transaction():
-            if "delay" in await messages.replies(conn, newest.id):
-                return
-            delay = await messages.record_reply(conn, learner_id, event.provider, newest.message_id, newest.id,
-                                                say("delay", native), "delay", answers=False)
-        await self._send(event, newest.message_id, delay)
-
-    async def retry_deferred(self, stop: asyncio.Event) -> None:
-        """Re-publish deferred turns when their retry time comes (any replica; each turn leased to one)."""
-        every = min(5.0, self.res.settings.turn_retry_s / 3)
-        while not stop.is_set():
-            try:
-                async with self.res.pool.connection() as conn, conn.transaction():
-                    due = await turns.due(conn, lease_s=max(60.0, self.res.settings.turn_retry_s * 4))
-                for event in due:
-                    await self.res.bus.publish(c.STREAM_INBOUND, event)
-            except Exception:
-                log.exception("re-publishing deferred turns failed; will retry")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), every)
-
-    async def announce(self, stop: asyncio.Event) -> None:
-        """Tell `charla status` which models this agent answers with, and load the checker and the offline
-        model now (not on a learner's first turn)."""
-        router = self.tutor.router
-        chain = {name: json.dumps({"model": router.providers[name].model, "demo": router.providers[name].demo,
-                                   "at": time.time()}) for name in router.providers}
-        if chain:
-            await self.res.redis.hset(c.LLM_PROVIDERS_KEY, mapping=chain)  # type: ignore[arg-type]
-        await asyncio.to_thread(findings, ["Hola."], self.res.settings.default_target_language)  # load its NLP data
-        local = router.providers.get("local")
-        if isinstance(local, LocalModel):
-            await asyncio.to_thread(local.load)
-            log.info("offline demo model loaded: %s", local.path.name)
 
     def _mark_read(self, event: InboundMessage, message_id: str, *, typing: bool = True) -> None:
         """Blue ticks and "typing…" while the reply is prepared: beside the turn, not through the bus. Without
@@ -585,34 +390,6 @@ class Conversation:
                                              typing=typing))
         self._receipts.add(task)
         task.add_done_callback(self._receipts.discard)
-
-
-def _chosen(choice: str, sess: Session) -> commands.Command | None:
-    """What an offered choice does; None when it is only words (its title is tutored as text)."""
-    if choice.startswith("topic:"):
-        return commands.Command("topic", choice.removeprefix("topic:"))
-    if choice.startswith("practice:"):
-        return commands.Command("practice_start", choice.removeprefix("practice:"))
-    if (question := _CONFIRMED.get(choice)) is not None:
-        return commands.Command(f"{question}_confirm") if _asking(sess) == question else None
-    return commands.Command(_ANSWERS[choice]) if choice in _ANSWERS else None
-
-
-def _asking(sess: Session) -> str | None:
-    """The yes/no question the learner may be answering: the one Charla asked, if its reply was the latest
-    (its "yes" is still on offer)."""
-    question = sess.awaiting
-    return question if question is not None and f"{question}:yes" in sess.offered else None
-
-
-def _cannot_use(row: Waiting, native: str) -> str:
-    if row.kind == "audio":  # a voice note the voice agent could not turn into words
-        heard = spoken.Heard.of(row.payload) or spoken.Heard(problem="corrupt")
-        return spoken.problem_text(heard, native)
-    what = say(_CANNOT_USE.get(row.kind, _OTHER_KIND), native)
-    if row.text:
-        return say("caption_only", native, what=what)
-    return say("cannot_use", native, what=what)
 
 
 def _render(reply: TutorReply, demo: bool, notes: list[str], native: str) -> str:

@@ -1,0 +1,149 @@
+"""What the conversation agent writes and hands on for a turn: the reply, its voice note and data export,
+recorded with the turn in the turn's transaction, then published to the outbox, the voice agent and the
+memory agent under dedupe keys (a re-run after a crash publishes nothing twice)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from charla.channels.media import drop
+from charla.core import constants as c
+from charla.core.catalog import say
+from charla.core.events import Choice, InboundMessage, OutboundMessage, SpeakRequest, TurnEvent, utcnow
+from charla.core.runtime import Resources
+from charla.core.settings import Settings
+from charla.ops.export import stash
+from charla.store import messages, turns
+from charla.store.messages import Conn, Outbound
+from charla.store.turns import Usage, Waiting
+from charla.tutor.prompt import TutorReply
+from payments import entitlements
+
+
+@dataclass(frozen=True)
+class Charge:
+    """What a tutor turn counts against the learner's allowance when its reply is recorded."""
+
+    premium: bool
+    timezone: str | None
+    messages: int
+    native: str
+
+
+@dataclass
+class Reply:
+    text: str
+    usage: Usage
+    choices: list[Choice] = field(default_factory=list)
+    corrections: list[dict[str, object]] = field(default_factory=list)
+    vocabulary: list[dict[str, object]] = field(default_factory=list)
+    voice_example: bool = False
+    topic: str | None = None
+    charge: Charge | None = None
+    practice: tuple[int, str] | None = None  # (prompt id, item) of the practice exercise this turn answers
+    say: tuple[str, str] | None = None  # (phrase, language) to send as a voice note after the text
+    spoken: Outbound | None = None  # the voice note's recorded outbound message
+    announce: bool = False  # starts with "you're all set" (the entitlement records it was said)
+    document: str = ""  # the caption of the learner's data export, sent as a file after the text
+    attachment: Outbound | None = None  # the export's recorded outbound message
+
+
+async def record(conn: Conn, event: InboundMessage, learner_id: uuid.UUID, batch: list[Waiting],
+                  reply: Reply) -> tuple[Outbound, TurnEvent]:
+    """Record the reply and the turn; returns the reply and the turn's event (published after commit)."""
+    newest, usage = batch[-1], reply.usage
+    outbound = await messages.record_reply(conn, learner_id, event.provider, newest.message_id, newest.id,
+                                           reply.text, answers=False, choices=reply.choices)
+    if reply.say is not None:
+        reply.spoken = await messages.record_reply(conn, learner_id, event.provider, newest.message_id,
+                                                   newest.id, reply.say[0], "voice", answers=False, kind="voice")
+    if reply.document:
+        reply.attachment = await messages.record_reply(conn, learner_id, event.provider, newest.message_id,
+                                                       newest.id, reply.document, "export", answers=False,
+                                                       kind="document")
+    total_ms = max(0, round((utcnow() - event.at).total_seconds() * 1000))
+    turn_id = await turns.record(conn, learner_id, newest.id, [row.id for row in batch], usage, total_ms,
+                                 reply.corrections, reply.vocabulary, reply.voice_example)
+    turn = TurnEvent(learner=event.learner, turn_id=turn_id, learner_id=str(learner_id),
+                     message_ids=[row.message_id for row in batch],
+                     text="\n".join(row.text or "" for row in batch), reply=reply.text,
+                     corrections=reply.corrections, vocabulary=reply.vocabulary, llm=usage.provider,
+                     model=usage.model, route=usage.route, input_tokens=usage.input_tokens,
+                     output_tokens=usage.output_tokens, cost_usd=usage.cost_usd, total_ms=total_ms,
+                     voice_example=reply.voice_example)
+    return outbound, turn
+
+
+async def publish(res: Resources, event: InboundMessage, batch: list[Waiting], outbound: Outbound,
+                   turn: TurnEvent) -> None:
+    await send(res, event, batch[-1].message_id, outbound)
+    await res.bus.publish(c.STREAM_TURNS, turn, dedupe_key=f"turn:{turn.turn_id}")
+
+
+async def publish_turn(res: Resources, inbound_id: int, learner: str) -> None:
+    async with res.pool.connection() as conn:
+        turn = await turns.event_of(conn, inbound_id, learner)
+    if turn is not None:  # deduplicated: a no-op when it was published before the crash
+        await res.bus.publish(c.STREAM_TURNS, turn, dedupe_key=f"turn:{turn.turn_id}")
+
+
+async def send(res: Resources, event: InboundMessage, reply_to: str, outbound: Outbound) -> None:
+    message = OutboundMessage(
+        id=f"out-{outbound.outbound_id}", learner=event.learner, outbound_id=str(outbound.outbound_id),
+        provider=event.provider, to=event.identity, text=outbound.body, reply_to=reply_to,
+        via=event.payload.get("to"), kind="choices" if outbound.choices else "text", choices=outbound.choices)
+    await res.bus.publish(c.STREAM_OUTBOX, message, dedupe_key=f"outbox:{outbound.outbound_id}")
+
+
+async def speak(res: Resources, event: InboundMessage, voice: Outbound, language: str) -> None:
+    """Ask the voice agent to say `voice` (it hands the note to the sender); deduplicated per message."""
+    request = SpeakRequest(id=f"speak-{voice.outbound_id}", learner=event.learner,
+                           outbound_id=str(voice.outbound_id), provider=event.provider, to=event.identity,
+                           via=event.payload.get("to"), text=voice.body, language=language)
+    await res.bus.publish(c.STREAM_VOICE, request, dedupe_key=f"speak:{voice.outbound_id}")
+
+
+async def send_export(res: Resources, event: InboundMessage, learner_id: uuid.UUID, document: Outbound) -> None:
+    """Export the learner's data now (after the reply was recorded: the file holds this exchange too) and
+    hand it to the sender as a file; deduplicated per message (a re-run's unused copy is dropped)."""
+    token = await stash(res.pool, res.redis, learner_id, res.settings.export_ttl_s)
+    message = OutboundMessage(
+        id=f"out-{document.outbound_id}", learner=event.learner, outbound_id=str(document.outbound_id),
+        provider=event.provider, to=event.identity, text=document.body, via=event.payload.get("to"),
+        kind="document", document=token)
+    if not await res.bus.publish(c.STREAM_OUTBOX, message, dedupe_key=f"outbox:{document.outbound_id}"):
+        await drop(res.redis, f"doc:{token}")
+
+
+async def say_delay(res: Resources, event: InboundMessage, learner_id: uuid.UUID, newest: Waiting, native: str) -> None:
+    """The honest delay message, at most once for the learner's newest message."""
+    async with res.pool.connection() as conn, conn.transaction():
+        if "delay" in await messages.replies(conn, newest.id):
+            return
+        delay = await messages.record_reply(conn, learner_id, event.provider, newest.message_id, newest.id,
+                                            say("delay", native), "delay", answers=False)
+    await send(res, event, newest.message_id, delay)
+
+
+def voice_note(settings: Settings, reply: TutorReply, target: str, *, spoken_turn: bool) -> tuple[str, str] | None:
+    """What to speak after the text: the model's pronunciation example, else (for a learner who spoke)
+    the new words. Nothing when voice replies are off."""
+    if not settings.voice_replies:
+        return None
+    if reply.say and reply.say.strip():
+        return reply.say.strip(), target
+    if spoken_turn and reply.new_vocabulary:
+        return ". ".join(w.word for w in reply.new_vocabulary[:4]), target
+    return None
+
+
+def limit_reply(settings: Settings, verdict: entitlements.Verdict, learner_id: uuid.UUID, native: str) -> Reply:
+    """The short reply once the free quota or the day's messages are used up (no model involved)."""
+    if verdict.plan == "paid":
+        text = say("daily_limit", native, limit=str(verdict.limit))
+    elif link := entitlements.payment_link(settings, learner_id):
+        text = say("free_used", native, limit=str(verdict.limit), link=link)
+    else:
+        text = say("free_used_no_link", native, limit=str(verdict.limit))
+    return Reply(text, Usage("limit", route=verdict.plan))

@@ -15,7 +15,8 @@ cd "$(dirname "$0")/.."
 BRANCH=${1:-$(git rev-parse --abbrev-ref HEAD)}
 WORK=${WORK:-/tmp/charla-bare}
 IMAGE=localhost/charla-bare:bookworm
-MIRROR=${MIRROR:-http://deb.debian.org/debian}
+# The Debian mirror this machine's apt uses (its sources list), unless MIRROR says otherwise.
+MIRROR=${MIRROR:-$(grep -rhoE 'https?://[^ ]+' /etc/apt/sources.list.d /etc/apt/sources.list 2>/dev/null | head -1)}
 PODMAN=(podman --runtime /usr/sbin/runc --cgroup-manager=cgroupfs)
 mkdir -p "$WORK"
 

@@ -38,6 +38,7 @@ from charla.store.messages import Conn
 from charla.store.session import Said, Session
 from charla.store.turns import Usage, Waiting
 from charla.tutor import commands, practice
+from charla.tutor.findings import as_correction, findings
 from charla.tutor.pipeline import Tutor
 from charla.tutor.prompt import TutorReply, language_name, render
 from charla.tutor.router import AllProvidersFailed, Router, open_providers
@@ -134,11 +135,13 @@ class Conversation:
             await self._take_turn(waiting, learner_id)
 
     async def _edited_after_answer(self, event: InboundMessage, learner_id: uuid.UUID, inbound_id: int) -> None:
-        """An edit of a message already answered: a short acknowledgement (the answer stands)."""
+        """An edit of an answered message: acknowledged (the answer stands), its words checked again (shown only)."""
         sess = await session.load(self.res.redis, event.learner)
-        _, native = self.tutor.languages(await self._profile(learner_id))
+        target, native = self.tutor.languages(await self._profile(learner_id))
         row = Waiting(inbound_id, event.message_id, event.kind, event.text, event.payload)
-        said = Reply(say("edit_seen", native), Usage("command", route="edit"))
+        rechecked = [as_correction(found, native) for found in findings([event.text or ""], target)]
+        text = render(TutorReply(reply=say("edit_seen", native), corrections=rechecked), native=native)
+        said = Reply(text, Usage("command", route="edit"))
         await self._finish(event, learner_id, [row], sess, said)
 
     async def _held_turn(self, event: InboundMessage, learner_id: uuid.UUID, inbound_id: int, operator: str) -> None:

@@ -391,6 +391,17 @@ async def test_an_edit_after_the_answer_is_acknowledged(stack: Stack, db: str) -
     assert acknowledged == "Got your edit 👍 I had already answered the first version."
 
 
+async def test_an_edit_after_the_answer_has_its_words_checked_again(stack: Stack, db: str) -> None:
+    original = wamid()
+    await post(stack, p.text(None, "US.ed2", original, "Hola"))
+    await stack.fake.wait_for(1, seconds=15)
+    await post(stack, p.edit(None, "US.ed2", wamid(), original, "Hola, yo soy cansado"))
+    await stack.fake.wait_for(2, seconds=15)
+    _, acknowledged = sent_to(stack, "US.ed2")
+    assert acknowledged.startswith("Got your edit 👍 I had already answered the first version.")
+    assert "~soy cansado~ → *estoy cansado*" in acknowledged
+
+
 async def test_a_deleted_message_is_not_answered_and_leaves_the_log(stack: Stack, db: str) -> None:
     release = asyncio.Event()
     stack.llm.hold["hola"] = release

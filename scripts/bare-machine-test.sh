@@ -16,7 +16,8 @@ BRANCH=${1:-$(git rev-parse --abbrev-ref HEAD)}
 WORK=${WORK:-/tmp/charla-bare}
 IMAGE=localhost/charla-bare:bookworm
 # The Debian mirror this machine's apt uses (its sources list), unless MIRROR says otherwise.
-MIRROR=${MIRROR:-$(grep -rhoE 'https?://[^ ]+' /etc/apt/sources.list.d /etc/apt/sources.list 2>/dev/null | head -1)}
+MIRROR=${MIRROR:-$( { grep -rhoE 'https?://[^ ]+/debian/?' /etc/apt/sources.list.d /etc/apt/sources.list 2>/dev/null \
+  || true; } | head -1)}
 PODMAN=(podman --runtime /usr/sbin/runc --cgroup-manager=cgroupfs)
 mkdir -p "$WORK"
 

@@ -13,6 +13,7 @@ import uuid
 
 from redis.asyncio import Redis
 
+from charla.channels.registry import traits
 from charla.core import constants as c
 from charla.core import logs, window
 from charla.core.events import InboundMessage, PreferenceUpdate, SystemNotice, utcnow
@@ -69,7 +70,7 @@ async def _move_state(redis: Redis, old_key: str, new_key: str) -> None:
 async def current(conn: Conn, learner_id: uuid.UUID, event: InboundMessage) -> InboundMessage:
     """`event` as from the learner's ids now, when it came from ids replaced by a number change (a late
     delivery): the reply goes to the number they use, and their session continues."""
-    if event.provider == "twilio" or not await learners.is_alias(conn, event.identity):
+    if not traits(event.provider).renumbers or not await learners.is_alias(conn, event.identity):
         return event
     identity = await learners.identity(conn, learner_id)
     return event if identity is None else event.model_copy(update={"identity": identity, "learner": identity.key()})

@@ -32,6 +32,7 @@ class Traits:
     window: bool  # WhatsApp's 24-hour rule applies, and templates with it (not on the local console)
     keeps_media: bool  # the provider keeps its own copy of uploaded media: Charla need not serve it after
     local: bool = False  # the simulated console: development only, with its own clock and checkout
+    renumbers: bool = False  # it announces a learner's new number (Meta's user_changed_number): old ids alias
     window_closed: frozenset[int] = frozenset()  # error codes meaning "the 24-hour window is closed"
     unreachable: frozenset[int] = frozenset()  # error codes meaning "this learner cannot receive"
 

@@ -23,7 +23,7 @@ from charla.channels.meta.channel import media_id
 from charla.core import constants as c
 from charla.core.events import InboundMessage, OutboundMessage, ReadReceipt, Template
 
-TRAITS = Traits(provider="console", window=False, keeps_media=False, local=True)
+TRAITS = Traits(provider="console", window=False, keeps_media=False, local=True, renumbers=True)  # Meta-shaped
 
 
 def console_channel(learner: str) -> str:

@@ -18,7 +18,7 @@ from charla.core import constants as c
 from charla.core import keys
 from charla.core.bus import Bus
 from charla.core.runtime import Resources
-from charla.ops import deadletters, takeover
+from charla.ops import deadletters, export, takeover
 from charla.store import learners, session
 from charla.store.messages import Conn
 from payments import entitlements
@@ -58,11 +58,12 @@ async def purge(res: Resources, erased: Erased) -> None:
 
 
 async def forget_state(res: Resources, erased: Erased) -> None:
-    """Drop the erased learner's session, takeover and cached entitlement."""
+    """Drop the erased learner's session, takeover, cached entitlement and kept data exports."""
     for key in erased.keys:
         await session.forget(res.redis, key)
     await takeover.release(res.redis, erased.learner_id)  # the learner is new to everyone, operators included
     await entitlements.invalidate(res.redis, erased.learner_id)  # no cache keyed by the erased id outlives it
+    await export.forget(res.redis, erased.learner_id)
 
 
 async def purge_streams(res: Resources, erased: Erased, until: Marks | None = None) -> None:

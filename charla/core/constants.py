@@ -80,6 +80,8 @@ TAKEOVER_CHANNEL: Final = f"{PREFIX}:takeover-inbound"
 # Audio Charla serves or uploads (bytes, expiring): spoken replies (`out:<token>`, fetched by Twilio and the
 # console at /media/<token>.ogg, uploaded to Meta by the sender) and console voice notes (`in:<id>`).
 MEDIA_KEY: Final = f"{PREFIX}:media:{{token}}"
+# The tokens of a learner's data exports still kept (a set): erasure deletes the files before they expire.
+EXPORTS_KEY: Final = PREFIX + ":exports:{learner_id}"
 MEDIA_TTL_S: Final = 24 * 3600
 # The local console's clock offset in seconds (a string float), so an operator can move time forward to see
 # scheduled practice; read by the scheduler only with WHATSAPP_PROVIDER=console. Changes are announced on

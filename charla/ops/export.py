@@ -20,6 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
 from charla.channels import media
+from charla.core import constants as c
 from charla.store import session
 from charla.store.messages import Conn
 
@@ -95,7 +96,18 @@ async def stash(pool: AsyncConnectionPool, redis: Redis, learner_id: uuid.UUID, 
         data = dumps(await export(conn, learner_id, redis=redis))
     token = secrets.token_urlsafe(24)
     await media.keep(redis, f"doc:{token}", data, ttl_s)
+    listed = c.EXPORTS_KEY.format(learner_id=learner_id)
+    await redis.sadd(listed, token)
+    await redis.expire(listed, ttl_s)
     return token
+
+
+async def forget(redis: Redis, learner_id: uuid.UUID) -> None:
+    """Delete every data export of the learner still kept (an erased learner's file must not outlive them)."""
+    listed = c.EXPORTS_KEY.format(learner_id=learner_id)
+    for token in await redis.smembers(listed):
+        await media.drop(redis, f"doc:{token.decode() if isinstance(token, bytes) else token}")
+    await redis.delete(listed)
 
 
 def attachment_headers() -> dict[str, str]:

@@ -20,7 +20,7 @@ from charla.core import constants as c
 from charla.core import keys
 from charla.core.bus import Bus, Delivery
 from charla.core.events import Identity, InboundMessage
-from charla.ops import deadletters
+from charla.ops import deadletters, export
 from tests.agents.test_conversation import bodies, rows, say
 from tests.core.test_settings import PRODUCTION
 from tests.support.harness import Stack, running_stack
@@ -138,3 +138,15 @@ def test_outside_production_a_key_is_generated_once_private_and_reused(tmp_path:
     assert keys.server_key(make_settings(CHARLA_HOME=str(tmp_path))) == first
     assert keys.server_key(make_settings(CHARLA_HOME=str(tmp_path / "other"))) != first
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "secret_key"]  # no temporary file left
+
+
+async def test_erasure_deletes_the_learners_kept_data_exports(stack: Stack, db: str, redis_default: Redis) -> None:
+    await say(stack, "Hola, me llamo Ana")
+    await stack.fake.wait_for(1, seconds=10)
+    (row,) = await rows(db, "SELECT id FROM learners")
+    learner_id = uuid.UUID(str(row[0]))
+    token = await export.stash(stack.res.pool, stack.res.redis, learner_id, 3600)
+    assert await redis_default.exists(c.MEDIA_KEY.format(token=f"doc:{token}"))
+    assert await erasure.erase_learner(stack.res, learner_id)
+    assert not await redis_default.exists(c.MEDIA_KEY.format(token=f"doc:{token}"))  # not fetchable any more
+    assert not await redis_default.exists(c.EXPORTS_KEY.format(learner_id=learner_id))

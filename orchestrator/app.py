@@ -33,7 +33,7 @@ from charla.ops import export
 from orchestrator import access, admin, admin_login, console, openapi, scrape
 from orchestrator.access import Webhook
 from orchestrator.deps import Res
-from orchestrator.guard import BrowserGuard
+from orchestrator.guard import BrowserGuard, hostname
 from orchestrator.lane import Handler, WebhookLane, redis_unavailable
 from orchestrator.limits import BodyLimits, path_limits
 from payments import webhook as stripe_events
@@ -228,11 +228,21 @@ async def whatsapp_webhook(request: Request) -> Response:
     The hot path: no dependency injection, no response model (each costs measurable time per request).
     """
     res: Resources = request.app.state.res
+    if (foreign := _rebound(request, res)) is not None:
+        return foreign
     try:
         body = await read_body(request, res.settings.max_body_bytes, res.settings.body_timeout_s)
     except BodyRefused as refused:
         return refused.response()
     return await accept_whatsapp(res, body, only_header(request, "x-hub-signature-256"))
+
+
+def _rebound(request: Request, res: Resources) -> Response | None:
+    """With the published development secrets (the local console), webhooks answer only to this machine's
+    names: a page that rebinds its own host name to 127.0.0.1 could otherwise sign deliveries with them."""
+    if res.settings.dev_secrets and hostname(request.headers.get("host", "")) not in res.settings.allowed_hosts:
+        return _error(400, "unknown Host header: the console's development webhooks answer only to this machine")
+    return None
 
 
 async def accept_whatsapp(res: Resources, body: bytes, signature: str | None) -> Response:
@@ -337,6 +347,8 @@ async def twilio_webhook(request: Request) -> Response:
 async def stripe_webhook(request: Request) -> Response:
     """Stripe's signed events (see payments.webhook)."""
     res: Resources = request.app.state.res
+    if (foreign := _rebound(request, res)) is not None:
+        return foreign
     try:
         body = await read_body(request, res.settings.max_body_bytes, res.settings.body_timeout_s)
     except BodyRefused as refused:

@@ -69,3 +69,17 @@ async def test_the_schema_is_served_outside_production_only_and_swagger_ui_nowhe
         async with in_process(make_settings(DATABASE_URL=db, REDIS_URL=default_redis_server, **env)) as client:
             assert (await client.get("/openapi.json")).status_code == schema
             assert [(await client.get(path)).status_code for path in ("/docs", "/redoc")] == [404, 404]
+
+
+async def test_the_consoles_development_webhooks_refuse_a_rebound_host(db: str, default_redis_server: str,
+                                                                       redis_default: Redis) -> None:
+    """A page that rebinds its own name to 127.0.0.1 could sign deliveries with the published secrets."""
+    settings = make_settings(DATABASE_URL=db, REDIS_URL=default_redis_server, WHATSAPP_PROVIDER="console")
+    body = console.choice_delivery("34600000001", "forget:yes", "Yes, delete", None, name="Victim")
+    async with in_process(settings) as client:
+        for path, header, secret in (("/webhooks/whatsapp", "x-hub-signature-256", DEV_APP_SECRET),
+                                     ("/webhooks/stripe", "stripe-signature", DEV_STRIPE_SECRET)):
+            answer = await client.post(path, content=body, headers={
+                "host": "evil.example:8000", header: console.signature(body, secret)})
+            assert answer.status_code == 400, path
+    assert [await redis_default.xlen(stream) for stream in c.CONSUMER_GROUPS] == [0] * len(c.CONSUMER_GROUPS)

@@ -61,10 +61,12 @@ async def _move_state(redis: Redis, old_key: str, new_key: str) -> None:
     if old_key == new_key:
         return
     session = c.SESSION_KEY.format(learner=old_key)
-    if await redis.exists(session):
-        await redis.rename(session, c.SESSION_KEY.format(learner=new_key))
+    # A session the new number already has (its messages came before the notice) is the current one.
+    if await redis.exists(session) and not await redis.renamenx(session, c.SESSION_KEY.format(learner=new_key)):
+        await redis.delete(session)
     if await redis.sismember(c.BLOCKED_KEY, old_key):
         await redis.sadd(c.BLOCKED_KEY, new_key)
+        await redis.srem(c.BLOCKED_KEY, old_key)
 
 
 async def current(conn: Conn, learner_id: uuid.UUID, event: InboundMessage) -> InboundMessage:
@@ -91,7 +93,7 @@ async def waiting_turn(res: Resources, event: SystemNotice, learner_id: uuid.UUI
     if not batch or identity is None:
         return None
     newest = batch[-1]
-    return InboundMessage(learner=event.learner, provider=event.provider, message_id=newest.message_id,
+    return InboundMessage(learner=identity.key(), provider=event.provider, message_id=newest.message_id,
                           identity=identity, kind=newest.kind, text=newest.text, payload=newest.payload)
 
 

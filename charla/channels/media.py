@@ -76,6 +76,8 @@ async def _get(http: aiohttp.ClientSession, url: str, *, max_bytes: int, provide
         async with http.get(url, headers=headers, allow_redirects=follow) as response:
             if not follow and response.status in _REDIRECTS and "Location" in response.headers:
                 return response.url.join(URL(response.headers["Location"]))
+            if 300 <= response.status < 400:  # a redirect we do not follow (or without Location) is no media
+                raise MediaRefused(f"{url} answered {response.status} without a redirect Charla may follow")
             if response.status in (404, 410):
                 raise MediaGone(f"{url} answered {response.status}")
             if response.status == 401:

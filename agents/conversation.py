@@ -1,12 +1,11 @@
 """The conversation agent: every inbound learner message is answered exactly once, by the tutor.
 
-A turn: record the message; if a later message of the same learner is already queued, stop there (that
-one answers the burst); otherwise take every unanswered message of the learner (a burst, in order), run
-a command or ask the models, and record the reply, the turn and "answered" in one transaction before
-handing the reply to the outbox. A retry after a crash finds the recorded reply and re-publishes it under
-the same dedupe keys, so nothing is sent twice. When no provider can answer, the learner gets one honest
-"give me a moment" message, the turn is deferred in PostgreSQL and re-published with backoff until it is
-answered: never dropped, never answered twice.
+A turn: record the message; if a later message of the same learner is already queued, stop there (that one
+answers the burst); otherwise take every unanswered message of the learner (a burst, in order), run a command
+or ask the models, and record the reply, the turn and "answered" in one transaction before handing the reply
+to the outbox. A retry after a crash finds the recorded reply and re-publishes it under the same dedupe keys,
+so nothing is sent twice. When no provider can answer, the learner gets one honest "give me a moment"
+message, the turn is deferred and re-published with backoff until answered: never dropped, never twice.
 """
 
 from __future__ import annotations
@@ -51,8 +50,7 @@ log = logging.getLogger(__name__)
 _USABLE = {"text", "interactive", "button", "audio", "edit"}
 _NO_REPLY = {"reaction", "revoke"}  # a reaction (or its removal), a deletion: noted, not answered
 _AMENDS = {"edit", "revoke"}  # change an earlier message (see lifecycle.amend)
-# Commands that still run while an operator holds the learner: their rights over their data and money, and
-# stopping reminders, never wait for a person.
+# Commands that still run while an operator holds the learner (their data, money and reminders wait for nobody).
 _WHILE_HELD = {"forget", "forget_confirm", "forget_cancel", "export", "cancel", "cancel_confirm", "cancel_keep",
                "resume", "reminders_off", "reminders_on", "opt_out", "opt_in"}
 # Turns one conversation process runs at once (at least; CHARLA_AGENT_CONCURRENCY may raise it). A turn mostly
@@ -179,15 +177,17 @@ class Conversation:
         sess = await session.load(self.res.redis, event.learner)
         target, native = self.tutor.languages(stored)
         command = await choices.command_of(self.res, learner_id, batch, sess, event)
-        # A command is answered as a command, alone, and never shown to the model; messages it arrived
-        # behind (sent while the previous turn was with the model) get their own tutor turn after it.
+        # A command is answered alone, never shown to the model; messages it arrived behind get their own tutor
+        # turn after it, or before it when it asks a yes/no question (which must stay Charla's latest).
         tutored = batch if command is None else [] if command.name == "forget_confirm" else batch[:-1]
+        asks = command is not None and command.name in ("forget", "cancel")
         try:
+            if tutored and asks:
+                await self._tutor_turn(event, learner_id, tutored, sess, stored, native)
             if command is not None:
                 await self._command(event, learner_id, batch[-1:], sess, command, native, target)
-                stored = await self._profile(learner_id)  # the command may have changed it
-            if tutored:
-                await self._tutor_turn(event, learner_id, tutored, sess, stored, native)
+            if tutored and not asks:
+                await self._tutor_turn(event, learner_id, tutored, sess, await self._profile(learner_id), native)
         except AllProvidersFailed as exc:
             await self._defer(event, learner_id, (tutored or batch)[-1], native, exc)
 

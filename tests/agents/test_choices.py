@@ -4,6 +4,7 @@ else is the text of its title, tutored. Driven through signed webhooks into the 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from itertools import count
 
@@ -128,3 +129,18 @@ async def test_a_practice_button_acts_only_for_this_learners_open_prompt(stack: 
     await tap(stack, f"practice:{mine}", "Practice")
     await stack.fake.wait_for(6, seconds=10)
     assert bodies(stack, WA)[-1] == "Practice: write a sentence using casa"
+
+
+async def test_a_question_asked_behind_unanswered_messages_can_still_be_answered(stack: Stack, db: str) -> None:
+    release = asyncio.Event()
+    stack.llm.hold["Hola"] = release
+    await say(stack, "Hola")
+    await stack.llm.wait_for("groq", 1, seconds=10)
+    await say(stack, "me llamo Ana")
+    await say(stack, "delete my data")  # behind "me llamo Ana": the question must stay the latest reply
+    release.set()
+    await stack.fake.wait_until(lambda: len(bodies(stack, WA)) >= 3, seconds=10)
+    assert bodies(stack, WA)[-1].startswith("Delete everything")
+    await say(stack, "yes")
+    await stack.fake.wait_for(4, seconds=10)
+    assert bodies(stack, WA)[3].startswith("Done: I deleted")

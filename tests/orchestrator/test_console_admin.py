@@ -90,7 +90,7 @@ async def test_text_reply_ticks_and_history(console: Stack, db: str) -> None:
 
         async def read(shown: str = reply["id"]) -> bool:
             return await status_of(db, shown) == "read"
-        await eventually(read, 10, "the sender to record the console's read status")
+        await eventually(read, 30, "the sender to record the console's read status")
     history = (await console.http.get("/console/api/history?learner=ana")).json()
     assert [(m["direction"], m["text"]) for m in history] == [("in", "Hola, soy Ana"), ("out", "Echo: Hola, soy Ana")]
     assert history[1]["status"] == "read"

@@ -8,7 +8,9 @@ target language whose checker is not installed has no findings: the typed `NoChe
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from dataclasses import dataclass
 from functools import cache
 from importlib import import_module
@@ -17,6 +19,8 @@ from charla.tutor.checker.base import Finding, UnsupportedLanguage, check
 from charla.tutor.prompt import CATEGORY_NAMES, Correction, category_name
 
 log = logging.getLogger(__name__)
+# The checkers' NLP pipelines are shared objects, not made for concurrent calls: turns take them in turn.
+_ONE_AT_A_TIME = threading.Lock()
 
 
 class NoChecker(LookupError):
@@ -26,10 +30,16 @@ class NoChecker(LookupError):
 def findings(texts: list[str], target: str) -> list[Finding]:
     """What the checker of `target` is sure of in each of `texts`; [] when there is no checker for it."""
     try:
-        return [found for text in texts for found in _checked(text, target)]
+        with _ONE_AT_A_TIME:
+            return [found for text in texts for found in _checked(text, target)]
     except NoChecker as exc:
         _note_once(target, str(exc))
         return []
+
+
+async def checked(texts: list[str], target: str) -> list[Finding]:
+    """`findings` off the event loop (spaCy's tagging would hold every other turn of the agent meanwhile)."""
+    return await asyncio.to_thread(findings, texts, target)
 
 
 def _checked(text: str, target: str) -> list[Finding]:

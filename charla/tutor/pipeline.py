@@ -4,6 +4,7 @@ and ask Claude for a second opinion when the first answer was unsure of itself."
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from charla.store.profile import Profile
 from charla.store.session import Session
 from charla.store.turns import Usage
 from charla.tutor import guard, offline
-from charla.tutor.findings import findings, merge
+from charla.tutor.findings import checked, merge
 from charla.tutor.llm import Completion, Prompt
 from charla.tutor.prompt import (
     InvalidReply,
@@ -104,13 +105,14 @@ class Tutor:
         if unclear and self.router.hard_chain:
             route = Route("unclear_transcript", self.router.hard_chain)
         reply, completion = await self._guarded(route, prompt, meter, turn)
-        merged = merge(reply.corrections, findings(texts, target), native)
+        found = await checked(texts, target)  # once per turn, whichever answer it is merged into
+        merged = merge(reply.corrections, found, native)
         second = self.router.escalation(completion.provider)
         if (reply.confidence < self.settings.llm_confidence_min or merged.contradicted) and second is not None:
             try:
                 reply, completion = await self._guarded(second, prompt, meter, turn)
                 route = second
-                merged = merge(reply.corrections, findings(texts, target), native)
+                merged = merge(reply.corrections, found, native)
             except AllProvidersFailed as exc:
                 log.info("no second opinion (%s); keeping the first answer", exc)
         reply = reply.model_copy(update={"corrections": merged.corrections})
@@ -131,7 +133,7 @@ class Tutor:
                 log.info("no demo sentence (%s): the checker answers alone", exc)
             if completion is not None and not guard.problems(completion.text, prompt, self._limits(target, native)):
                 sentence = completion.text.strip()
-        reply = offline.checked_reply(texts, session, profile, target, native, sentence)
+        reply = await asyncio.to_thread(offline.checked_reply, texts, session, profile, target, native, sentence)
         usage = meter.usage(completion, "offline") if completion else Usage("local", route="offline", demo=True)
         return Answer(reply, usage, demo=True)
 
@@ -158,7 +160,9 @@ class Tutor:
             if not (found := guard.problems(reply.reply, prompt, limits)):
                 return reply, completion
         log.warning("%s's reply failed the output guard again (%s): the checker answers", completion.provider, found)
-        return offline.checked_reply(turn.texts, turn.session, turn.profile, turn.target, turn.native), completion
+        fallback = await asyncio.to_thread(offline.checked_reply, turn.texts, turn.session, turn.profile, turn.target,
+                                           turn.native)
+        return fallback, completion
 
     async def _fit(self, system: Callable[[], str], session: Session, texts: list[str], meter: Meter) -> Prompt:
         """The prompt within CHARLA_PROMPT_BUDGET_TOKENS: while it is over, the oldest half of the session

@@ -21,19 +21,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
+from agents import due as batch_read
+from agents.due import Due, identity, opt_str
 from charla.channels.registry import local_console, traits
 from charla.core import alerts, window
 from charla.core import constants as c
 from charla.core.bus import listen
 from charla.core.catalog import say
-from charla.core.events import Flashcard, Identity, OutboundMessage, Template
+from charla.core.events import Choice, Flashcard, OutboundMessage, Template
 from charla.core.runtime import Resources
+from charla.core.settings import Settings
 from charla.ops import broadcast_dispatch
-from charla.store import profile
 from charla.store.messages import Conn
 from charla.store.profile import Profile
-from charla.tutor import practice
+from charla.tutor import practice, review
 from charla.tutor.prompt import category_name, language_name
 
 log = logging.getLogger(__name__)
@@ -59,15 +62,24 @@ def setup(res: Resources) -> None:
 
 
 @dataclass
-class Due:
-    prompt_id: int
-    learner_id: uuid.UUID
-    kind: str
-    slot_at: datetime
-    body: str | None
-    identity: Identity
-    last_inbound_at: datetime | None
-    name: str | None
+class Composed:
+    """A prompt ready to queue: its text, how it goes (text or template) and what it carries."""
+
+    due: Due
+    text: str
+    how: str
+    item: str | None = None
+    template: Template | None = None
+    card: Flashcard | None = None
+    choices: list[Choice] = field(default_factory=list)
+
+
+@dataclass
+class Batch:
+    """What one dispatch pass writes at the end, in one transaction: skipped and queued prompts."""
+
+    skipped: list[tuple[str, int]] = field(default_factory=list)
+    queued: list[Composed] = field(default_factory=list)
 
 
 @dataclass
@@ -75,6 +87,7 @@ class PracticeScheduler:
     res: Resources
     clock: Clock = field(default=lambda: datetime.now(UTC))
     passes: int = 4
+    batch: int = 500
 
     async def run(self, stop: asyncio.Event) -> None:
         wake = asyncio.Event()
@@ -103,27 +116,33 @@ class PracticeScheduler:
         """One pass: claim due slots, queue window-closing summaries, send due prompts. Returns how many
         prompts were handed to the outbox."""
         now = await self.now()
-        await self.claim(now)
+        while await self.claim(now) >= 1000:
+            pass
         await self.summaries(now)
-        # Several passes at once (SKIP LOCKED keeps them apart): composing waits on PostgreSQL round trips.
-        done = await asyncio.gather(*(self.dispatch(now, unpublished=n == 0) for n in range(self.passes)))
+        # Several passes at once (SKIP LOCKED keeps them apart): each batch waits on its PostgreSQL round trips.
+        done = await asyncio.gather(*(self.dispatch(now, self.batch, unpublished=n == 0) for n in range(self.passes)))
         return sum(done)
 
     async def claim(self, now: datetime, limit: int = 1000) -> int:
+        """Turn due schedules into prompt rows and move them to their next local occurrence (one transaction)."""
         async with self.res.pool.connection() as conn, conn.transaction():
             rows = await (await conn.execute(
                 """SELECT id, learner_id, next_run_at, local_time, days, timezone FROM schedules
                    WHERE NOT paused AND next_run_at <= %s ORDER BY next_run_at LIMIT %s FOR UPDATE SKIP LOCKED""",
                 (now, limit))).fetchall()
+            prompts, moves = [], []
             for row in rows:
-                slot: datetime = row[2]
+                slot: datetime = row[2]  # type: ignore[assignment]
                 missed = now - slot > MISSED_AFTER
-                await conn.execute(
+                prompts.append((row[1], row[0], slot, "skipped" if missed else "due",
+                                "missed while stopped" if missed else None))
+                moves.append((practice.next_occurrence(str(row[3]), list(row[4]), str(row[5]),  # type: ignore[call-overload]
+                                                       max(slot, now)), row[0]))
+            async with conn.cursor() as cur:
+                await cur.executemany(
                     """INSERT INTO practice_prompts (learner_id, schedule_id, kind, slot_at, status, reason)
-                       VALUES (%s, %s, 'practice', %s, %s, %s) ON CONFLICT DO NOTHING""",
-                    (row[1], row[0], slot, "skipped" if missed else "due", "missed while stopped" if missed else None))
-                following = practice.next_occurrence(str(row[3]), list(row[4]), str(row[5]), max(slot, now))
-                await conn.execute("UPDATE schedules SET next_run_at = %s WHERE id = %s", (following, row[0]))
+                       VALUES (%s, %s, 'practice', %s, %s, %s) ON CONFLICT DO NOTHING""", prompts)
+                await cur.executemany("UPDATE schedules SET next_run_at = %s WHERE id = %s", moves)
         return len(rows)
 
     async def summaries(self, now: datetime) -> None:
@@ -131,85 +150,132 @@ class PracticeScheduler:
         async with self.res.pool.connection() as conn:
             await conn.execute(_SUMMARIES, {"now": now, "after": SUMMARY_AFTER})
 
-    async def dispatch(self, now: datetime, limit: int = 200, *, unpublished: bool = True) -> int:
-        queued: list[OutboundMessage] = []
+    async def dispatch(self, now: datetime, limit: int = 500, *, unpublished: bool = True) -> int:
+        """Compose a batch of due prompts (one query reads their learners, profiles and cards; one
+        transaction writes them) and hand them to the outbox in pipelined round trips."""
         async with self.res.pool.connection() as conn, conn.transaction():
-            for due in await _due(conn, limit):
-                message = await self._compose(conn, due, now)
-                if message is not None:
-                    queued.append(message)
+            batch = await self._compose_all(conn, await batch_read.read(conn, limit, now), now)
+            await _write(conn, batch)
+        queued = [_outbound(q.due, q.due.provider, q.due.via, _outbound_id(q.due), q.text, q.how, q.template, q.card,
+                            q.choices) for q in batch.queued]
         if unpublished:
             queued += await self._unpublished(now)
-        for message in queued:
-            await self.res.bus.publish(c.STREAM_OUTBOX, message, dedupe_key=f"outbox:{message.outbound_id}")
+        await asyncio.gather(*(self.res.bus.publish(c.STREAM_OUTBOX, m, dedupe_key=f"outbox:{m.outbound_id}")
+                               for m in queued))
         return len(queued)
 
-    async def _compose(self, conn: Conn, due: Due, now: datetime) -> OutboundMessage | None:
+    async def _compose_all(self, conn: Conn, dues: list[Due], now: datetime) -> Batch:
+        batch, statuses = Batch(), _Statuses(self.res)
+        for due in dues:
+            found = await self._compose(conn, due, now, statuses)
+            if isinstance(found, str):
+                log.info("prompt %s for learner %s skipped: %s", due.prompt_id, due.learner_id, found)
+                batch.skipped.append((found, due.prompt_id))
+                continue
+            batch.queued.append(found)
+            for later in dues:  # a later prompt of the same learner in this batch sees this one queued
+                if later.learner_id == due.learner_id and due.kind == "practice":
+                    later.unanswered, later.last_queued = later.unanswered + 1, due.slot_at
+        return batch
+
+    async def _compose(self, conn: Conn, due: Due, now: datetime, statuses: _Statuses) -> Composed | str:
+        """The prompt to queue, or why it is skipped."""
         window_open = window.is_open(due.last_inbound_at, now)
-        provider, via = await _channel(conn, due.learner_id)
         settings = self.res.settings
-        learner = await profile.load(conn, due.learner_id)
-        native = learner.native_language or settings.default_native_language
+        native = due.learner.native_language or settings.default_native_language
         if due.kind == "summary":
             text = await _summary(conn, due.learner_id, due.slot_at, native) if window_open else None
             if text is None:
-                await _skip(conn, due, "window closed" if not window_open else "nothing to summarize")
-                return None
-            return await self._queue(conn, due, provider, via, text, "text", None, None)
-        skip = await _why_not(conn, due, now)
+                return "window closed" if not window_open else "nothing to summarize"
+            return Composed(due, text, "text")
+        skip = batch_read.why_not(due, now)
         if skip is not None:
-            await _skip(conn, due, skip)
-            return None
-        item = practice.pick_item(learner, await practice.cards(conn, due.learner_id), now)
-        unanswered = await _unanswered(conn, due.learner_id, due.last_inbound_at)
-        text = practice.exercise(item, learner, native, backed_off=unanswered >= 2)
-        if window_open or not traits(provider).window:
-            return await self._queue(conn, due, provider, via, text, "text", item, None, _card(item, learner))
+            return skip
+        item = practice.pick_item(due.learner, due.cards, now)
+        text = practice.exercise(item, due.learner, native, backed_off=due.unanswered >= 2)
+        if window_open or not traits(due.provider).window:
+            return _inside(due, item, text, now, native, settings)
         if not settings.practice_template:
-            await _skip(conn, due, "window closed and no CHARLA_PRACTICE_TEMPLATE")
-            return None
+            return "window closed and no CHARLA_PRACTICE_TEMPLATE"
         language = settings.practice_template_language or settings.template_language
-        status = await alerts.template_status(self.res.redis, settings.practice_template, language)
+        status = await statuses.of(settings.practice_template, language)
         if status not in (None, "APPROVED", "UNARCHIVED"):
-            await _skip(conn, due, f"CHARLA_PRACTICE_TEMPLATE {settings.practice_template} is {status} at WhatsApp")
-            return None
-        target = learner.target_language or settings.default_target_language
+            return f"CHARLA_PRACTICE_TEMPLATE {settings.practice_template} is {status} at WhatsApp"
+        target = due.learner.target_language or settings.default_target_language
         template = Template(name=settings.practice_template, language=language,
                             body_params=[due.name or "", _label(item, target, language)],
                             button_payload=f"practice:{due.prompt_id}")
-        return await self._queue(conn, due, provider, via, text, "template", item, template)
-
-    async def _queue(self, conn: Conn, due: Due, provider: str, via: str | None, text: str, how: str,
-                     item: str | None, template: Template | None, card: Flashcard | None = None) -> OutboundMessage:
-        outbound_id = uuid.uuid5(_NS, f"prompt:{due.prompt_id}")
-        await conn.execute(
-            """INSERT INTO messages (learner_id, direction, provider, outbound_id, kind, body, payload, status)
-               VALUES (%s, 'out', %s, %s, %s, %s, '{"practice": true}', 'queued') ON CONFLICT DO NOTHING""",
-            (due.learner_id, provider, outbound_id, how, text))
-        await conn.execute(
-            """UPDATE practice_prompts SET status = 'queued', via = %s, item = %s, body = %s, outbound_id = %s
-               WHERE id = %s""",
-            (how, item, text, outbound_id, due.prompt_id))
-        return _outbound(due, provider, via, outbound_id, text, how, template, card)
+        return Composed(due, text, "template", item, template)
 
     async def _unpublished(self, now: datetime) -> list[OutboundMessage]:
         """Prompts queued by a pass that died before publishing (the outbox dedupes the rest)."""
         async with self.res.pool.connection() as conn:
             rows = await (await conn.execute(
                 """SELECT p.id, p.learner_id, p.kind, p.slot_at, p.body, p.via, p.outbound_id, l.wa_id, l.wa_user_id,
-                          l.twilio_id, l.console_id, l.display_name
+                          l.twilio_id, l.console_id, l.display_name, m.payload, ch.provider, ch.via
                    FROM practice_prompts p JOIN messages m ON m.outbound_id = p.outbound_id
                    JOIN learners l ON l.id = p.learner_id
+                   LEFT JOIN LATERAL (SELECT i.provider, i.payload->>'to' AS via FROM messages i
+                                      WHERE i.learner_id = p.learner_id AND i.direction = 'in'
+                                      ORDER BY i.id DESC LIMIT 1) ch ON true
                    WHERE p.status = 'queued' AND m.status = 'queued' AND p.created_at < %s - interval '30 seconds'
-                     AND p.created_at > %s - interval '1 hour'""", (now, now))).fetchall()
-            found = []
-            for r in rows:
-                due = Due(int(str(r[0])), uuid.UUID(str(r[1])), str(r[2]), r[3], str(r[4]),
-                          _identity(r[7:11], r[11]),
-                          None, _str(r[11]))
-                provider, via = await _channel(conn, due.learner_id)
-                found.append(_outbound(due, provider, via, uuid.UUID(str(r[6])), str(r[4]), str(r[5]), None))
+                     AND p.created_at > %s - interval '1 hour' AND p.kind <> 'review'""", (now, now))).fetchall()
+        found = []
+        for r in rows:
+            due = Due(int(str(r[0])), uuid.UUID(str(r[1])), str(r[2]), r[3], str(r[4]),  # type: ignore[arg-type]
+                      identity(r[7:11], r[11]), None, opt_str(r[11]))
+            offered = [Choice.model_validate(x) for x in (r[12] or {}).get("choices", [])]  # type: ignore[union-attr]
+            found.append(_outbound(due, opt_str(r[13]) or "meta", opt_str(r[14]), uuid.UUID(str(r[6])), str(r[4]),
+                                   str(r[5]), None, None, offered))
         return found
+
+
+class _Statuses:
+    """The practice template's review status at WhatsApp, read once per batch."""
+
+    def __init__(self, res: Resources) -> None:
+        self.res, self.known = res, dict[tuple[str, str], str | None]()
+
+    async def of(self, name: str, language: str) -> str | None:
+        if (name, language) not in self.known:
+            self.known[name, language] = await alerts.template_status(self.res.redis, name, language)
+        return self.known[name, language]
+
+
+def _inside(due: Due, item: str | None, text: str, now: datetime, native: str, settings: Settings) -> Composed:
+    """A prompt inside the window: "N due today", and grade buttons when the item is a card under review
+    (its flashcard image then stays off: the buttons carry the review)."""
+    zone_name = due.learner.timezone
+    count = review.due_today(due.cards, now, zone_name)
+    if count:
+        text += "\n" + say("review.due_today", native, count=count)
+    reviewing = item is not None and any(card.item == item for card in due.cards) and \
+        review.reviewed_today(due.answered, now, zone_name) < settings.review_daily_cap
+    if reviewing:
+        choices = review.grade_choices(due.prompt_id, native, easy=settings.review_easy)
+        return Composed(due, text, "text", item, choices=choices)
+    return Composed(due, text, "text", item, card=_card(item, due.learner))
+
+
+def _outbound_id(due: Due) -> uuid.UUID:
+    return uuid.uuid5(_NS, f"prompt:{due.prompt_id}")
+
+
+async def _write(conn: Conn, batch: Batch) -> None:
+    """The batch's prompts as skipped or queued, and each queued one's outbound message (pipelined)."""
+    async with conn.cursor() as cur:
+        await cur.executemany("UPDATE practice_prompts SET status = 'skipped', reason = %s WHERE id = %s",
+                              batch.skipped)
+        await cur.executemany(
+            """INSERT INTO messages (learner_id, direction, provider, outbound_id, kind, body, payload, status)
+               VALUES (%s, 'out', %s, %s, %s, %s, %s, 'queued') ON CONFLICT DO NOTHING""",
+            [(q.due.learner_id, q.due.provider, _outbound_id(q.due), "choices" if q.choices else q.how, q.text,
+              Jsonb({"practice": True, **({"choices": [x.model_dump() for x in q.choices]} if q.choices else {})}))
+             for q in batch.queued])
+        await cur.executemany(
+            """UPDATE practice_prompts SET status = 'queued', via = %s, item = %s, body = %s, outbound_id = %s
+               WHERE id = %s""",
+            [(q.how, q.item, q.text, _outbound_id(q.due), q.due.prompt_id) for q in batch.queued])
 
 
 async def _first(*events: asyncio.Event) -> None:
@@ -223,10 +289,12 @@ async def _first(*events: asyncio.Event) -> None:
 
 
 def _outbound(due: Due, provider: str, via: str | None, outbound_id: uuid.UUID, text: str, how: str,
-              template: Template | None, card: Flashcard | None = None) -> OutboundMessage:
+              template: Template | None, card: Flashcard | None = None, choices: list[Choice] | None = None
+              ) -> OutboundMessage:
+    kind = "template" if how == "template" else "choices" if choices else "text"
     return OutboundMessage(id=f"out-{outbound_id}", learner=due.identity.key(), outbound_id=str(outbound_id),
-                           provider=provider, to=due.identity, text=text, via=via,
-                           kind="template" if how == "template" else "text", template=template, flashcard=card)
+                           provider=provider, to=due.identity, text=text, via=via, kind=kind, template=template,
+                           flashcard=card, choices=choices or [])
 
 
 def _card(item: str | None, learner: Profile) -> Flashcard | None:
@@ -246,73 +314,8 @@ def _label(item: str | None, target: str, language: str) -> str:
     return item.removeprefix("word:") if item else language_name(target, language)
 
 
-def _str(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
 def _dicts(value: object) -> list[dict[str, Any]]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
-def _identity(ids: Any, name: Any) -> Identity:
-    wa_id, user_id, twilio, console = ids
-    return Identity(wa_id=_str(wa_id), user_id=_str(user_id), twilio=_str(twilio), console=_str(console),
-                    name=_str(name))
-
-
-async def _due(conn: Conn, limit: int) -> list[Due]:
-    rows = await (await conn.execute(
-        """SELECT p.id, p.learner_id, p.kind, p.slot_at, p.body, l.wa_id, l.wa_user_id, l.twilio_id, l.console_id,
-                  l.display_name, l.last_inbound_at
-           FROM practice_prompts p JOIN learners l ON l.id = p.learner_id
-           WHERE p.status = 'due' ORDER BY p.slot_at LIMIT %s FOR UPDATE OF p SKIP LOCKED""", (limit,))).fetchall()
-    return [Due(int(str(r[0])), uuid.UUID(str(r[1])), str(r[2]), r[3], _str(r[4]), _identity(r[5:9], r[9]),  # type: ignore[arg-type]
-                r[10], _str(r[9])) for r in rows]  # type: ignore[arg-type]
-
-
-async def _channel(conn: Conn, learner_id: uuid.UUID) -> tuple[str, str | None]:
-    """The provider the learner last wrote through, and our number they wrote to."""
-    row = await (await conn.execute(
-        """SELECT provider, payload->>'to' FROM messages WHERE learner_id = %s AND direction = 'in'
-           ORDER BY id DESC LIMIT 1""", (learner_id,))).fetchone()
-    return (str(row[0]), _str(row[1])) if row else ("meta", None)
-
-
-async def _why_not(conn: Conn, due: Due, now: datetime) -> str | None:
-    """A reason not to send this prompt: unreachable, opted out, a recent failed template, or backing off."""
-    row = await (await conn.execute(
-        """SELECT l.unreachable_at IS NOT NULL, l.opted_out_at IS NOT NULL,
-                  EXISTS (SELECT 1 FROM messages m WHERE m.learner_id = l.id AND m.direction = 'out'
-                          AND m.status = 'failed' AND m.updated_at > %s - interval '24 hours'
-                          AND (m.error->>'code' = '131049' OR m.error->'errors'->0->>'code' = '131049')),
-                  (SELECT max(slot_at) FROM practice_prompts p WHERE p.learner_id = l.id AND p.status = 'queued')
-           FROM learners l WHERE l.id = %s""", (now, due.learner_id))).fetchone()
-    if row is None or row[0]:
-        return "learner unreachable"
-    if row[1]:
-        return "learner opted out"
-    if row[2]:
-        return "a template failed with 131049 in the last 24 hours"
-    unanswered = await _unanswered(conn, due.learner_id, due.last_inbound_at)
-    if unanswered >= 2 and row[3] is not None:
-        wait = timedelta(days=min(2 ** (unanswered - 1), 14)) - timedelta(hours=1)
-        if now - row[3] < wait:  # type: ignore[operator]
-            return f"backing off: {unanswered} prompts unanswered"
-    return None
-
-
-async def _unanswered(conn: Conn, learner_id: uuid.UUID, since: datetime | None) -> int:
-    row = await (await conn.execute(
-        """SELECT count(*) FROM practice_prompts WHERE learner_id = %s AND kind = 'practice' AND status = 'queued'
-             AND answered_at IS NULL AND (%s::timestamptz IS NULL OR slot_at > %s)""",
-        (learner_id, since, since))).fetchone()
-    return int(str(row[0])) if row else 0
-
-
-async def _skip(conn: Conn, due: Due, reason: str) -> None:
-    log.info("prompt %s for learner %s skipped: %s", due.prompt_id, due.learner_id, reason)
-    await conn.execute("UPDATE practice_prompts SET status = 'skipped', reason = %s WHERE id = %s",
-                       (reason, due.prompt_id))
 
 
 async def _summary(conn: Conn, learner_id: uuid.UUID, since: datetime, native: str) -> str | None:

@@ -209,6 +209,19 @@ class Settings(BaseSettings):
     redis_max_connections: int = Field(64, ge=4, validation_alias=_env("CHARLA_REDIS_MAX_CONNECTIONS"))
     agent_concurrency: int = Field(8, ge=1, validation_alias=_env("CHARLA_AGENT_CONCURRENCY"))
     heartbeat_s: float = Field(2.0, gt=0, validation_alias=_env("CHARLA_HEARTBEAT_S"))
+    # Review that fits chat and the wordbook (issue 22: practice, review, wordbook)
+    review_daily_cap: int = Field(
+        20, ge=1, le=500, validation_alias=_env("CHARLA_REVIEW_DAILY_CAP"),
+        description="Most FSRS reviews a learner is offered per local day: after a tapped grade the next due card "
+                    "follows while the day's reviews stay under this; the rest wait for tomorrow.")
+    review_easy: bool = Field(
+        False, validation_alias=_env("CHARLA_REVIEW_EASY"),
+        description="Offer four grades (Again / Hard / Good / Easy, shown by WhatsApp as a list) instead of three "
+                    "reply buttons (Again / Hard / Good).")
+    wordbook_max_words: int = Field(
+        500, ge=1, le=5000, validation_alias=_env("CHARLA_WORDBOOK_MAX_WORDS"),
+        description="Most words a learner's wordbook keeps (`save <word>`, the save choice, a ⭐ reaction); saving "
+                    "past it is refused with a note.")
 
     @cached_property
     def whatsapp_provider(self) -> Provider:

@@ -139,19 +139,21 @@ async def set_schedule(conn: Conn, learner_id: uuid.UUID, local_time: str, days:
 
 async def set_paused(conn: Conn, learner_id: uuid.UUID, paused: bool, now: datetime) -> None:
     """Pause, or resume from the next occurrence after now (no burst of missed prompts)."""
-    await conn.execute("UPDATE schedules SET paused = %s, updated_at = now() WHERE learner_id = %s",
-                       (paused, learner_id))
+    await conn.execute("UPDATE schedules SET paused = %s, paused_until = NULL, updated_at = now() "
+                       "WHERE learner_id = %s", (paused, learner_id))
     if not paused:
         await reschedule(conn, learner_id, None, now)
 
 
 async def reschedule(conn: Conn, learner_id: uuid.UUID, timezone: str | None, now: datetime) -> None:
-    """Recompute next runs (after a timezone change or a resume)."""
-    rows = await (await conn.execute("SELECT id, local_time, days, timezone FROM schedules WHERE learner_id = %s",
-                                     (learner_id,))).fetchall()
+    """Recompute next runs (after a timezone change or a resume); a timed pause still holds until its end."""
+    rows = await (await conn.execute(
+        "SELECT id, local_time, days, timezone, paused_until FROM schedules WHERE learner_id = %s",
+        (learner_id,))).fetchall()
     for row in rows:
         tz = timezone or str(row[3])
-        following = next_occurrence(str(row[1]), list(row[2]), tz, now)  # type: ignore[call-overload]
+        after = max(now, row[4] - timedelta(microseconds=1)) if row[4] else now  # type: ignore[operator]
+        following = next_occurrence(str(row[1]), list(row[2]), tz, after)  # type: ignore[call-overload]
         await conn.execute("UPDATE schedules SET timezone = %s, next_run_at = %s WHERE id = %s",
                            (tz, following, row[0]))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import uuid
 
+from agents import activities
 from charla.core.events import InboundMessage
 from charla.core.runtime import Resources
 from charla.store import messages
@@ -66,6 +67,8 @@ def chosen(choice: str, sess: Session) -> commands.Command | None:
         return commands.Command("topic", choice.removeprefix("topic:"))
     if choice.startswith("practice:"):
         return commands.Command("practice_start", choice.removeprefix("practice:"))
+    if activities.kind_of(choice) is not None:
+        return commands.Command("step", choice)
     if (question := _CONFIRMED.get(choice)) is not None:
         return commands.Command(f"{question}_confirm") if asking(sess) == question else None
     return commands.Command(_ANSWERS[choice]) if choice in _ANSWERS else None

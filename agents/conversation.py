@@ -19,7 +19,7 @@ from functools import partial
 
 import stripe
 
-from agents import actions, choices, erasure, lifecycle, outgoing, upkeep
+from agents import actions, activities, choices, erasure, lifecycle, outgoing, upkeep
 from agents.outgoing import Charge, Reply
 from charla.channels.registry import Channels, mark_read, open_channels
 from charla.core import constants as c
@@ -32,11 +32,12 @@ from charla.core.keys import server_key
 from charla.core.runtime import Resources
 from charla.core.worker import Handler
 from charla.ops import takeover
+from charla.store import activities as activity_store
 from charla.store import learners, memories, messages, profile, session, turns
-from charla.store.messages import Conn
 from charla.store.session import Said, Session
 from charla.store.turns import Usage, Waiting
 from charla.tutor import commands, practice
+from charla.tutor.activity import Commit, Step
 from charla.tutor.findings import as_correction, findings
 from charla.tutor.pipeline import Tutor
 from charla.tutor.prompt import TutorReply, language_name, render
@@ -105,13 +106,8 @@ class Conversation:
         if delay is not None and delay.status == "queued":  # said before a crash: make sure it went out
             await outgoing.send(self.res, event, event.message_id, delay)
         if reply is not None:  # answered before a crash: make sure it and its turn event went out
-            await outgoing.send(self.res, event, event.message_id, reply)
-            if (voice := replies.get("voice")) is not None and voice.status == "queued":
-                target, _ = self.tutor.languages(await self._profile(learner_id))
-                await outgoing.speak(self.res, event, voice, target)
-            if (exported := replies.get("export")) is not None and exported.status == "queued":
-                await outgoing.send_export(self.res, event, learner_id, exported)
-            await outgoing.publish_turn(self.res, inbound_id, event.learner)
+            target, _ = self.tutor.languages(await self._profile(learner_id))
+            await outgoing.resend(self.res, event, learner_id, inbound_id, replies, target)
         if reply is None and amended == "answered" and event.kind == "edit":
             await self._edited_after_answer(event, learner_id, inbound_id)
             return
@@ -171,12 +167,14 @@ class Conversation:
         async with self.res.pool.connection() as conn:
             batch = await turns.waiting(conn, learner_id)
             stored = await profile.load(conn, learner_id)
+            active = await activity_store.current(conn, learner_id)
         if not batch:
             return
         self._mark_read(event, batch[-1].message_id)
         sess = await session.load(self.res.redis, event.learner)
         target, native = self.tutor.languages(stored)
-        command = await choices.command_of(self.res, learner_id, batch, sess, event)
+        command = (await choices.command_of(self.res, learner_id, batch, sess, event)
+                   or activities.claimed(active, batch[-1]))
         # A command is answered alone, never shown to the model; messages it arrived behind get their own tutor
         # turn after it, or before it when it asks a yes/no question (which must stay Charla's latest).
         tutored = batch if command is None else [] if command.name == "forget_confirm" else batch[:-1]
@@ -192,7 +190,8 @@ class Conversation:
             await self._defer(event, learner_id, (tutored or batch)[-1], native, exc)
 
     async def _tutor_turn(self, event: InboundMessage, learner_id: uuid.UUID, batch: list[Waiting], sess: Session,
-                          stored: profile.Profile, native: str, topic_changed: bool = False) -> None:
+                          stored: profile.Profile, native: str, topic_changed: bool = False,
+                          step: tuple[Step, Commit] | None = None) -> None:
         """A turn for the model, if the learner's allowance has room (checked first: an exhausted quota costs
         no model call; counted when the reply is recorded, atomically)."""
         ent = await entitlements.entitlement(self.res.redis, self.res.pool, learner_id)
@@ -205,7 +204,9 @@ class Conversation:
             return
         reply = await self._patiently(event, learner_id, batch[-1], native,
                                       self._converse(learner_id, batch, sess, stored, topic_changed,
-                                                     exercise[2] if exercise else None))
+                                                     exercise[2] if exercise else None, step and step[0].tutor))
+        if step is not None:  # a roleplay turn: the activity's words first, its state with the reply
+            reply.text, reply.commit = "\n\n".join(filter(None, [step[0].text, reply.text])), step[1]
         if reply.usage.provider != "canned":  # a note that could not be heard costs the learner nothing
             reply.charge = Charge(ent.premium, stored.timezone, len(batch), native)
         if exercise and exercise[1]:
@@ -231,7 +232,7 @@ class Conversation:
         return [f"({m.created_at:%d %b}) {m.content}" for m in found]
 
     async def _converse(self, learner_id: uuid.UUID, batch: list[Waiting], sess: Session, stored: profile.Profile,
-                        topic_changed: bool = False, exercise: str | None = None) -> Reply:
+                        topic_changed: bool = False, exercise: str | None = None, brief: str | None = None) -> Reply:
         target, native = self.tutor.languages(stored)
         texts = [row.text for row in batch if row.text]
         notes = [actions.cannot_use(row, native) for row in batch if row.kind not in _USABLE or not row.text]
@@ -240,7 +241,7 @@ class Conversation:
         voiced = [(row.text, h) for row in batch if row.text and (h := spoken.Heard.of(row.payload)) is not None]
         heard = voiced[-1][1] if voiced else None
         recalled = await self._recall(learner_id, texts, sess, topic_changed)
-        answer = await self.tutor.answer(texts, sess, stored, memories=recalled, exercise=exercise,
+        answer = await self.tutor.answer(texts, sess, stored, memories=recalled, exercise=exercise, brief=brief,
                                          spoken=spoken.prompt_note(heard) if heard else None,
                                          unclear=heard is not None and heard.low_confidence)
         heading = [spoken.quote(text, native) for text, _ in voiced]
@@ -267,6 +268,9 @@ class Conversation:
         if command.name in ("cancel", "cancel_confirm", "cancel_keep", "resume"):
             await self._billing(event, learner_id, batch, sess, command.name, native)
             return
+        if command.name in ("start", "step"):
+            await self._activity(event, learner_id, batch, sess, command, native, target)
+            return
         async with self.res.pool.connection() as conn, conn.transaction():
             said = await actions.run(conn, learner_id, command, batch[-1].message_id, sess, native, target)
         if said.converse:
@@ -275,6 +279,18 @@ class Conversation:
             return
         await self._finish(event, learner_id, batch, sess, Reply(said.text, Usage("command", route="command"),
                                                                  said.choices, document=said.document))
+
+    async def _activity(self, event: InboundMessage, learner_id: uuid.UUID, batch: list[Waiting], sess: Session,
+                        command: commands.Command, native: str, target: str) -> None:
+        """A guided activity's step: its own answer, or a tutor turn with its brief (agents/activities.py)."""
+        stored = await self._profile(learner_id)
+        kind, step, commit = await activities.run(self.res, learner_id, batch[-1], sess, stored, (native, target),
+                                                  command)
+        if step.tutor is not None:
+            await self._tutor_turn(event, learner_id, batch, sess, stored, native, step=(step, commit))
+            return
+        await self._finish(event, learner_id, batch, sess, Reply(step.text, Usage("command", route=kind), step.choices,
+                                                                 say=step.say, commit=commit))
 
     async def _billing(self, event: InboundMessage, learner_id: uuid.UUID, batch: list[Waiting], sess: Session,
                        name: str, native: str) -> None:
@@ -321,7 +337,9 @@ class Conversation:
         """Record the reply and the turn (one transaction), hand it to the outbox, update the session."""
         async with self.res.pool.connection() as conn, conn.transaction():
             if reply.charge is not None:
-                await self._charge(conn, learner_id, reply)
+                await outgoing.charge(conn, self.res.settings, learner_id, reply)
+            if reply.commit is not None:
+                await reply.commit(conn)
             outbound, turn = await outgoing.record(conn, event, learner_id, batch, reply)
         if reply.announce:
             await entitlements.invalidate(self.res.redis, learner_id)
@@ -342,26 +360,6 @@ class Conversation:
             await outgoing.speak(self.res, event, reply.spoken, reply.say[1])
         if reply.attachment is not None:
             await outgoing.send_export(self.res, event, learner_id, reply.attachment)
-
-    async def _charge(self, conn: Conn, learner_id: uuid.UUID, reply: Reply) -> None:
-        """Count the turn's messages in the reply's transaction; if another replica used the last of the
-        allowance meanwhile, the learner gets the limit reply instead of the model's."""
-        charge = reply.charge
-        assert charge is not None
-        verdict = await entitlements.admit(conn, learner_id, charge.premium, charge.messages, charge.timezone,
-                                           utcnow(), self.res.settings)
-        if not verdict.allowed:
-            limited = outgoing.limit_reply(self.res.settings, verdict, learner_id, charge.native)
-            reply.text, reply.usage, reply.corrections, reply.vocabulary = limited.text, limited.usage, [], []
-            reply.say = None
-            reply.announce = False
-        elif reply.announce:
-            await entitlements.mark_announced(conn, learner_id)
-        if verdict.allowed and reply.practice is not None:  # grade the practice answer into its FSRS card
-            prompt_id, item = reply.practice
-            await practice.review(conn, learner_id, item, practice.rating_for(item, reply.corrections), utcnow())
-            await practice.answered(conn, prompt_id)
-
 
     async def _defer(self, event: InboundMessage, learner_id: uuid.UUID, newest: Waiting, native: str,
                      exc: AllProvidersFailed) -> None:

@@ -17,6 +17,8 @@ from charla.ops.export import stash
 from charla.store import messages, turns
 from charla.store.messages import Conn, Outbound
 from charla.store.turns import Usage, Waiting
+from charla.tutor import practice
+from charla.tutor.activity import Commit
 from charla.tutor.prompt import TutorReply
 from payments import entitlements
 
@@ -47,6 +49,7 @@ class Reply:
     announce: bool = False  # starts with "you're all set" (the entitlement records it was said)
     document: str = ""  # the caption of the learner's data export, sent as a file after the text
     attachment: Outbound | None = None  # the export's recorded outbound message
+    commit: Commit | None = None  # writes that commit with the reply (a guided activity's next state)
 
 
 async def record(conn: Conn, event: InboundMessage, learner_id: uuid.UUID, batch: list[Waiting],
@@ -147,3 +150,35 @@ def limit_reply(settings: Settings, verdict: entitlements.Verdict, learner_id: u
     else:
         text = say("free_used_no_link", native, limit=str(verdict.limit))
     return Reply(text, Usage("limit", route=verdict.plan))
+
+
+async def charge(conn: Conn, settings: Settings, learner_id: uuid.UUID, reply: Reply) -> None:
+    """Count the turn's messages in the reply's transaction; if another replica used the last of the
+    allowance meanwhile, the learner gets the limit reply instead of the model's."""
+    charge = reply.charge
+    assert charge is not None
+    verdict = await entitlements.admit(conn, learner_id, charge.premium, charge.messages, charge.timezone,
+                                       utcnow(), settings)
+    if not verdict.allowed:
+        limited = limit_reply(settings, verdict, learner_id, charge.native)
+        reply.text, reply.usage, reply.corrections, reply.vocabulary = limited.text, limited.usage, [], []
+        reply.say = None
+        reply.announce = False
+    elif reply.announce:
+        await entitlements.mark_announced(conn, learner_id)
+    if verdict.allowed and reply.practice is not None:  # grade the practice answer into its FSRS card
+        prompt_id, item = reply.practice
+        await practice.review(conn, learner_id, item, practice.rating_for(item, reply.corrections), utcnow())
+        await practice.answered(conn, prompt_id)
+
+
+async def resend(res: Resources, event: InboundMessage, learner_id: uuid.UUID, inbound_id: int,
+                 replies: dict[str, Outbound], target: str) -> None:
+    """A turn answered before a crash: make sure its reply, voice note, export and turn event went out
+    (each deduplicated, so what did go out is not sent twice)."""
+    await send(res, event, event.message_id, replies["reply"])
+    if (voice := replies.get("voice")) is not None and voice.status == "queued":
+        await speak(res, event, voice, target)
+    if (exported := replies.get("export")) is not None and exported.status == "queued":
+        await send_export(res, event, learner_id, exported)
+    await publish_turn(res, inbound_id, event.learner)

@@ -58,6 +58,7 @@ TABLES: tuple[Table, ...] = (
     Table("broadcast_recipients", "broadcast_id"),
     Table("learner_aliases", "created_at"),
     Table("learner_events", "id"),
+    Table("activities", "learner_id", single=True),
 )
 
 # The session keys a learner's identities give (charla.core.events.Identity.key), by learners column.

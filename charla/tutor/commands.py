@@ -35,9 +35,10 @@ _DAYS = {"weekdays": [0, 1, 2, 3, 4], "entre semana": [0, 1, 2, 3, 4], "weekends
 class Command:
     name: str  # help, topics, topic, level, native, target, timezone, practice, reminders_off, reminders_on,
     #            mistakes, cancel, cancel_confirm, cancel_keep, resume, export, forget, forget_confirm,
-    #            forget_cancel, opt_out, opt_in
+    #            forget_cancel, opt_out, opt_in; start (value: an activity's kind), step (value: a tapped choice)
     value: str = ""
     days: list[int] = field(default_factory=list)
+    arg: str = ""  # what a "start" asked for ("missions cafe" -> "cafe")
 
 
 def _fold(text: str) -> str:
@@ -67,6 +68,11 @@ _SIMPLE: list[tuple[str, re.Pattern[str]]] = [(name, re.compile(pattern)) for na
     ("forget", r"(delete|erase|remove|wipe) (all )?my data|forget (about )?me|(borra|elimina)(r)? (todos )?mis datos|"
                r"olvidame|delete my account|borra mi cuenta"),
 )]
+# Commands that start a guided activity (agents/activities.py): the activity's kind, and the whole message
+# (folded) as a pattern; its optional group `arg` is handed to the activity.
+_START_WORDS: tuple[tuple[str, str], ...] = (
+)
+_STARTS = [(kind, re.compile(pattern)) for kind, pattern in _START_WORDS]
 _LEVEL = re.compile(r"(set )?(my )?level( is| to|:)? (?P<v>[abc][12])|(mi )?nivel( es|:)? (?P<w>[abc][12])|"
                     r"i(')?m (an? )?(?P<x>[abc][12])( level)?|soy (de )?(nivel )?(?P<y>[abc][12])")
 _NATIVE = re.compile(r"(my )?native language is (?P<v>\w+)|i(')?m a native (?P<w>\w+) speaker|"
@@ -104,6 +110,9 @@ def parse(text: str, *, awaiting: str | None = None) -> Command | None:
     for name, pattern in _SIMPLE:
         if pattern.fullmatch(folded):
             return Command(name)
+    for kind, pattern in _STARTS:
+        if m := pattern.fullmatch(folded):
+            return Command("start", kind, arg=m.groupdict().get("arg") or "")
     return _valued(folded)
 
 

@@ -86,10 +86,12 @@ class Tutor:
                 profile.native_language or self.settings.default_native_language)
 
     async def answer(self, texts: list[str], session: Session, profile: Profile, memories: list[str],
-                     exercise: str | None = None, spoken: str | None = None, unclear: bool = False) -> Answer:
+                     exercise: str | None = None, spoken: str | None = None, unclear: bool = False,
+                     brief: str | None = None) -> Answer:
         """The tutor's answer to `texts` (a burst, in order). `spoken` tells the model the words came from a
-        voice note; an `unclear` transcript goes to the hard chain (Claude first) to be read charitably.
-        Every reply passes the output guard; the checker's findings are merged into its corrections.
+        voice note; `brief` is a guided activity's instructions for this turn (a roleplay); an `unclear`
+        transcript goes to the hard chain (Claude first) to be read charitably. Every reply passes the output
+        guard; the checker's findings are merged into its corrections.
         Raises AllProvidersFailed."""
         meter = Meter({**PRICES, **self.settings.llm_prices})
         target, native = self.languages(profile)
@@ -98,7 +100,8 @@ class Tutor:
         turn = Turn(texts, session, profile, target, native)
 
         def system() -> str:
-            return system_prompt(profile, session, target, native, memories, exercise=exercise, spoken=spoken)
+            return system_prompt(profile, session, target, native, memories, exercise=exercise, spoken=spoken,
+                                 brief=brief)
 
         prompt = await self._fit(system, session, texts, meter)
         route = self.router.route("\n".join(texts))

@@ -98,7 +98,8 @@ def estimate_tokens(text: str) -> int:
 
 
 def system_prompt(profile: Profile, session: Session, target: str, native: str, memories: list[str],
-                  *, structured: bool = True, exercise: str | None = None, spoken: str | None = None) -> str:
+                  *, structured: bool = True, exercise: str | None = None, spoken: str | None = None,
+                  brief: str | None = None) -> str:
     """The tutor's instructions and what is known of the learner. Unstructured (plain text) for the
     offline demo model, which cannot follow a JSON shape."""
     level = profile.level or profile.level_inferred or "unknown (infer it from how they write)"
@@ -137,6 +138,8 @@ def system_prompt(profile: Profile, session: Session, target: str, native: str, 
                      "it right, correct it as usual, and keep it short.")
     if spoken:
         lines.append(spoken)
+    if brief:
+        lines.append(brief)
     if memories:
         lines.append("From earlier conversations (older than this session: what the learner says now wins): "
                      + " | ".join(memories))

@@ -68,6 +68,7 @@ async def seed(conn: psycopg.AsyncConnection[Any], tag: str) -> uuid.UUID:
         "INSERT INTO learner_aliases (kind, value, learner_id) VALUES ('wa_id', 'old-' || %(tag)s, %(id)s)",
         "INSERT INTO learner_events (learner_id, kind, detail) VALUES (%(id)s, 'number_changed', "
         "jsonb_build_object('from', %(tag)s::text))",
+        "INSERT INTO activities (learner_id, kind, state) VALUES (%(id)s, 'placement', jsonb_build_object('item', 1))",
     ]
     for statement in statements:
         await conn.execute(statement.encode(), one)

@@ -7,8 +7,10 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from agents import study
 from charla.core.catalog import N_, say
 from charla.core.events import Choice
+from charla.core.settings import Settings
 from charla.store import lifecycle, profile
 from charla.store.messages import Conn
 from charla.store.profile import PracticeTime, Profile
@@ -41,13 +43,16 @@ class Said:
     text: str = ""
     choices: list[Choice] = field(default_factory=list)
     converse: bool = False
-    document: str = ""  # the caption of the learner's data export, sent as a file after `text`
+    documents: list[tuple[str, str]] = field(default_factory=list)  # files sent after `text`: (reply part, caption)
 
 
 async def run(conn: Conn, learner_id: uuid.UUID, command: Command, message_id: str, session: Session,
-              native: str, target: str) -> Said:
+              native: str, target: str, settings: Settings) -> Said:
     """Carry out `command` (inside the turn's transaction) and say what was done."""
     name, value = command.name, command.value
+    if name in study.NAMES:
+        done = await study.run(conn, settings, learner_id, command, native)
+        return Said(done.text, done.choices, documents=done.documents)
     if name == "help":
         return Said(say("help", native, target=language_name(target, native)))
     if name == "topics":
@@ -59,7 +64,7 @@ async def run(conn: Conn, learner_id: uuid.UUID, command: Command, message_id: s
     if name == "mistakes":
         return Said(await _mistakes(conn, learner_id, session, native))
     if name == "export":
-        return Said(await _export(conn, learner_id, native), document=say("export_file", native))
+        return Said(await _export(conn, learner_id, native), documents=[("export", say("export_file", native))])
     if name == "forget":
         session.awaiting = "forget"
         return Said(say("forget", native), [Choice(id="forget:yes", title=say("forget_yes", native)),

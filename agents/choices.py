@@ -14,7 +14,7 @@ from charla.core.runtime import Resources
 from charla.store import messages
 from charla.store.session import Session
 from charla.store.turns import Waiting
-from charla.tutor import commands, practice
+from charla.tutor import commands, practice, review
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,9 @@ async def offered(res: Resources, learner_id: uuid.UUID, row: Waiting, sess: Ses
         if number.isdigit() and 0 < int(number) <= len(sess.offered):
             return sess.offered[int(number) - 1]  # a numbered answer to choices sent as text (Twilio)
         return None
+    if tapped.startswith("grade:"):  # offered to this learner and not graded yet; else its title is words
+        async with res.pool.connection() as conn:
+            return tapped if await review.is_open(conn, learner_id, tapped) else None
     if tapped in sess.offered:
         return tapped
     async with res.pool.connection() as conn:
@@ -67,6 +70,9 @@ def chosen(choice: str, sess: Session) -> commands.Command | None:
         return commands.Command("topic", choice.removeprefix("topic:"))
     if choice.startswith("practice:"):
         return commands.Command("practice_start", choice.removeprefix("practice:"))
+    if choice.startswith(("grade:", "save:")):
+        return commands.Command("grade" if choice.startswith("grade:") else "save_tap", choice.split(":", 1)[1]
+                                if choice.startswith("save:") else choice)
     if activities.kind_of(choice) is not None:
         return commands.Command("step", choice)
     if (question := _CONFIRMED.get(choice)) is not None:

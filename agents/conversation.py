@@ -36,7 +36,7 @@ from charla.store import activities as activity_store
 from charla.store import learners, memories, messages, profile, session, turns
 from charla.store.session import Said, Session
 from charla.store.turns import Usage, Waiting
-from charla.tutor import commands, practice
+from charla.tutor import commands, practice, wordbook
 from charla.tutor.activity import Commit, Step
 from charla.tutor.findings import as_correction, findings
 from charla.tutor.pipeline import Tutor
@@ -96,6 +96,7 @@ class Conversation:
             learner_id = await learners.upsert(conn, event.identity, seen_at, secret=server_key(self.res.settings))
             event = await lifecycle.current(conn, learner_id, event)
             inbound_id = await messages.record_inbound(conn, learner_id, event)
+            await wordbook.react(conn, learner_id, event, self.res.settings.wordbook_max_words)
             if event.kind in _NO_REPLY or (event.kind == "call" and not await lifecycle.may_write(conn, learner_id)):
                 await turns.mark_noted(conn, inbound_id)
             amended = await lifecycle.amend(conn, learner_id, inbound_id, event) if event.kind in _AMENDS else None
@@ -216,7 +217,6 @@ class Conversation:
             reply.announce = True
         await self._finish(event, learner_id, batch, sess, reply)
 
-
     async def _recall(self, learner_id: uuid.UUID, texts: list[str], sess: Session, topic_changed: bool) -> list[str]:
         """This learner's closest memories, when a session starts, the topic changes or they refer to the
         past (read after the session and the profile, so older context never overrides the present). A
@@ -250,9 +250,9 @@ class Conversation:
         text = "\n\n".join([*heading, _render(answer.reply, answer.demo, notes, native)])
         return Reply(text, answer.usage, corrections=[x.model_dump() for x in answer.reply.corrections],
                      vocabulary=[w.model_dump() for w in answer.reply.new_vocabulary],
+                     choices=wordbook.save_choices(answer.reply.new_vocabulary, native),
                      voice_example=answer.reply.voice_example, topic=answer.reply.topic,
                      say=outgoing.voice_note(self.res.settings, answer.reply, target, spoken_turn=bool(voiced)))
-
 
     async def _command(self, event: InboundMessage, learner_id: uuid.UUID, batch: list[Waiting], sess: Session,
                        command: commands.Command, native: str, target: str) -> None:
@@ -272,13 +272,14 @@ class Conversation:
             await self._activity(event, learner_id, batch, sess, command, native, target)
             return
         async with self.res.pool.connection() as conn, conn.transaction():
-            said = await actions.run(conn, learner_id, command, batch[-1].message_id, sess, native, target)
+            said = await actions.run(conn, learner_id, command, batch[-1].message_id, sess, native, target,
+                                     self.res.settings)
         if said.converse:
             stored = await self._profile(learner_id)
             await self._tutor_turn(event, learner_id, batch, sess, stored, native, topic_changed=True)
             return
         await self._finish(event, learner_id, batch, sess, Reply(said.text, Usage("command", route="command"),
-                                                                 said.choices, document=said.document))
+                                                                 said.choices, documents=said.documents))
 
     async def _activity(self, event: InboundMessage, learner_id: uuid.UUID, batch: list[Waiting], sess: Session,
                         command: commands.Command, native: str, target: str) -> None:
@@ -308,7 +309,6 @@ class Conversation:
             change = await billing.set_cancel(self.res.pool, self.stripe, learner_id, cancel)
             said.text = actions.billing_text("cancel" if cancel else "resume", change, native)
         await self._finish(event, learner_id, batch, sess, said)
-
 
     async def _forget(self, event: InboundMessage, learner_id: uuid.UUID, native: str) -> None:
         """Erase the learner; from here on they are new, and only this exchange is recorded for them. The
@@ -358,8 +358,8 @@ class Conversation:
         await outgoing.publish(self.res, event, batch, outbound, turn)
         if reply.spoken is not None and reply.say is not None:
             await outgoing.speak(self.res, event, reply.spoken, reply.say[1])
-        if reply.attachment is not None:
-            await outgoing.send_export(self.res, event, learner_id, reply.attachment)
+        for part, attached in reply.attachments:
+            await outgoing.send_document(self.res, event, learner_id, part, attached)
 
     async def _defer(self, event: InboundMessage, learner_id: uuid.UUID, newest: Waiting, native: str,
                      exc: AllProvidersFailed) -> None:

@@ -5,6 +5,7 @@ memory agent under dedupe keys (a re-run after a crash publishes nothing twice).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from charla.channels.media import drop
@@ -13,11 +14,11 @@ from charla.core.catalog import say
 from charla.core.events import Choice, InboundMessage, OutboundMessage, SpeakRequest, TurnEvent, utcnow
 from charla.core.runtime import Resources
 from charla.core.settings import Settings
-from charla.ops.export import stash
+from charla.ops import export
 from charla.store import messages, turns
 from charla.store.messages import Conn, Outbound
 from charla.store.turns import Usage, Waiting
-from charla.tutor import practice
+from charla.tutor import practice, wordbook
 from charla.tutor.activity import Commit
 from charla.tutor.prompt import TutorReply
 from payments import entitlements
@@ -47,8 +48,8 @@ class Reply:
     say: tuple[str, str] | None = None  # (phrase, language) to send as a voice note after the text
     spoken: Outbound | None = None  # the voice note's recorded outbound message
     announce: bool = False  # starts with "you're all set" (the entitlement records it was said)
-    document: str = ""  # the caption of the learner's data export, sent as a file after the text
-    attachment: Outbound | None = None  # the export's recorded outbound message
+    documents: list[tuple[str, str]] = field(default_factory=list)  # (part, caption): files sent after the text
+    attachments: list[tuple[str, Outbound]] = field(default_factory=list)  # their recorded outbound messages
     commit: Commit | None = None  # writes that commit with the reply (a guided activity's next state)
 
 
@@ -61,10 +62,10 @@ async def record(conn: Conn, event: InboundMessage, learner_id: uuid.UUID, batch
     if reply.say is not None:
         reply.spoken = await messages.record_reply(conn, learner_id, event.provider, newest.message_id,
                                                    newest.id, reply.say[0], "voice", answers=False, kind="voice")
-    if reply.document:
-        reply.attachment = await messages.record_reply(conn, learner_id, event.provider, newest.message_id,
-                                                       newest.id, reply.document, "export", answers=False,
-                                                       kind="document")
+    for part, caption in reply.documents:
+        reply.attachments.append((part, await messages.record_reply(
+            conn, learner_id, event.provider, newest.message_id, newest.id, caption, part, answers=False,
+            kind="document")))
     total_ms = max(0, round((utcnow() - event.at).total_seconds() * 1000))
     turn_id = await turns.record(conn, learner_id, newest.id, [row.id for row in batch], usage, total_ms,
                                  reply.corrections, reply.vocabulary, reply.voice_example)
@@ -107,14 +108,39 @@ async def speak(res: Resources, event: InboundMessage, voice: Outbound, language
     await res.bus.publish(c.STREAM_VOICE, request, dedupe_key=f"speak:{voice.outbound_id}")
 
 
-async def send_export(res: Resources, event: InboundMessage, learner_id: uuid.UUID, document: Outbound) -> None:
-    """Export the learner's data now (after the reply was recorded: the file holds this exchange too) and
-    hand it to the sender as a file; deduplicated per message (a re-run's unused copy is dropped)."""
-    token = await stash(res.pool, res.redis, learner_id, res.settings.export_ttl_s)
+async def _data_export(res: Resources, learner_id: uuid.UUID) -> tuple[bytes, str]:
+    async with res.pool.connection() as conn:
+        return export.dumps(await export.export(conn, learner_id, redis=res.redis)), export.FILENAME
+
+
+async def _words(res: Resources, learner_id: uuid.UUID) -> list[wordbook.Entry]:
+    async with res.pool.connection() as conn:
+        return await wordbook.entries(conn, learner_id, utcnow())
+
+
+async def _anki(res: Resources, learner_id: uuid.UUID) -> tuple[bytes, str]:
+    return wordbook.anki(await _words(res, learner_id), "Charla"), wordbook.APKG
+
+
+async def _csv(res: Resources, learner_id: uuid.UUID) -> tuple[bytes, str]:
+    return wordbook.csv_bytes(await _words(res, learner_id)), wordbook.CSV
+
+
+# The files a reply may carry, by reply part: each made when it is sent (after the reply was recorded).
+DOCUMENTS: dict[str, Callable[[Resources, uuid.UUID], Awaitable[tuple[bytes, str]]]] = {
+    "export": _data_export, "words_apkg": _anki, "words_csv": _csv}
+
+
+async def send_document(res: Resources, event: InboundMessage, learner_id: uuid.UUID, part: str,
+                        document: Outbound) -> None:
+    """Make the reply part's file now (the data export then holds this exchange too), keep it for
+    CHARLA_EXPORT_TTL_S and hand it to the sender; deduplicated per message (a re-run's unused copy is dropped)."""
+    data, filename = await DOCUMENTS[part](res, learner_id)
+    token = await export.keep(res.redis, learner_id, data, res.settings.export_ttl_s)
     message = OutboundMessage(
         id=f"out-{document.outbound_id}", learner=event.learner, outbound_id=str(document.outbound_id),
         provider=event.provider, to=event.identity, text=document.body, via=event.payload.get("to"),
-        kind="document", document=token)
+        kind="document", document=token, filename=filename)
     if not await res.bus.publish(c.STREAM_OUTBOX, message, dedupe_key=f"outbox:{document.outbound_id}"):
         await drop(res.redis, f"doc:{token}")
 
@@ -179,6 +205,7 @@ async def resend(res: Resources, event: InboundMessage, learner_id: uuid.UUID, i
     await send(res, event, event.message_id, replies["reply"])
     if (voice := replies.get("voice")) is not None and voice.status == "queued":
         await speak(res, event, voice, target)
-    if (exported := replies.get("export")) is not None and exported.status == "queued":
-        await send_export(res, event, learner_id, exported)
+    for part in DOCUMENTS:
+        if (document := replies.get(part)) is not None and document.status == "queued":
+            await send_document(res, event, learner_id, part, document)
     await publish_turn(res, inbound_id, event.learner)

@@ -132,11 +132,11 @@ class PracticeScheduler:
                 (now, limit))).fetchall()
             prompts, moves = [], []
             for row in rows:
-                slot: datetime = row[2]  # type: ignore[assignment]
+                slot: datetime = row[2]
                 missed = now - slot > MISSED_AFTER
                 prompts.append((row[1], row[0], slot, "skipped" if missed else "due",
                                 "missed while stopped" if missed else None))
-                moves.append((practice.next_occurrence(str(row[3]), list(row[4]), str(row[5]),  # type: ignore[call-overload]
+                moves.append((practice.next_occurrence(str(row[3]), list(row[4]), str(row[5]),
                                                        max(slot, now)), row[0]))
             async with conn.cursor() as cur:
                 await cur.executemany(
@@ -222,9 +222,9 @@ class PracticeScheduler:
                      AND p.created_at > %s - interval '1 hour' AND p.kind <> 'review'""", (now, now))).fetchall()
         found = []
         for r in rows:
-            due = Due(int(str(r[0])), uuid.UUID(str(r[1])), str(r[2]), r[3], str(r[4]),  # type: ignore[arg-type]
+            due = Due(int(str(r[0])), uuid.UUID(str(r[1])), str(r[2]), r[3], str(r[4]),
                       identity(r[7:11], r[11]), None, opt_str(r[11]))
-            offered = [Choice.model_validate(x) for x in (r[12] or {}).get("choices", [])]  # type: ignore[union-attr]
+            offered = [Choice.model_validate(x) for x in (r[12] or {}).get("choices", [])]
             found.append(_outbound(due, opt_str(r[13]) or "meta", opt_str(r[14]), uuid.UUID(str(r[6])), str(r[4]),
                                    str(r[5]), None, None, offered))
         return found

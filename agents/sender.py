@@ -127,9 +127,10 @@ async def _send_voice(res: Resources, channel: Channel, event: OutboundMessage, 
 
 async def _send_document(res: Resources, channel: Channel, event: OutboundMessage, outbound_id: uuid.UUID,
                          window_closed: bool) -> None:
-    """A learner's data export (charla.ops.export) as a file: uploaded to Meta, fetched by Twilio from
-    CHARLA_PUBLIC_URL/media/<token>.json, a download link in the console. Only its token travels on the bus
-    and its bytes are never logged. It answers the learner's own request, so outside the window it is not sent."""
+    """A file for the learner (their data export, their wordbook) as a document: uploaded to Meta, fetched by
+    Twilio from CHARLA_PUBLIC_URL/media/<token>.<extension>, a download link in the console. Only its token
+    travels on the bus and its bytes are never logged. It answers the learner's own request, so outside the
+    window it is not sent."""
     if window_closed:
         await _fail(res, outbound_id, {"reason": "24-hour window closed; the export is sent only as an answer"})
         return
@@ -138,7 +139,7 @@ async def _send_document(res: Resources, channel: Channel, event: OutboundMessag
     if data is None:
         await _fail(res, outbound_id, {"reason": "the export expired before it was sent (CHARLA_EXPORT_TTL_S)"})
         return
-    document = Document(data, export.FILENAME, export.UPLOAD_TYPE)
+    document = Document(data, event.filename or export.FILENAME, export.UPLOAD_TYPE)
     sent = await _send_whole(res, channel, event, outbound_id, lambda: channel.send_document(event, document))
     if sent and channel.traits.keeps_media:
         await media.drop(res.redis, token)  # the provider keeps its own copy: nothing needs to fetch it from Charla

@@ -89,8 +89,9 @@ def create_app(settings: Settings) -> FastAPI:
                       response_class=Response, responses=openapi.METRICS)
     app.add_api_route("/media/{token}.ogg", media, methods=["GET"], response_model=None, response_class=Response,
                       responses=openapi.MEDIA)
-    app.add_api_route("/media/{token}.json", media_export, methods=["GET"], response_model=None,
-                      response_class=Response, responses=openapi.EXPORT)
+    for extension in export.SERVED:  # a learner's data export, their wordbook's Anki deck and CSV
+        app.add_api_route(f"/media/{{token}}.{extension}", _served_file(extension),
+                          methods=["GET"], response_model=None, response_class=Response, responses=openapi.EXPORT)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     if local_console(settings):
         app.include_router(console.router())
@@ -303,13 +304,20 @@ async def media(token: str, res: Res) -> Response:
     return Response(data, media_type="audio/ogg", headers={"Cache-Control": "private, max-age=3600"})
 
 
-async def media_export(token: str, res: Res) -> Response:
-    """A learner's data export sent for "send me my data" (Twilio fetches MediaUrl from here; the console links
-    it). The random token is the only key, and it expires after CHARLA_EXPORT_TTL_S."""
+def _served_file(extension: str) -> Callable[[str, Res], Awaitable[Response]]:
+    async def serve(token: str, res: Res) -> Response:
+        return await media_export(token, res, extension)
+    serve.__doc__ = media_export.__doc__
+    return serve
+
+
+async def media_export(token: str, res: Res, extension: str = "json") -> Response:
+    """A file sent to a learner: their data export ("send me my data"), their wordbook (Twilio fetches MediaUrl
+    from here; the console links it). The random token is the only key, and it expires after CHARLA_EXPORT_TTL_S."""
     data = await kept(res.redis, f"doc:{token}") if _TOKEN.fullmatch(token) else None
     if data is None:
         return _error(404, "no such export (they expire after CHARLA_EXPORT_TTL_S)")
-    return Response(data, media_type=export.MEDIA_TYPE, headers=export.attachment_headers())
+    return Response(data, media_type=export.SERVED[extension][1], headers=export.attachment_headers(extension))
 
 
 def twilio_url(request: Request, public_url: str | None) -> str:

@@ -183,7 +183,8 @@ class OutboundMessage(_Event):
     template: Template | None = None  # what to send instead when the window is closed (kind "template": always)
     flashcard: Flashcard | None = None  # sent as an image where the provider takes uploads (Meta)
     audio: str | None = None  # kind "voice": the token of an Ogg/Opus note under MEDIA_KEY (`text` is its transcript)
-    document: str | None = None  # kind "document": the token of a data export under MEDIA_KEY (`text`: its caption)
+    document: str | None = None  # kind "document": the token of a file under MEDIA_KEY (`text`: its caption)
+    filename: str | None = None  # kind "document": the name the learner sees (None: the data export's)
 
 
 class ReadReceipt(_Event):

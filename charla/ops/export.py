@@ -95,6 +95,12 @@ async def stash(pool: AsyncConnectionPool, redis: Redis, learner_id: uuid.UUID, 
     sender and /media/<token>.json find it by `doc:<token>`)."""
     async with pool.connection() as conn:
         data = dumps(await export(conn, learner_id, redis=redis))
+    return await keep(redis, learner_id, data, ttl_s)
+
+
+async def keep(redis: Redis, learner_id: uuid.UUID, data: bytes, ttl_s: int) -> str:
+    """Keep a file sent to the learner (their export, their wordbook) for `ttl_s` seconds under a random token,
+    listed with the learner's exports (erasure deletes them all); returns the token."""
     token = secrets.token_urlsafe(24)
     await media.keep(redis, f"doc:{token}", data, ttl_s)
     listed = c.EXPORTS_KEY.format(learner_id=learner_id)
@@ -111,9 +117,14 @@ async def forget(redis: Redis, learner_id: uuid.UUID) -> None:
     await redis.delete(listed)
 
 
-def attachment_headers() -> dict[str, str]:
-    """Headers for serving the export as a download that no cache keeps."""
-    return {"Content-Disposition": f'attachment; filename="{FILENAME}"', "Cache-Control": "no-store",
+# The files Charla serves at /media/<token>.<extension> for Twilio and the console: their name and type.
+SERVED = {"json": (FILENAME, MEDIA_TYPE), "apkg": ("charla-words.apkg", "application/octet-stream"),
+          "csv": ("charla-words.csv", "text/csv; charset=utf-8")}
+
+
+def attachment_headers(extension: str = "json") -> dict[str, str]:
+    """Headers for serving a learner's file as a download that no cache keeps."""
+    return {"Content-Disposition": f'attachment; filename="{SERVED[extension][0]}"', "Cache-Control": "no-store",
             "X-Content-Type-Options": "nosniff"}
 
 

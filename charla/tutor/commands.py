@@ -89,6 +89,19 @@ _PRACTICE = re.compile(r"(remind me|practi[cs]e|recuerdame|avisame|practicar)( (
                        r"(?P<h>\d{1,2})(:(?P<m>\d{2}))? ?(?P<ampm>am|pm|a\.m|p\.m)?"
                        r"( (?P<days2>weekdays|weekends|every day|daily|entre semana|fines de semana|todos los dias|"
                        r"cada dia))?")
+_NUMBERS = {"a": 1, "an": 1, "one": 1, "un": 1, "una": 1, "uno": 1, "two": 2, "dos": 2, "three": 3, "tres": 3,
+            "four": 4, "cuatro": 4}
+_PAUSE = re.compile(r"(pause|stop|hold) (the |my )?(practice|reminders)( for)? (?P<n>\d{1,3}|\w+) "
+                    r"(?P<unit>days?|weeks?)|"
+                    r"(pausa(r)?|para(r)?|deten(er)?) (la |mi )?(practica|los recordatorios)( por| durante)? "
+                    r"(?P<n2>\d{1,3}|\w+) (?P<unit2>dias?|semanas?)")
+_WORDS = [(name, re.compile(pattern)) for name, pattern in (
+    ("my_words", r"((show|list)( me)? )?my (words|wordbook|saved words)|(muestrame |ensename )?mis palabras"),
+    ("export_words", r"(export|send|give)( me)? my (words|wordbook)( to anki)?|(exporta(r)?|mandame|enviame|dame) "
+                     r"mis palabras( a anki)?"),
+)]
+_SAVE = re.compile(r"(save|keep|add|guarda(r)?|apunta(r)?|anade|añade)( the word| la palabra)? "
+                   r"(?!(my|mi|mis) )(?P<w>[^\W\d_][\w' -]{0,40}?)( to my (words|wordbook)| a mis palabras)?")
 _YES = re.compile(r"(1|yes|y|si|yes,? delete( everything| it)?|si,? borra(lo| todo)?|confirm|confirmo)")
 _NO = re.compile(r"(2|no|nope|cancel|keep( it)?|no,? keep( it| my data)?|no,? gracias|mantener)")
 # The yes/no questions a message may answer, and the commands of their yes and no.
@@ -107,13 +120,27 @@ def parse(text: str, *, awaiting: str | None = None) -> Command | None:
             return Command(yes)
         if _NO.fullmatch(folded) and not (awaiting == "cancel" and folded == "cancel"):  # "cancel": ask again
             return Command(no)
-    for name, pattern in _SIMPLE:
+    for name, pattern in _SIMPLE + _WORDS:
         if pattern.fullmatch(folded):
             return Command(name)
     for kind, pattern in _STARTS:
         if m := pattern.fullmatch(folded):
             return Command("start", kind, arg=m.groupdict().get("arg") or "")
-    return _valued(folded)
+    return _valued(folded) or _study(folded, text)
+
+
+def _study(folded: str, text: str) -> Command | None:
+    """A timed pause of practice ("pause practice for 2 weeks") or a word to save ("save cansado"), whose
+    accents are kept from the original `text`."""
+    if m := _PAUSE.fullmatch(folded):
+        count, unit = m.group("n") or m.group("n2"), m.group("unit") or m.group("unit2")
+        n = int(count) if count.isdigit() else _NUMBERS.get(count, 0)
+        days = n * (7 if unit.startswith(("week", "semana")) else 1)
+        return Command("pause", str(days)) if 0 < days <= 365 else None
+    plain = " ".join(text.lower().strip(" \t\n¿?¡!.,;:").split())
+    if m := _SAVE.fullmatch(plain):
+        return Command("save", m.group("w"))
+    return None
 
 
 def _valued(folded: str) -> Command | None:

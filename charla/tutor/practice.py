@@ -152,7 +152,8 @@ async def reschedule(conn: Conn, learner_id: uuid.UUID, timezone: str | None, no
         (learner_id,))).fetchall()
     for row in rows:
         tz = timezone or str(row[3])
-        after = max(now, row[4] - timedelta(microseconds=1)) if row[4] else now  # type: ignore[operator]
+        until: datetime | None = row[4]  # type: ignore[assignment]
+        after = max(now, until - timedelta(microseconds=1)) if until else now
         following = next_occurrence(str(row[1]), list(row[2]), tz, after)  # type: ignore[call-overload]
         await conn.execute("UPDATE schedules SET timezone = %s, next_run_at = %s WHERE id = %s",
                            (tz, following, row[0]))

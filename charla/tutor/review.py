@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 
 from fsrs import Rating
+from psycopg.types.json import Jsonb
 
 from charla.core.catalog import N_, say
 from charla.core.events import Choice
@@ -75,9 +76,16 @@ def resume_at(now: datetime, days: int, timezone: str | None) -> datetime:
 
 
 async def is_open(conn: Conn, learner_id: uuid.UUID, choice: str) -> bool:
-    """Whether `choice` grades one of this learner's prompts still waiting for its grade."""
+    """Whether `choice` was offered to this learner in the past day (by a prompt or a reply) and grades one of
+    their prompts still waiting for its grade."""
     parsed = parse_grade(choice)
-    return parsed is not None and await _open(conn, learner_id, parsed[0]) is not None
+    if parsed is None or await _open(conn, learner_id, parsed[0]) is None:
+        return False
+    row = await (await conn.execute(
+        """SELECT EXISTS (SELECT 1 FROM messages WHERE learner_id = %s AND direction = 'out'
+             AND created_at > now() - interval '24 hours' AND payload->'choices' @> %s)""",
+        (learner_id, Jsonb([{"id": choice}])))).fetchone()
+    return bool(row and row[0])
 
 
 async def _open(conn: Conn, learner_id: uuid.UUID, prompt_id: int) -> str | None:

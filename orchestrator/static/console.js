@@ -61,8 +61,9 @@ function bubble(m) {
   }
   if (m.document) {  // a data export ("send me my data"): a download link, like WhatsApp's file bubble
     const file = document.createElement("a");
-    file.className = "document"; file.href = `/media/${m.document}.json`; file.download = "charla-data.json";
-    file.textContent = "📄 charla-data.json";
+    file.className = "document"; const name = m.filename || "charla-data.json";
+    file.href = `/media/${m.document}.${name.split(".").pop()}`; file.download = name;
+    file.textContent = `📄 ${name}`;
     el.append(file);
   }
   if (m.kind === "audio" && m.direction === "in" && !m.text) body.textContent = "🎤 voice note";

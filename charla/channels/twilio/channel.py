@@ -88,7 +88,8 @@ class TwilioWhatsApp:
         return await self.client.send_media(self.recipient(message), url, sender=message.via)
 
     async def send_document(self, message: OutboundMessage, document: Document) -> str:
-        url = self._served(f"{message.document}.json", "data exports")
+        extension = (message.filename or ".json").rsplit(".", 1)[-1]
+        url = self._served(f"{message.document}.{extension}", "data exports")
         return await self.client.send_media(self.recipient(message), url, body=message.text, sender=message.via)
 
     async def send_template(self, message: OutboundMessage, template: Template) -> str:

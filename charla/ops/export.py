@@ -51,6 +51,7 @@ TABLES: tuple[Table, ...] = (
     Table("schedules", "id"),
     Table("practice_prompts", "id"),
     Table("practice_cards", "item"),
+    Table("wordbook", "word"),
     Table("entitlements", "learner_id", single=True),
     Table("daily_usage", "day"),
     Table("payments", "id"),

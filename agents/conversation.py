@@ -96,7 +96,7 @@ class Conversation:
             learner_id = await learners.upsert(conn, event.identity, seen_at, secret=server_key(self.res.settings))
             event = await lifecycle.current(conn, learner_id, event)
             inbound_id = await messages.record_inbound(conn, learner_id, event)
-            await wordbook.react(conn, learner_id, event, self.res.settings.wordbook_max_words)
+            await wordbook.react(conn, learner_id, event, wordbook.MAX_WORDS)
             if event.kind in _NO_REPLY or (event.kind == "call" and not await lifecycle.may_write(conn, learner_id)):
                 await turns.mark_noted(conn, inbound_id)
             amended = await lifecycle.amend(conn, learner_id, inbound_id, event) if event.kind in _AMENDS else None

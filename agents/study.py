@@ -40,9 +40,9 @@ async def run(conn: Conn, settings: Settings, learner_id: uuid.UUID, command: Co
         return Done(await _pause(conn, learner_id, int(command.value), now, native))
     if name in ("save", "save_tap"):
         outcome = await wordbook.save(conn, learner_id, command.value, "command" if name == "save" else "choice", now,
-                                      settings.wordbook_max_words)
+                                      wordbook.MAX_WORDS)
         return Done(say(_SAVED[outcome], native, word=wordbook.clean(command.value) or command.value,
-                        limit=settings.wordbook_max_words))
+                        limit=wordbook.MAX_WORDS))
     found = await wordbook.entries(conn, learner_id, now)
     if name == "my_words" or not found:
         return Done(wordbook.listing(found, native))

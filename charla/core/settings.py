@@ -85,9 +85,8 @@ class Settings(BaseSettings):
     whatsapp_verify_token: SecretStr | None = Field(None, validation_alias=_env("WHATSAPP_VERIFY_TOKEN"))
     whatsapp_access_token: SecretStr | None = Field(None, validation_alias=_env("WHATSAPP_ACCESS_TOKEN"))
     whatsapp_phone_number_id: str | None = Field(None, validation_alias=_env("WHATSAPP_PHONE_NUMBER_ID"))
-    whatsapp_api_base_url: str = Field(
-        "https://graph.facebook.com/v23.0", validation_alias=_env("WHATSAPP_API_BASE_URL")
-    )
+    whatsapp_api_base_url: str = Field("https://graph.facebook.com/v23.0",
+                                       validation_alias=_env("WHATSAPP_API_BASE_URL"))
 
     reengage_template: str | None = Field(None, validation_alias=_env("WHATSAPP_REENGAGE_TEMPLATE"))
     template_language: str = Field("en", validation_alias=_env("WHATSAPP_TEMPLATE_LANGUAGE"))
@@ -210,18 +209,10 @@ class Settings(BaseSettings):
     agent_concurrency: int = Field(8, ge=1, validation_alias=_env("CHARLA_AGENT_CONCURRENCY"))
     heartbeat_s: float = Field(2.0, gt=0, validation_alias=_env("CHARLA_HEARTBEAT_S"))
     # Review that fits chat and the wordbook (issue 22: practice, review, wordbook)
-    review_daily_cap: int = Field(
-        20, ge=1, le=500, validation_alias=_env("CHARLA_REVIEW_DAILY_CAP"),
-        description="Most FSRS reviews a learner is offered per local day: after a tapped grade the next due card "
-                    "follows while the day's reviews stay under this; the rest wait for tomorrow.")
-    review_easy: bool = Field(
-        False, validation_alias=_env("CHARLA_REVIEW_EASY"),
-        description="Offer four grades (Again / Hard / Good / Easy, shown by WhatsApp as a list) instead of three "
-                    "reply buttons (Again / Hard / Good).")
-    wordbook_max_words: int = Field(
-        500, ge=1, le=5000, validation_alias=_env("CHARLA_WORDBOOK_MAX_WORDS"),
-        description="Most words a learner's wordbook keeps (`save <word>`, the save choice, a ⭐ reaction); saving "
-                    "past it is refused with a note.")
+    review_daily_cap: int = Field(20, ge=1, le=500, validation_alias=_env("CHARLA_REVIEW_DAILY_CAP"), description=(
+        "Most FSRS reviews offered per learner and local day (the next due card follows a tapped grade until then)."))
+    review_easy: bool = Field(False, validation_alias=_env("CHARLA_REVIEW_EASY"), description=(
+        "Four grades (Again / Hard / Good / Easy, shown by WhatsApp as a list) instead of three reply buttons."))
 
     @cached_property
     def whatsapp_provider(self) -> Provider:

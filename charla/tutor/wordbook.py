@@ -37,6 +37,7 @@ CSV = "charla-words.csv"
 ANKI_MODEL_ID = 1_716_204_301  # stable: a re-imported deck updates the same note type and deck
 ANKI_DECK_ID = 1_716_204_302
 STAR = "⭐"
+MAX_WORDS = 500  # a wordbook past this refuses new words (with a note): a list to study, not a dictionary
 _MODEL = genanki.Model(
     ANKI_MODEL_ID, "Charla word",
     fields=[{"name": "Word"}, {"name": "Translation"}, {"name": "Example"}],

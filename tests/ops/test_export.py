@@ -69,6 +69,7 @@ async def seed(conn: psycopg.AsyncConnection[Any], tag: str) -> uuid.UUID:
         "INSERT INTO learner_events (learner_id, kind, detail) VALUES (%(id)s, 'number_changed', "
         "jsonb_build_object('from', %(tag)s::text))",
         "INSERT INTO activities (learner_id, kind, state) VALUES (%(id)s, 'placement', jsonb_build_object('item', 1))",
+        "INSERT INTO wordbook (learner_id, word, source) VALUES (%(id)s, 'word ' || %(tag)s, 'command')",
     ]
     for statement in statements:
         await conn.execute(statement.encode(), one)

@@ -16,7 +16,8 @@ import secrets
 from functools import cache
 from pathlib import Path
 
-from charla.core.settings import MIN_SECRET_BYTES, Settings
+from charla.core.production import MIN_SECRET_BYTES
+from charla.core.settings import Settings
 
 FILE_NAME = "secret_key"
 

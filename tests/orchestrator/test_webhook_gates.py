@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from charla.channels import console
 from charla.core import constants as c
-from charla.core.settings import DEV_APP_SECRET, DEV_STRIPE_SECRET
+from charla.core.production import DEV_APP_SECRET, DEV_STRIPE_SECRET
 from tests.orchestrator.test_body_limits import in_process
 from tests.orchestrator.test_route_audit import META, PRODUCTION, TWILIO
 from tests.support.helpers import make_settings

@@ -67,6 +67,8 @@ def chosen(choice: str, sess: Session) -> commands.Command | None:
         return commands.Command("topic", choice.removeprefix("topic:"))
     if choice.startswith("practice:"):
         return commands.Command("practice_start", choice.removeprefix("practice:"))
+    if choice.startswith(("settings:", "placement:start")):  # they start (or resume) their activity
+        return commands.Command("start", choice.split(":", 1)[0], arg=choice)
     if activities.kind_of(choice) is not None:
         return commands.Command("step", choice)
     if (question := _CONFIRMED.get(choice)) is not None:

@@ -210,6 +210,12 @@ class Settings(BaseSettings):
     agent_concurrency: int = Field(8, ge=1, validation_alias=_env("CHARLA_AGENT_CONCURRENCY"))
     heartbeat_s: float = Field(2.0, gt=0, validation_alias=_env("CHARLA_HEARTBEAT_S"))
 
+    # Learning journey: placement and the learner's settings (issue 21)
+    placement_offer: bool = Field(
+        True, validation_alias=_env("CHARLA_PLACEMENT_OFFER"),
+        description="Offer the placement test once, with a new learner's first tutor reply (two buttons: take it "
+                    "now or not now). Off: only `test my level` starts it.")
+
     @cached_property
     def whatsapp_provider(self) -> Provider:
         """The explicit WHATSAPP_PROVIDER, else inferred from which credentials are present."""

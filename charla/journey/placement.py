@@ -127,7 +127,8 @@ class Placement:
         open_state = await _open(ctx)
         if value == f"{KIND}:start:later" or value in ("stop", "quit", "end", "leave", "skip", "salir del",
                                                       "salir de la", "parar", "dejar", "terminar"):
-            return Step(say("placement.later" if open_state is None else "placement.stopped", ctx.native))
+            return Step(say("placement.later", ctx.native) if open_state is None
+                        else say("placement.stopped", ctx.native))
         if open_state is not None:
             return _asking(open_state, ctx.native, say("placement.resume", ctx.native))
         if value in _QUESTIONS and (level := profile.level_to_use(ctx.profile)):

@@ -211,10 +211,8 @@ class Settings(BaseSettings):
     heartbeat_s: float = Field(2.0, gt=0, validation_alias=_env("CHARLA_HEARTBEAT_S"))
 
     # Learning journey: placement and the learner's settings (issue 21)
-    placement_offer: bool = Field(
-        True, validation_alias=_env("CHARLA_PLACEMENT_OFFER"),
-        description="Offer the placement test once, with a new learner's first tutor reply (two buttons: take it "
-                    "now or not now). Off: only `test my level` starts it.")
+    placement_offer: bool = Field(True, validation_alias=_env("CHARLA_PLACEMENT_OFFER"), description=(
+        "Offer the placement test once, with a new learner's first reply (off: only `test my level` starts it)."))
 
     @cached_property
     def whatsapp_provider(self) -> Provider:

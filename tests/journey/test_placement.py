@@ -7,6 +7,7 @@ onboarding rides on the first reply and can be skipped."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -70,27 +71,31 @@ async def test_a_placement_with_i_dont_know_and_an_interruption_ends_on_a_measur
                                                                                          db: str) -> None:
     await turn(stack, "my level is C1")
     await turn(stack, "test my level")
-    assert "10" in bodies(stack, WA)[-1] and "I don't know" in bodies(stack, WA)[-1]
+    assert "10" in bodies(stack, WA)[-1]
+    assert "I don't know" in bodies(stack, WA)[-1]
     answered: list[str] = []
     for number in range(1, 10):
         question = stack.fake.sent[-1]
         item = item_of(question)
-        assert item.id not in answered and f"*Question {number} of 10*" in bodies(stack, WA)[-1]
+        assert item.id not in answered
+        assert f"*Question {number} of 10*" in bodies(stack, WA)[-1]
         choices = offered(question)
-        assert choices[-1] == (f"placement:{item.id}:idk", "I don't know") and len(choices) == len(item.options) + 1
+        assert choices[-1] == (f"placement:{item.id}:idk", "I don't know")
+        assert len(choices) == len(item.options) + 1
         if number == 3:  # an interruption: tutored, and the question stays open
             calls = stack.llm.calls("groq")
             await turn(stack, "¿Qué significa «cerrado»?")
             assert bodies(stack, WA)[-1].startswith("Echo: ¿Qué significa «cerrado»?")
             assert stack.llm.calls("groq") == calls + 1
             assert await rows(db, "SELECT state->>'current' FROM activities") == [(item.id,)]
-            index = len(stack.fake.sent) - 2  # the open question, answered by a tap on it
-            await eventually(lambda: sent_recorded(db, stack.fake.ids[index]), 10, "the question's id recorded")
-            await tap(stack, *answer(item, choices), context=stack.fake.ids[index])
+            asked_in = stack.fake.ids[len(stack.fake.sent) - 2]  # the open question, answered by a tap on it
+            await eventually(partial(sent_recorded, db, asked_in), 10, "the question's id recorded")
+            await tap(stack, *answer(item, choices), context=asked_in)
         elif number == 6:
             await turn(stack, "Cuéntame algo")  # tutored again; then resumed in words
             await turn(stack, "continue the test")
-            assert bodies(stack, WA)[-1].startswith("Back to your level test") and item_of(stack.fake.sent[-1]) == item
+            assert bodies(stack, WA)[-1].startswith("Back to your level test")
+            assert item_of(stack.fake.sent[-1]) == item
             await turn(stack, "no sé" if item.level in ("B2", "C1") else item.answer)  # typed answers
         else:
             await tap(stack, *answer(item, choices))

@@ -43,19 +43,25 @@ async def voice_notes(db: str) -> object:
 
 async def test_settings_change_what_the_tutor_is_told_and_what_the_learner_sees(stack: Stack, db: str) -> None:
     system, seen = await tutored(stack)
-    assert "Correct real mistakes" in system and "1-3 short sentences" in system
-    assert "~esta~ → *está*" in seen and "estoy cansado" in seen and await voice_notes(db) == 1
+    assert "Correct real mistakes" in system
+    assert "1-3 short sentences" in system
+    assert "~esta~ → *está*" in seen
+    assert "estoy cansado" in seen
+    assert await voice_notes(db) == 1
 
     await turn(stack, "settings")
     menu = bodies(stack, WA)[-1]
-    assert "Corrections: *The usual*" in menu and "Voice notes: *Voice notes on*" in menu
+    assert "Corrections: *The usual*" in menu
+    assert "Voice notes: *Voice notes on*" in menu
     choices = offered(stack.fake.sent[-1])
-    assert ("settings:strictness:1", "Only key mistakes") in choices and len(choices) == 7
+    assert ("settings:strictness:1", "Only key mistakes") in choices
+    assert len(choices) == 7
     await tap(stack, "settings:strictness:1", "Only key mistakes")
     assert bodies(stack, WA)[-1].startswith("Done: *Corrections* → *Only key mistakes*")
     system, seen = await tutored(stack)
     assert "Correct only mistakes that change or hide the meaning" in system
-    assert "estoy cansado" in seen and "está" not in seen  # the accent slip is not shown
+    assert "estoy cansado" in seen
+    assert "está" not in seen
 
     assert await voice_notes(db) == 2
     await turn(stack, "correct everything")
@@ -64,8 +70,10 @@ async def test_settings_change_what_the_tutor_is_told_and_what_the_learner_sees(
     await turn(stack, "no voice notes")
     assert bodies(stack, WA)[-1].startswith("Done: *Voice notes* → *Voice notes off*")
     system, seen = await tutored(stack)
-    assert "Correct every mistake" in system and "one short explanation in Spanish" in system
-    assert "1-2 short sentences" in system and "~esta~ → *está*" in seen
+    assert "Correct every mistake" in system
+    assert "one short explanation in Spanish" in system
+    assert "1-2 short sentences" in system
+    assert "~esta~ → *está*" in seen
     assert await voice_notes(db) == 2  # the reply asked for one: not sent to this learner
     prefs = (await rows(db, "SELECT data->'preferences' FROM profiles"))[0][0]
     assert prefs == {"strictness": 3, "explanations": "target", "length": "short", "voice": False}
@@ -86,7 +94,8 @@ def test_strictness_1_keeps_only_the_corrections_that_break_meaning() -> None:
     every = [Correction(original=c, corrected=c.upper(), category=c) for c in
              ("accents", "spelling", "punctuation", "ser_estar", "tense", "gender_agreement", "vocabulary")]
     assert [c.category for c in shown(every, 1)] == ["ser_estar", "tense"]
-    assert len(shown(every, 2)) == 3 and len(shown(every, 3)) == 7
+    assert len(shown(every, 2)) == 3
+    assert len(shown(every, 3)) == 7
     assert not {"accents", "spelling", "punctuation"} - MINOR
     text = render(TutorReply(reply="Bien", corrections=every[:3]), strictness=1)
     assert text == "Bien"  # only minor slips: nothing to show

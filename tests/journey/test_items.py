@@ -1,9 +1,10 @@
-"""The placement catalogs (charla/journey/data/placement/*.yaml) and the placement's pure rules: every item has
-exactly one correct answer among its options, a level and an explanation; ids are unique; both shipped
+"""The placement catalogs (charla/journey/data/placement/*.yaml), the placement's rules and its words: each item
+has exactly one correct answer among its options, a level and an explanation; ids are unique; both shipped
 languages cover every band; "I don't know" moves down like a wrong answer; grading is deterministic."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,10 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from charla.journey import items, placement
+from charla.journey import items, placement, preferences
 from charla.journey.items import BANDS, Catalog, Item
+from charla.store.profile import Preferences, Profile, explanation_language, level_to_use
+from charla.tutor import commands
 
 SHIPPED = ("en", "es")
 
@@ -105,3 +108,39 @@ def test_the_level_is_the_highest_band_answered_right_half_the_time_nudged_by_th
     assert placement.measured(oscillating, "B1") == "B1"
     assert placement.measured(oscillating, "C1") == "B2"
     assert placement.measured(oscillating, "A1") == "A2"
+
+
+def test_the_level_to_use_is_the_most_recent_evidence() -> None:
+    p = Profile(level="C1", level_inferred="A2")
+    assert level_to_use(p) == "C1"  # neither dated: the declared one
+    p.confirm("level_inferred")
+    assert level_to_use(p) == "A2"
+    p.level_measured, p.level_measured_at = "B1", datetime.now(UTC)
+    assert level_to_use(p) == "B1"
+    p.confirm("level")
+    assert level_to_use(p) == "C1"
+    assert level_to_use(Profile()) is None
+    assert explanation_language(Profile(preferences=Preferences(explanations="mixed")), "en", "es") == "en"
+    assert explanation_language(Profile(level="B2", preferences=Preferences(explanations="mixed")), "en", "es") == "es"
+
+
+@pytest.mark.parametrize(("said", "arg"), [
+    ("Test my level", ""), ("placement test", ""), ("Hazme una prueba de nivel", ""),
+    ("¿Cuál es mi nivel?", "cual es mi nivel"), ("What's my level?", "what's my level"),
+    ("Continue the test", "continue"), ("sigue con la prueba", "sigue"), ("stop the test", "stop")])
+def test_placement_is_started_resumed_and_stopped_in_words(said: str, arg: str) -> None:
+    assert commands.parse(said) == commands.Command("start", "placement", arg=arg)
+
+
+@pytest.mark.parametrize(("said", "key"), [
+    ("Only important mistakes", "strictness:1"), ("solo errores importantes", "strictness:1"),
+    ("correct everything", "strictness:3"), ("corrígeme todo", "strictness:3"),
+    ("explain in Spanish", "explanations:target"), ("explícame en inglés", "explanations:native"),
+    ("explain in my language", "explanations:native"), ("shorter replies", "length:short"),
+    ("respuestas más largas", "length:long"), ("no voice notes", "voice:off"), ("sin audios", "voice:off"),
+    ("send me voice notes", "voice:on")])
+def test_settings_are_understood_in_plain_words(said: str, key: str) -> None:
+    command = commands.parse(said)
+    assert command is not None
+    assert command.value == "settings"
+    assert preferences.from_words(command.arg, "en", "es") == key

@@ -148,7 +148,7 @@ async def _export(conn: Conn, learner_id: uuid.UUID, native: str) -> str:
     messages_kept, memories_kept, since = row if row else (0, 0, None)
     since_day = f"{since:%Y-%m-%d}" if since else ""
     practice_times = ", ".join(say("export.practice_time", native, time=t.time, days=len(t.days)) for t in p.practice)
-    facts = [(N_("export.name"), p.name), (N_("export.level"), p.level or p.level_inferred),
+    facts = [(N_("export.name"), p.name), (N_("export.level"), profile.level_to_use(p)),
              (N_("export.native"), p.native_language and language_name(p.native_language, native)),
              (N_("export.learning"), p.target_language and language_name(p.target_language, native)),
              (N_("export.timezone"), p.timezone), (N_("export.goals"), "; ".join(p.goals)),

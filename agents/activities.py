@@ -12,6 +12,7 @@ import uuid
 from charla.core.catalog import say
 from charla.core.events import utcnow
 from charla.core.runtime import Resources
+from charla.journey import placement, preferences
 from charla.store import activities as store
 from charla.store.messages import Conn
 from charla.store.profile import Profile
@@ -21,7 +22,7 @@ from charla.tutor.activity import Activity, Commit, Context, Step
 from charla.tutor.commands import Command
 
 # Every activity, by kind (each feature adds its line).
-REGISTRY: dict[str, Activity] = {}
+REGISTRY: dict[str, Activity] = {"placement": placement.Placement(), "settings": preferences.Settings()}
 
 
 def kind_of(choice: str) -> str | None:

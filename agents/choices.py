@@ -73,6 +73,8 @@ def chosen(choice: str, sess: Session) -> commands.Command | None:
     if choice.startswith(("grade:", "save:")):
         return commands.Command("grade" if choice.startswith("grade:") else "save_tap", choice.split(":", 1)[1]
                                 if choice.startswith("save:") else choice)
+    if choice.startswith(("settings:", "placement:start")):  # they start (or resume) their activity
+        return commands.Command("start", choice.split(":", 1)[0], arg=choice)
     if activities.kind_of(choice) is not None:
         return commands.Command("step", choice)
     if (question := _CONFIRMED.get(choice)) is not None:

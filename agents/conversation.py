@@ -19,7 +19,7 @@ from functools import partial
 
 import stripe
 
-from agents import actions, activities, choices, erasure, lifecycle, outgoing, upkeep
+from agents import actions, activities, choices, erasure, lifecycle, onboarding, outgoing, upkeep
 from agents.outgoing import Charge, Reply
 from charla.channels.registry import Channels, mark_read, open_channels
 from charla.core import constants as c
@@ -208,6 +208,7 @@ class Conversation:
                                                      exercise[2] if exercise else None, step and step[0].tutor))
         if step is not None:  # a roleplay turn: the activity's words first, its state with the reply
             reply.text, reply.commit = "\n\n".join(filter(None, [step[0].text, reply.text])), step[1]
+        onboarding.offer(self.res.settings, reply, stored, learner_id, self.tutor.languages(stored))
         if reply.usage.provider != "canned":  # a note that could not be heard costs the learner nothing
             reply.charge = Charge(ent.premium, stored.timezone, len(batch), native)
         if exercise and exercise[1]:
@@ -247,12 +248,13 @@ class Conversation:
         heading = [spoken.quote(text, native) for text, _ in voiced]
         if heard is not None and heard.pronunciation is not None:
             heading.append(spoken.pronunciation_text(heard.pronunciation, native))
-        text = "\n\n".join([*heading, _render(answer.reply, answer.demo, notes, native)])
+        text = "\n\n".join([*heading, _render(answer.reply, answer.demo, notes, native, stored.preferences.strictness)])
         return Reply(text, answer.usage, corrections=[x.model_dump() for x in answer.reply.corrections],
                      vocabulary=[w.model_dump() for w in answer.reply.new_vocabulary],
                      choices=wordbook.save_choices(answer.reply.new_vocabulary, native),
                      voice_example=answer.reply.voice_example, topic=answer.reply.topic,
-                     say=outgoing.voice_note(self.res.settings, answer.reply, target, spoken_turn=bool(voiced)))
+                     say=outgoing.voice_note(self.res.settings, answer.reply, target, spoken_turn=bool(voiced),
+                                             wanted=stored.preferences.voice))
 
     async def _command(self, event: InboundMessage, learner_id: uuid.UUID, batch: list[Waiting], sess: Session,
                        command: commands.Command, native: str, target: str) -> None:
@@ -393,6 +395,6 @@ class Conversation:
         task.add_done_callback(self._receipts.discard)
 
 
-def _render(reply: TutorReply, demo: bool, notes: list[str], native: str) -> str:
-    text = render(reply, demo=demo, native=native)
+def _render(reply: TutorReply, demo: bool, notes: list[str], native: str, strictness: int) -> str:
+    text = render(reply, demo=demo, native=native, strictness=strictness)
     return "\n\n".join([text, *dict.fromkeys(notes)]) if notes else text

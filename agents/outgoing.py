@@ -155,10 +155,11 @@ async def say_delay(res: Resources, event: InboundMessage, learner_id: uuid.UUID
     await send(res, event, newest.message_id, delay)
 
 
-def voice_note(settings: Settings, reply: TutorReply, target: str, *, spoken_turn: bool) -> tuple[str, str] | None:
+def voice_note(settings: Settings, reply: TutorReply, target: str, *, spoken_turn: bool,
+               wanted: bool = True) -> tuple[str, str] | None:
     """What to speak after the text: the model's pronunciation example, else (for a learner who spoke)
-    the new words. Nothing when voice replies are off."""
-    if not settings.voice_replies:
+    the new words. Nothing when voice replies are off (for everyone, or not `wanted` by this learner)."""
+    if not settings.voice_replies or not wanted:
         return None
     if reply.say and reply.say.strip():
         return reply.say.strip(), target

@@ -194,6 +194,10 @@ class Settings(BaseSettings):
     review_easy: bool = Field(False, validation_alias=_env("CHARLA_REVIEW_EASY"), description=(
         "Four grades (Again / Hard / Good / Easy, shown by WhatsApp as a list) instead of three reply buttons."))
 
+    # Learning journey: placement and the learner's settings (issue 21)
+    placement_offer: bool = Field(True, validation_alias=_env("CHARLA_PLACEMENT_OFFER"), description=(
+        "Offer the placement test once, with a new learner's first reply (off: only `test my level` starts it)."))
+
     @cached_property
     def whatsapp_provider(self) -> Provider:
         """The explicit WHATSAPP_PROVIDER, else inferred from which credentials are present."""

@@ -130,7 +130,8 @@ async def learners(conn: Conn, search: str = "", limit: int = 100) -> list[Learn
     """Learners, most recently active first; `search` matches a name, an id or a WhatsApp/Twilio/console id."""
     rows: list[Any] = await (await conn.execute(
         """SELECT l.id, coalesce(l.wa_id, l.wa_user_id, l.twilio_id, l.console_id), l.display_name,
-                  p.data->>'target_language', coalesce(p.data->>'level', p.data->>'level_inferred'),
+                  p.data->>'target_language',
+                  coalesce(p.data->>'level_measured', p.data->>'level', p.data->>'level_inferred'),
                   coalesce(e.status, 'free'),
                   (SELECT count(*) FROM messages m WHERE m.learner_id = l.id), l.last_inbound_at
            FROM learners l LEFT JOIN profiles p ON p.learner_id = l.id LEFT JOIN entitlements e ON e.learner_id = l.id

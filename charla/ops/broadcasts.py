@@ -78,7 +78,8 @@ _MATCHING = sql.SQL("""
       AND (%(language)s::text IS NULL
            OR lower(coalesce(p.data->>'target_language', %(default_language)s::text)) = lower(%(language)s::text))
       AND (%(level)s::text IS NULL
-           OR upper(coalesce(p.data->>'level', p.data->>'level_inferred')) = upper(%(level)s::text))
+           OR upper(coalesce(p.data->>'level_measured', p.data->>'level', p.data->>'level_inferred'))
+              = upper(%(level)s::text))
       AND (%(paid)s::boolean IS NULL OR %(paid)s::boolean = EXISTS (
            SELECT 1 FROM entitlements e WHERE e.learner_id = l.id AND e.status = 'active'))
       AND NOT (ARRAY['wa:' || l.wa_id, 'bsuid:' || l.wa_user_id, 'tw:' || l.twilio_id, 'console:' || l.console_id]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from psycopg import AsyncConnection
@@ -56,10 +57,23 @@ class PracticeTime(BaseModel):
     days: list[int] = Field(default_factory=lambda: list(range(7)))  # 0 = Monday
 
 
+class Preferences(BaseModel):
+    """How the learner wants to be tutored (`settings`; charla.journey.preferences)."""
+
+    strictness: Literal[1, 2, 3] = 2  # 1: only mistakes that break meaning, 2: the usual, 3: everything
+    explanations: Literal["native", "target", "mixed"] = "native"  # mixed: the target language from B2 up
+    length: Literal["short", "normal", "long"] = "normal"
+    voice: bool = True  # voice notes with replies (on top of CHARLA_VOICE_REPLIES)
+
+
 class Profile(BaseModel):
     name: str | None = None
     level: str | None = None  # declared CEFR level
     level_inferred: str | None = None
+    level_measured: str | None = None  # by the placement (charla.journey.placement)
+    level_measured_at: datetime | None = None
+    placement_offered: bool = False  # the one-time offer at onboarding was made
+    preferences: Preferences = Field(default_factory=Preferences)
     native_language: str | None = None
     target_language: str | None = None
     timezone: str | None = None
@@ -106,6 +120,33 @@ class Profile(BaseModel):
 
     def top_errors(self, n: int = 3) -> list[tuple[str, ErrorStat]]:
         return sorted(self.errors.items(), key=lambda kv: (-kv[1].count, kv[0]))[:n]
+
+
+_EVIDENCE = ("level_inferred", "level", "level_measured")  # on the same instant, the later one wins
+_NEVER = datetime.min.replace(tzinfo=UTC)
+
+
+def level_to_use(profile: Profile) -> str | None:
+    """The level the tutor pitches at: the most recent evidence of declared, inferred and measured (each
+    dated by when it was last set or confirmed); None when there is none."""
+    dated = [(_dated(profile, fact), rank, value) for rank, fact in enumerate(_EVIDENCE)
+             if (value := getattr(profile, fact))]
+    return max(dated)[2] if dated else None
+
+
+def _dated(profile: Profile, fact: str) -> datetime:
+    if fact == "level_measured" and profile.level_measured_at is not None:
+        return profile.level_measured_at
+    return profile.provenance[fact].confirmed_at if fact in profile.provenance else _NEVER
+
+
+def explanation_language(profile: Profile, native: str, target: str) -> str:
+    """The language corrections are explained in, by the learner's preference ("mixed": the target language
+    from B2 up, their own below)."""
+    chosen = profile.preferences.explanations
+    if chosen == "mixed":
+        return target if (level_to_use(profile) or "A1") in ("B2", "C1", "C2") else native
+    return target if chosen == "target" else native
 
 
 def zone(name: str | None) -> ZoneInfo:

@@ -41,7 +41,7 @@ class Command:
     arg: str = ""  # what a "start" asked for ("missions cafe" -> "cafe")
 
 
-def _fold(text: str) -> str:
+def fold(text: str) -> str:
     """Lower case, accents and punctuation at the ends removed: "¿Qué?" -> "que"."""
     plain = unicodedata.normalize("NFKD", text.lower())
     plain = "".join(ch for ch in plain if not unicodedata.combining(ch))
@@ -68,9 +68,44 @@ _SIMPLE: list[tuple[str, re.Pattern[str]]] = [(name, re.compile(pattern)) for na
     ("forget", r"(delete|erase|remove|wipe) (all )?my data|forget (about )?me|(borra|elimina)(r)? (todos )?mis datos|"
                r"olvidame|delete my account|borra mi cuenta"),
 )]
+# The learner's settings said in plain words (folded), by the choice id that sets the same
+# (charla.journey.preferences); "explanations:in" ends with a language's name.
+SETTING_PHRASES = {
+    "strictness:1": r"(correct( me)? )?only (the )?(important|big|serious|major|real) (mistakes|errors)|"
+                    r"(do not|don't|dont) correct (every|each) (little|small|minor) (mistake|thing|error)|"
+                    r"(corrige(me)? )?solo (los )?errores (importantes|graves)|corrige(me)? solo lo importante|"
+                    r"no (me )?corrijas (todo|cada detalle)",
+    "strictness:2": r"(correct me normally|normal corrections|usual corrections|correcciones normales|"
+                    r"corrigeme normal)",
+    "strictness:3": r"correct (me on )?everything|correct all (my )?(mistakes|errors)|correct (the )?accents( too)?|"
+                    r"(corrige(me)?|corregir) todo|corrige(me)? (tambien )?(los )?acentos",
+    "explanations:native": r"explain in my (own |native )?language|explica(me)? en mi (idioma|lengua)( materna)?",
+    "explanations:mixed": r"mixed explanations|explicaciones mixtas",
+    "explanations:in": r"(explain|explanations?)( it| things)? in \w+|(explica(me)?|explicaciones) en \w+",
+    "length:short": r"short(er)? (replies|answers|messages)|be (more )?brief|respuestas (mas )?cortas|"
+                    r"mensajes (mas )?cortos|se (mas )?breve",
+    "length:normal": r"normal (length )?(replies|answers|messages)|respuestas normales|mensajes normales",
+    "length:long": r"long(er)? (replies|answers|messages)|respuestas (mas )?largas|mensajes (mas )?largos",
+    "voice:off": r"no (more )?(voice notes|voice messages|voice replies|audio)|(stop|turn off|disable) (the )?"
+                 r"(voice notes|voice messages|voice replies)|sin (notas de voz|audios)|"
+                 r"no (mas )?(audios|notas de voz)|"
+                 r"(quita|desactiva)( los| las)? (audios|notas de voz)",
+    "voice:on": r"(send( me)?|turn on|enable) (the )?(voice notes|voice messages|voice replies)|"
+                r"voice (notes|replies) on|(activa|mandame|enviame)( los| las)? (audios|notas de voz)",
+}
 # Commands that start a guided activity (agents/activities.py): the activity's kind, and the whole message
 # (folded) as a pattern; its optional group `arg` is handed to the activity.
 _START_WORDS: tuple[tuple[str, str], ...] = (
+    ("placement", r"test my level|(a |the )?(placement|level) test|placement|check my level|"
+                  r"(take|do|start) (a|the) (placement|level) test|(hazme|quiero hacer) (una|la) prueba de nivel|"
+                  r"(una |la )?(prueba|test|examen) de nivel|(?P<arg>what(')?s my level|what is my level|"
+                  r"(cual|que) es mi nivel)"),
+    ("placement", r"(?P<arg>continue|resume|continuar|seguir|sigue|sigamos)( with)?( the| my| el| la| con el| con la)? "
+                  r"(test|placement|prueba|examen|level test)"),
+    ("placement", r"(?P<arg>stop|quit|end|leave|skip|salir del|salir de la|parar|dejar|terminar)( the| el| la)? "
+                  r"(test|placement|prueba|examen|level test)"),
+    ("settings", r"/?settings|my settings|(my )?preferences|(mis )?ajustes|(mis )?preferencias|configuracion"),
+    ("settings", "(?P<arg>" + "|".join(f"(?:{pattern})" for pattern in SETTING_PHRASES.values()) + ")"),
 )
 _STARTS = [(kind, re.compile(pattern)) for kind, pattern in _START_WORDS]
 _LEVEL = re.compile(r"(set )?(my )?level( is| to|:)? (?P<v>[abc][12])|(mi )?nivel( es|:)? (?P<w>[abc][12])|"
@@ -111,7 +146,7 @@ _QUESTIONS = {"forget": ("forget_confirm", "forget_cancel"), "cancel": ("cancel_
 def parse(text: str, *, awaiting: str | None = None) -> Command | None:
     """The command `text` expresses, or None when it is conversation. `awaiting` is a pending question
     ("forget": delete-my-data confirmation, "cancel": stop the subscription) this message may answer."""
-    folded = _fold(text)
+    folded = fold(text)
     if not folded or len(folded) > 80:
         return None
     if awaiting in _QUESTIONS:
@@ -141,6 +176,11 @@ def _study(folded: str, text: str) -> Command | None:
     if m := _SAVE.fullmatch(plain):
         return Command("save", m.group("w"))
     return None
+
+
+def language_code(name: str) -> str | None:
+    """A language's code from its (folded) name in English or Spanish: "espanol" -> "es"."""
+    return _LANGS.get(name)
 
 
 def _valued(folded: str) -> Command | None:
@@ -186,13 +226,13 @@ def _zones() -> dict[str, str]:
     """Every IANA zone by its folded full name and by its city ("madrid" -> "Europe/Madrid")."""
     found: dict[str, str] = {}
     for zone in sorted(zoneinfo.available_timezones()):
-        found[_fold(zone)] = zone
-        city = _fold(zone.rsplit("/", 1)[-1].replace("_", " "))
+        found[fold(zone)] = zone
+        city = fold(zone.rsplit("/", 1)[-1].replace("_", " "))
         found.setdefault(city, zone)
     return found
 
 
 def find_timezone(text: str) -> str | None:
     """An IANA timezone from its name or its main city ("Europe/Madrid", "madrid", "mexico city")."""
-    folded = _fold(text.replace("_", " "))
+    folded = fold(text.replace("_", " "))
     return _zones().get(folded) or _zones().get(folded.replace(" ", "_"))

@@ -58,7 +58,7 @@ def merge(profile: Profile, learned: Learned, message_ids: list[str], forbidden:
     if learned.name and not _instruction_like(learned.name, forbidden):
         profile.name = learned.name.strip()
         profile.confirm("name", *message_ids[-1:])
-    if learned.level_inferred:
+    if learned.level_inferred and learned.level_inferred != profile.level_inferred:  # the same again is no news
         profile.level_inferred = learned.level_inferred
         profile.confirm("level_inferred", *message_ids[-1:])
     for fact in ("goals", "topics"):

@@ -6,7 +6,7 @@ the guard twice."""
 from __future__ import annotations
 
 from charla.core.catalog import N_, say
-from charla.store.profile import Profile
+from charla.store.profile import Profile, explanation_language, level_to_use
 from charla.store.session import Session
 from charla.tutor import questions
 from charla.tutor.findings import as_correction, findings
@@ -26,9 +26,10 @@ _OPENERS = {True: N_("offline.fix"), False: N_("offline.fine")}
 def checked_reply(texts: list[str], session: Session, profile: Profile, target: str, native: str,
                   sentence: str | None = None) -> TutorReply:
     """The checker's corrections of `texts`, the demo sentence if any, and a level-appropriate question."""
-    fixes = [as_correction(found, native) for found in findings(texts, target)][:8]
+    explain_in = explanation_language(profile, native, target)
+    fixes = [as_correction(found, explain_in) for found in findings(texts, target)][:8]
     asked = [m.text for m in session.messages if m.role == "assistant"]
-    question = questions.follow_up(target, profile.level or profile.level_inferred, session.topic, asked)
+    question = questions.follow_up(target, level_to_use(profile), session.topic, asked)
     opener = sentence or say(_OPENERS[bool(fixes)], native)
     return TutorReply(reply=opener, corrections=fixes, question=question)
 

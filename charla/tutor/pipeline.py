@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from charla.core import metrics
 from charla.core.catalog import say
 from charla.core.settings import Settings
-from charla.store.profile import Profile
+from charla.store.profile import Profile, explanation_language
 from charla.store.session import Session
 from charla.store.turns import Usage
 from charla.tutor import guard, offline
@@ -109,13 +109,14 @@ class Tutor:
             route = Route("unclear_transcript", self.router.hard_chain)
         reply, completion = await self._guarded(route, prompt, meter, turn)
         found = await checked(texts, target)  # once per turn, whichever answer it is merged into
-        merged = merge(reply.corrections, found, native)
+        explain_in = explanation_language(profile, native, target)
+        merged = merge(reply.corrections, found, explain_in)
         second = self.router.escalation(completion.provider)
         if (reply.confidence < self.settings.llm_confidence_min or merged.contradicted) and second is not None:
             try:
                 reply, completion = await self._guarded(second, prompt, meter, turn)
                 route = second
-                merged = merge(reply.corrections, found, native)
+                merged = merge(reply.corrections, found, explain_in)
             except AllProvidersFailed as exc:
                 log.info("no second opinion (%s); keeping the first answer", exc)
         reply = reply.model_copy(update={"corrections": merged.corrections})

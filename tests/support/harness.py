@@ -36,7 +36,8 @@ class Stack:
 def stack_settings(db: str, redis_url: str, graph_url: str, **env: str) -> dict[str, str]:
     return {"DATABASE_URL": db, "REDIS_URL": redis_url, "WHATSAPP_APP_SECRET": APP_SECRET,
             "WHATSAPP_ACCESS_TOKEN": "tok", "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
-            "WHATSAPP_API_BASE_URL": graph_url, "CHARLA_BUS_LEASE_MS": "2000", **env}
+            "WHATSAPP_API_BASE_URL": graph_url, "CHARLA_BUS_LEASE_MS": "2000",
+            "CHARLA_PLACEMENT_OFFER": "false", **env}  # the tests that expect it turn the onboarding offer on
 
 
 @asynccontextmanager

@@ -23,10 +23,11 @@ if SYSTEM_REDIS and os.path.realpath(SYSTEM_REDIS) != os.path.realpath(REDIS_SER
 
 
 def make_settings(**env: str) -> Settings:
-    """Settings from explicit values only (no process environment, no .env)."""
+    """Settings from explicit values only (no process environment, no .env). The onboarding offer of the level
+    test is off unless asked for: it would make every first reply a choice."""
     saved = dict(os.environ)
     os.environ.clear()
-    os.environ.update(env)
+    os.environ.update({"CHARLA_PLACEMENT_OFFER": "false", **env})
     try:
         return Settings(_env_file=None)
     finally:

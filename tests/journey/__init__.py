@@ -1,0 +1,1 @@
+"""Tests of charla.journey: placement, the learner's settings."""

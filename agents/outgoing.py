@@ -50,6 +50,7 @@ class Reply:
     document: str = ""  # the caption of the learner's data export, sent as a file after the text
     attachment: Outbound | None = None  # the export's recorded outbound message
     commit: Commit | None = None  # writes that commit with the reply (a guided activity's next state)
+    done: bool = False  # the model judged a roleplay's goal reached (TutorReply.done)
 
 
 async def record(conn: Conn, event: InboundMessage, learner_id: uuid.UUID, batch: list[Waiting],

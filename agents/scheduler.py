@@ -162,7 +162,8 @@ class PracticeScheduler:
             return None
         item = practice.pick_item(learner, await practice.cards(conn, due.learner_id), now)
         unanswered = await _unanswered(conn, due.learner_id, due.last_inbound_at)
-        text = practice.exercise(item, learner, native, backed_off=unanswered >= 2)
+        target = learner.target_language or settings.default_target_language
+        text = practice.exercise(item, learner, native, backed_off=unanswered >= 2, target=target)
         if window_open or not traits(provider).window:
             return await self._queue(conn, due, provider, via, text, "text", item, None, _card(item, learner))
         if not settings.practice_template:
@@ -173,7 +174,6 @@ class PracticeScheduler:
         if status not in (None, "APPROVED", "UNARCHIVED"):
             await _skip(conn, due, f"CHARLA_PRACTICE_TEMPLATE {settings.practice_template} is {status} at WhatsApp")
             return None
-        target = learner.target_language or settings.default_target_language
         template = Template(name=settings.practice_template, language=language,
                             body_params=[due.name or "", _label(item, target, language)],
                             button_payload=f"practice:{due.prompt_id}")

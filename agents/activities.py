@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 
+from agents.outgoing import Reply
 from charla.core.catalog import say
 from charla.core.events import utcnow
 from charla.core.runtime import Resources
@@ -18,7 +19,6 @@ from charla.store.messages import Conn
 from charla.store.profile import Profile
 from charla.store.session import Session
 from charla.store.turns import Waiting
-from agents.outgoing import Reply
 from charla.tutor.activity import Activity, Commit, Context, Step, Tutored
 from charla.tutor.commands import Command
 

@@ -7,7 +7,7 @@ import uuid
 from collections import Counter
 from datetime import datetime
 
-from charla.core.catalog import say
+from charla.core.catalog import N_, say
 from charla.journey.missions_catalog import Mission
 from charla.store import profile
 from charla.store.messages import Conn
@@ -16,6 +16,7 @@ from charla.tutor.activity import State, Step
 GOAL_POINTS = 70  # of 100: the share of the goal's criteria met
 ACCURACY_POINTS = 30  # of 100: the share of turns without a correction
 SHOWN_FIXES = 3
+_HEADLINES = {True: N_("mission.reached"), False: N_("mission.missed")}
 
 
 def score(mission: Mission, state: State, reached: bool) -> int:
@@ -42,7 +43,7 @@ def finish(mission: Mission, state: State, learner_id: uuid.UUID, native: str, n
 
 def text(mission: Mission, state: State, native: str, reached: bool, points: int) -> str:
     """The debrief, phone-sized: a headline, each criterion, the main corrections, phrases, the score."""
-    head = say("mission.reached" if reached else "mission.missed", native, title=mission.title)
+    head = say(_HEADLINES[reached], native, title=mission.title)
     checks = [f"{'✅' if reached or c.id in state['met'] else '⬜'} {c.says}" for c in mission.criteria]
     parts = [head, "\n".join(checks), _fixes(state, native),
              say("mission.phrases", native) + "\n" + "\n".join(f"• {p}" for p in mission.phrases),

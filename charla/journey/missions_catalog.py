@@ -37,7 +37,10 @@ class Criterion(BaseModel):
     @classmethod
     def _compiles(cls, patterns: list[str]) -> list[str]:
         for pattern in patterns:
-            re.compile(pattern)  # re.error (a ValueError) fails validation with the pattern named
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern {pattern!r}: {exc}") from exc
         return patterns
 
     def met_by(self, folded: str) -> bool:

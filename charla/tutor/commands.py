@@ -71,8 +71,9 @@ _SIMPLE: list[tuple[str, re.Pattern[str]]] = [(name, re.compile(pattern)) for na
 # Commands that start a guided activity (agents/activities.py): the activity's kind, and the whole message
 # (folded) as a pattern; its optional group `arg` is handed to the activity.
 _START_WORDS: tuple[tuple[str, str], ...] = (
-    ("mission", r"(/?missions?|mision(es)?|(let['’]?s )?role ?play|juegos? de rol|(hagamos|jugamos) un juego de rol|"
-                r"(show me )?the missions|(muestrame )?las misiones)( (?P<arg>[\w']+( [\w']+){0,2}))?"),
+    ("mission", r"(/?missions?|mision(es)?|missao|missoes|(let['’]?s )?role ?play|juegos? de rol|"
+                r"(hagamos|jugamos) un juego de rol|(show me )?the missions|(muestrame )?las misiones)"
+                r"( (?P<arg>[\w']+( [\w']+){0,2}))?"),
 )
 _STARTS = [(kind, re.compile(pattern)) for kind, pattern in _START_WORDS]
 _LEVEL = re.compile(r"(set )?(my )?level( is| to|:)? (?P<v>[abc][12])|(mi )?nivel( es|:)? (?P<w>[abc][12])|"

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import import_module
 
-from charla.tutor.checker.base import Finding, UnsupportedLanguage, check
 from charla.tutor import taxonomy
+from charla.tutor.checker.base import Finding, UnsupportedLanguage, check
 from charla.tutor.prompt import Correction, category_name
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,8 @@ def _same_span(correction: Correction, finding: Finding) -> bool:
 
 
 def _same_fix(correction: Correction, finding: Finding) -> bool:
-    return correction.category == taxonomy.of_finding(finding.category, finding.rule) and _fold(finding.corrected) in _fold(correction.corrected)
+    same = correction.category == taxonomy.of_finding(finding.category, finding.rule)
+    return same and _fold(finding.corrected) in _fold(correction.corrected)
 
 
 def _contains(correction: Correction, finding: Finding) -> bool:

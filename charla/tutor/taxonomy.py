@@ -57,7 +57,8 @@ ALIASES: dict[str, dict[str, str]] = {
     "*": {"third_person_s": "verb_conjugation", "past_forms": "tense", "present_perfect": "tense",
           "preterite_imperfect": "tense", "subjunctive": "tense", "ser_estar": "verb_conjugation",
           "por_para": "prepositions", "do_support": "word_order", "question_order": "word_order",
-          "plurals": "number_agreement", "countable_uncountable": "articles", "false_friends": "false_friend"}}
+          "plurals": "number_agreement", "countable_uncountable": "articles", "false_friends": "false_friend",
+          "phrasal_verbs": "vocabulary", "ed_ing_adjectives": "vocabulary", "transfer": "vocabulary"}}
 # A model's own word for a category, by a word in it (checked in order), when nothing above names it.
 _HINTS = (("prepos", "prepositions"), ("article", "articles"), ("phrasal", "phrasal_verbs"),
           ("spell", "spelling"), ("accent", "accents"), ("punctu", "punctuation"), ("order", "word_order"),

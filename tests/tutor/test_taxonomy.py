@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from redis.asyncio import Redis
@@ -18,7 +18,8 @@ from charla.store.profile import Profile
 from charla.store.session import Session
 from charla.tutor import practice, taxonomy
 from charla.tutor.prompt import CATEGORY_NAMES, system_prompt
-from tests.agents.test_conversation import bodies, rows, say as send
+from tests.agents.test_conversation import bodies, rows
+from tests.agents.test_conversation import say as send
 from tests.agents.test_scheduler import Clock, outbox
 from tests.support.fake_llm import system_of
 from tests.support.harness import Stack, running_stack
@@ -28,7 +29,8 @@ from tests.support.helpers import eventually
 def test_every_language_set_is_named_in_every_catalog_and_ends_with_other() -> None:
     for target in ("es", "en", "fr"):
         own = taxonomy.categories(target)
-        assert own[-1] == "other" and len(set(own)) == len(own)
+        assert own[-1] == "other"
+        assert len(set(own)) == len(own)
         for category in own:
             for lang in ("en", "es", "pt"):
                 assert say(CATEGORY_NAMES[category], lang) != CATEGORY_NAMES[category], (category, lang)
@@ -51,9 +53,12 @@ def test_a_category_from_elsewhere_lands_in_the_target_languages_set(category: s
 
 def test_the_prompt_lists_the_target_languages_categories() -> None:
     english = system_prompt(Profile(), Session(), "en", "es", [])
-    assert "phrasal_verbs" in english and "countable_uncountable" in english and "ser_estar" not in english
+    assert "phrasal_verbs" in english
+    assert "countable_uncountable" in english
+    assert "ser_estar" not in english
     spanish = system_prompt(Profile(), Session(), "es", "en", [])
-    assert "ser_estar" in spanish and "phrasal_verbs" not in spanish
+    assert "ser_estar" in spanish
+    assert "phrasal_verbs" not in spanish
 
 
 def test_an_english_exercise_has_an_english_drill_and_grammar_table_explained_in_the_learners_language() -> None:
@@ -62,7 +67,8 @@ def test_an_english_exercise_has_an_english_drill_and_grammar_table_explained_in
     assert "_Where you live? What time it is?_" in text
     assert "palabra interrogativa + auxiliar + sujeto + verbo" in text
     spanish = practice.exercise("error:prepositions", Profile(), "en", backed_off=False, target="es")
-    assert "_Pienso a ti y sueño en el viaje._" in spanish and "at → a time" not in spanish
+    assert "_Pienso a ti y sueño en el viaje._" in spanish
+    assert "at → a time" not in spanish
 
 
 @pytest.fixture
@@ -83,10 +89,9 @@ async def test_a_learner_of_english_gets_english_categories_counted_named_and_pr
     await send(stack, "Can you give me an advice? I pick up you at six. Where you live? My sister work, she are nice.")
     await stack.fake.wait_for(4, seconds=10)
     assert "phrasal_verbs" in system_of(stack.llm.requests["groq"][-1])
-    (categories,) = await rows(db, "SELECT ARRAY(SELECT jsonb_array_elements(corrections)->>'category') FROM turns "
-                                   "WHERE jsonb_array_length(corrections) > 0")
-    assert set(categories[0]) == {"phrasal_verbs", "verb_conjugation", "countable_uncountable", "question_order",  # type: ignore[index]
-                                  "third_person_s"}
+    found = await rows(db, "SELECT jsonb_array_elements(corrections)->>'category' FROM turns")
+    assert {category for (category,) in found} == {"phrasal_verbs", "verb_conjugation", "countable_uncountable",
+                                                   "question_order", "third_person_s"}
 
     async def counted() -> bool:
         found = await rows(db, "SELECT data->'errors'->'countable_uncountable'->>'count' FROM profiles")
@@ -96,9 +101,12 @@ async def test_a_learner_of_english_gets_english_categories_counted_named_and_pr
     await send(stack, "¿cuáles son mis errores?")
     await stack.fake.wait_for(5, seconds=10)
     shown = bodies(stack)[4]
-    assert "*sustantivos contables e incontables* ×1" in shown and "*orden de las palabras en preguntas* ×1" in shown
+    assert "*sustantivos contables e incontables* ×1" in shown
+    assert "*orden de las palabras en preguntas* ×1" in shown
     (next_run,) = (await rows(db, "SELECT next_run_at FROM schedules"))[0]
-    await PracticeScheduler(stack.res, Clock(next_run + timedelta(seconds=1))).tick()  # type: ignore[operator]
+    assert isinstance(next_run, datetime)
+    await PracticeScheduler(stack.res, Clock(next_run + timedelta(seconds=1))).tick()
     (sent,) = [m.text for m in await outbox(redis_default) if m.text.startswith("🧠")]
-    assert "sustantivos contables e incontables" in sent and "_an advice_" in sent
+    assert "sustantivos contables e incontables" in sent
+    assert "_an advice_" in sent
     assert "```\ncontables:    a chair, two chairs, many chairs\nincontables:  advice, information" in sent

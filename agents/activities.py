@@ -9,20 +9,22 @@ from __future__ import annotations
 
 import uuid
 
+from agents.outgoing import Reply
 from charla.core.catalog import say
 from charla.core.events import utcnow
 from charla.core.runtime import Resources
-from charla.journey import placement, preferences
+from charla.journey import missions, placement, preferences
 from charla.store import activities as store
 from charla.store.messages import Conn
 from charla.store.profile import Profile
 from charla.store.session import Session
 from charla.store.turns import Waiting
-from charla.tutor.activity import Activity, Commit, Context, Step
+from charla.tutor.activity import Activity, Commit, Context, Step, Tutored
 from charla.tutor.commands import Command
 
 # Every activity, by kind (each feature adds its line).
-REGISTRY: dict[str, Activity] = {"placement": placement.Placement(), "settings": preferences.Settings()}
+REGISTRY: dict[str, Activity] = {"placement": placement.Placement(), "settings": preferences.Settings(),
+                                 missions.KIND: missions.Missions()}
 
 
 def kind_of(choice: str) -> str | None:
@@ -57,6 +59,18 @@ async def run(res: Resources, learner_id: uuid.UUID, newest: Waiting, sess: Sess
         else:  # a choice of an activity that has ended since it was offered
             return "activity", Step(say("activity.over", native)), _nothing
     return kind, step, _persist(learner_id, kind, step, fresh=active is None or active.kind != kind)
+
+
+def follow(step: tuple[Step, Commit], reply: Reply) -> None:
+    """A roleplay turn's reply: the activity's words first, then the tutor's, then what the activity adds once
+    it has seen them (its `after`: a debrief, say, whose state and commit replace the step's)."""
+    first, commit = step
+    texts = [first.text, reply.text]
+    if first.after is not None:
+        later = first.after(Tutored(reply.corrections, reply.usage.demo, reply.done))
+        first.state, first.commit = later.state, later.commit  # read by `commit` when it runs
+        texts.append(later.text)
+    reply.text, reply.commit = "\n\n".join(filter(None, texts)), commit
 
 
 def _persist(learner_id: uuid.UUID, kind: str, step: Step, *, fresh: bool) -> Commit:

@@ -206,8 +206,8 @@ class Conversation:
         reply = await self._patiently(event, learner_id, batch[-1], native,
                                       self._converse(learner_id, batch, sess, stored, topic_changed,
                                                      exercise[2] if exercise else None, step and step[0].tutor))
-        if step is not None:  # a roleplay turn: the activity's words first, its state with the reply
-            reply.text, reply.commit = "\n\n".join(filter(None, [step[0].text, reply.text])), step[1]
+        if step is not None:  # a roleplay turn: the activity's words around the reply, its state with it
+            activities.follow(step, reply)
         onboarding.offer(self.res.settings, reply, stored, learner_id, self.tutor.languages(stored))
         if reply.usage.provider != "canned":  # a note that could not be heard costs the learner nothing
             reply.charge = Charge(ent.premium, stored.timezone, len(batch), native)
@@ -252,7 +252,7 @@ class Conversation:
         return Reply(text, answer.usage, corrections=[x.model_dump() for x in answer.reply.corrections],
                      vocabulary=[w.model_dump() for w in answer.reply.new_vocabulary],
                      choices=wordbook.save_choices(answer.reply.new_vocabulary, native),
-                     voice_example=answer.reply.voice_example, topic=answer.reply.topic,
+                     voice_example=answer.reply.voice_example, topic=answer.reply.topic, done=answer.reply.done,
                      say=outgoing.voice_note(self.res.settings, answer.reply, target, spoken_turn=bool(voiced),
                                              wanted=stored.preferences.voice))
 

@@ -51,6 +51,7 @@ class Reply:
     documents: list[tuple[str, str]] = field(default_factory=list)  # (part, caption): files sent after the text
     attachments: list[tuple[str, Outbound]] = field(default_factory=list)  # their recorded outbound messages
     commit: Commit | None = None  # writes that commit with the reply (a guided activity's next state)
+    done: bool = False  # the model judged a roleplay's goal reached (TutorReply.done)
 
 
 async def record(conn: Conn, event: InboundMessage, learner_id: uuid.UUID, batch: list[Waiting],

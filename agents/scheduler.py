@@ -192,7 +192,8 @@ class PracticeScheduler:
         if skip is not None:
             return skip
         item = practice.pick_item(due.learner, due.cards, now)
-        text = practice.exercise(item, due.learner, native, backed_off=due.unanswered >= 2)
+        target = due.learner.target_language or settings.default_target_language
+        text = practice.exercise(item, due.learner, native, backed_off=due.unanswered >= 2, target=target)
         if window_open or not traits(due.provider).window:
             return _inside(due, item, text, now, native, settings)
         if not settings.practice_template:
@@ -201,7 +202,6 @@ class PracticeScheduler:
         status = await statuses.of(settings.practice_template, language)
         if status not in (None, "APPROVED", "UNARCHIVED"):
             return f"CHARLA_PRACTICE_TEMPLATE {settings.practice_template} is {status} at WhatsApp"
-        target = due.learner.target_language or settings.default_target_language
         template = Template(name=settings.practice_template, language=language,
                             body_params=[due.name or "", _label(item, target, language)],
                             button_payload=f"practice:{due.prompt_id}")

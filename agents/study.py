@@ -34,7 +34,7 @@ async def run(conn: Conn, settings: Settings, learner_id: uuid.UUID, command: Co
     now, name = utcnow(), command.name
     if name == "grade":
         graded = await review.grade(conn, learner_id, command.value, now, cap=settings.review_daily_cap,
-                                    easy=settings.review_easy, native=native)
+                                    easy=settings.review_easy, languages=(native, settings.default_target_language))
         return Done(graded.text, graded.choices)
     if name == "pause":
         return Done(await _pause(conn, learner_id, int(command.value), now, native))

@@ -64,6 +64,15 @@ class Preferences(BaseModel):
     explanations: Literal["native", "target", "mixed"] = "native"  # mixed: the target language from B2 up
     length: Literal["short", "normal", "long"] = "normal"
     voice: bool = True  # voice notes with replies (on top of CHARLA_VOICE_REPLIES)
+class MissionRecord(BaseModel):
+    """A roleplay mission the learner played (charla.journey.missions): how often, its scores, whether they
+    ever reached its goal."""
+
+    times: int = 0
+    best: int = 0
+    last: int = 0
+    reached: bool = False
+    at: datetime = Field(default_factory=now)
 
 
 class Profile(BaseModel):
@@ -87,10 +96,18 @@ class Profile(BaseModel):
     applied_turn: int = 0  # the last turn counted into errors and vocabulary (each is counted once)
     summarized_turn: int = 0  # the last turn covered by a model summary (memories and facts)
     payment_status: str = "free"  # free | trial | active | past_due | cancelled | refused (payments issue)
+    missions: dict[str, MissionRecord] = Field(default_factory=dict)  # "<target>/<mission id>" -> its record
 
     def confirm(self, fact: str, *message_ids: str) -> None:
         """Record that `fact` was set or confirmed now, by these messages."""
         self.provenance[fact] = Provenance(message_ids=list(message_ids))
+
+    def record_mission(self, key: str, score: int, reached: bool, at: datetime) -> None:
+        """A mission played to its end (or stopped): its score and whether its goal was reached."""
+        record = self.missions.setdefault(key, MissionRecord(at=at))
+        record.times += 1
+        record.best, record.last = max(record.best, score), score
+        record.reached, record.at = record.reached or reached, at
 
     def count_error(self, category: str, example: Example, at: datetime) -> None:
         stat = self.errors.setdefault(category, ErrorStat(last_seen=at))

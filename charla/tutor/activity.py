@@ -27,13 +27,24 @@ State = dict[str, Any]
 Commit = Callable[[Conn], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class Tutored:
+    """What the tutor answered in a roleplay step, as the activity's `Step.after` sees it."""
+
+    corrections: list[dict[str, Any]]
+    demo: bool  # the offline demo model answered (it ignores the brief: the activity says its own lines)
+    done: bool  # the model judged the activity's goal reached
+
+
 @dataclass
 class Step:
     """What an activity answers with.
 
     `state` is the activity's next state (None: it ends). `tutor` hands the turn to the tutor instead, with
     this brief added to its instructions (a roleplay turn); `text` is then said before the tutor's reply.
-    `commit` runs in the reply's transaction (results written to the profile, say)."""
+    `commit` runs in the reply's transaction (results written to the profile, say). `after` (with `tutor`)
+    sees the tutor's answer and gives the step that replaces this one: its text goes after the tutor's reply
+    (a debrief, a scripted line offline), its state and commit are the ones committed."""
 
     text: str = ""
     choices: list[Choice] = field(default_factory=list)
@@ -41,6 +52,7 @@ class Step:
     say: tuple[str, str] | None = None  # (text, language) sent as a voice note after the text
     tutor: str | None = None
     commit: Commit | None = None
+    after: Callable[[Tutored], Step] | None = None
 
 
 @dataclass

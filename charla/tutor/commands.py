@@ -106,6 +106,9 @@ _START_WORDS: tuple[tuple[str, str], ...] = (
                   r"(test|placement|prueba|examen|level test)"),
     ("settings", r"/?settings|my settings|(my )?preferences|(mis )?ajustes|(mis )?preferencias|configuracion"),
     ("settings", "(?P<arg>" + "|".join(f"(?:{pattern})" for pattern in SETTING_PHRASES.values()) + ")"),
+    ("mission", r"(/?missions?|mision(es)?|missao|missoes|(let['’]?s )?role ?play|juegos? de rol|"
+                r"(hagamos|jugamos) un juego de rol|(show me )?the missions|(muestrame )?las misiones)"
+                r"( (?P<arg>[\w']+( [\w']+){0,2}))?"),
 )
 _STARTS = [(kind, re.compile(pattern)) for kind, pattern in _START_WORDS]
 _LEVEL = re.compile(r"(set )?(my )?level( is| to|:)? (?P<v>[abc][12])|(mi )?nivel( es|:)? (?P<w>[abc][12])|"

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import import_module
 
+from charla.tutor import taxonomy
 from charla.tutor.checker.base import Finding, UnsupportedLanguage, check
-from charla.tutor.prompt import CATEGORY_NAMES, Correction, category_name
+from charla.tutor.prompt import Correction, category_name
 
 log = logging.getLogger(__name__)
 # The checkers' NLP pipelines are shared objects, not made for concurrent calls: turns take them in turn.
@@ -65,9 +66,9 @@ def explain(finding: Finding, native: str) -> str:
 
 
 def as_correction(finding: Finding, native: str) -> Correction:
-    category = finding.category if finding.category in CATEGORY_NAMES else "other"
     return Correction(original=finding.original[:300], corrected=finding.corrected[:300],
-                      category=category, explanation=explain(finding, native)[:400])
+                      category=taxonomy.of_finding(finding.category, finding.rule),
+                      explanation=explain(finding, native)[:400])
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,8 @@ def _same_span(correction: Correction, finding: Finding) -> bool:
 
 
 def _same_fix(correction: Correction, finding: Finding) -> bool:
-    return correction.category == finding.category and _fold(finding.corrected) in _fold(correction.corrected)
+    same = correction.category == taxonomy.of_finding(finding.category, finding.rule)
+    return same and _fold(finding.corrected) in _fold(correction.corrected)
 
 
 def _contains(correction: Correction, finding: Finding) -> bool:

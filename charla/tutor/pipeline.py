@@ -15,10 +15,11 @@ from charla.core.settings import Settings
 from charla.store.profile import Profile, explanation_language
 from charla.store.session import Session
 from charla.store.turns import Usage
-from charla.tutor import guard, offline
+from charla.tutor import guard, offline, taxonomy
 from charla.tutor.findings import checked, merge
 from charla.tutor.llm import Completion, Prompt
 from charla.tutor.prompt import (
+    Correction,
     InvalidReply,
     TutorReply,
     build_prompt,
@@ -96,7 +97,7 @@ class Tutor:
         meter = Meter({**PRICES, **self.settings.llm_prices})
         target, native = self.languages(profile)
         if self.router.demo_only:
-            return await self._offline(texts, session, profile, meter)
+            return await self._offline(texts, session, profile, meter, roleplay=brief is not None)
         turn = Turn(texts, session, profile, target, native)
 
         def system() -> str:
@@ -110,13 +111,13 @@ class Tutor:
         reply, completion = await self._guarded(route, prompt, meter, turn)
         found = await checked(texts, target)  # once per turn, whichever answer it is merged into
         explain_in = explanation_language(profile, native, target)
-        merged = merge(reply.corrections, found, explain_in)
+        merged = merge(_fitted(reply, target), found, explain_in)
         second = self.router.escalation(completion.provider)
         if (reply.confidence < self.settings.llm_confidence_min or merged.contradicted) and second is not None:
             try:
                 reply, completion = await self._guarded(second, prompt, meter, turn)
                 route = second
-                merged = merge(reply.corrections, found, explain_in)
+                merged = merge(_fitted(reply, target), found, explain_in)
             except AllProvidersFailed as exc:
                 log.info("no second opinion (%s); keeping the first answer", exc)
         reply = reply.model_copy(update={"corrections": merged.corrections})
@@ -124,9 +125,11 @@ class Tutor:
         return Answer(_safe(reply, completion.provider, rules, native), meter.usage(completion, route.reason),
                       completion.demo)
 
-    async def _offline(self, texts: list[str], session: Session, profile: Profile, meter: Meter) -> Answer:
+    async def _offline(self, texts: list[str], session: Session, profile: Profile, meter: Meter,
+                       roleplay: bool = False) -> Answer:
         """Offline mode: the checker's corrections and a question from the content bank, with the demo
-        model's sentence when it comes within CHARLA_OFFLINE_MODEL_S and passes the guard."""
+        model's sentence when it comes within CHARLA_OFFLINE_MODEL_S and passes the guard. In a `roleplay`
+        the activity says its own lines instead of the bank's question (a mission's scripted counterpart)."""
         target, native = self.languages(profile)
         sentence, completion = None, None
         if self.settings.offline_model_s > 0:
@@ -138,6 +141,7 @@ class Tutor:
             if completion is not None and not guard.problems(completion.text, prompt, self._limits(target, native)):
                 sentence = completion.text.strip()
         reply = await asyncio.to_thread(offline.checked_reply, texts, session, profile, target, native, sentence)
+        reply.question = None if roleplay else reply.question
         usage = meter.usage(completion, "offline") if completion else Usage("local", route="offline", demo=True)
         return Answer(reply, usage, demo=True)
 
@@ -200,6 +204,11 @@ class Tutor:
         except InvalidReply:
             log.warning("%s stayed invalid after a retry; answering in plain text", second.provider)
         return degrade(second.text) or degrade(first.text) or TutorReply(reply=say("confused", native)), second
+
+
+def _fitted(reply: TutorReply, target: str) -> list[Correction]:
+    """The model's corrections, each in one of the target language's categories (charla.tutor.taxonomy)."""
+    return [c.model_copy(update={"category": taxonomy.fit(c.category, target)}) for c in reply.corrections]
 
 
 def _safe(reply: TutorReply, provider: str, rules: str, native: str) -> TutorReply:

@@ -15,14 +15,23 @@ from psycopg.types.json import Jsonb
 from charla.core.catalog import N_, say
 from charla.store.messages import Conn
 from charla.store.profile import Profile, zone
+from charla.tutor import taxonomy
 from charla.tutor.prompt import category_name
 
 FSRS = Scheduler()
 
-# Grammar tables sent with an exercise on that category, as message ids: formatted text (WhatsApp monospace).
-GRAMMAR_TABLES = {"ser_estar": N_("grammar.ser_estar"), "preterite_imperfect": N_("grammar.preterite_imperfect"),
-                  "subjunctive": N_("grammar.subjunctive"), "por_para": N_("grammar.por_para"),
-                  "gender_agreement": N_("grammar.gender_agreement")}
+# Grammar tables sent with an exercise on a category of a target language, as message ids: formatted text
+# (WhatsApp monospace).
+GRAMMAR_TABLES = {
+    "es": {"ser_estar": N_("grammar.ser_estar"), "preterite_imperfect": N_("grammar.preterite_imperfect"),
+           "subjunctive": N_("grammar.subjunctive"), "por_para": N_("grammar.por_para"),
+           "gender_agreement": N_("grammar.gender_agreement")},
+    "en": {"articles": N_("grammar.en.articles"), "prepositions": N_("grammar.en.prepositions"),
+           "phrasal_verbs": N_("grammar.en.phrasal_verbs"), "present_perfect": N_("grammar.en.present_perfect"),
+           "past_forms": N_("grammar.en.past_forms"), "third_person_s": N_("grammar.en.third_person_s"),
+           "question_order": N_("grammar.en.question_order"),
+           "countable_uncountable": N_("grammar.en.countable_uncountable"),
+           "false_friend": N_("grammar.en.false_friend")}}
 
 
 def next_occurrence(local_time: str, days: list[int], timezone: str, after: datetime) -> datetime:
@@ -76,19 +85,21 @@ def pick_item(profile: Profile, cards: list[CardRow], now: datetime) -> str | No
     return min(cards, key=lambda c: c.due).item if cards else None
 
 
-def exercise(item: str | None, profile: Profile, native: str, backed_off: bool) -> str:
-    """The prompt's text: the learner's own mistake to fix, or a word to use, short and phone-sized."""
+def exercise(item: str | None, profile: Profile, native: str, backed_off: bool, target: str) -> str:
+    """The prompt's text: the learner's own mistake to fix (else the category's drill in `target`, the
+    language learnt), or a word to use, short and phone-sized, with the category's grammar table if any."""
     lines = [say("practice.title", native)] + ([say("practice.backed_off", native)] if backed_off else [])
     if item and item.startswith("error:"):
         category = item.removeprefix("error:")
         stat = profile.errors.get(category)
         name = category_name(category, native)
-        if stat and stat.examples:
-            lines.append(say("practice.fix", native, name=name, wrong=stat.examples[-1].original))
+        wrong = stat.examples[-1].original if stat and stat.examples else taxonomy.drill(category, target)
+        if wrong:
+            lines.append(say("practice.fix", native, name=name, wrong=wrong))
         else:
             lines.append(say("practice.use_category", native, name=name))
-        if category in GRAMMAR_TABLES:
-            lines.append(f"```\n{say(GRAMMAR_TABLES[category], native)}\n```")
+        if table := GRAMMAR_TABLES.get(target, {}).get(category):
+            lines.append(f"```\n{say(table, native)}\n```")
     elif item and item.startswith("word:"):
         lines.append(say("practice.use_word", native, word=item.removeprefix("word:")))
     else:

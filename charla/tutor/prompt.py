@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 from json_repair import repair_json
 from pydantic import BaseModel, Field, ValidationError
@@ -15,27 +15,11 @@ from pydantic import BaseModel, Field, ValidationError
 from charla.core.catalog import N_, say
 from charla.store.profile import Profile, explanation_language, level_to_use
 from charla.store.session import Session
+from charla.tutor import taxonomy
 from charla.tutor.llm import Message, Prompt
 
-Category = Literal["gender_agreement", "number_agreement", "ser_estar", "preterite_imperfect", "subjunctive",
-                   "prepositions", "por_para", "verb_conjugation", "tense", "articles", "pronouns", "spelling",
-                   "accents", "vocabulary", "word_order", "false_friend", "punctuation", "third_person_s",
-                   "do_support", "past_forms", "present_perfect", "plurals", "ed_ing_adjectives", "transfer",
-                   "other"]
 # Message ids of the categories' names (English in the tutor's prompt, the learner's language in replies).
-CATEGORY_NAMES: dict[str, str] = {
-    "gender_agreement": N_("category.gender_agreement"), "number_agreement": N_("category.number_agreement"),
-    "ser_estar": N_("category.ser_estar"), "preterite_imperfect": N_("category.preterite_imperfect"),
-    "subjunctive": N_("category.subjunctive"), "prepositions": N_("category.prepositions"),
-    "por_para": N_("category.por_para"), "verb_conjugation": N_("category.verb_conjugation"),
-    "tense": N_("category.tense"), "articles": N_("category.articles"), "pronouns": N_("category.pronouns"),
-    "spelling": N_("category.spelling"), "accents": N_("category.accents"), "vocabulary": N_("category.vocabulary"),
-    "word_order": N_("category.word_order"), "false_friend": N_("category.false_friend"),
-    "punctuation": N_("category.punctuation"), "third_person_s": N_("category.third_person_s"),
-    "do_support": N_("category.do_support"), "past_forms": N_("category.past_forms"),
-    "present_perfect": N_("category.present_perfect"), "plurals": N_("category.plurals"),
-    "ed_ing_adjectives": N_("category.ed_ing_adjectives"), "transfer": N_("category.transfer"),
-    "other": N_("category.other")}
+CATEGORY_NAMES = taxonomy.NAMES
 # Mistakes that leave the meaning intact: a learner who asked for only the important corrections (strictness 1)
 # is not shown these. Any other category (the ones to come included) counts as breaking meaning.
 MINOR = frozenset({"accents", "spelling", "punctuation", "gender_agreement", "number_agreement", "articles",
@@ -56,7 +40,7 @@ LANGUAGES = {"es": N_("language.es"), "en": N_("language.en"), "fr": N_("languag
 class Correction(BaseModel):
     original: str = Field(max_length=300)
     corrected: str = Field(max_length=300)
-    category: Category = "other"
+    category: str = "other"  # one of the target language's (charla.tutor.taxonomy.fit makes it one)
     explanation: str = Field("", max_length=400)
 
 
@@ -77,6 +61,7 @@ class TutorReply(BaseModel):
     confidence: float = Field(1.0, ge=0, le=1)  # how sure the model is of its corrections
     topic: str | None = Field(None, max_length=80)
     question: str | None = Field(None, max_length=300)  # a follow-up question shown last (offline, fallback)
+    done: bool = False  # a roleplay's goal was reached (asked for by the activity's brief)
 
 
 Shape = TypeVar("Shape", bound=BaseModel)
@@ -88,7 +73,7 @@ class InvalidReply(ValueError):
 
 _SHAPE = json.dumps({
     "reply": "your message to the learner", "corrections": [
-        {"original": "what they wrote", "corrected": "the correct form", "category": "ser_estar",
+        {"original": "what they wrote", "corrected": "the correct form", "category": "articles",
          "explanation": "one short sentence"}],
     "new_vocabulary": [{"word": "palabra", "translation": "word", "example": "short example"}],
     "voice_example": False, "say": None, "confidence": 0.9, "topic": "food"}, ensure_ascii=False)
@@ -127,9 +112,9 @@ def system_prompt(profile: Profile, session: Session, target: str, native: str, 
     ]
     if structured:
         lines += [
-            f"{_STRICTNESS[prefs.strictness]}: each correction gives the "
-            f"original, the corrected form, a category ({', '.join(CATEGORY_NAMES)}) and one short explanation "
-            f"in {explain}. Words you introduce that are likely new go in new_vocabulary.",
+            f"{_STRICTNESS[prefs.strictness]}: each correction gives the original, the corrected form, a category "
+            f"({', '.join(taxonomy.categories(target))}) and one short explanation in {explain}. Words you "
+            "introduce that are likely new go in new_vocabulary.",
             "Set voice_example to true only when hearing the pronunciation would clearly help (the learner asks how "
             f"to say or pronounce something, or a new word is hard to pronounce); then put the {language_name(target)} "
             "phrase to speak, a few words, in say. Charla sends it as a voice note and the learner may repeat it.",

@@ -99,8 +99,10 @@ async def _open(conn: Conn, learner_id: uuid.UUID, prompt_id: int) -> str | None
 
 
 async def grade(conn: Conn, learner_id: uuid.UUID, choice: str, now: datetime, *, cap: int, easy: bool,
-                native: str) -> Graded:
-    """Apply a tapped grade to its FSRS card; then the next due card while today's reviews stay under `cap`."""
+                languages: tuple[str, str]) -> Graded:
+    """Apply a tapped grade to its FSRS card; then the next due card while today's reviews stay under `cap`.
+    `languages`: the learner's native language and the target language to assume when they named none."""
+    native, default_target = languages
     parsed = parse_grade(choice)
     item = await _open(conn, learner_id, parsed[0]) if parsed else None
     if parsed is None or item is None:  # graded meanwhile (a second tap)
@@ -117,7 +119,8 @@ async def grade(conn: Conn, learner_id: uuid.UUID, choice: str, now: datetime, *
         return Graded("\n".join([*lines, say("review.cap", native, cap=cap, left=len(cards))]))
     card = min(cards, key=lambda c: c.due)
     body = "\n".join([say("review.next", native, left=len(cards)),
-                      practice.exercise(card.item, learner, native, backed_off=False).split("\n", 1)[-1]])
+                      practice.exercise(card.item, learner, native, backed_off=False,
+                                        target=learner.target_language or default_target).split("\n", 1)[-1]])
     prompt_id = await _chain(conn, learner_id, card.item, body, now)
     return Graded("\n\n".join(["\n".join(lines), body]), grade_choices(prompt_id, native, easy=easy))
 

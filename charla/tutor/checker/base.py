@@ -10,7 +10,7 @@ from importlib import import_module
 @dataclass(frozen=True)
 class Finding:
     """One learner error: `original` is the erroneous span as written (text[start:end]), `corrected` its
-    corrected form, `category` one of charla.tutor.prompt.Category, `rule` the message id of its explanation
+    corrected form, `category` one of charla.tutor.taxonomy.NAMES, `rule` the message id of its explanation
     in the catalogs (charla/locale), filled in with `values`."""
 
     original: str

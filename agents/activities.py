@@ -12,6 +12,8 @@ import uuid
 from charla.core.catalog import say
 from charla.core.events import utcnow
 from charla.core.runtime import Resources
+from charla.journey.dictation import Dictation
+from charla.journey.listening import Listening
 from charla.store import activities as store
 from charla.store.messages import Conn
 from charla.store.profile import Profile
@@ -21,7 +23,7 @@ from charla.tutor.activity import Activity, Commit, Context, Step
 from charla.tutor.commands import Command
 
 # Every activity, by kind (each feature adds its line).
-REGISTRY: dict[str, Activity] = {}
+REGISTRY: dict[str, Activity] = {"dictation": Dictation(), "listening": Listening()}
 
 
 def kind_of(choice: str) -> str | None:

@@ -1,6 +1,6 @@
 """Comprehension questions on a spoken passage (activity kind "listening"): Charla speaks a short passage at
 the learner's level as a voice note, then asks its two or three multiple-choice questions one at a time
-(tapped, numbered or typed), says at once whether each answer was right, and ends with the score and the
+(tapped, numbered or typed out), says at once whether each answer was right, and ends with the score and the
 passage's text. Graded against the catalog (charla/journey/data/listening): no model is involved."""
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from charla.store.turns import Waiting
 from charla.tutor.activity import Commit, Context, State, Step
 
 _OPTION = re.compile(r"^listening:q(?P<q>\d+):(?P<o>\d+)$")
-_LETTERS = "abc"
 
 
 class Listening:
@@ -73,9 +72,7 @@ def _graded(ctx: Context, passage: catalog.Passage, state: State) -> Step:
 
 def _asked(passage: catalog.Passage, index: int) -> str:
     question = passage.questions[index]
-    lines = [f"*{index + 1}/{len(passage.questions)}* {question.question}"]
-    lines += [f"{_LETTERS[n]}) {option}" for n, option in enumerate(question.options)]
-    return "\n".join(lines)
+    return f"*{index + 1}/{len(passage.questions)}* {question.question}"  # its options are the choices
 
 
 def _options(passage: catalog.Passage, index: int, native: str) -> list[Choice]:
@@ -98,15 +95,13 @@ def _picked(ctx: Context, state: State, asked: int) -> int | None:
 
 
 def _typed(state: State, text: str) -> int | None:
-    """The option a typed answer names: its letter ("b", "b)") or its words."""
+    """The option a typed answer names (its words; a number picks a choice before this)."""
     passage = catalog.passage(state.get("language", ""), state.get("passage", ""))
     asked = len(state.get("picked", []))
     if passage is None or asked >= len(passage.questions):
         return None
-    folded = fold(text.strip(" .)!¡?¿"))
+    folded = fold(text.strip(" .!¡?¿"))
     options = [fold(o) for o in passage.questions[asked].options]
-    if len(folded) == 1 and folded in _LETTERS[:len(options)]:
-        return _LETTERS.index(folded)
     return options.index(folded) if folded in options else None
 
 

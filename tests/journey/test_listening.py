@@ -82,7 +82,7 @@ async def test_a_comprehension_round_is_scored_and_its_passage_revealed(stack: S
                                                                         redis_default: Redis) -> None:
     await turn(stack, "comprensión auditiva", 1)
     first = bodies(stack, WA)[0]
-    assert "*1/3* ¿Con quién fue al mercado?" in first and "b) Con Marta" in first
+    assert first.endswith("*1/3* ¿Con quién fue al mercado?")
     assert "mercado con mi amiga" not in first  # the passage is only heard
     assert offered(stack.fake.sent[0]) == ["listening:q0:0", "listening:q0:1", "listening:q0:2", "listening:replay"]
     await eventually(lambda: _count(redis_default, 1), 10, "the passage spoken")
@@ -93,7 +93,7 @@ async def test_a_comprehension_round_is_scored_and_its_passage_revealed(stack: S
     await eventually(lambda: sent_recorded(db, stack.fake.ids[0]), 10, "the first question's id recorded")
     await tap(stack, "listening:q0:0", "Con su madre", 3, context=stack.fake.ids[0])  # answered: asked again
     assert "*2/3*" in bodies(stack, WA)[2] and len(await spoken(redis_default)) == 1
-    await turn(stack, "a", 4)  # typed letter: wrong (it was near the river)
+    await turn(stack, "en casa", 4)  # an option typed out: wrong (it was near the river)
     assert bodies(stack, WA)[3].startswith("❌ Not quite: it was *Cerca del río*.")
     await turn(stack, "1", 5)  # a number picks the first offered option: right
     done = bodies(stack, WA)[4]

@@ -10,7 +10,7 @@ from fsrs import Rating
 from charla.core.catalog import N_, say
 from charla.core.events import Choice
 from charla.journey import listening_bank as catalog
-from charla.journey.wordmarks import Graded, Mark, grade
+from charla.journey.wordmarks import Graded, Kind, Mark, grade
 from charla.store import profile
 from charla.store.messages import Conn
 from charla.store.turns import Waiting
@@ -100,8 +100,8 @@ def _noted(mark: Mark) -> str:
     return f"{mark.typed} → {mark.expected}"
 
 
-_REFERENCE = ("ok", "accent", "almost", "wrong", "missing")
-_NOTES = (("accent", N_("dictation.accent")), ("almost", N_("dictation.almost")), ("wrong", N_("dictation.wrong")),
+_REFERENCE: tuple[Kind, ...] = ("ok", "accent", "almost", "wrong", "missing")
+_NOTES: tuple[tuple[Kind, str], ...] = (("accent", N_("dictation.accent")), ("almost", N_("dictation.almost")), ("wrong", N_("dictation.wrong")),
           ("missing", N_("dictation.missing")), ("extra", N_("dictation.extra")))
 
 

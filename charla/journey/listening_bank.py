@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import hashlib
 from functools import cache
-from typing import TypeVar
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator

@@ -1,11 +1,12 @@
 """Word-by-word grading of a typed dictation: deterministic, no model.
 
-Both texts are cut into words (case and punctuation ignored; marks keep the words as written). A typed word close to a reference word (the same
-letters but for accents, or one edit away on a word of five letters or more) is given that word's key, then the
-two key sequences are aligned (rapidfuzz's Levenshtein opcodes), so a typo or an accent slip lines up with the
-word it misspells instead of counting as one word missing and one extra. Each reference word gets a mark: ok,
-accent (right but for accents or ñ: accepted, with a softer mark), almost (a typo), wrong or missing; typed
-words with no place in the sentence are extra. Within a block of unrelated words, words pair up in order.
+Both texts are cut into words (case and punctuation ignored; marks keep the words as written). A typed word
+close to a reference word (the same letters but for accents, or one edit away on a word of five letters or more)
+is given that word's key, then the two key sequences are aligned on the most words in common (rapidfuzz's Indel
+opcodes: a longest common subsequence), so a typo or an accent slip lines up with the word it misspells instead
+of counting as one word missing and one extra. Each reference word gets a mark: ok, accent (right but for
+accents or ñ: accepted, with a softer mark), almost (a typo), wrong or missing; typed words with no place in
+the sentence are extra. Within a run of unrelated words, words pair up in order.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
-from rapidfuzz.distance import OSA, Levenshtein
+from rapidfuzz.distance import OSA, Indel
 
 Kind = Literal["ok", "accent", "almost", "wrong", "missing", "extra"]
 # How much of a word each mark earns in the score.
@@ -62,15 +63,24 @@ def grade(reference: str, typed: str) -> Graded:
     keys = [fold(w) for w in expected]
     typed_keys = [_key(fold(w), keys) for w in given]
     marks: list[Mark] = []
-    for op in Levenshtein.opcodes(keys, typed_keys):
-        ref, got = expected[op.src_start:op.src_end], given[op.dest_start:op.dest_end]
-        if op.tag == "equal":
-            marks.extend(_pair(e, t) for e, t in zip(ref, got, strict=True))
-        else:  # replace, delete, insert: unrelated words pair up in order, the rest are missing or extra
-            marks.extend(Mark("wrong", e, t) for e, t in zip(ref, got, strict=False))
-            marks.extend(Mark("missing", e) for e in ref[len(got):])
-            marks.extend(Mark("extra", typed=t) for t in got[len(ref):])
-    return Graded(marks)
+    ref: list[str] = []
+    got: list[str] = []
+    for op in Indel.opcodes(keys, typed_keys):  # the most words in common, then runs of differences
+        if op.tag != "equal":
+            ref += expected[op.src_start:op.src_end]
+            got += given[op.dest_start:op.dest_end]
+            continue
+        marks += _differences(ref, got)
+        ref, got = [], []
+        marks += [_pair(e, t) for e, t in zip(expected[op.src_start:op.src_end], given[op.dest_start:op.dest_end],
+                                              strict=True)]
+    return Graded(marks + _differences(ref, got))
+
+
+def _differences(ref: list[str], got: list[str]) -> list[Mark]:
+    """A run of unrelated words: they pair up in order as wrong ones, the rest are missing or extra."""
+    return [*(Mark("wrong", e, t) for e, t in zip(ref, got, strict=False)),
+            *(Mark("missing", e) for e in ref[len(got):]), *(Mark("extra", typed=t) for t in got[len(ref):])]
 
 
 def _key(typed: str, keys: list[str]) -> str:

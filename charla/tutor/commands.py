@@ -74,8 +74,9 @@ _START_WORDS: tuple[tuple[str, str], ...] = (
     ("dictation", r"((let'?s do |start |i want |quiero (hacer )?|hagamos )?(an? |un )?(dictation|dictado)|"
                   r"listening practice|practi[cs]e listening|practica de escucha|practicar (la )?escucha)"
                   r"( (?P<arg>[abc][12]))?"),
-    ("listening", r"((a |una )?(listening )?comprehension( practice| questions| quiz)?|listening( quiz| questions| test)?|"
-                  r"comprension (auditiva|oral)|preguntas de (comprension|escucha))( (?P<arg>[abc][12]))?"),
+    ("listening", r"((a |una )?(listening )?comprehension( practice| questions| quiz)?|"
+                  r"listening( quiz| questions| test)?|comprension (auditiva|oral)|preguntas de (comprension|escucha))"
+                  r"( (?P<arg>[abc][12]))?"),
 )
 _STARTS = [(kind, re.compile(pattern)) for kind, pattern in _START_WORDS]
 _LEVEL = re.compile(r"(set )?(my )?level( is| to|:)? (?P<v>[abc][12])|(mi )?nivel( es|:)? (?P<w>[abc][12])|"

@@ -32,7 +32,8 @@ def test_extra_and_wrong_words_and_short_words_are_never_typos() -> None:
 
 
 def test_case_punctuation_and_curly_apostrophes_do_not_count() -> None:
-    graded = grade("Could you tell me where the station is? It's late.", "could you tell me where the station is its late")
+    graded = grade("Could you tell me where the station is? It's late.",
+                   "could you tell me where the station is its late")
     assert [m.kind for m in graded.marks].count("ok") == 9  # "its" for "It's" is a typo
     assert grade("It’s ten o'clock.", "it's ten o’clock").score == 100
 
@@ -47,8 +48,11 @@ def test_the_reply_shows_each_difference_in_whatsapp_formatting() -> None:
     graded = grade("Ayer comí paella con mis amigos.", "ayer comi paela con amigos")
     assert marked(graded) == "Ayer ~comi~ *comí* ~paela~ *paella* con *mis* amigos"
     text = result(graded, "en")
-    assert "*Dictation: 71%*" in text and "(4 of 6 words right)" in text
-    assert "Accents: comi → comí" in text and "Almost (a typo): paela → paella" in text and "Missing: mis" in text
+    assert "*Dictation: 71%*" in text
+    assert "(4 of 6 words right)" in text
+    assert "Accents: comi → comí" in text
+    assert "Almost (a typo): paela → paella" in text
+    assert "Missing: mis" in text
     assert result(grade("Hola amigo", "hola amigo"), "es").endswith("¡Perfecto, todas las palabras!")
 
 
@@ -84,5 +88,6 @@ def test_a_sentence_with_a_weak_word_comes_first_and_done_ones_wait() -> None:
     assert catalog.pick_sentence(found, "A2", learner) == found.dictation["A2"][1]
     learner.vocabulary["abuela"] = Word(strength=0.2)
     assert "abuela" in catalog.pick_sentence(found, "A2", learner)
-    assert catalog.level_of(Profile(level="C2")) == "C1" and catalog.level_of(Profile(), "b1") == "B1"
+    assert catalog.level_of(Profile(level="C2")) == "C1"
+    assert catalog.level_of(Profile(), "b1") == "B1"
     assert catalog.level_of(Profile()) == "A2"

@@ -51,11 +51,16 @@ async def test_dictation_and_comprehension_in_the_console(browser: Browser, db: 
         await expect(graded).to_contain_text("Missing: mis")
         await shot(page, "console-dictation-graded")
 
-        await send(page, "listening", 3)
-        assert 3 < await played_seconds(page, 1) < 40  # the passage
-        question = page.locator(".bubble.out:not(.voice)").nth(2)
-        await question.locator(".list-open").click()
-        await question.locator(".choice.row", has_text="Con Marta").click()
-        await expect(page.locator(".bubble.out:not(.voice)")).to_have_count(4)
-        await expect(page.locator(".bubble.out:not(.voice)").nth(3)).to_contain_text("Right!")
+        page = await open_console(browser, stack, "mia")  # comprehension, on a page of its own
+        await send(page, "listening", 1)
+        assert 3 < await played_seconds(page, 0) < 40  # the passage
+        for n, answer in enumerate(("Con Marta", "Cerca del río", "Vieron una película"), 1):
+            question = page.locator(".bubble.out:not(.voice)").nth(n - 1)
+            await question.locator(".list-open").click()
+            await question.locator(".choice.row", has_text=answer).click()
+            await expect(page.locator(".bubble.out:not(.voice)")).to_have_count(n + 1)
+            await expect(page.locator(".bubble.out:not(.voice)").nth(n)).to_contain_text("Right!")
+        done = page.locator(".bubble.out:not(.voice)").nth(3)
+        await expect(done.locator("strong").first).to_have_text("Listening: 3/3")
+        await expect(done.locator("em")).to_contain_text("El sábado pasado fui al mercado")  # _the passage_
         await shot(page, "console-listening")

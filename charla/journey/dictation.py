@@ -101,8 +101,9 @@ def _noted(mark: Mark) -> str:
 
 
 _REFERENCE: tuple[Kind, ...] = ("ok", "accent", "almost", "wrong", "missing")
-_NOTES: tuple[tuple[Kind, str], ...] = (("accent", N_("dictation.accent")), ("almost", N_("dictation.almost")), ("wrong", N_("dictation.wrong")),
-          ("missing", N_("dictation.missing")), ("extra", N_("dictation.extra")))
+_NOTES: tuple[tuple[Kind, str], ...] = (
+    ("accent", N_("dictation.accent")), ("almost", N_("dictation.almost")), ("wrong", N_("dictation.wrong")),
+    ("missing", N_("dictation.missing")), ("extra", N_("dictation.extra")))
 
 
 def _record(ctx: Context, sentence: str, graded: Graded) -> Commit:

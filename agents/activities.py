@@ -14,6 +14,8 @@ from charla.core.catalog import say
 from charla.core.events import utcnow
 from charla.core.runtime import Resources
 from charla.journey import missions, placement, preferences
+from charla.journey.dictation import Dictation
+from charla.journey.listening import Listening
 from charla.store import activities as store
 from charla.store.messages import Conn
 from charla.store.profile import Profile
@@ -24,7 +26,8 @@ from charla.tutor.commands import Command
 
 # Every activity, by kind (each feature adds its line).
 REGISTRY: dict[str, Activity] = {"placement": placement.Placement(), "settings": preferences.Settings(),
-                                 missions.KIND: missions.Missions()}
+                                 missions.KIND: missions.Missions(), "dictation": Dictation(),
+                                 "listening": Listening()}
 
 
 def kind_of(choice: str) -> str | None:

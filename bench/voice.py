@@ -27,6 +27,7 @@ import httpx
 import numpy as np
 from redis.asyncio import Redis
 
+from bench import dictation
 from bench.load import loadavg, percentiles_ms, progress, ratio
 from bench.services import Services
 from bench.stack import TimedGraph, charla_stack, timed_graph
@@ -237,6 +238,7 @@ async def run(services: Services, quick: bool = False) -> dict[str, object]:
     result: dict[str, object] = {"loadavg_at_start": started_load}
     result["stt_real_time_factor"] = await asyncio.to_thread(rtf)
     result["wer"] = await asyncio.to_thread(word_error_rates)
+    result["dictation_grading"] = dictation.run()
     result["end_to_end_30s_note"] = await end_to_end(services, options.e2e_notes)
     result["text_turns_while_voice_busy"] = await text_under_voice_load(services, options)
     result["loadavg_at_end"] = loadavg()

@@ -21,6 +21,7 @@ Conn = AsyncConnection[tuple[object, ...]]
 CEFR = ("A1", "A2", "B1", "B2", "C1", "C2")
 MAX_WORDS = 500  # least recently seen words are pruned beyond this
 MAX_EXAMPLES = 3  # recent examples kept per error category
+MAX_SCORES, MAX_MISSED, MAX_SEEN = 20, 50, 40  # listening results kept
 
 
 def now() -> datetime:
@@ -64,6 +65,8 @@ class Preferences(BaseModel):
     explanations: Literal["native", "target", "mixed"] = "native"  # mixed: the target language from B2 up
     length: Literal["short", "normal", "long"] = "normal"
     voice: bool = True  # voice notes with replies (on top of CHARLA_VOICE_REPLIES)
+
+
 class MissionRecord(BaseModel):
     """A roleplay mission the learner played (charla.journey.missions): how often, its scores, whether they
     ever reached its goal."""
@@ -73,6 +76,33 @@ class MissionRecord(BaseModel):
     last: int = 0
     reached: bool = False
     at: datetime = Field(default_factory=now)
+
+
+class Listening(BaseModel):
+    """Dictation and comprehension results (charla.journey.dictation and .listening), bounded."""
+
+    dictations: int = 0
+    dictation_scores: list[int] = Field(default_factory=list)  # the latest, in percent
+    passages: int = 0
+    passage_scores: list[int] = Field(default_factory=list)  # the latest, in percent
+    missed: dict[str, int] = Field(default_factory=dict)  # words missed in dictations, and how often
+    seen: list[str] = Field(default_factory=list)  # sentences and passages done lately (not repeated soon)
+
+    def dictated(self, sentence: str, score: int, missed: list[str]) -> None:
+        self.dictations += 1
+        self.dictation_scores = [*self.dictation_scores, score][-MAX_SCORES:]
+        for word in missed:
+            self.missed[word] = self.missed.get(word, 0) + 1
+        self.missed = dict(sorted(self.missed.items(), key=lambda kv: -kv[1])[:MAX_MISSED])
+        self.saw(sentence)
+
+    def answered(self, passage: str, score: int) -> None:
+        self.passages += 1
+        self.passage_scores = [*self.passage_scores, score][-MAX_SCORES:]
+        self.saw(passage)
+
+    def saw(self, item: str) -> None:
+        self.seen = [*(s for s in self.seen if s != item), item][-MAX_SEEN:]
 
 
 class Profile(BaseModel):
@@ -97,6 +127,7 @@ class Profile(BaseModel):
     summarized_turn: int = 0  # the last turn covered by a model summary (memories and facts)
     payment_status: str = "free"  # free | trial | active | past_due | cancelled | refused (payments issue)
     missions: dict[str, MissionRecord] = Field(default_factory=dict)  # "<target>/<mission id>" -> its record
+    listening: Listening = Field(default_factory=Listening)  # dictation and comprehension (issue 23)
 
     def confirm(self, fact: str, *message_ids: str) -> None:
         """Record that `fact` was set or confirmed now, by these messages."""

@@ -109,6 +109,12 @@ _START_WORDS: tuple[tuple[str, str], ...] = (
     ("mission", r"(/?missions?|mision(es)?|missao|missoes|(let['’]?s )?role ?play|juegos? de rol|"
                 r"(hagamos|jugamos) un juego de rol|(show me )?the missions|(muestrame )?las misiones)"
                 r"( (?P<arg>[\w']+( [\w']+){0,2}))?"),
+    ("dictation", r"((let'?s do |start |i want |quiero (hacer )?|hagamos )?(an? |un )?(dictation|dictado)|"
+                  r"listening practice|practi[cs]e listening|practica de escucha|practicar (la )?escucha)"
+                  r"( (?P<arg>[abc][12]))?"),
+    ("listening", r"((a |una )?(listening )?comprehension( practice| questions| quiz)?|"
+                  r"listening( quiz| questions| test)?|comprension (auditiva|oral)|preguntas de (comprension|escucha))"
+                  r"( (?P<arg>[abc][12]))?"),
 )
 _STARTS = [(kind, re.compile(pattern)) for kind, pattern in _START_WORDS]
 _LEVEL = re.compile(r"(set )?(my )?level( is| to|:)? (?P<v>[abc][12])|(mi )?nivel( es|:)? (?P<w>[abc][12])|"

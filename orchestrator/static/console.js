@@ -37,6 +37,36 @@ function linkify(parent, text) {
   }
 }
 
+// WhatsApp's formatting: ```monospace```, *bold*, _italic_, ~strikethrough~ (markers next to the words they wrap),
+// built as DOM nodes (never innerHTML).
+const FORMAT = /```([\s\S]+?)```|(?<![\w*])\*(?=\S)([^*\n]*?\S)\*(?!\w)|(?<![\w_])_(?=\S)([^_\n]*?\S)_(?!\w)|(?<![\w~])~(?=\S)([^~\n]*?\S)~(?!\w)/g;
+const FORMAT_TAGS = ["code", "strong", "em", "del"];
+
+function formatted(parent, text) {
+  let last = 0;
+  for (const match of text.matchAll(FORMAT)) {
+    linkify(parent, text.slice(last, match.index));
+    const group = match.slice(1).findIndex((g) => g !== undefined);
+    const el = document.createElement(FORMAT_TAGS[group]);
+    linkify(el, match[group + 1]);
+    parent.append(el);
+    last = match.index + match[0].length;
+  }
+  linkify(parent, text.slice(last));
+}
+
+// A voice note's words are not shown, as on a phone (a dictation's sentence is the exercise): a transcript to open.
+function transcript(parent, text) {
+  const box = document.createElement("details");
+  box.className = "transcript";
+  const summary = document.createElement("summary");
+  summary.textContent = "Transcript";
+  const words = document.createElement("div");
+  formatted(words, text);
+  box.append(summary, words);
+  parent.append(box);
+}
+
 const TICKS = {pending: "🕓", delivered: "✓✓", read: "✓✓", answered: "✓✓", received: "✓✓", failed: "⚠"};
 
 function setTicks(bubble, status) {
@@ -67,8 +97,10 @@ function bubble(m) {
     el.append(file);
   }
   if (m.kind === "audio" && m.direction === "in" && !m.text) body.textContent = "🎤 voice note";
-  else linkify(body, (m.kind === "voice" && !m.audio ? "🔊 " : m.kind === "document" && !m.document ? "📄 " : "")
-    + (m.text || ""));
+  else if (m.kind === "voice" && m.direction === "out") {
+    if (!m.audio) body.append("🔊 voice note");
+    if (m.text) transcript(body, m.text);
+  } else formatted(body, (m.kind === "document" && !m.document ? "📄 " : "") + (m.text || ""));
   el.append(body);
   if (m.choices && m.choices.length) el.append(choices(m));
   const meta = document.createElement("div");

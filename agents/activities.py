@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 
+from agents import speaking
 from charla.core.catalog import say
 from charla.core.events import utcnow
 from charla.core.runtime import Resources
@@ -22,6 +23,7 @@ from charla.tutor.commands import Command
 
 # Every activity, by kind (each feature adds its line).
 REGISTRY: dict[str, Activity] = {}
+REGISTRY.update(speak=speaking.Speak(), slow=speaking.Slower())
 
 
 def kind_of(choice: str) -> str | None:

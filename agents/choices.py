@@ -9,6 +9,7 @@ import logging
 import uuid
 
 from agents import activities
+from agents.outgoing import SLOWER
 from charla.core.events import InboundMessage
 from charla.core.runtime import Resources
 from charla.store import messages
@@ -67,6 +68,8 @@ def chosen(choice: str, sess: Session) -> commands.Command | None:
         return commands.Command("topic", choice.removeprefix("topic:"))
     if choice.startswith("practice:"):
         return commands.Command("practice_start", choice.removeprefix("practice:"))
+    if choice == SLOWER:  # no activity stays open for it: each tap replays the last phrase
+        return commands.Command("start", "slow")
     if activities.kind_of(choice) is not None:
         return commands.Command("step", choice)
     if (question := _CONFIRMED.get(choice)) is not None:

@@ -216,7 +216,6 @@ class Conversation:
             reply.announce = True
         await self._finish(event, learner_id, batch, sess, reply)
 
-
     async def _recall(self, learner_id: uuid.UUID, texts: list[str], sess: Session, topic_changed: bool) -> list[str]:
         """This learner's closest memories, when a session starts, the topic changes or they refer to the
         past (read after the session and the profile, so older context never overrides the present). A
@@ -248,11 +247,10 @@ class Conversation:
         if heard is not None and heard.pronunciation is not None:
             heading.append(spoken.pronunciation_text(heard.pronunciation, native))
         text = "\n\n".join([*heading, _render(answer.reply, answer.demo, notes, native)])
-        return Reply(text, answer.usage, corrections=[x.model_dump() for x in answer.reply.corrections],
-                     vocabulary=[w.model_dump() for w in answer.reply.new_vocabulary],
-                     voice_example=answer.reply.voice_example, topic=answer.reply.topic,
-                     say=outgoing.voice_note(self.res.settings, answer.reply, target, spoken_turn=bool(voiced)))
-
+        voice = outgoing.voice_note(self.res.settings, answer.reply, target, spoken_turn=bool(voiced))
+        return Reply(text, answer.usage, outgoing.slower(native) if voice else [], [x.model_dump() for x in
+                     answer.reply.corrections], vocabulary=[w.model_dump() for w in answer.reply.new_vocabulary],
+                     voice_example=answer.reply.voice_example, topic=answer.reply.topic, say=voice)
 
     async def _command(self, event: InboundMessage, learner_id: uuid.UUID, batch: list[Waiting], sess: Session,
                        command: commands.Command, native: str, target: str) -> None:
@@ -290,7 +288,7 @@ class Conversation:
             await self._tutor_turn(event, learner_id, batch, sess, stored, native, step=(step, commit))
             return
         await self._finish(event, learner_id, batch, sess, Reply(step.text, Usage("command", route=kind), step.choices,
-                                                                 say=step.say, commit=commit))
+                                                                 say=step.say, slow=step.slow, commit=commit))
 
     async def _billing(self, event: InboundMessage, learner_id: uuid.UUID, batch: list[Waiting], sess: Session,
                        name: str, native: str) -> None:
@@ -350,14 +348,14 @@ class Conversation:
         for fix in reply.corrections:
             sess.errors[str(fix.get("category", "other"))] = sess.errors.get(str(fix.get("category", "other")), 0) + 1
         sess.topic = reply.topic or sess.topic
-        sess.offered = [choice.id for choice in reply.choices]
+        sess.offered, sess.spoken = [choice.id for choice in reply.choices], reply.say or sess.spoken
         if reply.usage.provider != "command":
             sess.awaiting = None
             sess.repeat = reply.say[0] if reply.say else None
         await session.save(self.res.redis, event.learner, sess, self.res.settings.session_ttl_s)
         await outgoing.publish(self.res, event, batch, outbound, turn)
         if reply.spoken is not None and reply.say is not None:
-            await outgoing.speak(self.res, event, reply.spoken, reply.say[1])
+            await outgoing.speak(self.res, event, reply.spoken, reply.say[1], slow=reply.slow)
         if reply.attachment is not None:
             await outgoing.send_export(self.res, event, learner_id, reply.attachment)
 

@@ -71,6 +71,12 @@ _SIMPLE: list[tuple[str, re.Pattern[str]]] = [(name, re.compile(pattern)) for na
 # Commands that start a guided activity (agents/activities.py): the activity's kind, and the whole message
 # (folded) as a pattern; its optional group `arg` is handed to the activity.
 _START_WORDS: tuple[tuple[str, str], ...] = (
+    ("speak", r"(let(')?s |i want to |can we )?(practi[cs]e (my )?(speaking|pronunciation)|read (something )?aloud|"
+              r"speaking (practice|challenge)|(quiero )?practicar (la )?(pronunciacion|conversacion oral)|"
+              r"quiero hablar|leer en voz alta|reto de (lectura|pronunciacion))( please| por favor)?"),
+    ("slow", r"((can you |could you )?(say|read) (it|that) (again )?(more )?(slower|slowly)|slower( please)?|"
+             r"more slowly|(mas )?despacio( por favor)?|(dilo|repitelo|repite|habla) (mas )?(despacio|lento)|"
+             r"mas lento( por favor)?)"),
 )
 _STARTS = [(kind, re.compile(pattern)) for kind, pattern in _START_WORDS]
 _LEVEL = re.compile(r"(set )?(my )?level( is| to|:)? (?P<v>[abc][12])|(mi )?nivel( es|:)? (?P<w>[abc][12])|"

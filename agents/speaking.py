@@ -18,7 +18,7 @@ from datetime import datetime
 
 from fsrs import Rating
 
-from agents.outgoing import SLOWER
+from agents.outgoing import SLOWER, slower
 from charla.core.catalog import say
 from charla.core.events import Choice
 from charla.store import profile
@@ -76,7 +76,7 @@ class Slower:
     async def start(self, ctx: Context, value: str) -> Step:
         if ctx.session.spoken is None:
             return Step(say("slow.none", ctx.native))
-        return Step(say("slow.here", ctx.native), say=ctx.session.spoken, slow=True)
+        return Step(say("slow.here", ctx.native), slower(ctx.native), say=ctx.session.spoken, slow=True)
 
     def claims(self, state: State, row: Waiting) -> bool:
         return False

@@ -248,9 +248,10 @@ class Conversation:
             heading.append(spoken.pronunciation_text(heard.pronunciation, native))
         text = "\n\n".join([*heading, _render(answer.reply, answer.demo, notes, native)])
         voice = outgoing.voice_note(self.res.settings, answer.reply, target, spoken_turn=bool(voiced))
-        return Reply(text, answer.usage, outgoing.slower(native) if voice else [], [x.model_dump() for x in
-                     answer.reply.corrections], vocabulary=[w.model_dump() for w in answer.reply.new_vocabulary],
-                     voice_example=answer.reply.voice_example, topic=answer.reply.topic, say=voice)
+        slow = outgoing.slower(native) if voice and not voiced else []  # (buttons would lose the note's quote)
+        return Reply(text, answer.usage, slow, [x.model_dump() for x in answer.reply.corrections],
+                     [w.model_dump() for w in answer.reply.new_vocabulary], answer.reply.voice_example,
+                     answer.reply.topic, say=voice)
 
     async def _command(self, event: InboundMessage, learner_id: uuid.UUID, batch: list[Waiting], sess: Session,
                        command: commands.Command, native: str, target: str) -> None:

@@ -92,7 +92,7 @@ def card(result: readaloud.Score, native: str) -> str:
                  wpm=round(result.words_per_minute)),
              " ".join(_MARK[m.verdict].format(w=m.word) for m in result.marks)]
     heard_as = [say("speak.heard_as", native, want=m.word, got=m.heard) for m in result.marks
-                if m.verdict == readaloud.MISPRONOUNCED and m.heard and readaloud.fold(m.heard) != readaloud.fold(m.word)]
+                if m.verdict == readaloud.MISPRONOUNCED and readaloud.fold(m.heard) not in ("", readaloud.fold(m.word))]
     if result.to_repeat:
         lines += [say("speak.legend", native), *heard_as[:4],
                   say("speak.repeat", native, words=", ".join(f"*{w}*" for w in result.to_repeat))]
@@ -102,7 +102,8 @@ def card(result: readaloud.Score, native: str) -> str:
 
 
 def _choices(native: str) -> list[Choice]:
-    return [Choice(id="speak:next", title=say("speak.next", native)), Choice(id=SLOWER, title=say("slow.button", native)),
+    return [Choice(id="speak:next", title=say("speak.next", native)),
+            Choice(id=SLOWER, title=say("slow.button", native)),
             Choice(id="speak:stop", title=say("speak.stop", native))]
 
 

@@ -10,21 +10,25 @@
 
 from __future__ import annotations
 
+import json
 import random
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.load import progress
+from bench.load import loadavg, progress
 from charla.tutor import reading
 from tests.support.voice_kit import as_received, resample, transcriber, wer
 from voice import readaloud
 from voice.audio import Samples
-from voice.tts import Espeak, Kokoro, Piper
 from voice.models import piper_english, prepare_kokoro
+from voice.tts import Espeak, Kokoro, Piper
 
 _SWAP = str.maketrans("aeiouáéíóú", "iuoeaiuoea")
+MODELS = Path(".charla/models")  # where the tests and benchmarks assemble the models (tests/support/voice_kit.py)
 KOKORO_VOICES = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
 Speaker = Callable[[str], Samples]
 
@@ -97,10 +101,23 @@ def voice_wer(models_dir: Path) -> dict[str, object]:
     return out
 
 
-def run(models_dir: Path, quick: bool = False) -> dict[str, object]:
+def run(models_dir: Path = MODELS, quick: bool = False) -> dict[str, object]:
     result: dict[str, object] = {"en": scoring("en", "piper", models_dir),
                                  "es": scoring("es", "kokoro:jf_gongitsune", models_dir)}
     if not quick:
         result["es_espeak"] = scoring("es", "espeak", models_dir)
         result["spanish_wer_per_voice"] = voice_wer(models_dir)
     return result
+
+
+def main() -> None:
+    """`python -m bench.readaloud [--quick]`: this part alone, saved to bench/results/readaloud.json."""
+    result = {"started_at": datetime.now(UTC).isoformat(timespec="seconds"), "loadavg_at_start": loadavg(),
+              **run(quick="--quick" in sys.argv), "loadavg_at_end": loadavg()}
+    out = Path("bench/results/readaloud.json")
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(out.read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -81,7 +81,7 @@ def stt_config(settings: Settings, progress: models.Progress | None = None) -> S
 def tts_config(settings: Settings) -> TtsConfig:
     return TtsConfig(engines=settings.tts_engines, piper_voices=settings.piper_voices,
                      coqui_model=settings.coqui_model, coqui_languages=settings.coqui_languages,
-                     kokoro_languages=settings.kokoro_languages, kokoro_voice=settings.kokoro_voice,
+                     kokoro_languages=tuple(filter(None, settings.kokoro_languages.replace(" ", "").split(","))),
                      models_dir=settings.models_dir)
 
 

@@ -17,6 +17,7 @@ What it cannot hear: stress, intonation, vowel quality that Whisper still maps t
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import statistics
 import subprocess
@@ -155,7 +156,7 @@ def _pace(heard: list[Word]) -> tuple[float, int]:
     if not heard:
         return 0.0, 0
     span = max(heard[-1].end - heard[0].start, 0.3)
-    pauses = sum(b.start - a.end > PAUSE_S for a, b in zip(heard, heard[1:], strict=False))
+    pauses = sum(b.start - a.end > PAUSE_S for a, b in itertools.pairwise(heard))
     return round(len(heard) * 60 / span, 1), pauses
 
 

@@ -60,8 +60,9 @@ class Piper:
             raise EngineUnavailable(f"Piper voice {path} does not exist")
         self.voice = PiperVoice.load(path)
         self.rate = int(self.voice.config.sample_rate)
-        quiet = {"noise_scale": 0.0, "noise_w_scale": 0.0} if deterministic else {}
-        self.configs = {False: SynthesisConfig(**quiet), True: SynthesisConfig(length_scale=SLOW, **quiet)}
+        noise = 0.0 if deterministic else None
+        self.configs = {slow: SynthesisConfig(length_scale=SLOW if slow else None, noise_scale=noise,
+                                              noise_w_scale=noise) for slow in (False, True)}
 
     def speak(self, text: str, slow: bool = False) -> tuple[Samples, int]:
         chunks = [chunk.audio_float_array for chunk in self.voice.synthesize(text, self.configs[slow])]

@@ -209,15 +209,10 @@ class Settings(BaseSettings):
     redis_max_connections: int = Field(64, ge=4, validation_alias=_env("CHARLA_REDIS_MAX_CONNECTIONS"))
     agent_concurrency: int = Field(8, ge=1, validation_alias=_env("CHARLA_AGENT_CONCURRENCY"))
     heartbeat_s: float = Field(2.0, gt=0, validation_alias=_env("CHARLA_HEARTBEAT_S"))
-    # Speaking coach: the Spanish voice and read-aloud challenges (issue 23)
-    kokoro_languages_setting: str = Field(
-        "es", validation_alias=_env("CHARLA_KOKORO_LANGUAGES"),
-        description="Languages spoken by Kokoro-82M (the `kokoro` engine of CHARLA_TTS_ENGINES) from espeak-ng's "
-                    "phonemes, comma-separated. Spanish by default: Whisper WER 0.06 against 0.35 for espeak-ng.")
-    kokoro_voice: str = Field(
-        "jf_gongitsune", validation_alias=_env("CHARLA_KOKORO_VOICE"),
-        description="The Kokoro voice style: jf_alpha, jf_gongitsune, jf_nezumi, jf_tebukuro or jm_kumo (the only "
-                    "ones shipped offline, all Japanese voices; jf_gongitsune measured clearest in Spanish).")
+    # Speaking coach: the Spanish voice (issue 23)
+    kokoro_languages: str = Field("es", validation_alias=_env("CHARLA_KOKORO_LANGUAGES"), description="Languages "
+                                  "(comma-separated) the `kokoro` engine speaks: Kokoro-82M from espeak-ng's phonemes, "
+                                  "voice jf_gongitsune (Whisper WER on Spanish 0.06, espeak-ng 0.35).")
 
     @cached_property
     def whatsapp_provider(self) -> Provider:
@@ -259,10 +254,6 @@ class Settings(BaseSettings):
     @property
     def coqui_languages(self) -> tuple[str, ...]:
         return _names(self.coqui_languages_setting)
-
-    @property
-    def kokoro_languages(self) -> tuple[str, ...]:
-        return _names(self.kokoro_languages_setting)
 
     def local_model_enabled(self, other_providers: bool) -> bool:
         """The offline demo model: by default only when no provider is configured."""

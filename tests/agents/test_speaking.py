@@ -55,9 +55,11 @@ async def test_a_read_aloud_challenge_is_sent_scored_spoken_back_and_recorded(st
     challenge, voice = stack.fake.sent
     ((state,),) = await rows(db, "SELECT state FROM activities WHERE kind = 'speak'")
     sentence = state["sentence"]
-    assert f"“{sentence}”" in text_of(challenge) and "Lee esto en voz alta" in text_of(challenge)
+    assert f"“{sentence}”" in text_of(challenge)
+    assert "Lee esto en voz alta" in text_of(challenge)
     assert buttons(challenge) == ["speak:next", "slow:again", "speak:stop"]
-    assert voice["type"] == "audio" and seconds(stack.fake.uploads[0][1]) > 1.0
+    assert voice["type"] == "audio"
+    assert seconds(stack.fake.uploads[0][1]) > 1.0
 
     # the learner reads it with its longest word said as nonsense: that word is marked, the rest is not
     words = readaloud.tokens(sentence)
@@ -65,7 +67,10 @@ async def test_a_read_aloud_challenge_is_sent_scored_spoken_back_and_recorded(st
     await record(stack, speak(sentence.replace(wrong, "blorgatrix", 1), "en"), 1, 4)
     card, repeat = text_of(stack.fake.sent[2]), stack.fake.sent[3]
     assert f"*{wrong}*❗" in card or f"~{wrong}~" in card
-    assert "🎯 *" in card and "/100*" in card and "precisión" in card and "fluidez" in card
+    assert "🎯 *" in card
+    assert "/100*" in card
+    assert "precisión" in card
+    assert "fluidez" in card
     assert "no tu acento" in card  # the honest limit
     assert f"*{wrong}*" in card.split("Escucha y repite")[1]
     assert repeat["type"] == "audio"
@@ -74,17 +79,20 @@ async def test_a_read_aloud_challenge_is_sent_scored_spoken_back_and_recorded(st
     normal, _ = piper().speak(str(spoken[-1][0]))
     assert seconds(stack.fake.uploads[1][1]) > 1.3 * len(normal) / piper().rate  # spoken slowly
     ((profile,),) = await rows(db, "SELECT data FROM profiles")
-    assert profile["speaking"]["readings"] == 1 and wrong.lower() in profile["speaking"]["words"]
+    assert profile["speaking"]["readings"] == 1
+    assert wrong.lower() in profile["speaking"]["words"]
     assert profile["speaking"]["words"][wrong.lower()]["misses"] == 1
     assert (f"word:{wrong.lower()}",) in await rows(db, "SELECT item FROM practice_cards")
     assert await rows(db, "SELECT kind FROM activities") == [("speak",)]  # open for another try
 
     # silence, then another sentence entirely: kind answers, no score, the challenge stays open
     await record(stack, silence(3.0), 2, 5)
-    assert "🎯" not in text_of(stack.fake.sent[4]) and f"“{sentence}”" in text_of(stack.fake.sent[4])
+    assert "🎯" not in text_of(stack.fake.sent[4])
+    assert f"“{sentence}”" in text_of(stack.fake.sent[4])
     await record(stack, speak("The weather forecast was surprisingly accurate this week.", "en"), 3, 6)
     unrelated = text_of(stack.fake.sent[5])
-    assert "no hay puntuación" in unrelated and "🎯" not in unrelated
+    assert "no hay puntuación" in unrelated
+    assert "🎯" not in unrelated
     ((profile,),) = await rows(db, "SELECT data FROM profiles")
     assert profile["speaking"]["readings"] == 1
 

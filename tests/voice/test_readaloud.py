@@ -8,7 +8,8 @@ import shutil
 
 import pytest
 
-from charla.store.profile import Profile, Word as VocabWord
+from charla.store.profile import Profile
+from charla.store.profile import Word as VocabWord
 from charla.tutor import reading
 from voice import readaloud
 from voice.pronounce import Word
@@ -72,13 +73,15 @@ def test_probability_counts_against_the_sentence_not_a_flat_threshold() -> None:
 
 
 def test_fluency_follows_the_speech_rate_and_long_pauses() -> None:
-    steady = readaloud.score("one two three four", heard(*[(w, 0.9) for w in "one two three four".split()]),
+    steady = readaloud.score("one two three four", heard(*[(w, 0.9) for w in ["one", "two", "three", "four"]]),
                              "en", fake_ipa)
     halting = [Word("one", 0, 0.3, 0.9), Word("two", 1.5, 1.8, 0.9), Word("three", 3.0, 3.3, 0.9),
                Word("four", 4.5, 4.8, 0.9)]
     slow = readaloud.score("one two three four", halting, "en", fake_ipa)
-    assert steady.fluency == 1.0 and steady.pauses == 0
-    assert slow.pauses == 3 and slow.fluency < 0.5 < steady.fluency
+    assert steady.fluency == 1.0
+    assert steady.pauses == 0
+    assert slow.pauses == 3
+    assert slow.fluency < 0.5 < steady.fluency
 
 
 def test_nothing_heard_scores_zero() -> None:

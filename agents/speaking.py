@@ -54,8 +54,8 @@ class Speak:
             return Step(say("speak.done", native))
         heard = Heard.of(ctx.newest.payload)
         if heard is None or heard.problem is not None:  # silent, damaged, too long...
-            text = problem_text(heard, native) if heard else say("speak.again", native, sentence=sentence)
-            return Step(text + "\n\n" + say("speak.again", native, sentence=sentence), _choices(native), state)
+            problem = [problem_text(heard, native)] if heard is not None else []
+            return Step("\n\n".join([*problem, say("speak.again", native, sentence=sentence)]), _choices(native), state)
         said = ctx.newest.text or ""
         if not heard.words or similarity(sentence, said) < UNRELATED:
             return Step(say("speak.unrelated", native, text=said[:200] or "…", sentence=sentence),

@@ -6,7 +6,7 @@ Engines, tried in CHARLA_TTS_ENGINES order for the language asked:
   language uses a Piper voice file named in CHARLA_PIPER_VOICES.
 - `kokoro`: Kokoro-82M (onnxruntime) speaking espeak-ng's phonemes of the text, for CHARLA_KOKORO_LANGUAGES
   (Spanish by default). Its only voices offline are Japanese ones, so it has an accent; measured by Whisper base
-  on the same Spanish sentences, WER 0.06 (jf_gongitsune) against 0.35 for espeak-ng (docs/voice.md).
+  on the same Spanish sentences, WER 0.04 (jf_gongitsune) against 0.31 for espeak-ng (docs/voice.md).
 - `coqui`: Coqui TTS, only where the `TTS` package imports and CHARLA_COQUI_MODEL names a local model.
   On the reference machines it cannot: its only torchaudio wheel needs CUDA and no model can be fetched
   offline, so it reports itself unavailable rather than pretending.

@@ -212,7 +212,7 @@ class Settings(BaseSettings):
     # Speaking coach: the Spanish voice (issue 23)
     kokoro_languages: str = Field("es", validation_alias=_env("CHARLA_KOKORO_LANGUAGES"), description="Languages "
                                   "(comma-separated) the `kokoro` engine speaks: Kokoro-82M from espeak-ng's phonemes, "
-                                  "voice jf_gongitsune (Whisper WER on Spanish 0.06, espeak-ng 0.35).")
+                                  "voice jf_gongitsune (Whisper WER on Spanish 0.04, espeak-ng 0.31).")
 
     @cached_property
     def whatsapp_provider(self) -> Provider:

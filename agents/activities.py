@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 
+from agents import speaking
 from agents.outgoing import Reply
 from charla.core.catalog import say
 from charla.core.events import utcnow
@@ -28,6 +29,7 @@ from charla.tutor.commands import Command
 REGISTRY: dict[str, Activity] = {"placement": placement.Placement(), "settings": preferences.Settings(),
                                  missions.KIND: missions.Missions(), "dictation": Dictation(),
                                  "listening": Listening()}
+REGISTRY.update(speak=speaking.Speak(), slow=speaking.Slower())
 
 
 def kind_of(choice: str) -> str | None:

@@ -9,6 +9,7 @@ import logging
 import uuid
 
 from agents import activities
+from agents.outgoing import SLOWER
 from charla.core.events import InboundMessage
 from charla.core.runtime import Resources
 from charla.store import messages
@@ -75,6 +76,8 @@ def chosen(choice: str, sess: Session) -> commands.Command | None:
                                 if choice.startswith("save:") else choice)
     if choice.startswith(("settings:", "placement:start")):  # they start (or resume) their activity
         return commands.Command("start", choice.split(":", 1)[0], arg=choice)
+    if choice == SLOWER:  # no activity stays open for it: each tap replays the last phrase
+        return commands.Command("start", "slow")
     if activities.kind_of(choice) is not None:
         return commands.Command("step", choice)
     if (question := _CONFIRMED.get(choice)) is not None:

@@ -249,12 +249,13 @@ class Conversation:
         if heard is not None and heard.pronunciation is not None:
             heading.append(spoken.pronunciation_text(heard.pronunciation, native))
         text = "\n\n".join([*heading, _render(answer.reply, answer.demo, notes, native, stored.preferences.strictness)])
-        return Reply(text, answer.usage, corrections=[x.model_dump() for x in answer.reply.corrections],
-                     vocabulary=[w.model_dump() for w in answer.reply.new_vocabulary],
-                     choices=wordbook.save_choices(answer.reply.new_vocabulary, native),
-                     voice_example=answer.reply.voice_example, topic=answer.reply.topic, done=answer.reply.done,
-                     say=outgoing.voice_note(self.res.settings, answer.reply, target, spoken_turn=bool(voiced),
-                                             wanted=stored.preferences.voice))
+        voice = outgoing.voice_note(self.res.settings, answer.reply, target, spoken_turn=bool(voiced),
+                                    wanted=stored.preferences.voice)
+        slow = outgoing.slower(native) if voice and not voiced else []  # (buttons would lose the note's quote)
+        return Reply(text, answer.usage, slow or wordbook.save_choices(answer.reply.new_vocabulary, native),
+                     [x.model_dump() for x in answer.reply.corrections],
+                     [w.model_dump() for w in answer.reply.new_vocabulary], answer.reply.voice_example,
+                     answer.reply.topic, say=voice, done=answer.reply.done)
 
     async def _command(self, event: InboundMessage, learner_id: uuid.UUID, batch: list[Waiting], sess: Session,
                        command: commands.Command, native: str, target: str) -> None:
@@ -293,7 +294,7 @@ class Conversation:
             await self._tutor_turn(event, learner_id, batch, sess, stored, native, step=(step, commit))
             return
         await self._finish(event, learner_id, batch, sess, Reply(step.text, Usage("command", route=kind), step.choices,
-                                                                 say=step.say, commit=commit))
+                                                                 say=step.say, slow=step.slow, commit=commit))
 
     async def _billing(self, event: InboundMessage, learner_id: uuid.UUID, batch: list[Waiting], sess: Session,
                        name: str, native: str) -> None:
@@ -352,14 +353,14 @@ class Conversation:
         for fix in reply.corrections:
             sess.errors[str(fix.get("category", "other"))] = sess.errors.get(str(fix.get("category", "other")), 0) + 1
         sess.topic = reply.topic or sess.topic
-        sess.offered = [choice.id for choice in reply.choices]
+        sess.offered, sess.spoken = [choice.id for choice in reply.choices], reply.say or sess.spoken
         if reply.usage.provider != "command":
             sess.awaiting = None
             sess.repeat = reply.say[0] if reply.say else None
         await session.save(self.res.redis, event.learner, sess, self.res.settings.session_ttl_s)
         await outgoing.publish(self.res, event, batch, outbound, turn)
         if reply.spoken is not None and reply.say is not None:
-            await outgoing.speak(self.res, event, reply.spoken, reply.say[1])
+            await outgoing.speak(self.res, event, reply.spoken, reply.say[1], slow=reply.slow)
         for part, attached in reply.attachments:
             await outgoing.send_document(self.res, event, learner_id, part, attached)
 
@@ -384,7 +385,6 @@ class Conversation:
             return await task
         finally:
             task.cancel()  # only if this turn itself was cancelled (a shutdown): the model call goes with it
-
 
     def _mark_read(self, event: InboundMessage, message_id: str, *, typing: bool = True) -> None:
         """Blue ticks and "typing…" while the reply is prepared: beside the turn, not through the bus. Without

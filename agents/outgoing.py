@@ -46,6 +46,7 @@ class Reply:
     charge: Charge | None = None
     practice: tuple[int, str] | None = None  # (prompt id, item) of the practice exercise this turn answers
     say: tuple[str, str] | None = None  # (phrase, language) to send as a voice note after the text
+    slow: bool = False  # the voice note is spoken slowly
     spoken: Outbound | None = None  # the voice note's recorded outbound message
     announce: bool = False  # starts with "you're all set" (the entitlement records it was said)
     documents: list[tuple[str, str]] = field(default_factory=list)  # (part, caption): files sent after the text
@@ -101,11 +102,12 @@ async def send(res: Resources, event: InboundMessage, reply_to: str, outbound: O
     await res.bus.publish(c.STREAM_OUTBOX, message, dedupe_key=f"outbox:{outbound.outbound_id}")
 
 
-async def speak(res: Resources, event: InboundMessage, voice: Outbound, language: str) -> None:
-    """Ask the voice agent to say `voice` (it hands the note to the sender); deduplicated per message."""
+async def speak(res: Resources, event: InboundMessage, voice: Outbound, language: str, *, slow: bool = False) -> None:
+    """Ask the voice agent to say `voice` (it hands the note to the sender); deduplicated per message. (A
+    re-run after a crash speaks it at normal speed: the recorded message does not keep `slow`.)"""
     request = SpeakRequest(id=f"speak-{voice.outbound_id}", learner=event.learner,
                            outbound_id=str(voice.outbound_id), provider=event.provider, to=event.identity,
-                           via=event.payload.get("to"), text=voice.body, language=language)
+                           via=event.payload.get("to"), text=voice.body, language=language, slow=slow)
     await res.bus.publish(c.STREAM_VOICE, request, dedupe_key=f"speak:{voice.outbound_id}")
 
 
@@ -167,6 +169,14 @@ def voice_note(settings: Settings, reply: TutorReply, target: str, *, spoken_tur
     if spoken_turn and reply.new_vocabulary:
         return ". ".join(w.word for w in reply.new_vocabulary[:4]), target
     return None
+
+
+SLOWER = "slow:again"  # the button under a spoken example: the last phrase again, slower (agents/speaking.py)
+
+
+def slower(native: str) -> list[Choice]:
+    """The "slower" button offered under a spoken example."""
+    return [Choice(id=SLOWER, title=say("slow.button", native))]
 
 
 def limit_reply(settings: Settings, verdict: entitlements.Verdict, learner_id: uuid.UUID, native: str) -> Reply:

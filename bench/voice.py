@@ -4,6 +4,7 @@
   English (Piper) and base on Spanish (espeak-ng). Baseline in the same run: decoding the same note (PyAV).
 - WER on the synthetic clean set and with white noise at 10 and 5 dB SNR, with and without noise
   reduction (noisereduce), so the default (off) stays evidence-based.
+- Read-aloud scoring and WER per Spanish voice (bench/readaloud.py).
 - End-to-end voice turn for a 30 s note, model generation excluded (a fake Groq answers at once): signed
   webhook → media from a fake Graph API → decode → transcribe → tutoring turn → reply sent, through
   `charla serve` and one process per agent.
@@ -27,7 +28,7 @@ import httpx
 import numpy as np
 from redis.asyncio import Redis
 
-from bench import dictation
+from bench import dictation, readaloud
 from bench.load import loadavg, percentiles_ms, progress, ratio
 from bench.services import Services
 from bench.stack import TimedGraph, charla_stack, timed_graph
@@ -239,6 +240,7 @@ async def run(services: Services, quick: bool = False) -> dict[str, object]:
     result["stt_real_time_factor"] = await asyncio.to_thread(rtf)
     result["wer"] = await asyncio.to_thread(word_error_rates)
     result["dictation_grading"] = dictation.run()
+    result["read_aloud"] = await asyncio.to_thread(readaloud.run, readaloud.MODELS, quick)
     result["end_to_end_30s_note"] = await end_to_end(services, options.e2e_notes)
     result["text_turns_while_voice_busy"] = await text_under_voice_load(services, options)
     result["loadavg_at_end"] = loadavg()

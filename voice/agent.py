@@ -47,7 +47,7 @@ from charla.core.events import InboundMessage, OutboundMessage, SpeakRequest
 from charla.core.runtime import Resources
 from charla.core.settings import Settings
 from charla.core.worker import Handler
-from charla.store import learners, messages, profile, session
+from charla.store import activities, learners, messages, profile, session
 from payments import entitlements
 from voice import models, pronounce
 from voice.audio import AudioProblem, decode
@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 REPEAT_SIMILARITY = 0.5  # below this the learner said something else, not the phrase: no pronunciation check
+READING = "speak"  # the activity whose open sentence a note is a reading of (agents/speaking.py)
 
 
 class NoMedia(AudioProblem):
@@ -79,7 +80,9 @@ def stt_config(settings: Settings, progress: models.Progress | None = None) -> S
 
 def tts_config(settings: Settings) -> TtsConfig:
     return TtsConfig(engines=settings.tts_engines, piper_voices=settings.piper_voices,
-                     coqui_model=settings.coqui_model, coqui_languages=settings.coqui_languages)
+                     coqui_model=settings.coqui_model, coqui_languages=settings.coqui_languages,
+                     kokoro_languages=tuple(filter(None, settings.kokoro_languages.replace(" ", "").split(","))),
+                     models_dir=settings.models_dir)
 
 
 def build(res: Resources) -> Handler:
@@ -136,13 +139,14 @@ class VoiceAgent:
                      event.message_id)
             return
         settings = self.res.settings
-        target, native, repeat = await self._context(event)
+        target, native, repeat, reading = await self._context(event)
         try:
             media = await self._download(event)
             decoded = await self._listen(decode, media.content, max_seconds=settings.voice_max_seconds)
-            words = repeat is not None  # word timings only for a pronunciation check
+            words = repeat is not None or reading is not None  # word timings only for a pronunciation check
             found = await self._listen(self.stt.transcribe, decoded.samples, target, words=words)
-            if found.confidence < settings.voice_min_confidence and native != target and found.seconds < 60:
+            if (found.confidence < settings.voice_min_confidence and native != target and found.seconds < 60
+                    and reading is None):  # (a reading is in the target language, however unsure)
                 other = await self._listen(self.stt.transcribe, decoded.samples, native, words=words)
                 found = other if other.confidence > found.confidence else found  # they spoke their own language
         except MediaRefused as exc:  # a forged or tampered webhook: nothing was fetched
@@ -168,36 +172,41 @@ class VoiceAgent:
             log.warning("voice note %s could not be fetched after retries: %s", event.message_id, exc)
             await self._publish(event, Heard(problem="unavailable"))
             return
-        await self._publish(event, self._heard(found, repeat), found.text)
+        await self._publish(event, self._heard(found, repeat, reading), found.text)
 
     async def _listen(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`work` in a listening thread (at the voice priority)."""
         return await asyncio.get_running_loop().run_in_executor(self.listening, partial(work, *args, **kwargs))
 
-    def _heard(self, found: Transcript, repeat: str | None) -> Heard:
+    def _heard(self, found: Transcript, repeat: str | None, reading: str | None) -> Heard:
         settings = self.res.settings
         heard = Heard(confidence=round(found.confidence, 3), seconds=round(found.seconds, 2), language=found.language,
                       model=found.model, low_confidence=found.confidence < settings.voice_min_confidence)
         if not found.heard_speech:
             heard.problem = "silent"
+        elif reading is not None:  # scored by the read-aloud challenge (agents/speaking.py), however unsure
+            heard.reading = reading
+            heard.words = [(w.text, round(w.start, 2), round(w.end, 2), round(w.probability, 3)) for w in found.words]
         elif heard.low_confidence and settings.voice_low_confidence == "ask":
             heard.problem = "unclear"
         elif repeat and pronounce.similarity(repeat, found.text) >= REPEAT_SIMILARITY:
             heard.pronunciation = Pronunciation.of(pronounce.assess(repeat, found.words))
         return heard
 
-    async def _context(self, event: InboundMessage) -> tuple[str, str, str | None]:
-        """The learner's target and native languages (the transcription hint) and the phrase they were
-        asked to repeat, if any."""
+    async def _context(self, event: InboundMessage) -> tuple[str, str, str | None, str | None]:
+        """The learner's target and native languages (the transcription hint), the phrase they were asked
+        to repeat, if any, and the sentence of their open read-aloud challenge, if any."""
         settings = self.res.settings
-        target, native = settings.default_target_language, settings.default_native_language
+        target, native, reading = settings.default_target_language, settings.default_native_language, None
         async with self.res.pool.connection() as conn:
             learner_id = await learners.find(conn, event.identity)
             if learner_id is not None:
                 stored = await profile.load(conn, learner_id)
                 target, native = stored.target_language or target, stored.native_language or native
+                active = await activities.current(conn, learner_id)
+                reading = str(active.state.get("sentence") or "") or None if active and active.kind == READING else None
         sess = await session.load(self.res.redis, event.learner)
-        return target, native, sess.repeat
+        return target, native, sess.repeat, reading
 
     async def _download(self, event: InboundMessage) -> Media:
         channel = self.channels.channel_for(event.provider)
@@ -218,7 +227,7 @@ class VoiceAgent:
     async def speak(self, event: SpeakRequest) -> None:
         outbound_id = uuid.UUID(event.outbound_id)
         try:
-            audio = await asyncio.to_thread(self.voices.say, event.text, event.language)
+            audio = await asyncio.to_thread(partial(self.voices.say, event.text, event.language, slow=event.slow))
         except (EngineUnavailable, ValueError) as exc:
             log.warning("no voice note for %s: %s", event.outbound_id, exc)
             async with self.res.pool.connection() as conn:

@@ -38,6 +38,8 @@ class Heard(BaseModel):
     low_confidence: bool = False  # below CHARLA_VOICE_MIN_CONFIDENCE, passed on to be read charitably
     pronunciation: Pronunciation | None = None
     transcript: str = ""  # with a problem: what little was understood (the message itself carries no text)
+    reading: str = ""  # the sentence of a read-aloud challenge this note was heard as a reading of
+    words: list[tuple[str, float, float, float]] = Field(default_factory=list)  # a reading's (word, start, end, p)
 
     @classmethod
     def of(cls, payload: dict[str, Any]) -> Heard | None:

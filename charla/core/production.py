@@ -101,9 +101,9 @@ def refuse(settings: Settings) -> None:
                          "(e.g. python -c 'import secrets; print(secrets.token_hex(32))')")
     if settings.openai_base_url and not settings.openai_model:
         raise ValueError("OPENAI_BASE_URL is set but OPENAI_MODEL is not: name the model the server should run")
-    if set(settings.tts_engines) - {"piper", "coqui", "espeak"}:
+    if set(settings.tts_engines) - {"piper", "kokoro", "coqui", "espeak"}:
         raise ValueError(f"unknown engine(s) in CHARLA_TTS_ENGINES: {settings.tts_engines_setting!r}; "
-                         "use piper, coqui, espeak")
+                         "use piper, kokoro, coqui, espeak")
     unknown = set(settings.llm_chain + settings.llm_hard_chain) - {"groq", "anthropic", "openai", "local"}
     if unknown:
         raise ValueError(f"unknown provider(s) in CHARLA_LLM_CHAIN/CHARLA_LLM_HARD_CHAIN: {sorted(unknown)}; "

@@ -105,6 +105,36 @@ class Listening(BaseModel):
         self.seen = [*(s for s in self.seen if s != item), item][-MAX_SEEN:]
 
 
+class SpeakingStat(BaseModel):
+    tries: int = 0
+    misses: int = 0
+
+
+class Speaking(BaseModel):
+    """Read-aloud results: per word and per sound (espeak-ng phoneme) how often it was tried and missed."""
+
+    words: dict[str, SpeakingStat] = Field(default_factory=dict)
+    sounds: dict[str, int] = Field(default_factory=dict)  # expected phoneme -> times said differently
+    readings: int = 0
+    best: int = 0  # the best overall score (0..100)
+    last: int = 0  # the latest overall score
+    recent: list[str] = Field(default_factory=list)  # sentences read lately
+
+    def record(self, sentence: str, overall: int, words: dict[str, bool], sounds: list[str]) -> None:
+        """One scored reading: each reference word with whether it was said right, the sounds missed."""
+        self.readings += 1
+        self.best, self.last = max(self.best, overall), overall
+        self.recent = [*[s for s in self.recent if s != sentence], sentence][-MAX_EXAMPLES * 3:]
+        for word, right in words.items():
+            stat = self.words.setdefault(word, SpeakingStat())
+            stat.tries, stat.misses = stat.tries + 1, stat.misses + (not right)
+        for sound in sounds:
+            self.sounds[sound] = self.sounds.get(sound, 0) + 1
+        if len(self.words) > MAX_WORDS:
+            for word in sorted(self.words, key=lambda w: self.words[w].tries)[: len(self.words) - MAX_WORDS]:
+                del self.words[word]
+
+
 class Profile(BaseModel):
     name: str | None = None
     level: str | None = None  # declared CEFR level
@@ -128,6 +158,7 @@ class Profile(BaseModel):
     payment_status: str = "free"  # free | trial | active | past_due | cancelled | refused (payments issue)
     missions: dict[str, MissionRecord] = Field(default_factory=dict)  # "<target>/<mission id>" -> its record
     listening: Listening = Field(default_factory=Listening)  # dictation and comprehension (issue 23)
+    speaking: Speaking = Field(default_factory=Speaking)  # read-aloud results (issue 23)
 
     def confirm(self, fact: str, *message_ids: str) -> None:
         """Record that `fact` was set or confirmed now, by these messages."""

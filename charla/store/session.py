@@ -30,6 +30,7 @@ class Session(BaseModel):
     awaiting: str | None = None  # a question Charla asked and the next message answers (e.g. "forget")
     offered: list[str] = Field(default_factory=list)  # ids of the choices last offered: "2" picks the second
     repeat: str | None = None  # a phrase Charla just spoke: the learner's next voice note is checked against it
+    spoken: tuple[str, str] | None = None  # the last phrase Charla spoke, and its language (for "say it slower")
 
     def has(self, message_id: str) -> bool:
         return any(m.id == message_id for m in self.messages)

@@ -50,6 +50,7 @@ class Step:
     choices: list[Choice] = field(default_factory=list)
     state: State | None = None
     say: tuple[str, str] | None = None  # (text, language) sent as a voice note after the text
+    slow: bool = False  # that voice note spoken slowly (words to repeat)
     tutor: str | None = None
     commit: Commit | None = None
     after: Callable[[Tutored], Step] | None = None

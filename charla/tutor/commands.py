@@ -115,6 +115,12 @@ _START_WORDS: tuple[tuple[str, str], ...] = (
     ("listening", r"((a |una )?(listening )?comprehension( practice| questions| quiz)?|"
                   r"listening( quiz| questions| test)?|comprension (auditiva|oral)|preguntas de (comprension|escucha))"
                   r"( (?P<arg>[abc][12]))?"),
+    ("speak", r"(let(')?s |i want to |can we )?(practi[cs]e (my )?(speaking|pronunciation)|read (something )?aloud|"
+              r"speaking (practice|challenge)|(quiero )?practicar (la )?(pronunciacion|conversacion oral)|"
+              r"quiero hablar|leer en voz alta|reto de (lectura|pronunciacion))( please| por favor)?"),
+    ("slow", r"((can you |could you )?(say|read) (it|that) (again )?(more )?(slower|slowly)|slower( please)?|"
+             r"more slowly|(mas )?despacio( por favor)?|(dilo|repitelo|repite|habla) (mas )?(despacio|lento)|"
+             r"mas lento( por favor)?)"),
 )
 _STARTS = [(kind, re.compile(pattern)) for kind, pattern in _START_WORDS]
 _LEVEL = re.compile(r"(set )?(my )?level( is| to|:)? (?P<v>[abc][12])|(mi )?nivel( es|:)? (?P<w>[abc][12])|"

@@ -341,7 +341,8 @@ def test_voice_prepare_writes_to_charla_models_dir(tmp_path: Path) -> None:
     assert (tmp_path / "models" / "whisper-base" / "model.bin").stat().st_size > 100_000_000
     left = [p.relative_to(tmp_path / "home").as_posix() for p in (tmp_path / "home").rglob("*")]
     assert left in ([], [checksums.CACHE_NAME]), "under CHARLA_HOME, only the record of files already verified"
-    assert "text to speech (es): espeak" in result.output
+    assert "text to speech (es): kokoro" in result.output  # assembled beside Whisper (issue 23)
+    assert (tmp_path / "models" / "kokoro" / "kokoro-v1.0.int8.onnx").stat().st_size > 90_000_000
 
 
 # --- charla alive ----------------------------------------------------------------------------------------

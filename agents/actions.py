@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from charla.core.catalog import N_, say
 from charla.core.events import Choice
+from charla.progress import goals, report
 from charla.store import lifecycle, profile
 from charla.store.messages import Conn
 from charla.store.profile import PracticeTime, Profile
@@ -42,6 +43,7 @@ class Said:
     choices: list[Choice] = field(default_factory=list)
     converse: bool = False
     document: str = ""  # the caption of the learner's data export, sent as a file after `text`
+    report: bool = False  # the weekly report's chart follows `text` as an image
 
 
 async def run(conn: Conn, learner_id: uuid.UUID, command: Command, message_id: str, session: Session,
@@ -58,6 +60,11 @@ async def run(conn: Conn, learner_id: uuid.UUID, command: Command, message_id: s
         return Said(converse=True)
     if name == "mistakes":
         return Said(await _mistakes(conn, learner_id, session, native))
+    if name == "goal":
+        return Said(await _goal(conn, learner_id, value, native))
+    if name == "progress":
+        stored, at = await profile.load(conn, learner_id), goals.now()
+        return Said(report.compose(stored, await report.last_week(conn, learner_id, at), at, native), report=True)
     if name == "export":
         return Said(await _export(conn, learner_id, native), document=say("export_file", native))
     if name == "forget":
@@ -111,6 +118,14 @@ async def _set(conn: Conn, learner_id: uuid.UUID, command: Command, message_id: 
     if name in ("reminders_off", "reminders_on"):
         await practice.set_paused(conn, learner_id, name == "reminders_off", now)
     return Said(say(_CONFIRMATIONS[name], lang, value=value))
+
+
+async def _goal(conn: Conn, learner_id: uuid.UUID, value: str, native: str) -> str:
+    goal = goals.parse_goal(value)
+    if goal is None:
+        return say("goal.invalid", native)
+    updated = await profile.update(conn, learner_id, lambda p: goals.set_goal(p, goal, goals.now()))
+    return say("goal.set", native, goal=goals.describe(goal, native), zone=updated.timezone or "UTC")
 
 
 async def _phone(conn: Conn, learner_id: uuid.UUID) -> str | None:

@@ -277,8 +277,8 @@ class Conversation:
             stored = await self._profile(learner_id)
             await self._tutor_turn(event, learner_id, batch, sess, stored, native, topic_changed=True)
             return
-        await self._finish(event, learner_id, batch, sess, Reply(said.text, Usage("command", route="command"),
-                                                                 said.choices, document=said.document))
+        await self._finish(event, learner_id, batch, sess, Reply(
+            said.text, Usage("command", route="command"), said.choices, document=said.document, report=said.report))
 
     async def _activity(self, event: InboundMessage, learner_id: uuid.UUID, batch: list[Waiting], sess: Session,
                         command: commands.Command, native: str, target: str) -> None:
@@ -358,8 +358,7 @@ class Conversation:
         await outgoing.publish(self.res, event, batch, outbound, turn)
         if reply.spoken is not None and reply.say is not None:
             await outgoing.speak(self.res, event, reply.spoken, reply.say[1])
-        if reply.attachment is not None:
-            await outgoing.send_export(self.res, event, learner_id, reply.attachment)
+        await outgoing.attachments(self.res, event, learner_id, reply)
 
     async def _defer(self, event: InboundMessage, learner_id: uuid.UUID, newest: Waiting, native: str,
                      exc: AllProvidersFailed) -> None:

@@ -1,5 +1,6 @@
-"""What the conversation agent writes and hands on for a turn: the reply, its voice note and data export,
-recorded with the turn in the turn's transaction, then published to the outbox, the voice agent and the
+"""What the conversation agent writes and hands on for a turn: the reply, its voice note, data export and
+progress chart, recorded with the turn in the turn's transaction (with the day's progress toward the learner's
+goal: counted once, as the turn is recorded once), then published to the outbox, the voice agent and the
 memory agent under dedupe keys (a re-run after a crash publishes nothing twice)."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from charla.core.events import Choice, InboundMessage, OutboundMessage, SpeakReq
 from charla.core.runtime import Resources
 from charla.core.settings import Settings
 from charla.ops.export import stash
+from charla.progress import deliver, goals
 from charla.store import messages, turns
 from charla.store.messages import Conn, Outbound
 from charla.store.turns import Usage, Waiting
@@ -21,6 +23,7 @@ from charla.tutor import practice
 from charla.tutor.activity import Commit
 from charla.tutor.prompt import TutorReply
 from payments import entitlements
+from voice.heard import Heard
 
 
 @dataclass(frozen=True)
@@ -50,12 +53,16 @@ class Reply:
     document: str = ""  # the caption of the learner's data export, sent as a file after the text
     attachment: Outbound | None = None  # the export's recorded outbound message
     commit: Commit | None = None  # writes that commit with the reply (a guided activity's next state)
+    report: bool = False  # the progress chart follows the text as an image (`my progress`, a pending report)
+    chart: Outbound | None = None  # the chart's recorded outbound message
+    report_caption: str = ""  # the chart's caption (a pending weekly report's text)
 
 
 async def record(conn: Conn, event: InboundMessage, learner_id: uuid.UUID, batch: list[Waiting],
                   reply: Reply) -> tuple[Outbound, TurnEvent]:
     """Record the reply and the turn; returns the reply and the turn's event (published after commit)."""
     newest, usage = batch[-1], reply.usage
+    await _progress(conn, learner_id, batch, reply)
     outbound = await messages.record_reply(conn, learner_id, event.provider, newest.message_id, newest.id,
                                            reply.text, answers=False, choices=reply.choices)
     if reply.say is not None:
@@ -65,6 +72,9 @@ async def record(conn: Conn, event: InboundMessage, learner_id: uuid.UUID, batch
         reply.attachment = await messages.record_reply(conn, learner_id, event.provider, newest.message_id,
                                                        newest.id, reply.document, "export", answers=False,
                                                        kind="document")
+    if reply.report:
+        reply.chart = await messages.record_reply(conn, learner_id, event.provider, newest.message_id, newest.id,
+                                                  reply.report_caption, "report", answers=False, kind="image")
     total_ms = max(0, round((utcnow() - event.at).total_seconds() * 1000))
     turn_id = await turns.record(conn, learner_id, newest.id, [row.id for row in batch], usage, total_ms,
                                  reply.corrections, reply.vocabulary, reply.voice_example)
@@ -76,6 +86,20 @@ async def record(conn: Conn, event: InboundMessage, learner_id: uuid.UUID, batch
                      output_tokens=usage.output_tokens, cost_usd=usage.cost_usd, total_ms=total_ms,
                      voice_example=reply.voice_example)
     return outbound, turn
+
+
+async def _progress(conn: Conn, learner_id: uuid.UUID, batch: list[Waiting], reply: Reply) -> None:
+    """Count the turn toward the daily goal; its streak news ends the reply, a waiting weekly report follows."""
+    heard = [h.seconds for row in batch if (h := Heard.of(row.payload)) is not None and not h.problem]
+    native = reply.charge.native if reply.charge else "en"
+    counted = await deliver.count_turn(conn, learner_id, goals.now(), messages=len(batch),
+                                       exercises=int(reply.practice is not None), voice_seconds=sum(heard),
+                                       fallback_native=native)
+    reply.text = "\n\n".join([reply.text, *counted.lines]) if counted.lines else reply.text
+    if counted.report:
+        reply.report, reply.report_caption = True, counted.report
+    elif reply.report:
+        reply.report_caption = reply.report_caption or deliver.chart_title(counted.native)
 
 
 async def publish(res: Resources, event: InboundMessage, batch: list[Waiting], outbound: Outbound,
@@ -117,6 +141,26 @@ async def send_export(res: Resources, event: InboundMessage, learner_id: uuid.UU
         kind="document", document=token)
     if not await res.bus.publish(c.STREAM_OUTBOX, message, dedupe_key=f"outbox:{document.outbound_id}"):
         await drop(res.redis, f"doc:{token}")
+
+
+async def attachments(res: Resources, event: InboundMessage, learner_id: uuid.UUID, reply: Reply) -> None:
+    """What follows the reply's text once it is recorded: the data export, the progress chart."""
+    if reply.attachment is not None:
+        await send_export(res, event, learner_id, reply.attachment)
+    if reply.chart is not None:
+        await send_chart(res, event, learner_id, reply.chart)
+
+
+async def send_chart(res: Resources, event: InboundMessage, learner_id: uuid.UUID, chart: Outbound) -> None:
+    """Render the learner's progress chart and hand it to the sender as an image (deduplicated per message)."""
+    token = await deliver.keep_chart(res.pool, res.redis, learner_id, goals.now(),
+                                     res.settings.default_native_language, res.settings.export_ttl_s)
+    message = OutboundMessage(
+        id=f"out-{chart.outbound_id}", learner=event.learner, outbound_id=str(chart.outbound_id),
+        provider=event.provider, to=event.identity, text=chart.body, via=event.payload.get("to"),
+        kind="image", image=token)
+    if not await res.bus.publish(c.STREAM_OUTBOX, message, dedupe_key=f"outbox:{chart.outbound_id}"):
+        await drop(res.redis, f"img:{token}")
 
 
 async def say_delay(res: Resources, event: InboundMessage, learner_id: uuid.UUID, newest: Waiting, native: str) -> None:
@@ -181,4 +225,6 @@ async def resend(res: Resources, event: InboundMessage, learner_id: uuid.UUID, i
         await speak(res, event, voice, target)
     if (exported := replies.get("export")) is not None and exported.status == "queued":
         await send_export(res, event, learner_id, exported)
+    if (chart := replies.get("report")) is not None and chart.status == "queued":
+        await send_chart(res, event, learner_id, chart)
     await publish_turn(res, inbound_id, event.learner)

@@ -6,7 +6,9 @@ in one transaction: replicas and restarts can neither skip nor repeat a slot. Du
 composed (FSRS picks the item, weakest first) and handed to the outbox: free-form inside the 24-hour
 window, the approved practice template (with a quick-reply button) outside it. Learners who stop
 answering are written to less often, and told so. About 23 hours after a learner's last message, one short
-summary of what the session taught goes out before the window closes.
+summary of what the session taught goes out before the window closes. A free-form prompt carries the
+learner's streak news; the first slot of a week inside the window also brings the weekly report and its
+chart (charla.progress.report: outside the window it waits for the learner's next message).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from charla.core.catalog import say
 from charla.core.events import Flashcard, Identity, OutboundMessage, Template
 from charla.core.runtime import Resources
 from charla.ops import broadcast_dispatch
+from charla.progress import deliver
 from charla.store import profile
 from charla.store.messages import Conn
 from charla.store.profile import Profile
@@ -133,11 +136,20 @@ class PracticeScheduler:
 
     async def dispatch(self, now: datetime, limit: int = 200, *, unpublished: bool = True) -> int:
         queued: list[OutboundMessage] = []
+        charts: list[tuple[int, uuid.UUID]] = []  # (index in queued, learner) of reports to draw after commit
         async with self.res.pool.connection() as conn, conn.transaction():
             for due in await _due(conn, limit):
                 message = await self._compose(conn, due, now)
                 if message is not None:
                     queued.append(message)
+                    report = await self._report(conn, due, message, now)
+                    if report is not None:
+                        charts.append((len(queued), due.learner_id))
+                        queued.append(report)
+        for index, learner_id in charts:
+            token = await deliver.keep_chart(self.res.pool, self.res.redis, learner_id, now,
+                                             self.res.settings.default_native_language, self.res.settings.export_ttl_s)
+            queued[index] = queued[index].model_copy(update={"image": token})
         if unpublished:
             queued += await self._unpublished(now)
         for message in queued:
@@ -164,6 +176,8 @@ class PracticeScheduler:
         unanswered = await _unanswered(conn, due.learner_id, due.last_inbound_at)
         text = practice.exercise(item, learner, native, backed_off=unanswered >= 2)
         if window_open or not traits(provider).window:
+            lines = await deliver.prompt_lines(conn, due.learner_id, now, native, free_form=True)
+            text = "\n\n".join([*lines, text])
             return await self._queue(conn, due, provider, via, text, "text", item, None, _card(item, learner))
         if not settings.practice_template:
             await _skip(conn, due, "window closed and no CHARLA_PRACTICE_TEMPLATE")
@@ -174,6 +188,7 @@ class PracticeScheduler:
             await _skip(conn, due, f"CHARLA_PRACTICE_TEMPLATE {settings.practice_template} is {status} at WhatsApp")
             return None
         target = learner.target_language or settings.default_target_language
+        await deliver.prompt_lines(conn, due.learner_id, now, native, free_form=False)
         template = Template(name=settings.practice_template, language=language,
                             body_params=[due.name or "", _label(item, target, language)],
                             button_payload=f"practice:{due.prompt_id}")
@@ -191,6 +206,23 @@ class PracticeScheduler:
                WHERE id = %s""",
             (how, item, text, outbound_id, due.prompt_id))
         return _outbound(due, provider, via, outbound_id, text, how, template, card)
+
+    async def _report(self, conn: Conn, due: Due, prompt: OutboundMessage, now: datetime) -> OutboundMessage | None:
+        """This week's report after a practice prompt sent free-form (its chart is drawn after commit); with a
+        template, the report is left pending for the learner's next reply."""
+        if due.kind != "practice":
+            return None
+        text = await deliver.scheduled_report(conn, due.learner_id, now, self.res.settings.default_native_language,
+                                              free_form=prompt.kind != "template")
+        if text is None:
+            return None
+        outbound_id = uuid.uuid5(_NS, f"report:{due.prompt_id}")
+        await conn.execute(
+            """INSERT INTO messages (learner_id, direction, provider, outbound_id, kind, body, payload, status)
+               VALUES (%s, 'out', %s, %s, 'image', %s, '{"report": true}', 'queued') ON CONFLICT DO NOTHING""",
+            (due.learner_id, prompt.provider, outbound_id, text))
+        return prompt.model_copy(update={"id": f"out-{outbound_id}", "outbound_id": str(outbound_id), "text": text,
+                                         "kind": "image", "flashcard": None, "template": None})
 
     async def _unpublished(self, now: datetime) -> list[OutboundMessage]:
         """Prompts queued by a pass that died before publishing (the outbox dedupes the rest)."""

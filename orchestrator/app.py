@@ -91,6 +91,8 @@ def create_app(settings: Settings) -> FastAPI:
                       responses=openapi.MEDIA)
     app.add_api_route("/media/{token}.json", media_export, methods=["GET"], response_model=None,
                       response_class=Response, responses=openapi.EXPORT)
+    app.add_api_route("/media/{token}.png", media_image, methods=["GET"], response_model=None,
+                      response_class=Response, responses=openapi.IMAGE)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     if local_console(settings):
         app.include_router(console.router())
@@ -310,6 +312,14 @@ async def media_export(token: str, res: Res) -> Response:
     if data is None:
         return _error(404, "no such export (they expire after CHARLA_EXPORT_TTL_S)")
     return Response(data, media_type=export.MEDIA_TYPE, headers=export.attachment_headers())
+
+
+async def media_image(token: str, res: Res) -> Response:
+    """An image Charla sent (the progress chart: Twilio fetches MediaUrl from here, the console shows it)."""
+    data = await kept(res.redis, f"img:{token}") if _TOKEN.fullmatch(token) else None
+    if data is None:
+        return _error(404, "no such image (they expire after CHARLA_EXPORT_TTL_S)")
+    return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
 
 def twilio_url(request: Request, public_url: str | None) -> str:

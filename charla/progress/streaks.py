@@ -62,7 +62,7 @@ def _settle_day(p: Profile, day: date) -> None:
         streak.news.append("freeze")
         return
     streak.current = 0
-    streak.news.append("lost")
+    streak.news = [*(n for n in streak.news if n not in ("freeze", "lost")), "lost"]  # a lost streak needs no freeze
 
 
 def _roll(p: Profile, today: date) -> None:
@@ -70,6 +70,7 @@ def _roll(p: Profile, today: date) -> None:
     p.streak.settled = max(p.streak.settled, (today - timedelta(days=1)).isoformat())
     if p.streak.today.day != today.isoformat():
         p.streak.today = Day(day=today.isoformat())
+        p.streak.news = [n for n in p.streak.news if not n.startswith("met:")]  # yesterday's goal is old news
 
 
 def record(p: Profile, at: datetime, *, messages: int = 0, exercises: int = 0, voice_seconds: float = 0.0) -> None:

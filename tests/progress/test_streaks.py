@@ -83,7 +83,8 @@ async def test_fifteen_days_of_goals_freezes_and_a_milestone(stack: Stack, clock
     clock.now = DAY_1 + timedelta(hours=11, minutes=30)
     assert "🔥" not in await exchange(stack, "Una más antes de dormir")
     met = await day(stack, clock, 2, 2)
-    assert "🔥" not in met[0] and met[1].endswith("Days in a row: *2*.")
+    assert "🔥" not in met[0]
+    assert met[1].endswith("Days in a row: *2*.")
     assert all("🔥" not in r for r in await day(stack, clock, 3, 1))  # missed: one message of two
     freeze = await day(stack, clock, 4, 2)
     assert "🧊 You missed a day, so I used this week's streak freeze: your streak is safe." in freeze[0]
@@ -99,10 +100,12 @@ async def test_fifteen_days_of_goals_freezes_and_a_milestone(stack: Stack, clock
     await day(stack, clock, 13, 2)
     # Day 14 (Sunday) silent; its week (W24) had no freeze used yet, so one keeps the streak.
     last = await day(stack, clock, 15, 2)
-    assert "🧊" in last[0] and last[1].endswith("Days in a row: *9*.")
+    assert "🧊" in last[0]
+    assert last[1].endswith("Days in a row: *9*.")
     learner = await stored(stack)
     assert (learner.streak.current, learner.streak.best, learner.streak.freezes) == (9, 9, ["2030-W23", "2030-W24"])
-    assert learner.streak.today.day == "2030-06-17" and learner.streak.today.messages == 2
+    assert learner.streak.today.day == "2030-06-17"
+    assert learner.streak.today.messages == 2
     assert await rows(db, "SELECT count(*) FROM messages WHERE direction = 'out' AND kind = 'image'") == [(0,)]
 
 
@@ -134,16 +137,36 @@ async def test_my_progress_sends_the_report_and_its_chart(stack: Stack, clock: C
     body = text["text"]["body"]
     assert body.startswith("📊 *Your week*\n💬 ")
     assert "📚 1 new words" in body
-    assert "📉 Improving: *ser vs estar*" in body and "🔁 Still coming back: *gender*" in body
-    assert "🔥 Days in a row: 0 (best: 0)" in body and "🎓 Level estimate: *A2*" in body
-    assert image["type"] == "image" and image["image"]["caption"] == "Mistakes per week"
+    assert "📉 Improving: *ser vs estar*" in body
+    assert "🔁 Still coming back: *gender*" in body
+    assert "🔥 Days in a row: 0 (best: 0)" in body
+    assert "🎓 Level estimate: *A2*" in body
+    assert image["type"] == "image"
+    assert image["image"]["caption"] == "Mistakes per week"
     ((content_type, png),) = stack.fake.uploads
     assert content_type == "image/png"
     picture = Image.open(io.BytesIO(png)).convert("RGB")
     assert picture.size == (1080, 810)
-    drawn = sum(1 for pixel in picture.getdata() if pixel != (255, 255, 255))
+    colours = picture.getcolors(maxcolors=1 << 24) or []
+    drawn = sum(n for n, colour in colours if colour != (255, 255, 255))
     assert drawn > 0.03 * 1080 * 810  # lines, labels and grid: well beyond a blank canvas
-    reds = sum(1 for r, g, b in picture.getdata() if r > 180 and g < 80 and b < 80)
+    reds = sum(n for n, (r, g, b) in colours if r > 180 and g < 80 and b < 80)
     assert reds > 2000  # the first category's line (#d62728) is drawn
     assert await rows(db, "SELECT kind, status, body FROM messages WHERE reply_part = 'report'") == [
         ("image", "sent", "Mistakes per week")]
+
+
+async def test_a_report_that_waited_for_the_window_rides_on_the_next_reply(stack: Stack, clock: Clock) -> None:
+    await exchange(stack, "Hola")
+    me = (await rows_of(stack))[0]
+    async with stack.res.pool.connection() as conn:
+        await profile.update(conn, me, lambda p: setattr(p, "report_pending", True))  # type: ignore[arg-type]
+    count = len(stack.fake.sent)
+    await say(stack, "Buenos días", WA)
+    await stack.fake.wait_for(count + 2, seconds=30)
+    reply, image = stack.fake.sent[count], stack.fake.sent[count + 1]
+    assert reply["type"] == "text"
+    assert "📊" not in reply["text"]["body"]
+    assert image["type"] == "image"
+    assert image["image"]["caption"].startswith("📊 *Your week*")
+    assert not (await stored(stack)).report_pending

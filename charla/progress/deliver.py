@@ -87,9 +87,13 @@ async def scheduled_report(conn: Conn, learner_id: uuid.UUID, at: datetime, nati
                            free_form: bool) -> str | None:
     """At a practice slot: this week's report text when it is due and may go now (inside the window); when
     the window is closed it is marked pending instead (it rides on the learner's next reply). None: nothing
-    to send now."""
+    to send now. A learner who did nothing in the last seven days gets no report of zeros (a later slot of
+    the week looks again)."""
     stored = await profile.load(conn, learner_id)
     if not report.due(stored, at):
+        return None
+    week = await report.last_week(conn, learner_id, at)
+    if not week.messages and not week.exercises:
         return None
 
     def mark(p: Profile) -> None:
@@ -99,5 +103,4 @@ async def scheduled_report(conn: Conn, learner_id: uuid.UUID, at: datetime, nati
     stored = await profile.update(conn, learner_id, mark)
     if not free_form:
         return None
-    return report.compose(stored, await report.last_week(conn, learner_id, at), at,
-                          stored.native_language or native)
+    return report.compose(stored, week, at, stored.native_language or native)

@@ -6,7 +6,7 @@ used automatically and said so, a lost streak, the 7-day milestone; the news rid
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,6 +18,7 @@ from charla.store import profile
 from charla.store.profile import Example, Profile
 from tests.agents.test_conversation import bodies, rows, say
 from tests.support.harness import Stack, running_stack
+from tests.support.helpers import eventually
 
 WA = "34600000001"
 # Monday 3 June 2030, noon in Mexico City (UTC-6, no DST there any more).
@@ -152,8 +153,13 @@ async def test_my_progress_sends_the_report_and_its_chart(stack: Stack, clock: C
     assert drawn > 0.03 * 1080 * 810  # lines, labels and grid: well beyond a blank canvas
     reds = sum(n for n, (r, g, b) in colours if r > 180 and g < 80 and b < 80)
     assert reds > 2000  # the first category's line (#d62728) is drawn
-    assert await rows(db, "SELECT kind, status, body FROM messages WHERE reply_part = 'report'") == [
-        ("image", "sent", "Mistakes per week")]
+    recorded = "SELECT kind, status, body FROM messages WHERE reply_part = 'report'"
+    await eventually(lambda: _is(rows(db, recorded), [("image", "sent", "Mistakes per week")]), 10,
+                     "the chart recorded as sent")
+
+
+async def _is(found: Awaitable[object], expected: object) -> bool:
+    return await found == expected
 
 
 async def test_a_report_that_waited_for_the_window_rides_on_the_next_reply(stack: Stack, clock: Clock) -> None:

@@ -36,12 +36,17 @@ async def wrote(res: Resources, learner_id: uuid.UUID, at: datetime) -> None:
     """The learner wrote at `at` (their window is open for a day from then)."""
     async with res.pool.connection() as conn:
         await conn.execute("UPDATE learners SET last_inbound_at = %s WHERE id = %s", (at, learner_id))
+        await conn.execute("""INSERT INTO messages (learner_id, direction, provider, provider_message_id, kind, body,
+                                                    status, created_at)
+                              VALUES (%s, 'in', 'meta', %s, 'text', 'Hola', 'answered', %s)""",
+                           (learner_id, f"wamid.{uuid.uuid4().hex}", at))
 
 
 async def test_inside_the_window_the_report_follows_the_prompt_once_a_week(res: Resources,
                                                                             redis_default: Redis) -> None:
     me = await learner(res, "34600000010", AT_19 - timedelta(hours=2), errors={"ser_estar": 3, "gender": 1})
     await with_goal(res, me, "freeze")
+    await wrote(res, me, AT_19 - timedelta(hours=2))
     clock = Clock(AT_19 + timedelta(seconds=5))
     assert await PracticeScheduler(res, clock).tick() == 2
     prompt, report = await outbox(redis_default)
@@ -68,6 +73,7 @@ async def test_inside_the_window_the_report_follows_the_prompt_once_a_week(res: 
 async def test_outside_the_window_nothing_but_the_template(res: Resources, redis_default: Redis, db: str) -> None:
     me = await learner(res, "34600000011", AT_19 - timedelta(hours=30), errors={"ser_estar": 2})
     await with_goal(res, me, "met:4")
+    await wrote(res, me, AT_19 - timedelta(hours=30))
     clock = Clock(AT_19 + timedelta(seconds=5))
     for _ in range(9):  # nine daily slots across two ISO weeks, the learner silent throughout
         await PracticeScheduler(res, clock).tick()

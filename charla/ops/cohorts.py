@@ -41,7 +41,7 @@ async def cohorts(conn: Conn, now: datetime) -> Cohorts:
         """SELECT to_char(created_at, 'IYYY-"W"IW') AS week, count(*), count(*) FILTER (WHERE last_inbound_at > %s)
            FROM learners WHERE created_at > %s GROUP BY week ORDER BY week""",
         (since, now - timedelta(weeks=WEEKS)))).fetchall()
-    median = float(streak[0]) if streak and streak[0] is not None else None
+    median = float(str(streak[0])) if streak and streak[0] is not None else None
     return Cohorts(median_streak=median,
                    with_goal=int(str(streak[1])) if streak else 0,
                    by_signup=[Cohort(str(w[0]), int(str(w[1])), int(str(w[2]))) for w in weeks])

@@ -12,7 +12,7 @@ from matplotlib.ticker import MaxNLocator  # drawn without pyplot (Agg, no displ
 from charla.store.profile import Profile, week_of
 from charla.tutor.prompt import category_name
 
-WIDTH_PX, HEIGHT_PX, DPI = 1080, 810, 100
+WIDTH_PX, HEIGHT_PX, DPI = 1080, 1080, 100  # square: a phone shows it whole
 MAX_CATEGORIES = 5
 WEEKS = 8
 BACKGROUND = "#ffffff"
@@ -56,5 +56,5 @@ def _draw(figure: Figure, weeks: list[str], shown: dict[str, list[int]], native:
     for side in ("top", "right"):
         axes.spines[side].set_visible(False)
     if shown:
-        axes.legend(fontsize=22, frameon=False, loc="upper left")
-    figure.tight_layout()
+        axes.legend(fontsize=22, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2)
+    figure.subplots_adjust(left=0.07, right=0.98, top=0.9, bottom=0.27)  # fixed: tight_layout costs a draw

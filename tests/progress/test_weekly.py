@@ -15,7 +15,7 @@ from agents.scheduler import PracticeScheduler
 from charla.channels import media
 from charla.core.runtime import Resources
 from charla.store import profile
-from charla.store.profile import Goal, Profile
+from charla.store.profile import Example, Goal, Profile
 from tests.agents.test_conversation import rows
 from tests.agents.test_scheduler import AT_19, Clock, learner, outbox
 from tests.agents.test_scheduler import res as scheduler_res
@@ -59,7 +59,7 @@ async def test_inside_the_window_the_report_follows_the_prompt_once_a_week(res: 
     assert "🔥 Days in a row: 4" in report.text
     png = await media.kept(redis_default, f"img:{report.image}")
     assert png is not None
-    assert Image.open(io.BytesIO(png)).size == (1080, 810)
+    assert Image.open(io.BytesIO(png)).size == (1080, 1080)
     for _ in range(6):  # Tuesday to Sunday, same ISO week, the learner writing daily: the prompt alone
         clock.now += timedelta(days=1)
         await wrote(res, me, clock.now - timedelta(hours=1))
@@ -88,3 +88,18 @@ async def test_outside_the_window_nothing_but_the_template(res: Resources, redis
     # The report and the news wait for the learner's next message (old news dropped: the streak was lost).
     assert kept.report_pending
     assert kept.streak.news == ["lost"]
+
+
+def test_an_old_error_map_loads_and_keeps_counting_by_week() -> None:
+    old = {"timezone": "Europe/Madrid", "errors": {"ser_estar": {"count": 7, "last_seen": "2030-05-01T10:00:00Z",
+                                                                 "examples": []}}}
+    p = Profile.model_validate(old)
+    assert p.errors["ser_estar"].weeks == {}
+    for week in range(14):
+        p.count_error("ser_estar", Example(original="es cansado", corrected="está cansado"),
+                      AT_19 + timedelta(weeks=week))
+    stat = p.errors["ser_estar"]
+    assert stat.count == 21  # what was there, and every new one
+    assert len(stat.weeks) == 12  # bounded: the last twelve ISO weeks
+    assert min(stat.weeks) == "2030-W25"
+    assert max(stat.weeks) == "2030-W36"

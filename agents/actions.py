@@ -11,6 +11,7 @@ from agents import study
 from charla.core.catalog import N_, say
 from charla.core.events import Choice
 from charla.core.settings import Settings
+from charla.progress import goals, report
 from charla.store import lifecycle, profile
 from charla.store.messages import Conn
 from charla.store.profile import PracticeTime, Profile
@@ -44,6 +45,7 @@ class Said:
     choices: list[Choice] = field(default_factory=list)
     converse: bool = False
     documents: list[tuple[str, str]] = field(default_factory=list)  # files sent after `text`: (reply part, caption)
+    report: bool = False  # the weekly report's chart follows `text` as an image
 
 
 async def run(conn: Conn, learner_id: uuid.UUID, command: Command, message_id: str, session: Session,
@@ -63,6 +65,11 @@ async def run(conn: Conn, learner_id: uuid.UUID, command: Command, message_id: s
         return Said(converse=True)
     if name == "mistakes":
         return Said(await _mistakes(conn, learner_id, session, native))
+    if name == "goal":
+        return Said(await _goal(conn, learner_id, value, native))
+    if name == "progress":
+        stored, at = await profile.load(conn, learner_id), goals.now()
+        return Said(report.compose(stored, await report.last_week(conn, learner_id, at), at, native), report=True)
     if name == "export":
         return Said(await _export(conn, learner_id, native), documents=[("export", say("export_file", native))])
     if name == "forget":
@@ -96,6 +103,7 @@ async def _set(conn: Conn, learner_id: uuid.UUID, command: Command, message_id: 
             p.reminders_paused = False
         elif name in ("reminders_off", "reminders_on"):
             p.reminders_paused = name == "reminders_off"
+            p.paused_until = None if name == "reminders_on" else p.paused_until  # "resume practice" ends a pause
         p.confirm({"reminders_on": "reminders_paused", "reminders_off": "reminders_paused"}.get(name, name),
                   message_id)
 
@@ -116,6 +124,14 @@ async def _set(conn: Conn, learner_id: uuid.UUID, command: Command, message_id: 
     if name in ("reminders_off", "reminders_on"):
         await practice.set_paused(conn, learner_id, name == "reminders_off", now)
     return Said(say(_CONFIRMATIONS[name], lang, value=value))
+
+
+async def _goal(conn: Conn, learner_id: uuid.UUID, value: str, native: str) -> str:
+    goal = goals.parse_goal(value)
+    if goal is None:
+        return say("goal.invalid", native)
+    updated = await profile.update(conn, learner_id, lambda p: goals.set_goal(p, goal, goals.now()))
+    return say("goal.set", native, goal=goals.describe(goal, native), zone=updated.timezone or "UTC")
 
 
 async def _phone(conn: Conn, learner_id: uuid.UUID) -> str | None:

@@ -282,7 +282,8 @@ class Conversation:
             await self._tutor_turn(event, learner_id, batch, sess, stored, native, topic_changed=True)
             return
         await self._finish(event, learner_id, batch, sess, Reply(said.text, Usage("command", route="command"),
-                                                                 said.choices, documents=said.documents))
+                                                                 said.choices, documents=said.documents,
+                                                                 report=said.report))
 
     async def _activity(self, event: InboundMessage, learner_id: uuid.UUID, batch: list[Waiting], sess: Session,
                         command: commands.Command, native: str, target: str) -> None:
@@ -361,8 +362,7 @@ class Conversation:
         await outgoing.publish(self.res, event, batch, outbound, turn)
         if reply.spoken is not None and reply.say is not None:
             await outgoing.speak(self.res, event, reply.spoken, reply.say[1], slow=reply.slow)
-        for part, attached in reply.attachments:
-            await outgoing.send_document(self.res, event, learner_id, part, attached)
+        await outgoing.attachments(self.res, event, learner_id, reply)
 
     async def _defer(self, event: InboundMessage, learner_id: uuid.UUID, newest: Waiting, native: str,
                      exc: AllProvidersFailed) -> None:

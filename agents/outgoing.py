@@ -1,5 +1,6 @@
-"""What the conversation agent writes and hands on for a turn: the reply, its voice note and data export,
-recorded with the turn in the turn's transaction, then published to the outbox, the voice agent and the
+"""What the conversation agent writes and hands on for a turn: the reply, its voice note, data export and
+progress chart, recorded with the turn in the turn's transaction (with the day's progress toward the learner's
+goal: counted once, as the turn is recorded once), then published to the outbox, the voice agent and the
 memory agent under dedupe keys (a re-run after a crash publishes nothing twice)."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from charla.core.events import Choice, InboundMessage, OutboundMessage, SpeakReq
 from charla.core.runtime import Resources
 from charla.core.settings import Settings
 from charla.ops import export
+from charla.progress import deliver, goals
 from charla.store import messages, turns
 from charla.store.messages import Conn, Outbound
 from charla.store.turns import Usage, Waiting
@@ -22,6 +24,7 @@ from charla.tutor import practice, wordbook
 from charla.tutor.activity import Commit
 from charla.tutor.prompt import TutorReply
 from payments import entitlements
+from voice.heard import Heard
 
 
 @dataclass(frozen=True)
@@ -53,12 +56,16 @@ class Reply:
     attachments: list[tuple[str, Outbound]] = field(default_factory=list)  # their recorded outbound messages
     commit: Commit | None = None  # writes that commit with the reply (a guided activity's next state)
     done: bool = False  # the model judged a roleplay's goal reached (TutorReply.done)
+    report: bool = False  # the progress chart follows the text as an image (`my progress`, a pending report)
+    chart: Outbound | None = None  # the chart's recorded outbound message
+    report_caption: str = ""  # the chart's caption (a pending weekly report's text)
 
 
 async def record(conn: Conn, event: InboundMessage, learner_id: uuid.UUID, batch: list[Waiting],
                   reply: Reply) -> tuple[Outbound, TurnEvent]:
     """Record the reply and the turn; returns the reply and the turn's event (published after commit)."""
     newest, usage = batch[-1], reply.usage
+    await _progress(conn, learner_id, batch, reply)
     outbound = await messages.record_reply(conn, learner_id, event.provider, newest.message_id, newest.id,
                                            reply.text, answers=False, choices=reply.choices)
     if reply.say is not None:
@@ -68,6 +75,9 @@ async def record(conn: Conn, event: InboundMessage, learner_id: uuid.UUID, batch
         reply.attachments.append((part, await messages.record_reply(
             conn, learner_id, event.provider, newest.message_id, newest.id, caption, part, answers=False,
             kind="document")))
+    if reply.report:
+        reply.chart = await messages.record_reply(conn, learner_id, event.provider, newest.message_id, newest.id,
+                                                  reply.report_caption, "report", answers=False, kind="image")
     total_ms = max(0, round((utcnow() - event.at).total_seconds() * 1000))
     turn_id = await turns.record(conn, learner_id, newest.id, [row.id for row in batch], usage, total_ms,
                                  reply.corrections, reply.vocabulary, reply.voice_example)
@@ -79,6 +89,20 @@ async def record(conn: Conn, event: InboundMessage, learner_id: uuid.UUID, batch
                      output_tokens=usage.output_tokens, cost_usd=usage.cost_usd, total_ms=total_ms,
                      voice_example=reply.voice_example)
     return outbound, turn
+
+
+async def _progress(conn: Conn, learner_id: uuid.UUID, batch: list[Waiting], reply: Reply) -> None:
+    """Count the turn toward the daily goal; its streak news ends the reply, a waiting weekly report follows."""
+    heard = [h.seconds for row in batch if (h := Heard.of(row.payload)) is not None and not h.problem]
+    native = reply.charge.native if reply.charge else "en"
+    counted = await deliver.count_turn(conn, learner_id, goals.now(), messages=len(batch),
+                                       exercises=int(reply.practice is not None), voice_seconds=sum(heard),
+                                       fallback_native=native)
+    reply.text = "\n\n".join([reply.text, *counted.lines]) if counted.lines else reply.text
+    if counted.report:
+        reply.report, reply.report_caption = True, counted.report
+    elif reply.report:
+        reply.report_caption = reply.report_caption or deliver.chart_title(counted.native)
 
 
 async def publish(res: Resources, event: InboundMessage, batch: list[Waiting], outbound: Outbound,
@@ -146,6 +170,27 @@ async def send_document(res: Resources, event: InboundMessage, learner_id: uuid.
         kind="document", document=token, filename=filename)
     if not await res.bus.publish(c.STREAM_OUTBOX, message, dedupe_key=f"outbox:{document.outbound_id}"):
         await drop(res.redis, f"doc:{token}")
+
+
+async def attachments(res: Resources, event: InboundMessage, learner_id: uuid.UUID, reply: Reply) -> None:
+    """What follows the reply's text once it is recorded: its files (the data export, the wordbook), the
+    progress chart."""
+    for part, attached in reply.attachments:
+        await send_document(res, event, learner_id, part, attached)
+    if reply.chart is not None:
+        await send_chart(res, event, learner_id, reply.chart)
+
+
+async def send_chart(res: Resources, event: InboundMessage, learner_id: uuid.UUID, chart: Outbound) -> None:
+    """Render the learner's progress chart and hand it to the sender as an image (deduplicated per message)."""
+    token = await deliver.keep_chart(res.pool, res.redis, learner_id, goals.now(),
+                                     res.settings.default_native_language, res.settings.export_ttl_s)
+    message = OutboundMessage(
+        id=f"out-{chart.outbound_id}", learner=event.learner, outbound_id=str(chart.outbound_id),
+        provider=event.provider, to=event.identity, text=chart.body, via=event.payload.get("to"),
+        kind="image", image=token)
+    if not await res.bus.publish(c.STREAM_OUTBOX, message, dedupe_key=f"outbox:{chart.outbound_id}"):
+        await drop(res.redis, f"img:{token}")
 
 
 async def say_delay(res: Resources, event: InboundMessage, learner_id: uuid.UUID, newest: Waiting, native: str) -> None:
@@ -220,4 +265,6 @@ async def resend(res: Resources, event: InboundMessage, learner_id: uuid.UUID, i
     for part in DOCUMENTS:
         if (document := replies.get(part)) is not None and document.status == "queued":
             await send_document(res, event, learner_id, part, document)
+    if (chart := replies.get("report")) is not None and chart.status == "queued":
+        await send_chart(res, event, learner_id, chart)
     await publish_turn(res, inbound_id, event.learner)

@@ -6,7 +6,9 @@ in one transaction: replicas and restarts can neither skip nor repeat a slot. Du
 composed (FSRS picks the item, weakest first) and handed to the outbox: free-form inside the 24-hour
 window, the approved practice template (with a quick-reply button) outside it. Learners who stop
 answering are written to less often, and told so. About 23 hours after a learner's last message, one short
-summary of what the session taught goes out before the window closes.
+summary of what the session taught goes out before the window closes. A free-form prompt carries the
+learner's streak news; the first slot of a week inside the window also brings the weekly report and its
+chart (agents/weekly.py: outside the window it waits for the learner's next message).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from agents import due as batch_read
+from agents import weekly
 from agents.due import Due, identity, opt_str
 from charla.channels.registry import local_console, traits
 from charla.core import alerts, window
@@ -80,6 +83,7 @@ class Batch:
 
     skipped: list[tuple[str, int]] = field(default_factory=list)
     queued: list[Composed] = field(default_factory=list)
+    reports: list[tuple[Composed, str]] = field(default_factory=list)  # weekly reports after their prompts
 
 
 @dataclass
@@ -158,6 +162,10 @@ class PracticeScheduler:
             await _write(conn, batch)
         queued = [_outbound(q.due, q.due.provider, q.due.via, _outbound_id(q.due), q.text, q.how, q.template, q.card,
                             q.choices) for q in batch.queued]
+        for q, text in batch.reports:  # charts are drawn after commit, off the event loop
+            report = _outbound(q.due, q.due.provider, q.due.via, _report_id(q.due), text, "image", None)
+            queued.append(await weekly.with_chart(self.res, report.model_copy(update={"kind": "image"}),
+                                                  q.due.learner_id, now))
         if unpublished:
             queued += await self._unpublished(now)
         await asyncio.gather(*(self.res.bus.publish(c.STREAM_OUTBOX, m, dedupe_key=f"outbox:{m.outbound_id}")
@@ -173,6 +181,11 @@ class PracticeScheduler:
                 batch.skipped.append((found, due.prompt_id))
                 continue
             batch.queued.append(found)
+            native = due.learner.native_language or self.res.settings.default_native_language
+            text = await weekly.report(conn, due, now, native, free_form=found.how != "template",
+                                       outbound_id=_report_id(due))
+            if text is not None:
+                batch.reports.append((found, text))
             for later in dues:  # a later prompt of the same learner in this batch sees this one queued
                 if later.learner_id == due.learner_id and due.kind == "practice":
                     later.unanswered, later.last_queued = later.unanswered + 1, due.slot_at
@@ -194,8 +207,10 @@ class PracticeScheduler:
         item = practice.pick_item(due.learner, due.cards, now)
         target = due.learner.target_language or settings.default_target_language
         text = practice.exercise(item, due.learner, native, backed_off=due.unanswered >= 2, target=target)
-        if window_open or not traits(due.provider).window:
-            return _inside(due, item, text, now, native, settings)
+        free_form = window_open or not traits(due.provider).window
+        lines = await weekly.streak_lines(conn, due, now, native, free_form=free_form)
+        if free_form:
+            return _inside(due, item, "\n\n".join([*lines, text]), now, native, settings)
         if not settings.practice_template:
             return "window closed and no CHARLA_PRACTICE_TEMPLATE"
         language = settings.practice_template_language or settings.template_language
@@ -259,6 +274,10 @@ def _inside(due: Due, item: str | None, text: str, now: datetime, native: str, s
 
 def _outbound_id(due: Due) -> uuid.UUID:
     return uuid.uuid5(_NS, f"prompt:{due.prompt_id}")
+
+
+def _report_id(due: Due) -> uuid.UUID:
+    return uuid.uuid5(_NS, f"report:{due.prompt_id}")
 
 
 async def _write(conn: Conn, batch: Batch) -> None:

@@ -69,6 +69,8 @@ async def send(res: Resources, channels: Channels, event: OutboundMessage) -> No
         await _send_voice(res, channel, event, outbound_id, window_closed)
     elif event.kind == "document":
         await _send_document(res, channel, event, outbound_id, window_closed)
+    elif event.kind == "image":
+        await _send_image(res, channel, event, outbound_id, window_closed)
     elif event.kind == "template" or window_closed:
         await _send_template(res, channel, event, outbound_id)
     else:
@@ -143,6 +145,24 @@ async def _send_document(res: Resources, channel: Channel, event: OutboundMessag
     sent = await _send_whole(res, channel, event, outbound_id, lambda: channel.send_document(event, document))
     if sent and channel.traits.keeps_media:
         await media.drop(res.redis, token)  # the provider keeps its own copy: nothing needs to fetch it from Charla
+
+
+async def _send_image(res: Resources, channel: Channel, event: OutboundMessage, outbound_id: uuid.UUID,
+                      window_closed: bool) -> None:
+    """A PNG (the progress chart) with `text` as its caption: uploaded to Meta, fetched by Twilio from
+    CHARLA_PUBLIC_URL/media/<token>.png, shown by the console. Outside the window it is not sent (no template
+    carries it: a report due then waits for the learner's next message instead)."""
+    if window_closed:
+        await _fail(res, outbound_id, {"reason": "24-hour window closed; images are sent only inside it"})
+        return
+    token = f"img:{event.image}"
+    data = await media.kept(res.redis, token) if event.image else None
+    if data is None:
+        await _fail(res, outbound_id, {"reason": "the image expired before it was sent"})
+        return
+    sent = await _send_whole(res, channel, event, outbound_id, lambda: channel.send_image(event, data, event.text))
+    if sent and channel.traits.keeps_media:
+        await media.drop(res.redis, token)
 
 
 async def _send_template(res: Resources, channel: Channel, event: OutboundMessage, outbound_id: uuid.UUID) -> None:

@@ -10,6 +10,7 @@ from datetime import datetime
 from charla.core.catalog import N_, say
 from charla.core.events import Choice, utcnow
 from charla.core.settings import Settings
+from charla.store import profile
 from charla.store.messages import Conn
 from charla.store.profile import zone
 from charla.tutor import review, wordbook
@@ -52,9 +53,13 @@ async def run(conn: Conn, settings: Settings, learner_id: uuid.UUID, command: Co
 
 
 async def _pause(conn: Conn, learner_id: uuid.UUID, days: int, now: datetime, native: str) -> str:
+    """Pause practice prompts and the streak (the profile's `paused_until`, read by charla.progress.streaks)."""
     resume = await review.pause(conn, learner_id, days, now)
+    learner = await profile.load(conn, learner_id)
+    until = resume or review.resume_at(now, days, learner.timezone)
+    await profile.update(conn, learner_id, lambda p: setattr(p, "paused_until", until))
     if resume is None:
-        return say("pause.no_schedule", native)
+        return say("pause.streak_only", native, days=days, until=f"{until.astimezone(zone(learner.timezone)):%Y-%m-%d}")
     row = await (await conn.execute("SELECT timezone, local_time FROM schedules WHERE learner_id = %s LIMIT 1",
                                     (learner_id,))).fetchone()
     local = resume.astimezone(zone(str(row[0]) if row else None))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import uvloop
 
-from bench import bus, checker, ingest, memory, offline, outage, payments, scheduler, turn, voice, webhook
+from bench import bus, checker, ingest, memory, offline, outage, payments, scheduler, turn, voice, webhook, weekly
 from bench.load import progress
 from bench.services import Services, machine_info, prepare, started_services
 
@@ -23,7 +23,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="smaller counts, a 3 s webhook load, 1 s ingest rates (a smoke run)")
     parser.add_argument("--only", choices=["bus", "webhook", "ingest", "turn", "memory", "payments", "scheduler",
-                                           "voice", "outage", "checker", "offline"],
+                                           "voice", "outage", "checker", "offline", "report"],
                         help="run one benchmark only")
     parser.add_argument("--events", type=int, help="bus events per measurement (default 10000, quick 2000)")
     parser.add_argument("--rate", type=float, default=200.0, help="offered webhooks per second (default 200)")
@@ -81,6 +81,8 @@ async def run_all(services: Services, args: argparse.Namespace) -> dict[str, obj
         result["payments"] = await payments.run(services, 500 if args.quick else 2000)
     if args.only in (None, "scheduler"):
         result["scheduler"] = await scheduler.run(services, 10_000 if args.quick else 100_000)
+    if args.only in (None, "report"):
+        result["report"] = await weekly.run(services, 1000 if args.quick else 10_000)
     if args.only in (None, "voice"):
         result["voice"] = await voice.run(services, args.quick)
     if args.only is None:

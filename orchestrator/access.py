@@ -42,7 +42,8 @@ RULES: tuple[Rule, ...] = (
     _rule("/readyz", "GET", "anyone", "anyone (a readiness probe)"),
     _rule("/static", "GET", "anyone", "anyone (the dashboard's and the console's stylesheets and scripts)"),
     _rule("/media", "GET", "capability",
-          "whoever holds the random token of a spoken reply (.ogg) or a learner's data export (.json): Twilio "
+          "whoever holds the random token of a spoken reply (.ogg), a learner's data export (.json) or progress "
+          "chart (.png): Twilio "
           "fetching MediaUrl, the console; tokens expire (24 h, CHARLA_EXPORT_TTL_S)"),
     _rule("/metrics", "GET", "scraper",
           "Prometheus with `Authorization: Bearer CHARLA_METRICS_TOKEN` when it is set (401 otherwise); "

@@ -13,9 +13,11 @@ orchestrator.admin_pages.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request
@@ -28,7 +30,9 @@ from charla.core.bus import Bus
 from charla.core.constants import CONSUMER_GROUPS, PREFIX
 from charla.core.events import Template
 from charla.core.runtime import Resources
-from charla.ops import analytics, audit, broadcasts, deadletters, export, takeover
+from charla.ops import analytics, audit, broadcasts, cohorts, deadletters, export, takeover
+from charla.progress import chart, goals
+from charla.store.profile import Profile
 from orchestrator import charts
 from orchestrator.admin_login import Acting, Viewer, login, login_page, logout
 from orchestrator.admin_pages import back, render
@@ -50,6 +54,7 @@ def router() -> APIRouter:
     api.add_api_route("", overview, methods=["GET"], response_class=HTMLResponse)
     api.add_api_route("/learners", learner_list, methods=["GET"], response_class=HTMLResponse)
     api.add_api_route("/learners/{learner_id}", learner_page, methods=["GET"], response_class=HTMLResponse)
+    api.add_api_route("/learners/{learner_id}/progress.png", learner_chart, methods=["GET"], response_class=Response)
     api.add_api_route("/learners/{learner_id}/export", learner_export, methods=["GET"], response_class=Response)
     api.add_api_route("/learners/{learner_id}/delete", delete_learner, methods=["POST"])
     api.add_api_route("/learners/{learner_id}/take", take_over, methods=["POST"])
@@ -69,6 +74,7 @@ def router() -> APIRouter:
 async def overview(request: Request, res: Res, who: Viewer) -> HTMLResponse:
     async with res.pool.connection() as conn:
         data = await analytics.overview(conn)
+        cohort = await cohorts.cohorts(conn, datetime.now(UTC))
     bus = Bus(res.redis)
     streams = [await bus.stats(stream) for stream in CONSUMER_GROUPS]
     lag = {s.stream.removeprefix(f"{PREFIX}:stream:"): float(sum((g.lag or 0) + g.pending for g in s.groups))
@@ -85,9 +91,11 @@ async def overview(request: Request, res: Res, who: Viewer) -> HTMLResponse:
         "revenue": charts.bars(data.revenue, secondary=("revenue",)),
         "queues": charts.horizontal(lag),
     }
+    svg["retention"] = charts.horizontal({c.week: c.retention for c in cohort.by_signup}, unit=" %")
     held = await takeover.held(res.redis)
     return render(request, "admin_overview.html", data=data, charts={k: Markup(v) for k, v in svg.items()},  # noqa: S704 - pygal's own SVG
-                 dead=dead, held=len(held), queued=sum(lag.values()), alerts=await alerts.current(res.redis))
+                 dead=dead, held=len(held), queued=sum(lag.values()), alerts=await alerts.current(res.redis),
+                 cohort=cohort)
 
 
 async def learner_list(request: Request, res: Res, who: Viewer, q: str = "") -> HTMLResponse:
@@ -108,6 +116,16 @@ async def learner_page(request: Request, learner_id: uuid.UUID, res: Res, who: V
     return render(request, "admin_learner.html", learner=found, errors=errors, lines=lines,
                  error_chart=Markup(error_chart),  # noqa: S704 - pygal's own SVG
                  holder=await takeover.holder(res.redis, learner_id))
+
+
+async def learner_chart(learner_id: uuid.UUID, res: Res, who: Viewer) -> Response:
+    """The learner's progress chart: the image their weekly report sends (charla.progress.chart)."""
+    async with res.pool.connection() as conn:
+        row = await (await conn.execute("SELECT data FROM profiles WHERE learner_id = %s", (learner_id,))).fetchone()
+    if row is None:
+        raise HTTPException(404, "no such learner (deleted?)")
+    png = await asyncio.to_thread(chart.render, Profile.model_validate(row[0]), goals.now(), "en", "Mistakes per week")
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
 async def learner_export(learner_id: uuid.UUID, res: Res, who: Viewer) -> Response:

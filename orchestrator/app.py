@@ -92,6 +92,8 @@ def create_app(settings: Settings) -> FastAPI:
     for extension in export.SERVED:  # a learner's data export, their wordbook's Anki deck and CSV
         app.add_api_route(f"/media/{{token}}.{extension}", _served_file(extension),
                           methods=["GET"], response_model=None, response_class=Response, responses=openapi.EXPORT)
+    app.add_api_route("/media/{token}.png", media_image, methods=["GET"], response_model=None,
+                      response_class=Response, responses=openapi.IMAGE)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     if local_console(settings):
         app.include_router(console.router())
@@ -318,6 +320,14 @@ async def media_export(token: str, res: Res, extension: str = "json") -> Respons
     if data is None:
         return _error(404, "no such export (they expire after CHARLA_EXPORT_TTL_S)")
     return Response(data, media_type=export.SERVED[extension][1], headers=export.attachment_headers(extension))
+
+
+async def media_image(token: str, res: Res) -> Response:
+    """An image Charla sent (the progress chart: Twilio fetches MediaUrl from here, the console shows it)."""
+    data = await kept(res.redis, f"img:{token}") if _TOKEN.fullmatch(token) else None
+    if data is None:
+        return _error(404, "no such image (they expire after CHARLA_EXPORT_TTL_S)")
+    return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
 
 def twilio_url(request: Request, public_url: str | None) -> str:

@@ -66,4 +66,5 @@ STRIPE_REQUEST = {"parameters": [_header("Stripe-Signature", "t=<unix time>,v1=<
 METRICS: Responses = {200: _text("text/plain", "Prometheus text exposition"),
                       401: _json(_ERROR, "CHARLA_METRICS_TOKEN is set and the bearer token is missing or wrong")}
 MEDIA: Responses = {200: _text("audio/ogg", "A spoken reply, Ogg/Opus"), **errors(404)}
+IMAGE: Responses = {200: _text("image/png", "A learner's progress chart"), **errors(404)}
 EXPORT: Responses = {200: _text("application/json", "A learner's data export, as a file"), **errors(404)}

@@ -174,7 +174,7 @@ class OutboundMessage(_Event):
     outbound_id: str
     provider: Provider
     to: Identity
-    kind: Literal["text", "choices", "template", "voice", "document"] = "text"
+    kind: Literal["text", "choices", "template", "voice", "document", "image"] = "text"
     text: str
     choices: list[Choice] = Field(default_factory=list)
     choices_button: str = "Options"
@@ -185,6 +185,7 @@ class OutboundMessage(_Event):
     audio: str | None = None  # kind "voice": the token of an Ogg/Opus note under MEDIA_KEY (`text` is its transcript)
     document: str | None = None  # kind "document": the token of a file under MEDIA_KEY (`text`: its caption)
     filename: str | None = None  # kind "document": the name the learner sees (None: the data export's)
+    image: str | None = None  # kind "image": the token of a PNG under MEDIA_KEY `img:<token>` (`text`: its caption)
 
 
 class ReadReceipt(_Event):

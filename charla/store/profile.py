@@ -22,6 +22,7 @@ CEFR = ("A1", "A2", "B1", "B2", "C1", "C2")
 MAX_WORDS = 500  # least recently seen words are pruned beyond this
 MAX_EXAMPLES = 3  # recent examples kept per error category
 MAX_SCORES, MAX_MISSED, MAX_SEEN = 20, 50, 40  # listening results kept
+MAX_WEEKS = 12  # ISO weeks of error counts kept per category (the weekly report's chart)
 
 
 def now() -> datetime:
@@ -43,6 +44,13 @@ class ErrorStat(BaseModel):
     count: int = 0
     last_seen: datetime = Field(default_factory=now)
     examples: list[Example] = Field(default_factory=list)
+    weeks: dict[str, int] = Field(default_factory=dict)  # ISO week ("2030-W23", learner's time) -> count
+
+
+def week_of(at: datetime, timezone: str | None) -> str:
+    """The ISO week `at` falls in, in the learner's timezone ("2030-W23")."""
+    year, week, _ = at.astimezone(zone(timezone)).isocalendar()
+    return f"{year}-W{week:02d}"
 
 
 class Word(BaseModel):
@@ -135,6 +143,34 @@ class Speaking(BaseModel):
                 del self.words[word]
 
 
+class Goal(BaseModel):
+    """The learner's daily goal: `amount` messages, exercises (practice answers) or minutes of voice."""
+
+    kind: str = "messages"  # messages | exercises | voice (minutes)
+    amount: int = 1
+
+
+class Day(BaseModel):
+    """What the learner did on one local day."""
+
+    day: str = ""  # ISO date in the learner's timezone
+    messages: int = 0
+    exercises: int = 0
+    voice_seconds: float = 0.0
+    met: bool = False
+
+
+class Streak(BaseModel):
+    """Days in a row the goal was met (charla.progress.streaks)."""
+
+    current: int = 0
+    best: int = 0
+    settled: str = ""  # the last complete local day accounted for (met, frozen, paused or missed)
+    freezes: list[str] = Field(default_factory=list)  # ISO weeks a freeze was used in (the last few)
+    news: list[str] = Field(default_factory=list)  # said on the next free-form message: met:N, freeze, milestone:N
+    today: Day = Field(default_factory=Day)
+
+
 class Profile(BaseModel):
     name: str | None = None
     level: str | None = None  # declared CEFR level
@@ -159,6 +195,11 @@ class Profile(BaseModel):
     missions: dict[str, MissionRecord] = Field(default_factory=dict)  # "<target>/<mission id>" -> its record
     listening: Listening = Field(default_factory=Listening)  # dictation and comprehension (issue 23)
     speaking: Speaking = Field(default_factory=Speaking)  # read-aloud results (issue 23)
+    paused_until: datetime | None = None  # practice and streaks paused until then (`pause practice for 2 weeks`)
+    goal: Goal | None = None  # the daily goal (no goal: no streak)
+    streak: Streak = Field(default_factory=Streak)
+    report_week: str = ""  # the ISO week of the last scheduled weekly report
+    report_pending: bool = False  # due while the window was closed: it rides on the next reply
 
     def confirm(self, fact: str, *message_ids: str) -> None:
         """Record that `fact` was set or confirmed now, by these messages."""
@@ -176,6 +217,9 @@ class Profile(BaseModel):
         stat.count += 1
         stat.last_seen = at
         stat.examples = [*stat.examples, example][-MAX_EXAMPLES:]
+        week = week_of(at, self.timezone)
+        stat.weeks[week] = stat.weeks.get(week, 0) + 1
+        stat.weeks = dict(sorted(stat.weeks.items())[-MAX_WEEKS:])
 
     def add_word(self, word: str, translation: str, at: datetime) -> None:
         """A word the tutor introduced (not used by the learner yet)."""

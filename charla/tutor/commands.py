@@ -35,7 +35,8 @@ _DAYS = {"weekdays": [0, 1, 2, 3, 4], "entre semana": [0, 1, 2, 3, 4], "weekends
 class Command:
     name: str  # help, topics, topic, level, native, target, timezone, practice, reminders_off, reminders_on,
     #            mistakes, cancel, cancel_confirm, cancel_keep, resume, export, forget, forget_confirm,
-    #            forget_cancel, opt_out, opt_in; start (value: an activity's kind), step (value: a tapped choice)
+    #            forget_cancel, opt_out, opt_in, goal ("5 messages"), progress; start (value: an activity's kind),
+    #            step (value: a tapped choice)
     value: str = ""
     days: list[int] = field(default_factory=list)
     arg: str = ""  # what a "start" asked for ("missions cafe" -> "cafe")
@@ -65,6 +66,7 @@ _SIMPLE: list[tuple[str, re.Pattern[str]]] = [(name, re.compile(pattern)) for na
     ("resume", r"(resume( my)? (subscription|plan)|reanudar( mi)? (suscripcion|plan)|undo cancel(lation)?)"),
     ("export", r"(send|give|show|export)( me)? (all )?my data|export|what do you know about me|"
                r"(mandame|enviame|dame|exporta|muestrame) (todos )?mis datos|que sabes de mi"),
+    ("progress", r"(show( me)? )?my progress|how am i doing|(muestrame |ver )?mi progreso|como voy"),
     ("forget", r"(delete|erase|remove|wipe) (all )?my data|forget (about )?me|(borra|elimina)(r)? (todos )?mis datos|"
                r"olvidame|delete my account|borra mi cuenta"),
 )]
@@ -152,6 +154,10 @@ _WORDS = [(name, re.compile(pattern)) for name, pattern in (
 )]
 _SAVE = re.compile(r"(save|keep|add|guarda(r)?|apunta(r)?|anade|añade)( the word| la palabra)? "
                    r"(?!(my|mi|mis) )(?P<w>[^\W\d_][\w' -]{0,40}?)( to my (words|wordbook)| a mis palabras)?")
+_GOAL = re.compile(r"((set )?my (daily )?goal( is| to|:)?|goal:?|(mi )?meta( diaria)?( es|:)?) (?P<n>\d{1,3}) "
+                   r"(?P<u>messages?|exercises?|minutes?( of (voice|speaking|audio))?|mensajes?|ejercicios?|"
+                   r"minutos?( de (voz|audio|hablar))?)( (a|per|each|al|por|cada) (day|dia))?")
+_GOAL_UNITS = {"mess": "messages", "mens": "messages", "exer": "exercises", "ejer": "exercises", "minu": "voice"}
 _YES = re.compile(r"(1|yes|y|si|yes,? delete( everything| it)?|si,? borra(lo| todo)?|confirm|confirmo)")
 _NO = re.compile(r"(2|no|nope|cancel|keep( it)?|no,? keep( it| my data)?|no,? gracias|mantener)")
 # The yes/no questions a message may answer, and the commands of their yes and no.
@@ -207,6 +213,8 @@ def _valued(folded: str) -> Command | None:
         return Command("target", code)
     if m := _PRACTICE.fullmatch(folded):
         return _practice(m)
+    if m := _GOAL.fullmatch(folded):
+        return Command("goal", f"{int(m.group('n'))} {_GOAL_UNITS[m.group('u')[:4]]}")
     if (m := _TIMEZONE.fullmatch(folded)) and (zone := find_timezone(_group(m))):
         return Command("timezone", zone)
     if (m := _TOPIC.fullmatch(folded)) and (topic := _topic(m.group("v"))):

@@ -96,6 +96,12 @@ function bubble(m) {
     file.textContent = `📄 ${name}`;
     el.append(file);
   }
+  if (m.image) {  // a progress chart: the picture, as WhatsApp shows it
+    const picture = document.createElement("img");
+    picture.className = "image"; picture.src = `/media/${m.image}.png`; picture.alt = "chart";
+    picture.style.maxWidth = "100%";
+    el.append(picture);
+  }
   if (m.kind === "audio" && m.direction === "in" && !m.text) body.textContent = "🎤 voice note";
   else if (m.kind === "voice" && m.direction === "out") {
     if (!m.audio) body.append("🔊 voice note");

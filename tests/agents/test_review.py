@@ -83,7 +83,7 @@ async def test_grade_buttons_update_the_card_once_and_the_cap_ends_the_session(s
     await tap(stack, grades[2], "👍 Good", stack.fake.ids[1])
     await stack.fake.wait_for(3, seconds=10)
     _, last_review, due = await card(stack, word)
-    assert last_review is not None
+    assert last_review is not None, stack.fake.sent[2:]
     assert due > datetime.now(UTC)
     chained = stack.fake.sent[2]
     assert chained["interactive"]["body"]["text"].startswith(f"✅ *{word.removeprefix('word:')}*")

@@ -58,7 +58,7 @@ class MetaChannel:
         return await self.graph.send_list(to, body, message.choices_button, rows, tag=tag)
 
     async def send_image(self, message: OutboundMessage, image: bytes, caption: str) -> str:
-        media_id = await self.graph.upload(image, "image/png", "flashcard.png")
+        media_id = await self.graph.upload(image, "image/png", "image.png")
         return await self.graph.send_image(self.recipient(message), media_id, caption=caption,
                                            tag=message.outbound_id)
 

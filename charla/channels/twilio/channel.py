@@ -80,8 +80,12 @@ class TwilioWhatsApp:
             raise TwilioTransientError(exc.status, exc.code, f"content {buttons.sid} is gone: {exc}") from exc
 
     async def send_image(self, message: OutboundMessage, image: bytes, caption: str) -> str:
-        """No images here (limits.caption is 0): the caption goes as text."""
-        return await self.send_text(message, caption)
+        """An image Charla keeps (`message.image`, a chart) goes as media Twilio fetches from /media/<token>.png;
+        a flashcard (rendered on the fly, limits.caption is 0) goes as its caption's text."""
+        if not message.image:
+            return await self.send_text(message, caption)
+        url = self._served(f"{message.image}.png", "images")
+        return await self.client.send_media(self.recipient(message), url, body=caption, sender=message.via)
 
     async def send_voice(self, message: OutboundMessage, audio: bytes) -> str:
         url = self._served(f"{message.audio}.ogg", "voice notes")

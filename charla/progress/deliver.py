@@ -1,0 +1,113 @@
+"""Where progress meets messages: a turn's count and its streak news, a practice prompt's streak line, the
+chart kept for the sender. Streak news only ever rides on a free-form message (a reply, or a practice prompt
+inside the 24-hour window); outside the window it waits in the profile for the next one."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from psycopg_pool import AsyncConnectionPool
+from redis.asyncio import Redis
+
+from charla.channels import media
+from charla.core.catalog import say
+from charla.progress import chart, goals, report, streaks
+from charla.store import profile
+from charla.store.messages import Conn
+from charla.store.profile import Profile, week_of
+
+
+@dataclass
+class Counted:
+    """What a counted turn adds to its reply: lines of news, and the weekly report if one was waiting."""
+
+    lines: list[str] = field(default_factory=list)
+    report: str = ""  # the pending report's text (the chart's caption), "" when none was waiting
+    native: str = "en"  # the learner's language
+
+
+async def count_turn(conn: Conn, learner_id: uuid.UUID, at: datetime, *, messages: int, exercises: int,
+                     voice_seconds: float, fallback_native: str) -> Counted:
+    """Count the turn into today (inside the turn's transaction) and take what its reply should say."""
+    taken: list[str] = []
+    pending = [False]
+
+    def change(p: Profile) -> None:
+        streaks.record(p, at, messages=messages, exercises=exercises, voice_seconds=voice_seconds)
+        taken.extend(streaks.take_news(p))
+        pending[0], p.report_pending = p.report_pending, False
+
+    stored = await profile.update(conn, learner_id, change)
+    native = stored.native_language or fallback_native
+    counted = Counted(goals.news_lines(taken, native), native=native)
+    if pending[0] and not streaks.paused_on(stored, streaks.local_day(stored, at)):
+        counted.report = report.compose(stored, await report.last_week(conn, learner_id, at), at, native)
+    return counted
+
+
+async def prompt_lines(conn: Conn, learner_id: uuid.UUID, at: datetime, native: str, *, free_form: bool) -> list[str]:
+    """Settle the streak before a practice prompt; when the prompt goes free-form, the news and what is
+    left of today's goal to say with it (a template says nothing: the news waits)."""
+    taken: list[str] = []
+
+    def change(p: Profile) -> None:
+        streaks.settle(p, at)
+        if free_form:
+            taken.extend(streaks.take_news(p))
+
+    stored = await profile.update(conn, learner_id, change)
+    if not free_form:
+        return []
+    left = goals.left_today(stored, native)
+    return [*goals.news_lines(taken, native), *([left] if left else [])]
+
+
+def chart_title(native: str) -> str:
+    return say("report.chart", native)
+
+
+async def keep_chart(pool: AsyncConnectionPool, redis: Redis, learner_id: uuid.UUID, at: datetime,
+                     fallback_native: str, ttl_s: int) -> str:
+    """Render the learner's chart now (off the event loop) and keep it for the sender; returns its token
+    (the sender finds it under `img:<token>`, Twilio fetches /media/<token>.png)."""
+    async with pool.connection() as conn:
+        stored = await profile.load(conn, learner_id)
+    native = stored.native_language or fallback_native
+    png = await asyncio.to_thread(chart.render, stored, at, native, chart_title(native))
+    token = secrets.token_urlsafe(24)
+    await media.keep(redis, f"img:{token}", png, ttl_s)
+    return token
+
+
+async def scheduled_report(conn: Conn, learner_id: uuid.UUID, at: datetime, native: str, *,
+                           free_form: bool) -> str | None:
+    """At a practice slot: this week's report text when it is due and may go now (inside the window); when
+    the window is closed it is marked pending instead (it rides on the learner's next reply). None: nothing
+    to send now. A learner who did nothing in the last seven days gets no report of zeros (a later slot of
+    the week looks again), nor does one in their first week (`my progress` answers any time)."""
+    stored = await profile.load(conn, learner_id)
+    if not report.due(stored, at) or (not stored.report_week and await _first_week(conn, learner_id, at)):
+        return None
+    week = await report.last_week(conn, learner_id, at)
+    if not week.messages and not week.exercises:
+        return None
+
+    def mark(p: Profile) -> None:
+        p.report_week = week_of(at, p.timezone)
+        p.report_pending = not free_form
+
+    stored = await profile.update(conn, learner_id, mark)
+    if not free_form:
+        return None
+    return report.compose(stored, week, at, stored.native_language or native)
+
+
+async def _first_week(conn: Conn, learner_id: uuid.UUID, at: datetime) -> bool:
+    """Whether the learner arrived less than a week before `at`."""
+    row = await (await conn.execute("SELECT created_at > %s - interval '7 days' FROM learners WHERE id = %s",
+                                    (at, learner_id))).fetchone()
+    return bool(row and row[0])

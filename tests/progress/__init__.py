@@ -1,0 +1,1 @@
+"""Tests of charla.progress: goals, streaks, the weekly report and its chart."""

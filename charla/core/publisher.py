@@ -11,10 +11,11 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
+
+from charla.core.redis_client import AnyRedis
 
 MAX_BATCH = 128  # publishes per pipelined round trip
 
@@ -42,7 +43,7 @@ def _settle(result: asyncio.Future[Any], reply: Any) -> None:
 class Publisher:
     """Runs one script (the bus's publish) for many callers, MAX_BATCH per pipelined round trip."""
 
-    def __init__(self, redis: Redis, script: AsyncScript) -> None:
+    def __init__(self, redis: AnyRedis, script: AsyncScript) -> None:
         self.redis = redis
         self.script = script
         self._waiting: list[_Publish] = []
@@ -75,11 +76,12 @@ class Publisher:
 
     async def _send(self, batch: list[_Publish], *, reloaded: bool = False) -> None:
         """One round trip for `batch`; each caller gets its own reply or error (a failed connection: all of
-        them). Redis forgets scripts when it restarts: those are then loaded again and sent once more."""
+        them). Redis forgets scripts when it restarts (or a replica is promoted): those are then loaded again
+        (on every primary of a cluster) and sent once more. On a cluster the pipeline groups the calls by node."""
         try:
             pipe = self.redis.pipeline(transaction=False)
-            for publish in batch:
-                pipe.evalsha(self.script.sha, len(publish.keys), *publish.keys, *publish.args)
+            for publish in batch:  # the cluster pipeline refuses pipe.evalsha, not the command itself
+                pipe.execute_command("EVALSHA", self.script.sha, len(publish.keys), *publish.keys, *publish.args)
             replies = await pipe.execute(raise_on_error=False)
             again = []
             for publish, reply in zip(batch, replies, strict=True):

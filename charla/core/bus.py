@@ -148,10 +148,6 @@ class Bus:
             raise
         return None if entry is None else _s(entry)
 
-    async def seal(self, topic: str, layout: Layout) -> int:
-        """Seal every partition of `topic` in `layout` (the one being left); how many were not sealed yet."""
-        return sum([bool(await self.redis.set(seal_key(stream), "1", nx=True)) for stream in layout.streams(topic)])
-
     async def ensure_group(self, topic: str, group: str) -> bool:
         """Create `group` on every partition of `topic` (at its end) unless it exists; True when created now."""
         created = False

@@ -2,7 +2,8 @@
 
 A topic (constants.STREAM_*) is `partitions` streams. With one partition on a standalone Redis the stream
 is the topic itself, so every key keeps the name it had before partitions existed. Otherwise partition p
-of `charla:stream:inbound` is `charla:stream:inbound:{inbound.p}`: the braces are a Redis Cluster hash tag,
+of P of `charla:stream:inbound` is `charla:stream:inbound:{inbound.p<p>of<P>}` (layouts of different counts
+never share a stream, so both can run while the count changes): the braces are a Redis Cluster hash tag,
 and every per-learner key the bus's scripts touch embeds the stream name (sequence, done, lock, seal) or
 the tag (dedupe), so a partition and all its keys live in one slot and no script is ever CROSSSLOT.
 A topic whose name already carries a hash tag (the tests' `test:{stream}`) is its own single partition.
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 
 from charla.core import constants as c
 
-_PARTITION = re.compile(r"(.+):\{[^{}]+\.\d+\}")
+_PARTITION = re.compile(r"(.+):\{[^{}]+\.p\d+of\d+\}")
 
 
 def hash_tag(key: str) -> str | None:
@@ -45,7 +46,7 @@ class Layout:
         if hash_tag(topic) is not None or (self.partitions == 1 and not self.tagged):
             return [topic]
         name = topic.rsplit(":", 1)[-1]
-        return [f"{topic}:{{{name}.{p}}}" for p in range(self.partitions)]
+        return [f"{topic}:{{{name}.p{p}of{self.partitions}}}" for p in range(self.partitions)]
 
     def stream(self, topic: str, learner: str) -> str:
         """The partition stream that holds `learner`'s events of `topic`."""

@@ -111,8 +111,9 @@ class Bus:
         self._drained: set[tuple[str, str, str]] = set()  # (old stream, group, learner) seen drained
         self._drained_check = redis.register_script(scripts.DRAINED)
         self._publisher = Publisher(redis, redis.register_script(scripts.PUBLISH))
-        self._begin = redis.register_script(scripts.BEGIN)
-        self._complete = redis.register_script(scripts.COMPLETE)
+        # Consumers' per-entry scripts are batched like publishes: entries finishing together share a trip.
+        self._begin = Publisher(redis, redis.register_script(scripts.BEGIN))
+        self._complete = Publisher(redis, redis.register_script(scripts.COMPLETE))
         self._create_group = redis.register_script(scripts.CREATE_GROUP)
         self._advance = redis.register_script(scripts.ADVANCE)
 
@@ -200,7 +201,7 @@ class Bus:
         if self.previous is not None and not await self._previous_drained(delivery, group):
             return "wait"
         keys = [self._done_key(delivery.stream, group), self._lock_key(delivery, group)]
-        turn = await self._begin(keys=keys, args=[delivery.learner, delivery.seq, token, self.config.lease_ms])
+        turn = await self._begin.submit(keys, [delivery.learner, delivery.seq, token, self.config.lease_ms])
         return cast(Turn, _s(turn))
 
     async def _previous_drained(self, delivery: Delivery, group: str) -> bool:
@@ -229,7 +230,7 @@ class Bus:
         keys = [self._done_key(delivery.stream, group), self._lock_key(delivery, group), delivery.stream]
         args: list[str | int] = [delivery.learner, delivery.seq, token, group, delivery.entry_id,
                                  self.done_channel(self.layout.topic(delivery.stream), group)]
-        await self._complete(keys=keys, args=args)
+        await self._complete.submit(keys, args)
 
     async def dead_letter(self, delivery: Delivery, group: str, token: str, *, error: str,
                           deliveries: int, consumer: str) -> None:

@@ -1,5 +1,5 @@
-"""The bus's batching publisher: publishes made at the same time (concurrent webhooks, say) share one
-pipelined round trip.
+"""The bus's batching script runner: publishes made at the same time (concurrent webhooks, say) share one
+pipelined round trip, and so do consumers' begin and complete calls.
 
 Each caller still awaits its own result, but the client's per-command cost (connection checkout, socket
 write and read) is paid once per batch, which halved its CPU per publish under load (78 → 33 µs measured).
@@ -41,7 +41,8 @@ def _settle(result: asyncio.Future[Any], reply: Any) -> None:
 
 
 class Publisher:
-    """Runs one script (the bus's publish) for many callers, MAX_BATCH per pipelined round trip."""
+    """Runs one script (the bus's publish, begin or complete) for many callers, MAX_BATCH per pipelined
+    round trip."""
 
     def __init__(self, redis: AnyRedis, script: AsyncScript) -> None:
         self.redis = redis

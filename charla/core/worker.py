@@ -95,6 +95,7 @@ class Worker:
                              lease_ms=bus.config.lease_ms)
         self.reading: set[str] = set()  # the partitions read now: those owned, else all
         self._readers: dict[str, asyncio.Task[None]] = {}
+        self._seqs: set[tuple[str, str, int]] = set()  # (stream, learner, seq) of the entries held
 
     @property
     def in_flight(self) -> int:
@@ -172,11 +173,14 @@ class Worker:
             return
         task = asyncio.create_task(self._process(delivery, check=check))
         self._held[held] = task
-        task.add_done_callback(lambda t: self._forget(held, t))
+        self._seqs.add((delivery.stream, delivery.learner, delivery.seq))
+        task.add_done_callback(lambda t: self._forget(delivery, t))
 
-    def _forget(self, held: tuple[str, str], task: asyncio.Task[None]) -> None:
-        entry_id = held[1]
-        self._held.pop(held, None)
+    def _forget(self, delivery: Delivery, task: asyncio.Task[None]) -> None:
+        entry_id = delivery.entry_id
+        self._held.pop((delivery.stream, entry_id), None)
+        self._seqs.discard((delivery.stream, delivery.learner, delivery.seq))
+        self._waiter.notify(delivery.learner)  # a successor waiting on this one (done elsewhere, say)
         self._room.set()
         if not task.cancelled() and task.exception() is not None:
             # The entry stays pending; once its lease runs out it is claimed and retried.
@@ -210,6 +214,11 @@ class Worker:
             if self._stopping:
                 return False  # left pending: a restart under the same name resumes it at once
             wake = self._waiter.prepare(delivery.learner)
+            if (delivery.stream, delivery.learner, delivery.seq - 1) in self._seqs:
+                # The predecessor is held here and not finished: its completion wakes us; asking Redis
+                # now would only answer 'wait' (half the scripts a burst of one learner ran).
+                await self._waiter.wait(wake, seconds=min(1.0, self._lease_s / 2))
+                continue
             turn = await self.bus.begin(delivery, self.group, token)
             if turn == "run":
                 return True

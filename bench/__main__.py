@@ -10,7 +10,20 @@ from pathlib import Path
 
 import uvloop
 
-from bench import bus, bus_partitions, checker, ingest, memory, offline, outage, payments, scheduler, turn, voice, webhook
+from bench import (
+    bus,
+    bus_partitions,
+    checker,
+    ingest,
+    memory,
+    offline,
+    outage,
+    payments,
+    scheduler,
+    turn,
+    voice,
+    webhook,
+)
 from bench.load import progress
 from bench.services import Services, machine_info, prepare, started_services
 

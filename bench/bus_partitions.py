@@ -24,7 +24,7 @@ from bench.load import CpuMeter, loadavg, progress, ratio
 from charla.core import constants as c
 from charla.core.bus import Bus, BusConfig
 from charla.core.events import InboundMessage
-from charla.core.redis_client import AnyRedis, connect
+from charla.core.redis_client import AnyRedis, connect, text
 from tests.support.helpers import eventually
 from tests.support.redis_cluster import ClusterError, local_cluster
 
@@ -57,7 +57,7 @@ async def spread_xadd(redis: AnyRedis, streams: Sequence[str], events: Sequence[
 async def _owners_settled(redis: AnyRedis, streams: Sequence[str], names: Sequence[str]) -> None:
     async def settled() -> bool:
         owners = [await redis.get(c.LEASE_KEY.format(stream=s, group=GROUP)) for s in streams]
-        return sorted(o.decode() for o in owners if o) == sorted(n for n in names for _ in range(2))
+        return sorted(text(o) for o in owners if o) == sorted(n for n in names for _ in range(2))
 
     await eventually(settled, 60, "each consumer owns two partitions")
 
@@ -66,7 +66,7 @@ async def measure(redis_url: str, options: BusOptions, server_pids: dict[str, in
                   cluster: bool) -> dict[str, object]:
     """Baseline, then publish → 2 consumer processes over 4 partitions, on the Redis at `redis_url`."""
     redis = connect(redis_url, cluster=cluster, max_connections=64)
-    bus = Bus(redis, BusConfig(partitions=PARTITIONS, tagged=cluster), groups={})  # type: ignore[arg-type]
+    bus = Bus(redis, BusConfig(partitions=PARTITIONS, tagged=cluster), groups={})
     events = make_events(options.events, options.learners * 5)
     streams = bus.streams(TOPIC)
     try:
@@ -80,7 +80,7 @@ async def measure(redis_url: str, options: BusOptions, server_pids: dict[str, in
         extra = ["--partitions", str(PARTITIONS), *(["--cluster"] if cluster else [])]
         progress(f"bus: publish → {CONSUMERS} consumer processes over {PARTITIONS} partitions × {len(events)}")
         async with in_processes(redis_url, TOPIC, names, options.worker_concurrency, extra) as running, \
-                all_done(redis, TOPIC, len(events)) as finished:  # type: ignore[arg-type]
+                all_done(bus.redis, TOPIC, len(events)) as finished:
             await _owners_settled(redis, streams, names)
             meter = CpuMeter({"benchmark": os.getpid(), **running.pids, **server_pids})
             started = time.perf_counter()

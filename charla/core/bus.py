@@ -22,6 +22,7 @@ from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
+from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -104,7 +105,9 @@ class Bus:
 
     def __init__(self, redis: AnyRedis, config: BusConfig | None = None,
                  groups: Mapping[str, Sequence[str]] = c.CONSUMER_GROUPS) -> None:
-        self.redis = redis
+        # Typed as one server's client for the callers' single-key commands, which a cluster client offers
+        # alike; the bus's own multi-key work stays in one slot by construction (charla.core.partitions).
+        self.redis = cast(Redis, redis)
         self.config = config or BusConfig()
         self.groups = groups
         self.layout, self.previous = self.config.layout, self.config.previous

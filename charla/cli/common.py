@@ -62,9 +62,10 @@ def urls(loaded: Settings) -> Urls:
 
 async def with_redis(work: Callable[[Any], Awaitable[Any]]) -> Any:
     """Run `work(redis)` against the stack's Redis."""
-    from redis.asyncio import Redis
+    from charla.core.redis_client import connect
 
-    redis = Redis.from_url(urls(settings()).redis_url)
+    loaded = settings()
+    redis = connect(urls(loaded).redis_url, cluster=loaded.redis_cluster, max_connections=8)
     try:
         return await work(redis)
     finally:

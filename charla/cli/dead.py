@@ -10,7 +10,6 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 import typer
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from rich.console import Console
 
@@ -91,12 +90,13 @@ def dead_drop(dead_id: Annotated[str, typer.Argument(metavar="ID", help="as list
 def _dead(work: Callable[[Bus], Awaitable[Any]]) -> Any:
     """Run `work(bus)` against the stack's Redis (REDIS_URL is enough: dead letters need no PostgreSQL)."""
     # The runtime (aiohttp, Prometheus) is imported when used, so that `charla --help` starts fast.
+    from charla.core.redis_client import connect
     from charla.core.runtime import bus_config
 
     settings = common.settings()
 
     async def _go(url: str) -> Any:
-        redis = Redis.from_url(url)
+        redis = connect(url, cluster=settings.redis_cluster, max_connections=8)
         try:
             return await work(Bus(redis, bus_config(settings)))
         finally:

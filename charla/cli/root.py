@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from charla.cli import broadcast, check, dead, learners, setup, stack, voice
+from charla.cli import broadcast, bus, check, dead, learners, setup, stack, voice
 
 app = typer.Typer(help="Charla: a self-hosted AI language tutor on WhatsApp.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
@@ -14,6 +14,7 @@ app.add_typer(learners.app)
 app.add_typer(voice.app, name="voice")
 app.add_typer(dead.app, name="dead")
 app.add_typer(broadcast.app, name="broadcast")
+app.add_typer(bus.app, name="bus")
 app.add_typer(check.app)
 
 

@@ -44,6 +44,14 @@ LOCK_KEY: Final = f"{PREFIX}:lock:{{stream}}:{{group}}:{{learner}}"
 # Publish-side deduplication (e.g. a WhatsApp message id); set in the same script as XADD.
 DEDUPE_KEY: Final = f"{PREFIX}:dedupe:{{key}}"
 
+# Set on each partition of the previous layout while the partition count changes (docs/scaling.md): the
+# publish script refuses new events there ("SEALED"), so they go to the new layout and the old one drains.
+SEAL_KEY: Final = f"{PREFIX}:sealed:{{stream}}"
+# Which consumer of a group owns a partition (a string: consumer name, expiring unless renewed), and the
+# group's live consumers (sorted set: name -> expiry in ms), from which each computes its fair share.
+LEASE_KEY: Final = f"{PREFIX}:lease:{{stream}}:{{group}}"
+MEMBERS_KEY: Final = f"{PREFIX}:members:{{topic}}:{{group}}"
+
 # Heartbeats: one key per live consumer process, expiring on its own when the process dies.
 HEARTBEAT_KEY: Final = f"{PREFIX}:hb:{{agent}}:{{consumer}}"
 # Each process's Prometheus metrics (JSON of its families), written with its heartbeat and expiring with it,

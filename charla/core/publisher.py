@@ -1,5 +1,5 @@
-"""The bus's batching publisher: publishes made at the same time (concurrent webhooks, say) share one
-pipelined round trip.
+"""The bus's batching script runner: publishes made at the same time (concurrent webhooks, say) share one
+pipelined round trip, and so do consumers' begin and complete calls.
 
 Each caller still awaits its own result, but the client's per-command cost (connection checkout, socket
 write and read) is paid once per batch, which halved its CPU per publish under load (78 → 33 µs measured).
@@ -11,10 +11,11 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
+
+from charla.core.redis_client import AnyRedis
 
 MAX_BATCH = 128  # publishes per pipelined round trip
 
@@ -40,9 +41,10 @@ def _settle(result: asyncio.Future[Any], reply: Any) -> None:
 
 
 class Publisher:
-    """Runs one script (the bus's publish) for many callers, MAX_BATCH per pipelined round trip."""
+    """Runs one script (the bus's publish, begin or complete) for many callers, MAX_BATCH per pipelined
+    round trip."""
 
-    def __init__(self, redis: Redis, script: AsyncScript) -> None:
+    def __init__(self, redis: AnyRedis, script: AsyncScript) -> None:
         self.redis = redis
         self.script = script
         self._waiting: list[_Publish] = []
@@ -75,11 +77,12 @@ class Publisher:
 
     async def _send(self, batch: list[_Publish], *, reloaded: bool = False) -> None:
         """One round trip for `batch`; each caller gets its own reply or error (a failed connection: all of
-        them). Redis forgets scripts when it restarts: those are then loaded again and sent once more."""
+        them). Redis forgets scripts when it restarts (or a replica is promoted): those are then loaded again
+        (on every primary of a cluster) and sent once more. On a cluster the pipeline groups the calls by node."""
         try:
             pipe = self.redis.pipeline(transaction=False)
-            for publish in batch:
-                pipe.evalsha(self.script.sha, len(publish.keys), *publish.keys, *publish.args)
+            for publish in batch:  # the cluster pipeline refuses pipe.evalsha, not the command itself
+                pipe.execute_command("EVALSHA", self.script.sha, len(publish.keys), *publish.keys, *publish.args)
             replies = await pipe.execute(raise_on_error=False)
             again = []
             for publish, reply in zip(batch, replies, strict=True):

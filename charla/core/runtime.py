@@ -19,13 +19,14 @@ from typing import Any
 import aiohttp
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from charla.core import constants as c
 from charla.core import metrics
 from charla.core.bus import Bus, BusConfig
 from charla.core.db import open_pool
+from charla.core.redis_client import connect
 from charla.core.settings import Settings
 from charla.core.worker import Handler, Worker, WorkerStats
 
@@ -65,7 +66,8 @@ def resolve_urls(settings: Settings) -> Urls:
 def bus_config(settings: Settings) -> BusConfig:
     return BusConfig(max_deliveries=settings.bus_max_deliveries, lease_ms=settings.bus_lease_ms,
                      retention_s=settings.bus_retention_s, max_backlog=settings.bus_max_backlog,
-                     dedupe_ttl_s=settings.dedupe_ttl_s)
+                     dedupe_ttl_s=settings.dedupe_ttl_s, partitions=settings.bus_partitions,
+                     tagged=settings.redis_cluster, previous_partitions=settings.bus_previous_partitions)
 
 
 @dataclass
@@ -86,10 +88,7 @@ class Resources:
 @asynccontextmanager
 async def open_resources(settings: Settings, *, pool_size: int = 10) -> AsyncIterator[Resources]:
     urls = resolve_urls(settings)
-    # Blocking pool: under a burst, tasks wait for a free connection instead of failing outright.
-    redis = Redis.from_pool(BlockingConnectionPool.from_url(
-        urls.redis_url, max_connections=settings.redis_max_connections, timeout=20,
-        health_check_interval=30, socket_keepalive=True))
+    redis = connect(urls.redis_url, cluster=settings.redis_cluster, max_connections=settings.redis_max_connections)
     pool = await open_pool(urls.database_url, max_size=pool_size)
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15, connect=5),
                                  connector=aiohttp.TCPConnector(limit=100), raise_for_status=False)

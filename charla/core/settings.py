@@ -201,6 +201,18 @@ class Settings(BaseSettings):
     kokoro_languages: str = Field("es", validation_alias=_env("CHARLA_KOKORO_LANGUAGES"), description="Languages "
                                   "(comma-separated) the `kokoro` engine speaks: Kokoro-82M from espeak-ng's phonemes, "
                                   "voice jf_gongitsune (Whisper WER on Spanish 0.04, espeak-ng 0.31).")
+    # --- issue 24: partitioned streams on Redis Cluster (docs/scaling.md) ---
+    redis_cluster: bool = Field(False, validation_alias=_env("CHARLA_REDIS_CLUSTER"), description=(
+        "Talk to a Redis Cluster: REDIS_URL names any one node (redis://host:port), the client finds the others "
+        "and follows failovers. Partition streams are then hash-tagged even with one partition."))
+    bus_partitions: int = Field(1, ge=1, le=1024, validation_alias=_env("CHARLA_BUS_PARTITIONS"), description=(
+        "Partition streams per bus topic, a learner's events always in the same one. 1 keeps the unpartitioned "
+        "key names. Change it only by the procedure in docs/scaling.md."))
+    bus_previous_partitions: int | None = Field(
+        None, ge=1, le=1024, validation_alias=_env("CHARLA_BUS_PREVIOUS_PARTITIONS"), description=(
+            "Set to the old CHARLA_BUS_PARTITIONS while the partition count changes (docs/scaling.md): the old "
+            "partitions are drained and still recognise duplicates; unset it once `charla bus drain` "
+            "reports them drained and the dedupe window has passed."))
 
     @cached_property
     def whatsapp_provider(self) -> Provider:

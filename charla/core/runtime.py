@@ -90,7 +90,8 @@ async def open_resources(settings: Settings, *, pool_size: int = 10) -> AsyncIte
     redis = Redis.from_pool(BlockingConnectionPool.from_url(
         urls.redis_url, max_connections=settings.redis_max_connections, timeout=20,
         health_check_interval=30, socket_keepalive=True))
-    pool = await open_pool(urls.database_url, max_size=pool_size)
+    pool = await open_pool(urls.database_url, max_size=pool_size,
+                           transaction_pooler=settings.db_transaction_pooler)
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15, connect=5),
                                  connector=aiohttp.TCPConnector(limit=100), raise_for_status=False)
     res = Resources(settings, redis, pool, http, Bus(redis, bus_config(settings)))

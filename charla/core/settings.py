@@ -209,6 +209,11 @@ class Settings(BaseSettings):
     redis_max_connections: int = Field(64, ge=4, validation_alias=_env("CHARLA_REDIS_MAX_CONNECTIONS"))
     agent_concurrency: int = Field(8, ge=1, validation_alias=_env("CHARLA_AGENT_CONCURRENCY"))
     heartbeat_s: float = Field(2.0, gt=0, validation_alias=_env("CHARLA_HEARTBEAT_S"))
+    # Scale-out: deploy, PgBouncer (issue 24)
+    db_transaction_pooler: bool = Field(False, validation_alias=_env("CHARLA_DB_TRANSACTION_POOLER"), description=(
+        "DATABASE_URL points at a transaction pooler (PgBouncer pool_mode=transaction): Charla then never "
+        "prepares statements on the server (a prepared statement belongs to one server session, and the pooler "
+        "hands each transaction to any session). Leave it off when connecting to PostgreSQL directly."))
 
     @cached_property
     def whatsapp_provider(self) -> Provider:

@@ -67,7 +67,6 @@ step "building localhost/charla:latest from the Dockerfile"
 step "building localhost/charla-services:bookworm"
 "${build[@]}" -t localhost/charla-services:bookworm -f deploy/podman/services.Containerfile deploy/podman \
   >"$WORK/build-services.log" 2>&1 || { tail -40 "$WORK/build-services.log"; exit 1; }
-podman image prune -f >/dev/null
 
 step "compose run (tests/deploy/test_compose.py)"
 CHARLA_DEPLOY_TEST=1 PODMAN_COMPOSE="$BIN/podman-compose" "$BIN/pytest" -p no:cacheprovider -q --tb=short \

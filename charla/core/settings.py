@@ -211,9 +211,8 @@ class Settings(BaseSettings):
     heartbeat_s: float = Field(2.0, gt=0, validation_alias=_env("CHARLA_HEARTBEAT_S"))
     # Scale-out: deploy, PgBouncer (issue 24)
     db_transaction_pooler: bool = Field(False, validation_alias=_env("CHARLA_DB_TRANSACTION_POOLER"), description=(
-        "DATABASE_URL points at a transaction pooler (PgBouncer pool_mode=transaction): Charla then never "
-        "prepares statements on the server (a prepared statement belongs to one server session, and the pooler "
-        "hands each transaction to any session). Leave it off when connecting to PostgreSQL directly."))
+        "DATABASE_URL is a transaction pooler (PgBouncer pool_mode=transaction): no server-side prepared statements "
+        "(each lives in one server session, and the pooler hands every transaction to any session)."))
 
     @cached_property
     def whatsapp_provider(self) -> Provider:

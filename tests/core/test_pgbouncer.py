@@ -62,7 +62,8 @@ async def test_migrations_run_through_the_pooler_from_two_migrators_at_once(boun
 
 
 async def test_real_turns_go_through_one_pooled_server_session(
-        bouncer: str, db: str, redis_default: Redis, default_redis_server: str, caplog: pytest.LogCaptureFixture) -> None:
+        bouncer: str, db: str, redis_default: Redis, default_redis_server: str,
+        caplog: pytest.LogCaptureFixture) -> None:
     one_session = bouncer.rsplit("/", 1)[0] + "/charla_one"  # every client shares one server session
     async with running_stack(one_session, default_redis_server, CHARLA_DB_TRANSACTION_POOLER="true") as stack:
         for learner in range(3):

@@ -30,6 +30,7 @@ pytestmark = [pytest.mark.skipif(os.environ.get("CHARLA_DEPLOY_TEST") != "1",
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "charla-deploy-test"
 HOST = "host.containers.internal"  # the host, as containers on a podman network reach it
+EVERY_INTERFACE = "0.0.0.0"  # noqa: S104 - the fakes must be reachable from the containers' network
 LEARNERS, PER_LEARNER = 8, 25
 AGENTS = ("conversation", "memory", "payments", "scheduler", "voice", "sender")
 
@@ -57,7 +58,8 @@ def filled_env(graph_url: str, llm_url: str, port: int) -> str:
               "WHATSAPP_ACCESS_TOKEN": GRAPH_TOKEN, "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
               "STRIPE_SECRET_KEY": "sk_test_" + secrets.token_hex(12), "STRIPE_WEBHOOK_SECRET": "whsec_"
               + secrets.token_hex(12), "STRIPE_PAYMENT_LINK": "https://buy.stripe.com/test_deploy"}
-    extra = {**llm_env(llm_url.replace("0.0.0.0", HOST)), "WHATSAPP_API_BASE_URL": graph_url.replace("0.0.0.0", HOST),
+    extra = {**llm_env(llm_url.replace(EVERY_INTERFACE, HOST)),
+             "WHATSAPP_API_BASE_URL": graph_url.replace(EVERY_INTERFACE, HOST),
              "CHARLA_PUBLISH": f"127.0.0.1:{port}", "CHARLA_BUS_LEASE_MS": "3000", "CHARLA_HEARTBEAT_S": "2",
              "CHARLA_LOG_LEVEL": "WARNING"}
     lines = []
@@ -70,13 +72,13 @@ def filled_env(graph_url: str, llm_url: str, port: int) -> str:
 
 @pytest.fixture
 async def graph() -> AsyncIterator[tuple[FakeGraph, str]]:
-    async with serve_fake_graph(host="0.0.0.0") as served:  # noqa: S104 - reached from the containers
+    async with serve_fake_graph(host=EVERY_INTERFACE) as served:
         yield served
 
 
 @pytest.fixture
 async def llm() -> AsyncIterator[tuple[FakeLLM, str]]:
-    async with serve_fake_llm(host="0.0.0.0") as served:  # noqa: S104 - reached from the containers
+    async with serve_fake_llm(host=EVERY_INTERFACE) as served:
         yield served
 
 
@@ -98,7 +100,7 @@ async def stack(tmp_path: Path, graph: tuple[FakeGraph, str], llm: tuple[FakeLLM
         compose(tmp_path, "up", "-d", "--no-deps", "orchestrator", *AGENTS)
         yield f"http://127.0.0.1:{port}"
     finally:
-        logs = Path(os.environ.get("WORK", "/tmp/charla-deploy")) / "compose-logs.txt"  # noqa: S108
+        logs = Path(os.environ.get("WORK", "/tmp/charla-deploy")) / "compose-logs.txt"
         logs.parent.mkdir(parents=True, exist_ok=True)
         logs.write_text(compose(tmp_path, "logs", check=False).stdout)
         compose(tmp_path, "down", "-v", "-t", "45", check=False)
@@ -115,15 +117,24 @@ def redis_cli(*args: str) -> str:
     return podman("exec", replicas("redis")[0], "redis-cli", *args).strip()
 
 
+def healthy_count(service: str) -> int:
+    """How many of the service's containers pass their compose health check, run now (podman without
+    systemd has no timer running it)."""
+    runs = [subprocess.run(["podman", "healthcheck", "run", name], capture_output=True, timeout=60, check=False)
+            for name in replicas(service)]
+    return len([run for run in runs if run.returncode == 0])
+
+
 async def healthy(service: str, count: int) -> None:
-    """`count` containers of `service` pass their compose health check (run here: podman without systemd
-    has no timer running it)."""
     async def check() -> bool:
-        runs = [subprocess.run(["podman", "healthcheck", "run", name], capture_output=True, timeout=60)
-                for name in replicas(service)]
-        return len([run for run in runs if run.returncode == 0]) >= count
+        return await asyncio.to_thread(healthy_count, service) >= count
 
     await eventually(check, 240, f"{count} healthy {service} container(s)")
+
+
+def pending() -> list[str]:
+    return [redis_cli("XPENDING", stream, group).splitlines()[0]
+            for stream, group in ((c.STREAM_INBOUND, "conversation"), (c.STREAM_OUTBOX, "sender"))]
 
 
 async def test_scaled_compose_stack_answers_every_message_exactly_once(
@@ -146,9 +157,7 @@ async def test_scaled_compose_stack_answers_every_message_exactly_once(
     await fake.wait_until(lambda: len(fake.echoed()) >= total, seconds=300)
 
     async def drained() -> bool:
-        pending = [redis_cli("XPENDING", stream, group).splitlines()[0]
-                   for stream, group in ((c.STREAM_INBOUND, "conversation"), (c.STREAM_OUTBOX, "sender"))]
-        return pending == ["0", "0"]
+        return await asyncio.to_thread(pending) == ["0", "0"]
 
     await eventually(drained, 60, "no pending entries")
     assert len(fake.echoed()) == total, "a message was answered twice"

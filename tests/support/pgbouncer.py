@@ -3,6 +3,7 @@ SCRAM between client, pooler and server, as the embedded PostgreSQL uses it."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 from collections.abc import AsyncIterator
@@ -35,10 +36,8 @@ pidfile = {root}/pgbouncer.pid
 """
 
 
-@asynccontextmanager
-async def running_pgbouncer(pg_url: str, root: Path) -> AsyncIterator[str]:
-    """PgBouncer on a free loopback port in front of `pg_url`; yields the URL of its `charla` database (the
-    same user and password). As root it runs as the unprivileged user the embedded PostgreSQL runs as."""
+def _launch(pg_url: str, root: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Write the configuration into `root` and start pgbouncer; returns it and its `charla` database's URL."""
     binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
     server = urlsplit(pg_url)
     user, password = unquote(server.username or ""), unquote(server.password or "")
@@ -54,10 +53,17 @@ async def running_pgbouncer(pg_url: str, root: Path) -> AsyncIterator[str]:
             shutil.chown(item, owner)
     prefix = ["runuser", "-u", owner, "--"] if owner else []
     proc = subprocess.Popen([*prefix, binary, "-q", str(root / "pgbouncer.ini")], stdin=subprocess.DEVNULL)
-    url = f"postgresql://{server.username}:{server.password}@127.0.0.1:{listen}/charla"
+    return proc, f"postgresql://{server.username}:{server.password}@127.0.0.1:{listen}/charla"
+
+
+@asynccontextmanager
+async def running_pgbouncer(pg_url: str, root: Path) -> AsyncIterator[str]:
+    """PgBouncer on a free loopback port in front of `pg_url`; yields the URL of its `charla` database (the
+    same user and password). As root it runs as the unprivileged user the embedded PostgreSQL runs as."""
+    proc, url = _launch(pg_url, root)
 
     async def accepting() -> bool:
-        assert proc.poll() is None, (root / "pgbouncer.log").read_text()
+        assert proc.poll() is None, f"pgbouncer exited; see {root / 'pgbouncer.log'}"
         try:
             async with await psycopg.AsyncConnection.connect(url, connect_timeout=2) as conn:
                 await conn.execute("SELECT 1")
@@ -70,4 +76,4 @@ async def running_pgbouncer(pg_url: str, root: Path) -> AsyncIterator[str]:
         yield url
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        await asyncio.to_thread(proc.wait, 30)

@@ -148,7 +148,7 @@ def test_secrets_come_only_from_the_secret_object(overlay: str) -> None:
     docs = rendered(overlay)
     assert "Secret" not in {doc["kind"] for doc in docs}, "the operator creates charla-secrets; no values here"
     secrets = secret_names()
-    assert "WHATSAPP_APP_SECRET" in secrets and "CHARLA_ADMIN_TOKEN" in secrets
+    assert {"WHATSAPP_APP_SECRET", "CHARLA_ADMIN_TOKEN"} <= secrets
     for config in of_kind(docs, "ConfigMap").values():
         assert not secrets & set(config["data"])
     workloads = [*of_kind(docs, "Deployment").values(), *of_kind(docs, "Job").values()]

@@ -55,7 +55,7 @@ async def test_prepared_statements_collide_behind_the_pooler_unless_told(bouncer
 
 
 async def test_migrations_run_through_the_pooler_from_two_migrators_at_once(bouncer: str, migrated_pg: str) -> None:
-    assert await asyncio.gather(migrate(bouncer), migrate(bouncer)) == [[], []]  # nothing new, no lock left held
+    assert list(await asyncio.gather(migrate(bouncer), migrate(bouncer))) == [[], []]  # nothing new, no lock left held
     async with await psycopg.AsyncConnection.connect(migrated_pg) as conn:
         locks = await (await conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")).fetchone()
     assert locks == (0,)

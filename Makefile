@@ -51,7 +51,7 @@ unit: $(STAMP)  ## the pytest suite only
 	@PYTHON=$(PYTHON) scripts/system-deps.sh test
 	$(BIN)/pytest
 
-deploy-test: $(STAMP)  ## the image and compose.yaml run for real with podman (root; ~4 min cold, see docs/deployment.md)
+deploy-test: $(STAMP)  ## the image and compose.yaml run for real with podman (root; 4-10 min cold, 2-4 warm: docs/deployment.md)
 	BIN=$(BIN) scripts/deploy-test.sh
 
 bench: $(STAMP)  ## benchmarks; prints JSON and writes bench/results/latest.json

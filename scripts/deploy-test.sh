@@ -5,7 +5,7 @@
 # then tests/deploy/test_compose.py brings the stack up with podman-compose, sends signed Meta webhooks, scales
 # the conversation agent to 3, restarts one replica mid-run and checks every message is answered exactly once.
 #
-#   scripts/deploy-test.sh          (root; apt installs podman, debootstrap, runc, catatonit, gosu if missing)
+#   scripts/deploy-test.sh          (root; apt installs podman, debootstrap, runc, catatonit, aardvark-dns if missing)
 #
 # Podman here: runc (crun refuses this VM's hybrid cgroups), cgroupfs, no default ulimits: all set in a
 # containers.conf of our own (CONTAINERS_CONF), nothing in /etc is changed. pip inside a build needs the host
@@ -23,13 +23,15 @@ mkdir -p "$WORK"
 start=$(date +%s)
 step() { echo "deploy-test: $* ($(( $(date +%s) - start )) s)"; }
 
+# podman with runc; catatonit is compose's `init: true`, aardvark-dns resolves service names on its network.
 missing=()
-for tool in podman:podman debootstrap:debootstrap runc:runc catatonit:catatonit; do
-  command -v "${tool%%:*}" >/dev/null 2>&1 || [ -x "/usr/libexec/podman/${tool%%:*}" ] || missing+=("${tool##*:}")
-done
+for tool in podman debootstrap runc; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+[ -x /usr/libexec/podman/catatonit ] || missing+=(catatonit)
+[ -x /usr/lib/podman/aardvark-dns ] || missing+=(aardvark-dns)
 if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || { echo "deploy-test needs: sudo apt-get install -y ${missing[*]}" >&2; exit 1; }
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 [ -x "$BIN/podman-compose" ] || "$BIN/pip" install --quiet "podman-compose>=1.2"
 

@@ -90,7 +90,7 @@ async def stack(tmp_path: Path, graph: tuple[FakeGraph, str], llm: tuple[FakeLLM
         shutil.copy(ROOT / name, tmp_path / Path(name).name)
     port = free_port()
     (tmp_path / ".env").write_text(filled_env(graph[1], llm[1], port))
-    compose(tmp_path, "down", "-v", check=False)
+    down(tmp_path)
     try:
         compose(tmp_path, "up", "-d", "--no-deps", "postgres", "redis")
         await healthy("postgres", 1)
@@ -103,7 +103,16 @@ async def stack(tmp_path: Path, graph: tuple[FakeGraph, str], llm: tuple[FakeLLM
         logs = Path(os.environ.get("WORK", "/tmp/charla-deploy")) / "compose-logs.txt"
         logs.parent.mkdir(parents=True, exist_ok=True)
         logs.write_text(compose(tmp_path, "logs", check=False).stdout)
-        compose(tmp_path, "down", "-v", "-t", "45", check=False)
+        down(tmp_path)
+
+
+def down(project: Path) -> None:
+    """`down -v`, and the replicas `--scale` added, which podman-compose's down does not know of."""
+    compose(project, "down", "-v", "-t", "45", check=False)
+    left = podman("ps", "-aq", "--filter", f"label=com.docker.compose.project={PROJECT}").split()
+    if left:
+        podman("rm", "-f", "-t", "45", *left)
+    compose(project, "down", "-v", check=False)  # the network and volumes, now that nothing uses them
 
 
 def replicas(service: str, every: bool = False) -> list[str]:

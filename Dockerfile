@@ -1,15 +1,22 @@
 # One image for every Charla process; compose picks the command (serve, agent NAME, migrate, alive NAME).
 # Build: docker build -t charla .   (compose.yaml builds it for you)
-FROM python:3.11-slim-bookworm
+#
+# BASE is any Debian 12 (bookworm) image: Charla runs on its python3 (3.11) in a virtualenv, so the public
+# default and a base made locally with debootstrap (scripts/deploy-test.sh: --build-arg BASE=localhost/debian:
+# bookworm) build the same file the same way.
+ARG BASE=debian:bookworm-slim
+FROM ${BASE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_ROOT_USER_ACTION=ignore
+    PIP_ROOT_USER_ACTION=ignore LANG=C.UTF-8 PATH=/opt/charla/venv/bin:$PATH
 
 # espeak-ng speaks Spanish (and every language Piper has no voice for); DejaVu Sans gives flashcards their
 # accents. Nothing else: FFmpeg, CTranslate2, onnxruntime and the speech models all come in wheels.
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends espeak-ng fonts-dejavu-core \
- && rm -rf /var/lib/apt/lists/*
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 python3-venv \
+        ca-certificates espeak-ng fonts-dejavu-core \
+ && rm -rf /var/lib/apt/lists/* \
+ && python3 -m venv /opt/charla/venv
 
 WORKDIR /app
 # Dependencies first, hash-checked from the lock (`make lock`; cached as a layer until the lock changes), then

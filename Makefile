@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install lock up test lint unit bench reliability clean
+.PHONY: help install lock up test lint unit bench reliability deploy-test clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -50,6 +50,9 @@ lint: $(STAMP)  ## ruff, mypy --strict and the import layering contracts
 unit: $(STAMP)  ## the pytest suite only
 	@PYTHON=$(PYTHON) scripts/system-deps.sh test
 	$(BIN)/pytest
+
+deploy-test: $(STAMP)  ## the image and compose.yaml run for real with podman (root; 4-10 min cold, 2-4 warm: docs/deployment.md)
+	BIN=$(BIN) scripts/deploy-test.sh
 
 bench: $(STAMP)  ## benchmarks; prints JSON and writes bench/results/latest.json
 	$(BIN)/python -m bench

@@ -37,6 +37,10 @@ if [ "$level" = test ]; then
   need fonts-noto-color-emoji test -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
   need redis-server has_command redis-server
   need redis-tools has_command redis-cli
+  # PgBouncer 1.18 in transaction mode in front of the test PostgreSQL (tests/core/test_pgbouncer.py), and
+  # kubectl's built-in kustomize to render deploy/k8s (tests/system/test_k8s.py).
+  need pgbouncer test -x /usr/sbin/pgbouncer
+  need kubernetes-client has_command kubectl
 fi
 
 [ ${#missing[@]} -eq 0 ] && exit 0

@@ -39,34 +39,27 @@ def migrations() -> list[Migration]:
     return sorted(found, key=lambda m: m.version)
 
 
-async def open_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> AsyncConnectionPool:
-    """An open pool; raises psycopg.OperationalError when the server is unreachable."""
-    pool = AsyncConnectionPool(url, min_size=min_size, max_size=max_size, open=False,
-                               kwargs={"autocommit": True})
+async def open_pool(url: str, *, min_size: int = 1, max_size: int = 10,
+                    transaction_pooler: bool = False) -> AsyncConnectionPool:
+    """An open pool; raises psycopg.OperationalError when the server is unreachable. Behind a transaction
+    pooler (PgBouncer pool_mode=transaction) statements are never prepared: a prepared statement lives in
+    one server session, and the pooler hands the next transaction to any session."""
+    kwargs: dict[str, object] = {"autocommit": True}
+    if transaction_pooler:
+        kwargs["prepare_threshold"] = None
+    pool = AsyncConnectionPool(url, min_size=min_size, max_size=max_size, open=False, kwargs=kwargs)
     await pool.open(wait=True, timeout=30)
     return pool
 
 
 async def migrate(url: str, progress: Callable[[str], None] = lambda _: None) -> list[str]:
-    """Apply pending migrations, each in its own transaction, under an advisory lock; return their names."""
+    """Apply pending migrations, each in its own transaction under a transaction-level advisory lock (safe
+    through a transaction pooler: nothing outlives a transaction); return the names applied now."""
     applied_now: list[str] = []
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        await conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
-        try:
-            await conn.execute("""CREATE TABLE IF NOT EXISTS schema_migrations (
-                version text PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
-                applied_at timestamptz NOT NULL DEFAULT now())""")
-            rows = await (await conn.execute("SELECT version, checksum FROM schema_migrations")).fetchall()
-            done = {str(version): str(checksum) for version, checksum in rows}
-            for migration in migrations():
-                if migration.version in done:
-                    _check_unchanged(migration, done[migration.version])
-                    continue
-                progress(f"applying migration {migration.version}_{migration.name}")
-                await _apply(conn, migration)
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True, prepare_threshold=None) as conn:
+        for migration in migrations():
+            if await _apply_once(conn, migration, progress):
                 applied_now.append(f"{migration.version}_{migration.name}")
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
     return applied_now
 
 
@@ -76,11 +69,25 @@ def _check_unchanged(migration: Migration, checksum: str) -> None:
                              "add a new migration instead of editing an applied one")
 
 
-async def _apply(conn: psycopg.AsyncConnection[tuple[object, ...]], migration: Migration) -> None:
+async def _apply_once(conn: psycopg.AsyncConnection[tuple[object, ...]], migration: Migration,
+                      progress: Callable[[str], None]) -> bool:
+    """Apply `migration` unless it is applied already (checked under the lock, so concurrent migrators
+    apply it once); False when it was."""
     try:
         async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            await conn.execute("""CREATE TABLE IF NOT EXISTS schema_migrations (
+                version text PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now())""")
+            row = await (await conn.execute("SELECT checksum FROM schema_migrations WHERE version = %s",
+                                            (migration.version,))).fetchone()
+            if row is not None:
+                _check_unchanged(migration, str(row[0]))
+                return False
+            progress(f"applying migration {migration.version}_{migration.name}")
             await conn.execute(migration.sql.encode())
             await conn.execute("INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
                                (migration.version, migration.name, migration.checksum))
+            return True
     except psycopg.Error as exc:
         raise MigrationError(f"migration {migration.version}_{migration.name} failed: {exc}") from exc

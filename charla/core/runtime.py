@@ -89,7 +89,8 @@ class Resources:
 async def open_resources(settings: Settings, *, pool_size: int = 10) -> AsyncIterator[Resources]:
     urls = resolve_urls(settings)
     redis = connect(urls.redis_url, cluster=settings.redis_cluster, max_connections=settings.redis_max_connections)
-    pool = await open_pool(urls.database_url, max_size=pool_size)
+    pool = await open_pool(urls.database_url, max_size=pool_size,
+                           transaction_pooler=settings.db_transaction_pooler)
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15, connect=5),
                                  connector=aiohttp.TCPConnector(limit=100), raise_for_status=False)
     res = Resources(settings, redis, pool, http, Bus(redis, bus_config(settings)))

@@ -214,6 +214,11 @@ class Settings(BaseSettings):
             "partitions are drained and still recognise duplicates; unset it once `charla bus drain` "
             "reports them drained and the dedupe window has passed."))
 
+    # Scale-out: deploy, PgBouncer (issue 24)
+    db_transaction_pooler: bool = Field(False, validation_alias=_env("CHARLA_DB_TRANSACTION_POOLER"), description=(
+        "DATABASE_URL is a transaction pooler (PgBouncer pool_mode=transaction): no server-side prepared statements "
+        "(each lives in one server session, and the pooler hands every transaction to any session)."))
+
     @cached_property
     def whatsapp_provider(self) -> Provider:
         """The explicit WHATSAPP_PROVIDER, else inferred from which credentials are present."""

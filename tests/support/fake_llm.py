@@ -123,14 +123,14 @@ def _success(provider: str, request: dict[str, Any], content: str) -> dict[str, 
 
 
 @asynccontextmanager
-async def serve_fake_llm(fake: FakeLLM | None = None) -> AsyncIterator[tuple[FakeLLM, str]]:
+async def serve_fake_llm(fake: FakeLLM | None = None, host: str = "127.0.0.1") -> AsyncIterator[tuple[FakeLLM, str]]:
     """Run a FakeLLM; yields it and its base URL. Groq's SDK adds `/openai/v1/…` to GROQ_BASE_URL,
     Anthropic's `/v1/messages` to ANTHROPIC_BASE_URL; OPENAI_BASE_URL is this URL + `/v1`."""
     fake = fake or FakeLLM()
     app = Starlette(routes=[Route("/openai/v1/chat/completions", fake.groq, methods=["POST"]),
                             Route("/v1/chat/completions", fake.openai, methods=["POST"]),
                             Route("/v1/messages", fake.anthropic, methods=["POST"])])
-    async with serve(app) as url:
+    async with serve(app, host=host) as url:
         yield fake, url
 
 

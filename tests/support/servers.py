@@ -160,15 +160,16 @@ async def serve(app: ASGIApp, *, lifespan: Literal["on", "off"] = "off", host: s
 
 
 @asynccontextmanager
-async def serve_fake_graph(fake: FakeGraph | None = None) -> AsyncIterator[tuple[FakeGraph, str]]:
-    """Run a FakeGraph (a new one unless given) on a free loopback port; yields it and its base URL (like
-    WHATSAPP_API_BASE_URL)."""
+async def serve_fake_graph(fake: FakeGraph | None = None, host: str = "127.0.0.1"
+                           ) -> AsyncIterator[tuple[FakeGraph, str]]:
+    """Run a FakeGraph (a new one unless given) on a free port of `host` (loopback unless told: 0.0.0.0 for
+    containers); yields it and its base URL (like WHATSAPP_API_BASE_URL)."""
     fake = fake or FakeGraph()
     app = Starlette(routes=[Route("/v23.0/{phone_id}/messages", fake.send, methods=["POST"]),
                             Route("/v23.0/{phone_id}/media", fake.upload, methods=["POST"]),
                             Route("/v23.0/{media_id}", fake.media_info, methods=["GET"]),
                             Route("/files/{media_id}", fake.media_file, methods=["GET"])])
-    async with serve(app) as url:
+    async with serve(app, host=host) as url:
         yield fake, f"{url}/v23.0"
 
 

@@ -136,7 +136,7 @@ async def test_dashboard_charts_render(browser: Browser, console_stack: Stack) -
         await expect(page.locator(".bubble.out")).to_have_count(n)
     await page.goto(str(console_stack.http.base_url.join("/admin")))
     charts = page.locator("section.chart svg.pygal-chart")
-    await expect(charts).to_have_count(8)
+    await expect(charts).to_have_count(9)
     # Drawn, not empty: the messages chart has bars and the latency chart has its two series.
     await expect(page.locator("#chart-messages svg .series rect").last).to_be_visible()
     await expect(page.locator("#chart-latency svg .legends")).to_contain_text("p95")
@@ -176,7 +176,7 @@ async def test_dashboard_forms_work_under_the_csp_and_are_audited(browser: Brows
     await expect(rows.nth(1)).to_contain_text("release", timeout=TIMEOUT_MS)
     await expect(rows.nth(3)).to_contain_text("local", timeout=TIMEOUT_MS)
     await page.goto(str(console_stack.http.base_url.join("/admin")))
-    await expect(page.locator("section.chart svg.pygal-chart")).to_have_count(8, timeout=TIMEOUT_MS)
+    await expect(page.locator("section.chart svg.pygal-chart")).to_have_count(9, timeout=TIMEOUT_MS)
     await page.goto(str(console_stack.http.base_url.join("/admin/audit")))
     await shot(page, "dashboard-audit")
     assert violations == []

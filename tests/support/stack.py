@@ -16,12 +16,14 @@ from tests.support.servers import GRAPH_TOKEN
 
 
 def stack_env(*, db: str, redis_url: str, graph_url: str, port: int, home: str, **extra: str) -> dict[str, str]:
-    """Environment for Charla processes wired to the test services and the fake Graph API."""
+    """Environment for Charla processes wired to the test services and the fake Graph API (the onboarding
+    offer of the level test off: the suites that count replies expect plain ones)."""
     keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "PYTHONPATH")}
     return {**keep, "DATABASE_URL": db, "REDIS_URL": redis_url, "CHARLA_HOME": home, "CHARLA_PORT": str(port),
             "WHATSAPP_PROVIDER": "meta", "WHATSAPP_APP_SECRET": APP_SECRET, "WHATSAPP_ACCESS_TOKEN": GRAPH_TOKEN,
             "WHATSAPP_PHONE_NUMBER_ID": "106540352242922", "WHATSAPP_API_BASE_URL": graph_url,
-            "CHARLA_BUS_LEASE_MS": "2000", "CHARLA_HEARTBEAT_S": "0.5", "CHARLA_LOG_LEVEL": "WARNING", **extra}
+            "CHARLA_BUS_LEASE_MS": "2000", "CHARLA_HEARTBEAT_S": "0.5", "CHARLA_LOG_LEVEL": "WARNING",
+            "CHARLA_PLACEMENT_OFFER": "false", **extra}
 
 
 @dataclass

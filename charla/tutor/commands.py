@@ -71,7 +71,8 @@ _SIMPLE: list[tuple[str, re.Pattern[str]]] = [(name, re.compile(pattern)) for na
                r"olvidame|delete my account|borra mi cuenta"),
 )]
 # The learner's settings said in plain words (folded), by the choice id that sets the same
-# (charla.journey.preferences); "explanations:in" ends with a language's name.
+# (charla.journey.preferences); "explanations:in" ends with a language's name ("explain it in detail" is
+# conversation).
 SETTING_PHRASES = {
     "strictness:1": r"(correct( me)? )?only (the )?(important|big|serious|major|real) (mistakes|errors)|"
                     r"(do not|don't|dont) correct (every|each) (little|small|minor) (mistake|thing|error)|"
@@ -83,7 +84,7 @@ SETTING_PHRASES = {
                     r"(corrige(me)?|corregir) todo|corrige(me)? (tambien )?(los )?acentos",
     "explanations:native": r"explain in my (own |native )?language|explica(me)? en mi (idioma|lengua)( materna)?",
     "explanations:mixed": r"mixed explanations|explicaciones mixtas",
-    "explanations:in": r"(explain|explanations?)( it| things)? in \w+|(explica(me)?|explicaciones) en \w+",
+    "explanations:in": r"((explain|explanations?)( it| things)? in|(explica(me)?|explicaciones) en) (" + "|".join(_LANGS) + ")",
     "length:short": r"short(er)? (replies|answers|messages)|be (more )?brief|respuestas (mas )?cortas|"
                     r"mensajes (mas )?cortos|se (mas )?breve",
     "length:normal": r"normal (length )?(replies|answers|messages)|respuestas normales|mensajes normales",

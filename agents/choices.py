@@ -12,6 +12,7 @@ from agents import activities
 from agents.outgoing import SLOWER
 from charla.core.events import InboundMessage
 from charla.core.runtime import Resources
+from charla.journey import missions
 from charla.store import messages
 from charla.store.session import Session
 from charla.store.turns import Waiting
@@ -24,6 +25,8 @@ _CONFIRMED = {"forget:yes": "forget", "cancel:yes": "cancel"}
 
 # Offered choices that run a command as they are; any other offered id is the text of its title.
 _ANSWERS = {"forget:no": "forget_cancel", "cancel:no": "cancel_keep"}
+# A mission's choices that answer the open one; its other ids start the mission they name.
+_MISSION_STEPS = {f"{missions.KIND}:resume", f"{missions.KIND}:abandon"}
 
 
 async def command_of(res: Resources, learner_id: uuid.UUID, batch: list[Waiting], sess: Session,
@@ -76,6 +79,8 @@ def chosen(choice: str, sess: Session) -> commands.Command | None:
                                 if choice.startswith("save:") else choice)
     if choice.startswith(("settings:", "placement:start")):  # they start (or resume) their activity
         return commands.Command("start", choice.split(":", 1)[0], arg=choice)
+    if choice.startswith(f"{missions.KIND}:") and choice not in _MISSION_STEPS:  # a mission from the list
+        return commands.Command("start", missions.KIND, arg=choice.split(":", 1)[1])
     if choice == SLOWER:  # no activity stays open for it: each tap replays the last phrase
         return commands.Command("start", "slow")
     if activities.kind_of(choice) is not None:

@@ -64,6 +64,16 @@ def test_save_phrasings() -> None:
         assert commands.parse(sentence) is None, sentence  # conversation, not a word to keep
 
 
+async def test_a_number_answering_the_tutor_saves_no_word(stack: Stack, db: str) -> None:
+    stack.llm.script["groq"] = [MADRUGAR, AGOTADO]
+    await say(stack, "Me levanto a las seis")  # the reply offers ⭐ madrugar
+    await stack.fake.wait_for(1, seconds=10)
+    await say(stack, "1")  # "how many times?" "1": words for the tutor
+    await stack.fake.wait_for(2, seconds=10)
+    assert bodies(stack)[1].startswith("¡Descansa!")
+    assert await words(db) == []
+
+
 async def test_keep_going_is_conversation_not_a_saved_word(stack: Stack, db: str) -> None:
     stack.llm.script["groq"] = [MADRUGAR]
     await say(stack, "keep going")

@@ -84,7 +84,8 @@ SETTING_PHRASES = {
                     r"(corrige(me)?|corregir) todo|corrige(me)? (tambien )?(los )?acentos",
     "explanations:native": r"explain in my (own |native )?language|explica(me)? en mi (idioma|lengua)( materna)?",
     "explanations:mixed": r"mixed explanations|explicaciones mixtas",
-    "explanations:in": r"((explain|explanations?)( it| things)? in|(explica(me)?|explicaciones) en) (" + "|".join(_LANGS) + ")",
+    "explanations:in": r"((explain|explanations?)( it| things)? in|(explica(me)?|explicaciones) en) "
+                       r"(" + "|".join(_LANGS) + ")",
     "length:short": r"short(er)? (replies|answers|messages)|be (more )?brief|respuestas (mas )?cortas|"
                     r"mensajes (mas )?cortos|se (mas )?breve",
     "length:normal": r"normal (length )?(replies|answers|messages)|respuestas normales|mensajes normales",

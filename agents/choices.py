@@ -12,6 +12,7 @@ from agents import activities
 from agents.outgoing import SLOWER
 from charla.core.events import InboundMessage
 from charla.core.runtime import Resources
+from charla.journey import missions
 from charla.store import messages
 from charla.store.session import Session
 from charla.store.turns import Waiting
@@ -24,6 +25,11 @@ _CONFIRMED = {"forget:yes": "forget", "cancel:yes": "cancel"}
 
 # Offered choices that run a command as they are; any other offered id is the text of its title.
 _ANSWERS = {"forget:no": "forget_cancel", "cancel:no": "cancel_keep"}
+# Choices riding on a tutor reply (save a new word, hear it slower): a typed number after such a reply is
+# the learner's answer to the tutor ("how many brothers?" "2"), so only a tap takes them.
+_TAPPED_ONLY = ("save:", SLOWER)
+# A mission's choices that answer the open one; its other ids start the mission they name.
+_MISSION_STEPS = {f"{missions.KIND}:resume", f"{missions.KIND}:abandon"}
 
 
 async def command_of(res: Resources, learner_id: uuid.UUID, batch: list[Waiting], sess: Session,
@@ -48,7 +54,8 @@ async def offered(res: Resources, learner_id: uuid.UUID, row: Waiting, sess: Ses
     if not tapped:
         number = (row.text or "").strip().rstrip(".)")
         if number.isdigit() and 0 < int(number) <= len(sess.offered):
-            return sess.offered[int(number) - 1]  # a numbered answer to choices sent as text (Twilio)
+            picked = sess.offered[int(number) - 1]  # a numbered answer to choices sent as text (Twilio)
+            return None if picked.startswith(_TAPPED_ONLY) else picked  # "2" answering the tutor is words
         return None
     if tapped.startswith("grade:"):  # offered to this learner and not graded yet; else its title is words
         async with res.pool.connection() as conn:
@@ -76,6 +83,8 @@ def chosen(choice: str, sess: Session) -> commands.Command | None:
                                 if choice.startswith("save:") else choice)
     if choice.startswith(("settings:", "placement:start")):  # they start (or resume) their activity
         return commands.Command("start", choice.split(":", 1)[0], arg=choice)
+    if choice.startswith(f"{missions.KIND}:") and choice not in _MISSION_STEPS:  # a mission from the list
+        return commands.Command("start", missions.KIND, arg=choice.split(":", 1)[1])
     if choice == SLOWER:  # no activity stays open for it: each tap replays the last phrase
         return commands.Command("start", "slow")
     if activities.kind_of(choice) is not None:

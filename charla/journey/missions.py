@@ -48,9 +48,10 @@ class Missions:
         if not listed:
             return Step(say("mission.none", ctx.native, language=language_name(ctx.target, ctx.native)))
         active = await store.current(ctx.conn, ctx.learner_id)
-        kept = active.state if active is not None and active.kind == KIND else {}
+        kept = active.state if active is not None and active.kind == KIND else None  # an open mission stays open
         choices = [Choice(id=f"{KIND}:{m.id}", title=m.title, description=m.row()) for m in listed]
-        return Step(say("mission.list", ctx.native, level=_level(ctx) or "A2"), choices, state={**kept, "list": True})
+        # The list opens nothing (a placement or a drill in progress is left as it is): a tap on one starts it.
+        return Step(say("mission.list", ctx.native, level=_level(ctx) or "A2"), choices, state=kept)
 
     def claims(self, state: State, row: Waiting) -> bool:
         return "id" in state and row.kind in ("text", "audio")

@@ -71,7 +71,8 @@ _SIMPLE: list[tuple[str, re.Pattern[str]]] = [(name, re.compile(pattern)) for na
                r"olvidame|delete my account|borra mi cuenta"),
 )]
 # The learner's settings said in plain words (folded), by the choice id that sets the same
-# (charla.journey.preferences); "explanations:in" ends with a language's name.
+# (charla.journey.preferences); "explanations:in" ends with a language's name ("explain it in detail" is
+# conversation).
 SETTING_PHRASES = {
     "strictness:1": r"(correct( me)? )?only (the )?(important|big|serious|major|real) (mistakes|errors)|"
                     r"(do not|don't|dont) correct (every|each) (little|small|minor) (mistake|thing|error)|"
@@ -83,7 +84,8 @@ SETTING_PHRASES = {
                     r"(corrige(me)?|corregir) todo|corrige(me)? (tambien )?(los )?acentos",
     "explanations:native": r"explain in my (own |native )?language|explica(me)? en mi (idioma|lengua)( materna)?",
     "explanations:mixed": r"mixed explanations|explicaciones mixtas",
-    "explanations:in": r"(explain|explanations?)( it| things)? in \w+|(explica(me)?|explicaciones) en \w+",
+    "explanations:in": r"((explain|explanations?)( it| things)? in|(explica(me)?|explicaciones) en) "
+                       r"(" + "|".join(_LANGS) + ")",
     "length:short": r"short(er)? (replies|answers|messages)|be (more )?brief|respuestas (mas )?cortas|"
                     r"mensajes (mas )?cortos|se (mas )?breve",
     "length:normal": r"normal (length )?(replies|answers|messages)|respuestas normales|mensajes normales",
@@ -152,8 +154,14 @@ _WORDS = [(name, re.compile(pattern)) for name, pattern in (
     ("export_words", r"(export|send|give)( me)? my (words|wordbook)( to anki)?|(exporta(r)?|mandame|enviame|dame) "
                      r"mis palabras( a anki)?"),
 )]
-_SAVE = re.compile(r"(save|keep|add|guarda(r)?|apunta(r)?|anade|añade)( the word| la palabra)? "
-                   r"(?!(my|mi|mis) )(?P<w>[^\W\d_][\w' -]{0,40}?)( to my (words|wordbook)| a mis palabras)?")
+# "save X" / "guarda X" alone; "keep" and "add" ("keep going", "add salt") only with "the word" or "to my words".
+# A pronoun or an article after the verb is a sentence ("save me a seat", "save the date"), not a word to keep.
+_WORD = r"(?!(my|mi|mis|me|it|this|that|them|us|you|him|her|the|a|an|some|el|la|lo|los|las|un|una|te|nos|se)\b)" \
+        r"[^\W\d_][\w' -]{0,40}?"
+_TO_WORDS = r"( to my (words|wordbook)| a mis palabras)"
+_SAVE = re.compile(rf"(save|guarda(r)?|apunta(r)?)( the word| la palabra)? (?P<w>{_WORD}){_TO_WORDS}?|"
+                   rf"(keep|add|anade|añade)( the word| la palabra) (?P<x>{_WORD}){_TO_WORDS}?|"
+                   rf"(keep|add|anade|añade) (?P<y>{_WORD}){_TO_WORDS}")
 _GOAL = re.compile(r"((set )?my (daily )?goal( is| to|:)?|goal:?|(mi )?meta( diaria)?( es|:)?) (?P<n>\d{1,3}) "
                    r"(?P<u>messages?|exercises?|minutes?( of (voice|speaking|audio))?|mensajes?|ejercicios?|"
                    r"minutos?( de (voz|audio|hablar))?)( (a|per|each|al|por|cada) (day|dia))?")
@@ -195,7 +203,7 @@ def _study(folded: str, text: str) -> Command | None:
         return Command("pause", str(days)) if 0 < days <= 365 else None
     plain = " ".join(text.lower().strip(" \t\n¿?¡!.,;:").split())
     if m := _SAVE.fullmatch(plain):
-        return Command("save", m.group("w"))
+        return Command("save", m.group("w") or m.group("x") or m.group("y"))
     return None
 
 

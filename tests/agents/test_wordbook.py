@@ -57,6 +57,29 @@ def test_save_phrasings() -> None:
     assert commands.parse("mis palabras") == commands.Command("my_words")
     assert commands.parse("export my words") == commands.Command("export_words")
     assert commands.parse("exporta mis palabras") == commands.Command("export_words")
+    assert commands.parse("keep the word agotado") == commands.Command("save", "agotado")
+    assert commands.parse("add madrugar to my words") == commands.Command("save", "madrugar")
+    for sentence in ("keep going", "keep practicing", "keep calm", "add salt please", "add more examples",
+                     "save me a seat", "save the date", "save it", "keep it simple"):
+        assert commands.parse(sentence) is None, sentence  # conversation, not a word to keep
+
+
+async def test_a_number_answering_the_tutor_saves_no_word(stack: Stack, db: str) -> None:
+    stack.llm.script["groq"] = [MADRUGAR, AGOTADO]
+    await say(stack, "Me levanto a las seis")  # the reply offers ⭐ madrugar
+    await stack.fake.wait_for(1, seconds=10)
+    await say(stack, "1")  # "how many times?" "1": words for the tutor
+    await stack.fake.wait_for(2, seconds=10)
+    assert bodies(stack)[1].startswith("¡Descansa!")
+    assert await words(db) == []
+
+
+async def test_keep_going_is_conversation_not_a_saved_word(stack: Stack, db: str) -> None:
+    stack.llm.script["groq"] = [MADRUGAR]
+    await say(stack, "keep going")
+    await stack.fake.wait_for(1, seconds=10)
+    assert bodies(stack)[0].startswith("¡Qué bien!")  # the tutor answered it
+    assert await words(db) == []
 
 
 async def words(db: str) -> list[str]:

@@ -170,3 +170,14 @@ async def test_offline_the_counterpart_speaks_the_catalogs_lines_and_the_checks_
     assert "🗣️ ¡Aquí tiene! Que aproveche.\n\n🏁 *En la cafetería*: goal reached! 🎉" in last
     assert stack.llm.calls("groq") == 0
     assert await rows(db, "SELECT data->'missions'->'es/cafe'->>'reached' FROM profiles") == [("true",)]
+
+
+async def test_the_list_leaves_an_open_placement_and_a_tap_starts_the_mission(stack: Stack, db: str) -> None:
+    await turn(stack, "test my level", 1)
+    (placed,) = await rows(db, "SELECT kind, state->>'current' FROM activities")
+    assert placed[0] == "placement"
+    await turn(stack, "missions", 2)  # only a look at the list: the placement stays as it was
+    assert await rows(db, "SELECT kind, state->>'current' FROM activities") == [placed]
+    await tap(stack, "mission:cafe", "En la cafetería", 3)
+    assert "*En la cafetería*" in bodies(stack, WA)[2]
+    assert await rows(db, "SELECT kind, state->>'id' FROM activities") == [("mission", "cafe")]

@@ -80,7 +80,7 @@ async def test_settings_change_what_the_tutor_is_told_and_what_the_learner_sees(
 
 
 async def test_words_that_name_no_setting_show_the_list(stack: Stack, db: str) -> None:
-    await turn(stack, "explain in klingon")
+    await turn(stack, "explain in french")  # a language that is neither theirs nor the one they learn
     assert bodies(stack, WA)[-1].startswith("I didn't catch which setting you mean.")
     await turn(stack, "mis ajustes")
     assert stack.fake.sent[-1]["interactive"]["type"] == "list"
@@ -88,6 +88,15 @@ async def test_words_that_name_no_setting_show_the_list(stack: Stack, db: str) -
     assert bodies(stack, WA)[-1].startswith("Done: *Corrections* → *Everything, accents too*")
     assert await rows(db, "SELECT data->'preferences'->>'strictness' FROM profiles") == [("3",)]
     assert stack.llm.calls("groq") == 0
+
+
+async def test_a_request_to_explain_more_is_conversation(stack: Stack, db: str) -> None:
+    stack.llm.script["groq"] = [REPLY]
+    await turn(stack, "explain it in detail")  # no language named: the tutor answers it, no settings change
+    assert bodies(stack, WA)[-1].startswith("¡Qué bien!")
+    assert stack.llm.calls("groq") == 1
+    assert await rows(db, "SELECT data->'preferences' FROM profiles WHERE data ? 'preferences'") in (
+        [], [({"strictness": 2, "explanations": "native", "length": "normal", "voice": True},)])
 
 
 def test_strictness_1_keeps_only_the_corrections_that_break_meaning() -> None:

@@ -46,7 +46,9 @@ KILLED = ("conversation", "memory", "voice", "sender")
 PHRASES = ("I would like a cup of coffee, please.", "Where is the train station?", "My sister lives in Madrid.",
            "We went to the beach yesterday.", "Can you help me with my homework?")
 OGG = "audio/ogg; codecs=opus"
-CORRECTION = {"original": "yo es", "corrected": "yo soy", "category": "ser_estar", "explanation": "ser"}
+# A category both Spanish and English have (charla.tutor.taxonomy): the run learns English, and a Spanish-only
+# category would be fitted into another one.
+CORRECTION = {"original": "yo es", "corrected": "yo soy", "category": "verb_conjugation", "explanation": "ser"}
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,7 @@ def wa_id(learner: int) -> str:
 
 
 def tutor(provider: str, request: dict[str, Any]) -> str:
-    """The fake tutor: echo the learner's lines and always find one ser/estar mistake (so the memory agent
+    """The fake tutor: echo the learner's lines and always find one verb mistake (so the memory agent
     has something to count); summaries as the default fake does."""
     if system_of(request).startswith(insights.SYSTEM[:40]):
         return echo(provider, request)
@@ -285,7 +287,7 @@ async def database_audit(database_url: str) -> dict[str, Any]:
             "SELECT count(*), coalesce(sum(cardinality(inbound_ids)), 0) FROM turns")).fetchone()
         mismatched = await (await conn.execute(
             """SELECT count(*) FROM learners l JOIN profiles p ON p.learner_id = l.id
-               WHERE coalesce((p.data -> 'errors' -> 'ser_estar' ->> 'count')::int, 0)
+               WHERE coalesce((p.data -> 'errors' -> 'verb_conjugation' ->> 'count')::int, 0)
                      <> (SELECT count(*) FROM turns t WHERE t.learner_id = l.id
                          AND jsonb_array_length(t.corrections) > 0)""")).fetchone()
     return {"inbound_rows": {str(k): int(v) for k, v in inbound.items()},

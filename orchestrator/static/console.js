@@ -39,7 +39,7 @@ function linkify(parent, text) {
 
 // WhatsApp's formatting: ```monospace```, *bold*, _italic_, ~strikethrough~ (markers next to the words they wrap),
 // built as DOM nodes (never innerHTML).
-const FORMAT = /```([\s\S]+?)```|(?<![\w*])\*(?=\S)([^*\n]*?\S)\*(?!\w)|(?<![\w_])_(?=\S)([^_\n]*?\S)_(?!\w)|(?<![\w~])~(?=\S)([^~\n]*?\S)~(?!\w)/g;
+const FORMAT = /```([\s\S]+?)```|(?<![\w*])\*(?=[^\s*])([^*\n]*?[^\s*])\*(?!\w)|(?<![\w_])_(?=[^\s_])([^_\n]*?[^\s_])_(?!\w)|(?<![\w~])~(?=[^\s~])([^~\n]*?[^\s~])~(?!\w)/g;
 const FORMAT_TAGS = ["code", "strong", "em", "del"];
 
 function formatted(parent, text) {

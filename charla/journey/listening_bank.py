@@ -13,7 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from charla.journey.wordmarks import fold, words
-from charla.store.profile import CEFR, Profile
+from charla.store.profile import CEFR, Profile, level_to_use
 
 DATA = Path(__file__).resolve().parent / "data" / "listening"
 DEFAULT_LEVEL = "A2"
@@ -67,8 +67,9 @@ def sentence_id(text: str) -> str:
 
 
 def level_of(profile: Profile, asked: str = "") -> str:
-    """The level to drill: the one asked for ("dictation B1"), else the learner's, else A2; C2 is C1's."""
-    level = (asked.upper() if asked.upper() in CEFR else None) or profile.level or profile.level_inferred
+    """The level to drill: the one asked for ("dictation B1"), else the learner's (`level_to_use`: measured,
+    declared or inferred, the most recent), else A2; C2 is C1's."""
+    level = (asked.upper() if asked.upper() in CEFR else None) or level_to_use(profile)
     return "C1" if level == "C2" else level if level in CEFR else DEFAULT_LEVEL
 
 

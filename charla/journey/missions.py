@@ -21,6 +21,7 @@ from charla.journey import debrief
 from charla.journey import missions_catalog as catalog
 from charla.journey.missions_catalog import Mission
 from charla.store import activities as store
+from charla.store.profile import level_to_use
 from charla.store.turns import Waiting
 from charla.tutor.activity import Context, State, Step, Tutored
 from charla.tutor.prompt import language_name
@@ -148,4 +149,4 @@ def _away(state: State, now: datetime) -> bool:
 
 
 def _level(ctx: Context) -> str | None:
-    return ctx.profile.level or ctx.profile.level_inferred
+    return level_to_use(ctx.profile)

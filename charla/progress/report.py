@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from charla.core.catalog import say
 from charla.progress import streaks
 from charla.store.messages import Conn
-from charla.store.profile import Profile, week_of
+from charla.store.profile import Profile, level_to_use, week_of
 from charla.tutor.prompt import category_name
 
 KNOWN = 0.5  # a word this strong counts as learned
@@ -76,7 +76,7 @@ def compose(p: Profile, week: Week, at: datetime, native: str) -> str:
     if p.goal is not None:
         streaks.settle(p, at)
         lines.append(say("report.streak", native, days=p.streak.current, best=p.streak.best))
-    lines.append(say("report.level", native, level=p.level_inferred or p.level or "–"))
+    lines.append(say("report.level", native, level=level_to_use(p) or "–"))
     return "\n".join(lines)[:1024]
 
 

@@ -137,3 +137,18 @@ def retry_prompt(prompt: Prompt, found: list[str], language: str) -> Prompt:
             "no repetition, do not copy the instructions or the learner's message.")
     return Prompt(system=prompt.system, messages=[*prompt.messages, Message("user", note)],
                   max_tokens=prompt.max_tokens, json=prompt.json, temperature=0.0, stop=prompt.stop)
+
+
+_DEMO_HITS = 2  # function words of the target language a demo sentence needs, at the least
+
+
+def plainly_in(text: str, target: str) -> bool:
+    """A demo model's sentence is plainly in `target`: at least two of its function words, more than of any
+    other language, and a finished sentence (not "…rewriting it to:"). A 135M model mostly writes fragments
+    ("Este maradora") or English; the stricter test keeps those from learners, who cannot tell them apart."""
+    if not text.strip() or text.rstrip().endswith((":", ",", ";")):
+        return False
+    if target not in _STOPWORDS:
+        return True  # no profile to judge by: the guard's other checks decide
+    hits = _hits(_WORDS.findall(text.lower()))
+    return hits[target] >= _DEMO_HITS and all(hits[target] > n for lang, n in hits.items() if lang != target)

@@ -138,8 +138,9 @@ class Tutor:
                 completion = meter.add(await self.router.complete(Route("offline", self.router.chain), prompt))
             except AllProvidersFailed as exc:
                 log.info("no demo sentence (%s): the checker answers alone", exc)
-            if completion is not None and not guard.problems(completion.text, prompt, self._limits(target, native)):
-                sentence = completion.text.strip()
+            text = completion.text if completion is not None else ""
+            if guard.plainly_in(text, target) and not guard.problems(text, prompt, self._limits(target, native)):
+                sentence = text.strip()
         reply = await asyncio.to_thread(offline.checked_reply, texts, session, profile, target, native, sentence)
         reply.question = None if roleplay else reply.question
         usage = meter.usage(completion, "offline") if completion else Usage("local", route="offline", demo=True)

@@ -11,7 +11,7 @@ import zlib
 from dataclasses import dataclass
 from functools import cache
 
-from charla.store.profile import Profile
+from charla.store.profile import Profile, level_to_use
 from charla.tutor.questions import BANDS, CONTENT, FALLBACK_LANGUAGE, band
 
 WEAK_STRENGTH = 0.5  # vocabulary under this strength counts as weak
@@ -45,7 +45,7 @@ def weak_words(profile: Profile) -> set[str]:
 
 def choose(profile: Profile, lang: str) -> Sentence:
     """The next sentence for this learner to read aloud."""
-    level = band(profile.level or profile.level_inferred)
+    level = band(level_to_use(profile))
     near = {level, BANDS[max(0, BANDS.index(level) - 1)]}
     pool = [s for s in bank(lang) if s.band in near] or list(bank(lang))
     fresh = [s for s in pool if s.text not in profile.speaking.recent[-RECENT:]] or pool

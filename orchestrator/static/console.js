@@ -39,7 +39,7 @@ function linkify(parent, text) {
 
 // WhatsApp's formatting: ```monospace```, *bold*, _italic_, ~strikethrough~ (markers next to the words they wrap),
 // built as DOM nodes (never innerHTML).
-const FORMAT = /```([\s\S]+?)```|(?<![\w*])\*(?=\S)([^*\n]*?\S)\*(?!\w)|(?<![\w_])_(?=\S)([^_\n]*?\S)_(?!\w)|(?<![\w~])~(?=\S)([^~\n]*?\S)~(?!\w)/g;
+const FORMAT = /```([\s\S]+?)```|(?<![\w*])\*(?=[^\s*])([^*\n]*?[^\s*])\*(?!\w)|(?<![\w_])_(?=[^\s_])([^_\n]*?[^\s_])_(?!\w)|(?<![\w~])~(?=[^\s~])([^~\n]*?[^\s~])~(?!\w)/g;
 const FORMAT_TAGS = ["code", "strong", "em", "del"];
 
 function formatted(parent, text) {
@@ -48,7 +48,8 @@ function formatted(parent, text) {
     linkify(parent, text.slice(last, match.index));
     const group = match.slice(1).findIndex((g) => g !== undefined);
     const el = document.createElement(FORMAT_TAGS[group]);
-    linkify(el, match[group + 1]);
+    if (group === 0) linkify(el, match[1]);
+    else formatted(el, match[group + 1]);  // WhatsApp nests them: _say *stop* to end_
     parent.append(el);
     last = match.index + match[0].length;
   }
@@ -193,7 +194,8 @@ function onEvent(event) {
   } else if (data.type === "outbound.message") {
     $("#typing").hidden = true;
     bubble({direction: "out", id: data.id, kind: data.kind, text: data.text, choices: data.choices,
-      choices_button: data.choices_button, audio: data.audio, document: data.document, at: data.at});
+      choices_button: data.choices_button, audio: data.audio, document: data.document, filename: data.filename,
+      image: data.image, at: data.at});
     acknowledge(data.id);
   }
 }

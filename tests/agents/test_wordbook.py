@@ -125,7 +125,7 @@ async def test_save_choose_react_list_and_export(stack: Stack, db: str) -> None:
 
     await say(stack, "export my words")
     await stack.fake.wait_for(9, seconds=15)
-    assert bodies(stack)[6] == "📤 Your 4 words: an Anki deck and a CSV follow."
+    assert bodies(stack)[6] == "📤 Your words (4): an Anki deck and a CSV follow."
     documents = [m for m in stack.fake.sent[7:] if m["type"] == "document"]
     assert sorted(d["document"]["filename"] for d in documents) == ["charla-words.apkg", "charla-words.csv"]
     uploaded = dict(zip((name for name, _ in stack.fake.upload_names), (data for _, data in stack.fake.uploads),

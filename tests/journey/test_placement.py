@@ -109,6 +109,12 @@ async def test_a_placement_with_i_dont_know_and_an_interruption_ends_on_a_measur
     assert await rows(db, "SELECT count(*) FROM activities") == [(0,)]
     await turn(stack, "Hola otra vez")
     assert "their level is B1" in system_of(stack.llm.requests["groq"][-1])  # measured after C1 was declared
+    # The activities pitch at it too (tried in the console: the mission list and the drills said A2, the
+    # weekly report "Level estimate: –", right after a placement).
+    await turn(stack, "misiones")
+    assert bodies(stack, WA)[-1].startswith("🎭 *Roleplay missions* for level B1")
+    await turn(stack, "dictado")
+    assert bodies(stack, WA)[-1].startswith("🎧 *Dictation* (B1)")
 
 
 async def test_a_tap_on_an_answered_question_asks_the_open_one_again(stack: Stack, db: str) -> None:

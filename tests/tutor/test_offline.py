@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from charla.core.catalog import say as copy
 from charla.store.profile import Profile
 from charla.store.session import Said, Session
 from charla.tutor import guard, offline, questions
@@ -125,3 +126,20 @@ async def test_the_console_banner_says_what_offline_mode_can_and_cannot_do(offli
     assert shown["offline"]
     assert shown["offline_mode"] == list(offline.MODE)
     assert any("GROQ_API_KEY" in line for line in shown["offline_mode"])
+
+
+@pytest.mark.parametrize("sentence", ["Este maradora", "A man who is not vegan.", "Minejer.",
+                                      "The word sindicatos is a verb that means to provide"])
+async def test_a_demo_fragment_or_a_sentence_in_another_language_is_dropped(sentence: str) -> None:
+    """Seen in the console: the 135M model's fragments and English lines reached a learner of Spanish."""
+    answer = await offline_tutor(DemoModel([sentence])).answer(["Yo soy cansado hoy"], Session(), Profile(), [])
+    assert answer.reply.reply == copy("offline.fix", "en")
+    assert "✏️ ~soy cansado~ → *estoy cansado*" in render(answer.reply, demo=answer.demo)
+
+
+async def test_a_dangling_demo_sentence_is_dropped_for_a_learner_of_english() -> None:
+    model = DemoModel(["The original sentence is a grammatical error that can be fixed by rewriting it to:"])
+    answer = await offline_tutor(model, CHARLA_DEFAULT_TARGET_LANGUAGE="en").answer(
+        ["She don't like apples"], Session(), Profile(), [])
+    assert answer.reply.reply == copy("offline.fix", "en")
+    assert [c.original for c in answer.reply.corrections] == ["don't"]

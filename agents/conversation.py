@@ -26,13 +26,14 @@ from charla.core import logs
 from charla.core.bus import Delivery
 from charla.core.catalog import say
 from charla.core.errors import PermanentError
-from charla.core.events import InboundMessage, SystemNotice, utcnow
+from charla.core.events import InboundMessage, SystemNotice, TurnEvent, utcnow
 from charla.core.keys import server_key
 from charla.core.runtime import Resources
 from charla.core.worker import Handler
 from charla.ops import takeover
 from charla.store import activities as activity_store
 from charla.store import learners, memories, messages, profile, session, turns
+from charla.store.messages import Conn, Outbound
 from charla.store.session import Said, Session
 from charla.store.turns import Usage, Waiting
 from charla.tutor import commands, practice, wordbook
@@ -272,16 +273,17 @@ class Conversation:
         if command.name in ("start", "step"):
             await self._activity(event, learner_id, batch, sess, command, native, target)
             return
-        async with self.res.pool.connection() as conn, conn.transaction():
+        async with self.res.pool.connection() as conn, conn.transaction():  # the command's writes and its reply
             said = await actions.run(conn, learner_id, command, batch[-1].message_id, sess, native, target,
                                      self.res.settings)
-        if said.converse:
+            reply = Reply(said.text, Usage("command", route="command"), said.choices, documents=said.documents,
+                          report=said.report)
+            recorded = None if said.converse else await self._record(conn, event, learner_id, batch, reply)
+        if recorded is None:  # (a topic: nothing was written, the tutor answers)
             stored = await self._profile(learner_id)
             await self._tutor_turn(event, learner_id, batch, sess, stored, native, topic_changed=True)
             return
-        await self._finish(event, learner_id, batch, sess, Reply(said.text, Usage("command", route="command"),
-                                                                 said.choices, documents=said.documents,
-                                                                 report=said.report))
+        await self._hand_on(event, learner_id, batch, sess, reply, *recorded)
 
     async def _activity(self, event: InboundMessage, learner_id: uuid.UUID, batch: list[Waiting], sess: Session,
                         command: commands.Command, native: str, target: str) -> None:
@@ -338,24 +340,24 @@ class Conversation:
                       reply: Reply) -> None:
         """Record the reply and the turn (one transaction), hand it to the outbox, update the session."""
         async with self.res.pool.connection() as conn, conn.transaction():
-            if reply.charge is not None:
-                await outgoing.charge(conn, self.res.settings, learner_id, reply)
-            if reply.commit is not None:
-                await reply.commit(conn)
-            outbound, turn = await outgoing.record(conn, event, learner_id, batch, reply)
+            outbound, turn = await self._record(conn, event, learner_id, batch, reply)
+        await self._hand_on(event, learner_id, batch, sess, reply, outbound, turn)
+
+    async def _record(self, conn: Conn, event: InboundMessage, learner_id: uuid.UUID, batch: list[Waiting],
+                      reply: Reply) -> tuple[Outbound, TurnEvent]:
+        """Inside the turn's transaction: its charge, its activity's writes, the reply and the turn."""
+        if reply.charge is not None:
+            await outgoing.charge(conn, self.res.settings, learner_id, reply)
+        if reply.commit is not None:
+            await reply.commit(conn)
+        return await outgoing.record(conn, event, learner_id, batch, reply)
+
+    async def _hand_on(self, event: InboundMessage, learner_id: uuid.UUID, batch: list[Waiting], sess: Session,
+                       reply: Reply, outbound: Outbound, turn: TurnEvent) -> None:
+        """After commit: the session remembers the exchange, the reply and what follows it go out."""
         if reply.announce:
             await entitlements.invalidate(self.res.redis, learner_id)
-        for row in batch:
-            sess.add(Said(role="user", text=row.text or f"[{row.kind}]", id=row.message_id),
-                     self.res.settings.session_messages)
-        sess.add(Said(role="assistant", text=reply.text), self.res.settings.session_messages)
-        for fix in reply.corrections:
-            sess.errors[str(fix.get("category", "other"))] = sess.errors.get(str(fix.get("category", "other")), 0) + 1
-        sess.topic = reply.topic or sess.topic
-        sess.offered, sess.spoken = [choice.id for choice in reply.choices], reply.say or sess.spoken
-        if reply.usage.provider != "command":
-            sess.awaiting = None
-            sess.repeat = reply.say[0] if reply.say else None
+        outgoing.remember(sess, batch, reply, self.res.settings.session_messages)
         await session.save(self.res.redis, event.learner, sess, self.res.settings.session_ttl_s)
         await outgoing.publish(self.res, event, batch, outbound, turn)
         if reply.spoken is not None and reply.say is not None:

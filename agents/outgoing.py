@@ -19,6 +19,7 @@ from charla.ops import export
 from charla.progress import deliver, goals
 from charla.store import messages, turns
 from charla.store.messages import Conn, Outbound
+from charla.store.session import Said, Session
 from charla.store.turns import Usage, Waiting
 from charla.tutor import practice, wordbook
 from charla.tutor.activity import Commit
@@ -268,3 +269,17 @@ async def resend(res: Resources, event: InboundMessage, learner_id: uuid.UUID, i
     if (chart := replies.get("report")) is not None and chart.status == "queued":
         await send_chart(res, event, learner_id, chart)
     await publish_turn(res, inbound_id, event.learner)
+
+
+def remember(sess: Session, batch: list[Waiting], reply: Reply, keep: int) -> None:
+    """What the session keeps of a recorded exchange: the messages, the mistakes, the topic, what was offered."""
+    for row in batch:
+        sess.add(Said(role="user", text=row.text or f"[{row.kind}]", id=row.message_id), keep)
+    sess.add(Said(role="assistant", text=reply.text), keep)
+    for fix in reply.corrections:
+        sess.errors[str(fix.get("category", "other"))] = sess.errors.get(str(fix.get("category", "other")), 0) + 1
+    sess.topic = reply.topic or sess.topic
+    sess.offered, sess.spoken = [choice.id for choice in reply.choices], reply.say or sess.spoken
+    if reply.usage.provider != "command":
+        sess.awaiting = None
+        sess.repeat = reply.say[0] if reply.say else None

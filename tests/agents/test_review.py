@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from agents import study
+from agents import outgoing, study
 from agents.scheduler import PracticeScheduler
 from charla.core import constants as c
 from charla.core.events import OutboundMessage, decode_event
@@ -198,3 +198,30 @@ async def test_outside_the_window_only_the_practice_template_goes(res: Resources
     assert len(to_quiet) <= 5
     first_to_chatty = next(m for m in sent if m.to.wa_id == "34600000002")
     assert first_to_chatty.kind == "choices"  # inside its window: the due card with its grades
+
+
+async def test_a_grade_commits_with_its_reply_so_a_crash_between_them_loses_neither(
+        stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    await say(stack, "Hola")
+    await stack.fake.wait_for(1, seconds=10)
+    learner_id = await me(stack)
+    await saved(stack, learner_id, "cansado", "madrugar")
+    await prompt_now(stack, learner_id)
+    await stack.fake.wait_for(2, seconds=15)
+    (item,) = await rows(stack.res.settings.database_url or "", "SELECT item FROM practice_prompts")
+    crashed: list[str] = []
+    recording = outgoing.record
+
+    async def crash_once(*args: Any, **kwargs: Any) -> Any:
+        if not crashed:  # the process dies after the grade was applied, before its reply was recorded
+            crashed.append("once")
+            raise ConnectionError("killed mid-turn")
+        return await recording(*args, **kwargs)
+
+    monkeypatch.setattr(outgoing, "record", crash_once)
+    await tap(stack, buttons(stack.fake.sent[1])[2], "👍 Good", stack.fake.ids[1])
+    await stack.fake.wait_for(3, seconds=30)
+    assert crashed
+    _, last_review, _ = await card(stack, str(item[0]))
+    assert last_review is not None  # graded once, by the retry
+    assert stack.fake.sent[2]["interactive"]["body"]["text"].startswith(f"✅ *{str(item[0]).removeprefix('word:')}*")

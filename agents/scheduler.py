@@ -164,8 +164,9 @@ class PracticeScheduler:
                             q.choices) for q in batch.queued]
         for q, text in batch.reports:  # charts are drawn after commit, off the event loop
             report = _outbound(q.due, q.due.provider, q.due.via, _report_id(q.due), text, "image", None)
-            queued.append(await weekly.with_chart(self.res, report.model_copy(update={"kind": "image"}),
-                                                  q.due.learner_id, now))
+            report = report.model_copy(update={"kind": "image"})
+            drawn = await weekly.with_chart(self.res, report, q.due.learner_id, now)
+            queued += [drawn] if drawn is not None else []
         if unpublished:
             queued += await self._unpublished(now)
         await asyncio.gather(*(self.res.bus.publish(c.STREAM_OUTBOX, m, dedupe_key=f"outbox:{m.outbound_id}")

@@ -8,6 +8,7 @@ cost no query here."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime, timedelta
 
@@ -17,6 +18,7 @@ from charla.core.runtime import Resources
 from charla.progress import deliver
 from charla.store.messages import Conn
 
+log = logging.getLogger(__name__)
 _QUIET = timedelta(days=7)  # no message for this long: no report (it would be all zeros)
 
 
@@ -42,8 +44,14 @@ async def report(conn: Conn, due: Due, now: datetime, native: str, *, free_form:
     return text
 
 
-async def with_chart(res: Resources, message: OutboundMessage, learner_id: uuid.UUID, now: datetime) -> OutboundMessage:
-    """The report message with its chart drawn and kept for the sender."""
-    token = await deliver.keep_chart(res.pool, res.redis, learner_id, now, res.settings.default_native_language,
-                                     res.settings.export_ttl_s)
+async def with_chart(res: Resources, message: OutboundMessage, learner_id: uuid.UUID, now: datetime
+                     ) -> OutboundMessage | None:
+    """The report message with its chart drawn and kept for the sender; None when the chart cannot be drawn
+    (logged: the batch's prompts still go out, this week's report does not)."""
+    try:
+        token = await deliver.keep_chart(res.pool, res.redis, learner_id, now, res.settings.default_native_language,
+                                         res.settings.export_ttl_s)
+    except Exception:  # matplotlib, a profile it cannot plot, Redis: one learner's chart stops no one's prompt
+        log.exception("learner %s: the weekly report's chart could not be drawn; the report is not sent", learner_id)
+        return None
     return message.model_copy(update={"image": token})

@@ -8,12 +8,14 @@ import io
 import uuid
 from datetime import datetime, timedelta
 
+import pytest
 from PIL import Image
 from redis.asyncio import Redis
 
 from agents.scheduler import PracticeScheduler
 from charla.channels import media
 from charla.core.runtime import Resources
+from charla.progress import deliver
 from charla.store import profile
 from charla.store.profile import Example, Goal, Profile
 from tests.agents.test_conversation import rows
@@ -104,3 +106,17 @@ def test_an_old_error_map_loads_and_keeps_counting_by_week() -> None:
     assert len(stat.weeks) == 12  # bounded: the last twelve ISO weeks
     assert min(stat.weeks) == "2030-W25"
     assert max(stat.weeks) == "2030-W36"
+
+
+async def test_a_chart_that_cannot_be_drawn_stops_no_prompt(res: Resources, redis_default: Redis,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    me = await learner(res, "34600000012", AT_19 - timedelta(hours=2), errors={"ser_estar": 3})
+    await with_goal(res, me)
+    await wrote(res, me, AT_19 - timedelta(hours=2))
+
+    async def broken(*_: object, **__: object) -> str:
+        raise ValueError("cannot plot this")
+
+    monkeypatch.setattr(deliver, "keep_chart", broken)
+    assert await PracticeScheduler(res, Clock(AT_19 + timedelta(seconds=5))).tick() == 1
+    assert [m.kind for m in await outbox(redis_default)] == ["text"]  # the prompt went; the report did not

@@ -32,7 +32,8 @@ BATCH = """
            ARRAY(SELECT k.item FROM practice_cards k WHERE k.learner_id = l.id ORDER BY k.item),
            ARRAY(SELECT k.due FROM practice_cards k WHERE k.learner_id = l.id ORDER BY k.item),
            ARRAY(SELECT q.answered_at FROM practice_prompts q WHERE q.learner_id = l.id
-                   AND q.answered_at > %(now)s - interval '2 days')
+                   AND q.answered_at > %(now)s - interval '2 days'),
+           l.created_at
     FROM due d JOIN learners l ON l.id = d.learner_id LEFT JOIN profiles pr ON pr.learner_id = d.learner_id
     LEFT JOIN LATERAL (SELECT m.provider, m.payload->>'to' AS via FROM messages m
                        WHERE m.learner_id = d.learner_id AND m.direction = 'in' ORDER BY m.id DESC LIMIT 1) ch ON true
@@ -62,6 +63,7 @@ class Due:
     unanswered: int = 0
     cards: list[practice.CardRow] = field(default_factory=list)
     answered: list[datetime] = field(default_factory=list)
+    joined: datetime | None = None  # when the learner first wrote (no weekly report in their first week)
 
 
 async def read(conn: Conn, limit: int, now: datetime) -> list[Due]:
@@ -72,7 +74,7 @@ async def read(conn: Conn, limit: int, now: datetime) -> list[Due]:
                 Profile.model_validate(r[11]) if r[11] else Profile(), opt_str(r[12]) or "meta", opt_str(r[13]),
                 bool(r[14]), bool(r[15]), bool(r[16]), r[17], int(str(r[18])),  # type: ignore[arg-type]
                 [practice.CardRow(str(i), d) for i, d in zip(r[19], r[20], strict=True)],  # type: ignore[call-overload]
-                list(r[21])) for r in rows]  # type: ignore[call-overload]
+                list(r[21]), r[22]) for r in rows]  # type: ignore[call-overload, arg-type]
 
 
 def why_not(due: Due, now: datetime) -> str | None:

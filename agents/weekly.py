@@ -3,8 +3,8 @@
 A free-form prompt (inside the 24-hour window) says the learner's streak news and what is left of today's goal;
 the first slot of a learner's week also brings the report: its text as the caption of the chart image, drawn
 after the batch commits. A prompt sent as the template says nothing more: the news waits in the profile and the
-report is marked pending, to ride on the learner's next reply. Learners without a goal, or silent for a week,
-cost no query here."""
+report is marked pending, to ride on the learner's next reply. Learners without a goal, silent for a week, in
+their first week or reported this week already cost no query here (the batch read their profiles)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,12 @@ from agents.due import Due
 from charla.core.events import OutboundMessage
 from charla.core.runtime import Resources
 from charla.progress import deliver
+from charla.progress import report as reports
 from charla.store.messages import Conn
 
 log = logging.getLogger(__name__)
 _QUIET = timedelta(days=7)  # no message for this long: no report (it would be all zeros)
+_FIRST_WEEK = timedelta(days=7)
 
 
 async def streak_lines(conn: Conn, due: Due, now: datetime, native: str, *, free_form: bool) -> list[str]:
@@ -34,6 +36,8 @@ async def report(conn: Conn, due: Due, now: datetime, native: str, *, free_form:
     """This week's report text, recorded as an image message to send after `due`'s prompt (None: none now)."""
     if due.kind != "practice" or due.last_inbound_at is None or now - due.last_inbound_at > _QUIET:
         return None
+    if not reports.due(due.learner, now) or (due.joined is not None and now - due.joined < _FIRST_WEEK):
+        return None  # sent this week already, paused, or the learner's first week (`my progress` answers any time)
     text = await deliver.scheduled_report(conn, due.learner_id, now, native, free_form=free_form)
     if text is None:
         return None

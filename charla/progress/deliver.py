@@ -88,9 +88,9 @@ async def scheduled_report(conn: Conn, learner_id: uuid.UUID, at: datetime, nati
     """At a practice slot: this week's report text when it is due and may go now (inside the window); when
     the window is closed it is marked pending instead (it rides on the learner's next reply). None: nothing
     to send now. A learner who did nothing in the last seven days gets no report of zeros (a later slot of
-    the week looks again), nor does one in their first week (`my progress` answers any time)."""
+    the week looks again)."""
     stored = await profile.load(conn, learner_id)
-    if not report.due(stored, at) or (not stored.report_week and await _first_week(conn, learner_id, at)):
+    if not report.due(stored, at):
         return None
     week = await report.last_week(conn, learner_id, at)
     if not week.messages and not week.exercises:
@@ -105,9 +105,3 @@ async def scheduled_report(conn: Conn, learner_id: uuid.UUID, at: datetime, nati
         return None
     return report.compose(stored, week, at, stored.native_language or native)
 
-
-async def _first_week(conn: Conn, learner_id: uuid.UUID, at: datetime) -> bool:
-    """Whether the learner arrived less than a week before `at`."""
-    row = await (await conn.execute("SELECT created_at > %s - interval '7 days' FROM learners WHERE id = %s",
-                                    (at, learner_id))).fetchone()
-    return bool(row and row[0])

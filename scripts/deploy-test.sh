@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 
 BASE=${CHARLA_DEPLOY_BASE:-localhost/debian:bookworm}
 WORK=${WORK:-/tmp/charla-deploy}
-BIN=${BIN:-.venv/bin}
+BIN=$(cd "${BIN:-.venv/bin}" && pwd)  # absolute: the compose test runs podman-compose from the project dir
 # The Debian mirror this machine's apt uses (a URIs:/deb line of its sources, not a comment), unless MIRROR is set.
 MIRROR=${MIRROR:-$( { grep -rhE '^(URIs:|deb )' /etc/apt/sources.list.d /etc/apt/sources.list 2>/dev/null \
   || true; } | grep -oE 'https?://[^ ]+/debian/?( |$)' | head -1 | tr -d ' ')}

@@ -133,9 +133,17 @@ class FakeGraph:
         return [str((m.get("context") or {}).get("message_id")) for m in self.sent]
 
     def echoed(self, to: str | None = None) -> list[str]:
-        """The learner lines the fake tutor echoed back (a burst answered at once echoes several lines)."""
+        """The learner lines the fake tutor echoed back (a burst answered at once echoes several lines), from
+        text replies and from replies with buttons (a new learner's first one offers the level test)."""
         return [line for m in self.sent if to is None or m["to"] == to
-                for line in m["text"]["body"].removeprefix("Echo: ").split("\n")]
+                for line in _echo(m).removeprefix("Echo: ").split("\n")]
+
+
+def _echo(message: dict[str, Any]) -> str:
+    """A sent message's "Echo: …" paragraph (its text, or the body of its buttons)."""
+    body = str((message.get("text") or {}).get("body") or (message.get("interactive") or {}).get("body", {}).get("text")
+               or "")
+    return next((p for p in body.split("\n\n") if p.startswith("Echo: ")), body)
 
 
 @asynccontextmanager

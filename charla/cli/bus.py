@@ -6,10 +6,9 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import typer
-from redis.exceptions import RedisError
 
 from charla.cli import common
-from charla.cli.common import fail, run
+from charla.cli.common import fail
 from charla.core.bus import Bus
 from charla.ops import repartition
 
@@ -39,22 +38,8 @@ def bus_drain(
 
 
 def _bus(work: Callable[[Bus], Awaitable[Any]]) -> Any:
-    """Run `work(bus)` against the stack's Redis, cluster or not."""
-    from charla.core.redis_client import connect
-    from charla.core.runtime import bus_config
-
-    settings = common.settings()
-
-    async def _go(url: str) -> Any:
-        redis = connect(url, cluster=settings.redis_cluster, max_connections=8)
-        try:
-            return await work(Bus(redis, bus_config(settings)))
-        finally:
-            await redis.aclose()
-
+    """Run `work(bus)` (common.on_bus); a partition change that is not under way is said so."""
     try:
-        return run(_go(settings.redis_url or common.urls(settings).redis_url))
+        return common.on_bus(work)
     except repartition.NotChanging as exc:
         raise fail(str(exc)) from exc
-    except RedisError as exc:
-        raise fail(f"Redis: {exc}") from exc

@@ -13,6 +13,7 @@ from charla.core import logs
 from charla.core.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from charla.core.bus import Bus
     from charla.core.runtime import Urls
 
 
@@ -70,3 +71,28 @@ async def with_redis(work: Callable[[Any], Awaitable[Any]]) -> Any:
         return await work(redis)
     finally:
         await redis.aclose()
+
+
+def on_bus(work: Callable[[Bus], Awaitable[Any]]) -> Any:
+    """Run `work(bus)` against the stack's Redis, cluster or not (REDIS_URL is enough: no PostgreSQL). A Redis
+    error ends the command with what to check; any other error is the caller's."""
+    # The runtime (aiohttp, Prometheus) is imported when used, so that `charla --help` starts fast.
+    from redis.exceptions import RedisError
+
+    from charla.core.bus import Bus
+    from charla.core.redis_client import connect
+    from charla.core.runtime import bus_config
+
+    loaded = settings()
+
+    async def go(url: str) -> Any:
+        redis = connect(url, cluster=loaded.redis_cluster, max_connections=8)
+        try:
+            return await work(Bus(redis, bus_config(loaded)))
+        finally:
+            await redis.aclose()
+
+    try:
+        return run(go(loaded.redis_url or urls(loaded).redis_url))
+    except RedisError as exc:
+        raise fail(f"Redis: {exc}; is the stack running (`charla status`)?") from exc

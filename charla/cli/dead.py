@@ -10,11 +10,10 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 import typer
-from redis.exceptions import RedisError
 from rich.console import Console
 
 from charla.cli import common
-from charla.cli.common import fail, run
+from charla.cli.common import fail
 from charla.core.bus import Bus
 from charla.ops import deadletters
 
@@ -88,23 +87,8 @@ def dead_drop(dead_id: Annotated[str, typer.Argument(metavar="ID", help="as list
 
 
 def _dead(work: Callable[[Bus], Awaitable[Any]]) -> Any:
-    """Run `work(bus)` against the stack's Redis (REDIS_URL is enough: dead letters need no PostgreSQL)."""
-    # The runtime (aiohttp, Prometheus) is imported when used, so that `charla --help` starts fast.
-    from charla.core.redis_client import connect
-    from charla.core.runtime import bus_config
-
-    settings = common.settings()
-
-    async def _go(url: str) -> Any:
-        redis = connect(url, cluster=settings.redis_cluster, max_connections=8)
-        try:
-            return await work(Bus(redis, bus_config(settings)))
-        finally:
-            await redis.aclose()
-
+    """Run `work(bus)` (common.on_bus); an unknown stream is said so."""
     try:
-        return run(_go(settings.redis_url or common.urls(settings).redis_url))
+        return common.on_bus(work)
     except deadletters.UnknownStream as exc:
         raise fail(str(exc)) from exc
-    except RedisError as exc:
-        raise fail(f"Redis: {exc}; is the stack running (`charla status`)?") from exc

@@ -26,12 +26,16 @@ class Question:
 @cache
 def bank(lang: str) -> tuple[Question, ...]:
     """Every question of `lang`'s bank (English for a language without one)."""
-    path = CONTENT / f"questions.{lang}.tsv"
+    return tuple(Question(row["band"], row["topic"], row["question"]) for row in rows("questions", lang))
+
+
+def rows(name: str, lang: str) -> list[dict[str, str]]:
+    """The rows of the content bank `name` (content/<name>.<lang>.tsv; English for a language without one)."""
+    path = CONTENT / f"{name}.{lang}.tsv"
     if not path.exists():
-        path = CONTENT / f"questions.{FALLBACK_LANGUAGE}.tsv"
+        path = CONTENT / f"{name}.{FALLBACK_LANGUAGE}.tsv"
     with path.open(encoding="utf-8", newline="") as f:
-        return tuple(Question(row["band"], row["topic"], row["question"])
-                     for row in csv.DictReader(f, delimiter="\t"))
+        return list(csv.DictReader(f, delimiter="\t"))
 
 
 def band(level: str | None) -> str:

@@ -6,13 +6,13 @@ among those not read recently."""
 
 from __future__ import annotations
 
-import csv
 import zlib
 from dataclasses import dataclass
 from functools import cache
 
 from charla.store.profile import Profile, level_to_use
-from charla.tutor.questions import BANDS, CONTENT, FALLBACK_LANGUAGE, band
+from charla.tutor import questions
+from charla.tutor.questions import BANDS, band
 
 WEAK_STRENGTH = 0.5  # vocabulary under this strength counts as weak
 RECENT = 5  # sentences read lately, not offered again while others remain
@@ -28,12 +28,7 @@ class Sentence:
 @cache
 def bank(lang: str) -> tuple[Sentence, ...]:
     """Every sentence of `lang`'s bank (English for a language without one)."""
-    path = CONTENT / f"reading.{lang}.tsv"
-    if not path.exists():
-        path = CONTENT / f"reading.{FALLBACK_LANGUAGE}.tsv"
-    with path.open(encoding="utf-8", newline="") as f:
-        return tuple(Sentence(row["band"], row["category"], row["sentence"])
-                     for row in csv.DictReader(f, delimiter="\t"))
+    return tuple(Sentence(row["band"], row["category"], row["sentence"]) for row in questions.rows("reading", lang))
 
 
 def weak_words(profile: Profile) -> set[str]:

@@ -12,17 +12,21 @@ is the reason).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
+
+import psycopg
+import stamina
 
 from charla.channels import media
 from charla.channels.base import Channel, Document
 from charla.channels.registry import Channels, open_channels
 from charla.core import alerts
 from charla.core.bus import Delivery
-from charla.core.errors import AuthError, PermanentError
+from charla.core.errors import AuthError, PermanentError, TransientError
 from charla.core.events import OutboundMessage, Template
 from charla.core.runtime import Resources
 from charla.core.settings import Settings
@@ -34,7 +38,17 @@ from charla.tutor import flashcards
 log = logging.getLogger(__name__)
 
 Send = Callable[[], Awaitable[str]]
+RECORD_RETRY_S = 120.0  # how long a send the provider accepted waits for PostgreSQL to come back to be recorded
 T = TypeVar("T")
+
+
+class Unconfirmed(TransientError):
+    """A send interrupted by a crash, not reported by the provider yet: asked again after `retry_after`."""
+
+    def __init__(self, index: int, outbound_id: uuid.UUID, interrupted_s: float, wait: float) -> None:
+        super().__init__(f"part {index} of {outbound_id} was interrupted {interrupted_s:.1f} s ago: waiting "
+                         "for the provider's status before sending it again")
+        self.retry_after = wait
 
 
 def build(res: Resources) -> Handler:
@@ -65,6 +79,15 @@ async def send(res: Resources, channels: Channels, event: OutboundMessage) -> No
         await _fail(res, outbound_id, {"code": None, "message": str(exc)})
         return
     window_closed = channel.traits.window and not state.window_open
+    whole = event.kind not in ("text", "choices") or window_closed  # it goes out as one provider message
+    parts_sent = state.parts_sent
+    if state.interrupted_s is not None and channel.traits.confirms:
+        provider_id = await _confirmed(res, event, outbound_id, state.parts_sent, state.interrupted_s)
+        if provider_id is not None:
+            await _record_sent(res, event, outbound_id, parts_sent, provider_id, last=whole)
+            if whole:
+                return
+            parts_sent += 1
     if event.kind == "voice":
         await _send_voice(res, channel, event, outbound_id, window_closed)
     elif event.kind == "document":
@@ -74,23 +97,40 @@ async def send(res: Resources, channels: Channels, event: OutboundMessage) -> No
     elif event.kind == "template" or window_closed:
         await _send_template(res, channel, event, outbound_id)
     else:
-        await _send_parts(res, channel, event, outbound_id, state.parts_sent)
+        await _send_parts(res, channel, event, outbound_id, parts_sent)
+
+
+async def _confirmed(res: Resources, event: OutboundMessage, outbound_id: uuid.UUID, index: int,
+                     interrupted_s: float) -> str | None:
+    """The provider id of part `index` when the provider did accept it before a crash interrupted its send
+    (its status names the outbound id). Until CHARLA_SEND_CONFIRM_S after the send began, no status yet
+    means "ask again later" (the bus retries); after that, it was never accepted: None, send it again."""
+    async with res.pool.connection() as conn:
+        provider_id = await messages.unrecorded_status(conn, event.provider, outbound_id)
+    wait = res.settings.send_confirm_s - interrupted_s
+    if provider_id is None and wait > 0:
+        raise Unconfirmed(index, outbound_id, interrupted_s, wait)
+    if provider_id is None:
+        log.warning("sending part %d of %s again: its send was interrupted and the provider never reported it",
+                    index, outbound_id)
+    return provider_id
 
 
 async def _send_parts(res: Resources, channel: Channel, event: OutboundMessage, outbound_id: uuid.UUID,
                       parts_sent: int) -> None:
     parts = await _guarded(res, channel, lambda: channel.parts(event))
+    if parts_sent >= len(parts):  # the last part was confirmed after an interrupted send
+        await _record_sent(res, event, outbound_id, len(parts) - 1, None, last=True)
+        return
     for index in range(parts_sent, len(parts)):
         last = index == len(parts) - 1
         try:
-            provider_id = await _guarded(res, channel, _part(channel, event, parts[index], index, last=last))
+            provider_id = await _attempt(res, channel, outbound_id, index,
+                                         _part(channel, event, parts[index], index, last=last))
         except PermanentError as exc:
             await _permanent_failure(res, channel, event, outbound_id, exc)
             return
-        async with res.pool.connection() as conn, conn.pipeline():  # one round trip for the bookkeeping
-            await messages.record_part_sent(conn, event.provider, outbound_id, index, provider_id)
-            if last:
-                await messages.mark_sent(conn, outbound_id)
+        await _record_sent(res, event, outbound_id, index, provider_id, last=last)
 
 
 def _part(channel: Channel, event: OutboundMessage, text: str, index: int, *, last: bool) -> Send:
@@ -102,6 +142,22 @@ def _part(channel: Channel, event: OutboundMessage, text: str, index: int, *, la
     if last and event.kind == "choices":
         return lambda: channel.send_choices(event, text)
     return lambda: channel.send_text(event, text, reply_to=event.reply_to if index == 0 else None)
+
+
+async def _attempt(res: Resources, channel: Channel, outbound_id: uuid.UUID, index: int, send: Send) -> str:
+    """Send part `index`, first noting that its send began where the provider's statuses can confirm it (so a
+    crash after the provider accepts it is found out, not repeated); an answered error clears the note."""
+    if not channel.traits.confirms:
+        return await _guarded(res, channel, send)
+    async with res.pool.connection() as conn:
+        await messages.note_sending(conn, outbound_id, index)
+    try:
+        return await _guarded(res, channel, send)
+    except Exception:
+        with contextlib.suppress(psycopg.Error):
+            async with res.pool.connection() as conn:
+                await messages.note_sending(conn, outbound_id, None)
+        raise
 
 
 async def _guarded(res: Resources, channel: Channel, call: Callable[[], Awaitable[T]]) -> T:
@@ -191,17 +247,30 @@ async def _send_whole(res: Resources, channel: Channel, event: OutboundMessage, 
                       *, template: str | None = None) -> bool:
     """Send a message that goes out as one provider message, record it, and say whether it went."""
     try:
-        provider_id = await _guarded(res, channel, send)
+        provider_id = await _attempt(res, channel, outbound_id, 0, send)
     except PermanentError as exc:
         error: dict[str, object] = {"code": getattr(exc, "code", None), "message": str(exc)}
         await _fail(res, outbound_id, error if template is None else {**error, "template": template})
         return False
-    async with res.pool.connection() as conn, conn.pipeline():
-        await messages.record_part_sent(conn, event.provider, outbound_id, 0, provider_id)
-        await messages.mark_sent(conn, outbound_id)
-        if template is not None:
-            await messages.note_template(conn, outbound_id, template)
+    await _record_sent(res, event, outbound_id, 0, provider_id, last=True, template=template)
     return True
+
+
+async def _record_sent(res: Resources, event: OutboundMessage, outbound_id: uuid.UUID, index: int,
+                       provider_id: str | None, *, last: bool, template: str | None = None) -> None:
+    """Record that the provider accepted part `index` (None: recorded already), in one round trip. The message
+    is already on its way: a failure here would have the bus send it again, so a PostgreSQL restart
+    (OperationalError: the pool's connections died with the server) is waited out here, up to RECORD_RETRY_S."""
+    async for attempt in stamina.retry_context(on=psycopg.OperationalError, attempts=None, timeout=RECORD_RETRY_S,
+                                               wait_max=2.0):
+        with attempt:
+            async with res.pool.connection() as conn, conn.pipeline():
+                if provider_id is not None:
+                    await messages.record_part_sent(conn, event.provider, outbound_id, index, provider_id)
+                if last:
+                    await messages.mark_sent(conn, outbound_id)
+                if template is not None:
+                    await messages.note_template(conn, outbound_id, template)
 
 
 async def _permanent_failure(res: Resources, channel: Channel, event: OutboundMessage,

@@ -37,7 +37,7 @@ from charla.core import constants as c
 from charla.tutor import insights
 from tests.support.fake_llm import FakeLLM, echo, last_user_text, llm_env, serve_fake_llm, system_of
 from tests.support.helpers import eventually
-from tests.support.payloads import sign, text_webhook
+from tests.support.payloads import sign, status_webhook, text_webhook
 from tests.support.servers import FakeGraph, serve_fake_graph
 from tests.support.stack import Proc, stack_env
 from tests.support.voice_kit import note, speak, voice_webhook
@@ -68,15 +68,33 @@ class ChaosOptions:
 
 @dataclass
 class StampedGraph(FakeGraph):
-    """A FakeGraph that remembers when each message arrived (perf_counter s, parallel to `sent`)."""
+    """A FakeGraph that remembers when each message arrived (perf_counter s, parallel to `sent`) and, once
+    `statuses_to` is set (the orchestrator's client), reports each accepted message with a signed `sent`
+    status naming its outbound id, re-sent until answered 200, as Meta does."""
 
     sent_at: list[float] = field(default_factory=list)
+    statuses_to: httpx.AsyncClient | None = None
+    reported: Ledger = field(default_factory=lambda: Ledger())  # the statuses' deliveries, not the learners'
+    _reporting: set[asyncio.Task[bool]] = field(default_factory=set)
 
     async def send(self, request: Request) -> JSONResponse:
         now = time.perf_counter()
+        accepted = len(self.sent)
         response = await super().send(request)
         self.sent_at.extend([now] * (len(self.sent) - len(self.sent_at)))
+        if self.statuses_to is not None and len(self.sent) > accepted:
+            body = self.sent[-1]
+            tag = body.get("biz_opaque_callback_data")
+            status = status_webhook(self.ids[-1], "sent", str(body["to"]), str(tag) if tag else None)
+            task = asyncio.create_task(post_until_accepted(self.statuses_to, self.reported, status, self.ids[-1]))
+            self._reporting.add(task)
+            task.add_done_callback(self._reporting.discard)
         return response
+
+    def stop_reporting(self) -> None:
+        self.statuses_to = None
+        for task in list(self._reporting):
+            task.cancel()
 
 
 @dataclass
@@ -334,10 +352,14 @@ async def chaos_stack(services: Services, free_messages: int, names: tuple[str, 
                         CHARLA_DEFAULT_TARGET_LANGUAGE="en", CHARLA_DEFAULT_NATIVE_LANGUAGE="es",
                         **llm_env(llm_url))
         redis = Redis.from_url(services.redis_url)
+        url = f"http://127.0.0.1:{port}"
         try:
-            async with processes(env, port, redis, list(names)) as procs:
-                yield graph, procs, f"http://127.0.0.1:{port}"
+            async with processes(env, port, redis, list(names)) as procs, httpx.AsyncClient(
+                    base_url=url, timeout=10) as reporter:
+                graph.statuses_to = reporter
+                yield graph, procs, url
         finally:
+            graph.stop_reporting()
             await redis.aclose()
 
 

@@ -35,6 +35,7 @@ class Traits:
     renumbers: bool = False  # it announces a learner's new number (Meta's user_changed_number): old ids alias
     window_closed: frozenset[int] = frozenset()  # error codes meaning "the 24-hour window is closed"
     unreachable: frozenset[int] = frozenset()  # error codes meaning "this learner cannot receive"
+    confirms: bool = False  # its delivery statuses carry Charla's outbound id: an interrupted send is looked up
 
 
 @dataclass(frozen=True)

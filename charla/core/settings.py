@@ -183,6 +183,10 @@ class Settings(BaseSettings):
     dedupe_ttl_s: int = Field(7 * 24 * 3600, gt=0, validation_alias=_env("CHARLA_DEDUPE_TTL_S"))
     bus_max_deliveries: int = Field(5, ge=1, validation_alias=_env("CHARLA_BUS_MAX_DELIVERIES"))
     bus_lease_ms: int = Field(15_000, ge=100, validation_alias=_env("CHARLA_BUS_LEASE_MS"))
+    send_confirm_s: float = Field(
+        10.0, ge=0, le=60, validation_alias=_env("CHARLA_SEND_CONFIRM_S"),
+        description="After a crash interrupted a WhatsApp send, how long the sender waits for Meta's status of "
+                    "it (which names the reply) before sending it again; 0 sends again at once.")
     bus_retention_s: int = Field(3600, ge=0, validation_alias=_env("CHARLA_BUS_RETENTION_S"))
     bus_max_backlog: int = Field(200_000, ge=1, validation_alias=_env("CHARLA_BUS_MAX_BACKLOG"))
     redis_max_connections: int = Field(64, ge=4, validation_alias=_env("CHARLA_REDIS_MAX_CONNECTIONS"))

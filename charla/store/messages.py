@@ -93,12 +93,15 @@ class SendState:
     parts_sent: int  # parts of a split reply already accepted by the provider
     window_open: bool  # free-form allowed now (charla.core.window)
     unreachable: bool
+    interrupted_s: float | None = None  # seconds since the send of part `parts_sent` began unrecorded (a crash)
 
 
 _SEND_STATE = sql.SQL("""
-    SELECT m.status, (SELECT count(*) FROM outbound_parts p WHERE p.outbound_id = m.outbound_id),
-           {window_open}, l.unreachable_at IS NOT NULL
-    FROM messages m JOIN learners l ON l.id = m.learner_id WHERE m.outbound_id = %s""").format(
+    SELECT m.status, p.sent, {window_open}, l.unreachable_at IS NOT NULL,
+           CASE WHEN m.sending_part = p.sent THEN extract(epoch FROM now() - m.sending_since) END
+    FROM messages m JOIN learners l ON l.id = m.learner_id,
+         LATERAL (SELECT count(*) AS sent FROM outbound_parts p WHERE p.outbound_id = m.outbound_id) p
+    WHERE m.outbound_id = %s""").format(
     window_open=window.open_sql(sql.SQL("l.last_inbound_at"), sql.SQL("now()")))
 
 
@@ -107,7 +110,26 @@ async def send_state(conn: Conn, outbound_id: uuid.UUID) -> SendState | None:
     row = await (await conn.execute(_SEND_STATE, (outbound_id,))).fetchone()
     if row is None:
         return None
-    return SendState(str(row[0]), int(str(row[1])), bool(row[2]), bool(row[3]))
+    return SendState(str(row[0]), int(str(row[1])), bool(row[2]), bool(row[3]),
+                     None if row[4] is None else float(str(row[4])))
+
+
+async def note_sending(conn: Conn, outbound_id: uuid.UUID, index: int | None) -> None:
+    """Part `index` is about to be sent (None: the provider answered with an error, nothing went out)."""
+    await conn.execute("UPDATE messages SET sending_part = %s, sending_since = now() WHERE outbound_id = %s",
+                       (index, outbound_id))
+
+
+async def unrecorded_status(conn: Conn, provider: str, outbound_id: uuid.UUID) -> str | None:
+    """The provider id of a part of `outbound_id` that the provider reported on but the sender never
+    recorded (it was killed in between), if any. Parts go out one at a time: there is at most one."""
+    row = await (await conn.execute(
+        """SELECT st.provider_message_id FROM message_statuses st
+           WHERE st.outbound_id = %s AND st.provider = %s
+             AND NOT EXISTS (SELECT 1 FROM outbound_parts p WHERE p.provider = st.provider
+                                                              AND p.provider_message_id = st.provider_message_id)
+           LIMIT 1""", (outbound_id, provider))).fetchone()
+    return None if row is None else str(row[0])
 
 
 async def record_part_sent(conn: Conn, provider: str, outbound_id: uuid.UUID, index: int,

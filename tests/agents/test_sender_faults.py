@@ -5,9 +5,9 @@ Assertions are on what the fake Graph received and on the messages table."""
 from __future__ import annotations
 
 import itertools
-import json
 import time
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable
 from itertools import pairwise
 from typing import Any
 
@@ -22,7 +22,7 @@ from charla.ops import deadletters
 from charla.store import learners, messages
 from tests.support.harness import Stack, running_stack
 from tests.support.helpers import eventually
-from tests.support.payloads import fixture_json
+from tests.support.payloads import fixture_json, status_webhook
 from tests.support.servers import Answer, Attempt, BeforeAnswer, FakeGraph, serve_fake_graph
 
 pytestmark = pytest.mark.timeout(120)
@@ -230,17 +230,6 @@ async def _at_least(fake: FakeGraph, attempts: int) -> bool:
     return fake.attempts >= attempts
 
 
-def status_webhook(wamid: str, status: str, to: str, tag: str | None) -> bytes:
-    """A signed-fixture-shaped status delivery for `wamid`, timestamped now."""
-    name = "wa_status_failed_131049.json" if status == "failed" else f"wa_status_{status}.json"
-    payload = fixture_json(name)
-    entry = payload["entry"][0]["changes"][0]["value"]["statuses"][0]
-    entry.update(id=wamid, recipient_id=to, timestamp=str(int(time.time())))
-    if tag is not None:
-        entry["biz_opaque_callback_data"] = tag
-    return json.dumps(payload).encode()
-
-
 async def recorded(db: str, wamid: str) -> set[str]:
     async with await psycopg.AsyncConnection.connect(db) as conn:
         rows = await (await conn.execute("SELECT status FROM message_statuses WHERE provider_message_id = %s",
@@ -278,3 +267,77 @@ async def test_statuses_that_beat_the_send_leave_it_read_and_a_late_failure_chan
 
     await eventually(failure_recorded, 20, "the late failure recorded")
     assert await is_("read")  # a message the learner read did not fail
+
+
+async def test_connections_dropped_while_the_provider_accepts_a_reply_never_send_it_twice(
+        stack: Stack, db: str) -> None:
+    """PostgreSQL drops every connection (as in a restart) between Meta accepting a reply and the sender
+    recording it: the sender waits the failure out and records the send instead of having the bus send it
+    again."""
+    dropped: list[str] = []
+
+    async def drop_connections(body: dict[str, Any], wamid: str) -> Answer | None:
+        if not dropped:  # once: the two sends run at once
+            dropped.append(wamid)
+            async with await psycopg.AsyncConnection.connect(db, autocommit=True) as conn:
+                await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                   "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        return None
+
+    stack.fake.before_answer = drop_connections
+    await queue(stack.res, (ANA, "para Ana"), (BETO, "para Beto"))
+    await stack.fake.wait_for(2, seconds=30)
+    await eventually(lambda: all_sent(db), 30, "both replies recorded as sent")
+    assert dropped
+    assert {to: bodies(stack.fake, to) for to in (ANA, BETO)} == {ANA: ["para Ana"], BETO: ["para Beto"]}
+    assert stack.fake.attempts == 2
+
+
+async def interrupted(res: Resources, event: OutboundMessage, part: int) -> None:
+    """The state a sender SIGKILLed in mid-send leaves: parts before `part` recorded, `part` begun."""
+    outbound_id = uuid.UUID(event.outbound_id)
+    async with res.pool.connection() as conn, conn.transaction():
+        for index in range(part):
+            await messages.record_part_sent(conn, "meta", outbound_id, index, f"wamid.part{index}.{outbound_id}")
+        await messages.note_sending(conn, outbound_id, part)
+
+
+@pytest.mark.parametrize("parts", [1, 2], ids=["one-part", "last-of-two"])
+async def test_a_send_interrupted_after_meta_accepted_it_is_confirmed_by_its_status_not_repeated(
+        stack: Stack, db: str, parts: int) -> None:
+    text = "hola " * (1000 * parts - 900)  # 500 characters, or 5,500 (two parts of at most 4,096)
+    event = await reply_event(stack.res, ANA, text)
+    await interrupted(stack.res, event, parts - 1)
+    accepted = f"wamid.accepted.{event.outbound_id}"
+    assert (await stack.post(status_webhook(accepted, "delivered", ANA, event.outbound_id))).status_code == 200
+    await eventually(lambda: _has(recorded(db, accepted), "delivered"), 20, "Meta's status recorded")
+    await stack.res.bus.publish(c.STREAM_OUTBOX, event)
+
+    async def delivered() -> bool:
+        return [status for _, _, status in await outbound(db)] == ["delivered"]
+
+    await eventually(delivered, 20, "the reply recorded as sent, and then delivered")
+    assert stack.fake.attempts == 0  # nothing sent again
+    async with await psycopg.AsyncConnection.connect(db) as conn:
+        rows = await (await conn.execute("SELECT part, provider_message_id FROM outbound_parts WHERE outbound_id = %s "
+                                         "ORDER BY part", (event.outbound_id,))).fetchall()
+    assert rows[-1] == (parts - 1, accepted)
+    assert len(rows) == parts
+
+
+async def _has(statuses: Awaitable[set[str]], status: str) -> bool:
+    return status in await statuses
+
+
+async def test_a_send_interrupted_before_meta_accepted_it_goes_out_once_after_the_wait(
+        db: str, default_redis_server: str) -> None:
+    async with running_stack(db, default_redis_server, CHARLA_RECALL_K=NO_RECALL,
+                             CHARLA_SEND_CONFIRM_S="1.5") as stack:
+        event = await reply_event(stack.res, ANA, "hola")
+        await interrupted(stack.res, event, 0)
+        begun = time.monotonic()
+        await stack.res.bus.publish(c.STREAM_OUTBOX, event)
+        await stack.fake.wait_for(1, seconds=20)
+        assert tries(stack.fake, ANA)[0].at - begun >= 1.0  # Meta's status was waited for first
+        await eventually(lambda: all_sent(db), 10, "the reply recorded as sent")
+        assert bodies(stack.fake, ANA) == ["hola"]

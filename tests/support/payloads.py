@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,3 +29,15 @@ def sign(body: bytes, secret: str = APP_SECRET) -> str:
 def text_webhook(wa_id: str, wamid: str, body: str, name: str = "Learner") -> bytes:
     """A Meta `messages` delivery with one text message, timestamped now (the console builds the same)."""
     return text_delivery(wa_id, body, name=name, message_id=wamid)
+
+
+def status_webhook(wamid: str, status: str, to: str, tag: str | None) -> bytes:
+    """A Meta `statuses` delivery for `wamid` (tagged with `biz_opaque_callback_data` when given), shaped like
+    the fixtures and timestamped now."""
+    name = "wa_status_failed_131049.json" if status == "failed" else f"wa_status_{status}.json"
+    payload = fixture_json(name)
+    entry = payload["entry"][0]["changes"][0]["value"]["statuses"][0]
+    entry.update(id=wamid, recipient_id=to, timestamp=str(int(time.time())))
+    if tag is not None:
+        entry["biz_opaque_callback_data"] = tag
+    return json.dumps(payload).encode()

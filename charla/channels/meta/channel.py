@@ -12,7 +12,7 @@ from charla.channels.meta.graph import GraphClient
 from charla.core.errors import PermanentError
 from charla.core.events import InboundMessage, OutboundMessage, Template
 
-TRAITS = Traits(provider="meta", window=True, keeps_media=True, renumbers=True,
+TRAITS = Traits(provider="meta", window=True, keeps_media=True, renumbers=True, confirms=True,
                 window_closed=frozenset({graph.WINDOW_CLOSED}), unreachable=frozenset(graph.UNREACHABLE_CODES))
 
 

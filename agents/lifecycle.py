@@ -60,10 +60,7 @@ async def _move_state(redis: Redis, old_key: str, new_key: str) -> None:
     """The session and an operator's block follow the learner to their new ordering key."""
     if old_key == new_key:
         return
-    session = c.SESSION_KEY.format(learner=old_key)
-    # A session the new number already has (its messages came before the notice) is the current one.
-    if await redis.exists(session) and not await redis.renamenx(session, c.SESSION_KEY.format(learner=new_key)):
-        await redis.delete(session)
+    await session.move(redis, old_key, new_key)
     if await redis.sismember(c.BLOCKED_KEY, old_key):
         await redis.sadd(c.BLOCKED_KEY, new_key)
         await redis.srem(c.BLOCKED_KEY, old_key)

@@ -26,7 +26,6 @@ from markupsafe import Markup
 
 from agents import erasure
 from charla.core import alerts
-from charla.core.bus import Bus
 from charla.core.constants import CONSUMER_GROUPS, PREFIX
 from charla.core.events import Template
 from charla.core.runtime import Resources
@@ -75,7 +74,7 @@ async def overview(request: Request, res: Res, who: Viewer) -> HTMLResponse:
     async with res.pool.connection() as conn:
         data = await analytics.overview(conn)
         cohort = await cohorts.cohorts(conn, datetime.now(UTC))
-    bus = Bus(res.redis)
+    bus = res.bus  # its partitions, hash-tagged on a cluster
     streams = [await bus.stats(stream) for stream in CONSUMER_GROUPS]
     lag = {s.stream.removeprefix(f"{PREFIX}:stream:"): float(sum((g.lag or 0) + g.pending for g in s.groups))
            for s in streams}

@@ -4,6 +4,7 @@ Sessions live in Redis under the sha256 of their cookie (a random 32-byte value)
 and the session's CSRF token; they expire a fixed CHARLA_ADMIN_SESSION_S after login (not sliding: a
 stolen cookie stays useful no longer than that) and logout deletes them. Wrong logins count per client
 address and globally in fixed windows of CHARLA_LOGIN_WINDOW_S; a full window locks logins out until it ends.
+Each counter is its own key, read and counted on its own (a Redis Cluster keeps them in different slots).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from charla.core.constants import PREFIX
+from charla.core.redis_client import get_each
 from charla.core.settings import Settings
 
 _SESSIONS = f"{PREFIX}:admin:session"
@@ -70,7 +72,7 @@ async def close_session(redis: Redis, session_id: str) -> None:
 async def locked_for(redis: Redis, settings: Settings, client: str) -> int:
     """Seconds until logins from `client` are accepted again (0: now)."""
     mine, everyone = f"{_FAILURES}:{client}", f"{_FAILURES}:all"
-    counts = await redis.mget(mine, everyone)
+    counts = await get_each(redis, [mine, everyone])
     full = [key for key, count, limit in ((mine, counts[0], settings.login_attempts),
                                           (everyone, counts[1], settings.login_global_attempts))
             if count is not None and int(count) >= limit]
@@ -79,11 +81,13 @@ async def locked_for(redis: Redis, settings: Settings, client: str) -> int:
 
 async def failed(redis: Redis, settings: Settings, client: str) -> None:
     """Count one wrong login from `client` (the window starts at the first)."""
-    async with redis.pipeline(transaction=True) as pipe:
-        for key in (f"{_FAILURES}:{client}", f"{_FAILURES}:all"):
+    for key in (f"{_FAILURES}:{client}", f"{_FAILURES}:all"):
+        # One transaction per counter: its window opened and counted together, so it never outlives its
+        # expiry (an INCR after the key expired would make one without a TTL: a lockout for good).
+        async with redis.pipeline(transaction=True) as pipe:
             pipe.set(key, 0, ex=settings.login_window_s, nx=True)
             pipe.incr(key)
-        await pipe.execute()
+            await pipe.execute()
 
 
 async def succeeded(redis: Redis, client: str) -> None:

@@ -24,11 +24,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from pydantic import SecretStr
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from charla.core import constants as c
 from charla.core import metrics
 from charla.core.bus import Bus, StreamStats
+from charla.core.redis_client import ERRORS, get_each
 from charla.core.runtime import Resources, consumer_name
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ async def snapshots(redis: Redis) -> list[dict[str, Any]]:
     await redis.zremrangebyscore(c.METRICS_INDEX_KEY, "-inf", now_ms - SKEW_MS)
     keys: Any = await redis.zrange(c.METRICS_INDEX_KEY, 0, -1)
     found: list[dict[str, Any]] = []
-    for raw in await redis.mget(keys) if keys else []:
+    for raw in await get_each(redis, keys):  # one key per process, each in a slot of its own on a cluster
         if raw is None:  # expired since the index was read
             continue
         try:
@@ -107,7 +107,7 @@ async def exposition(redis: Redis, bus: Bus, instance: str,
         others = [s for s in await snapshots(redis) if (s.get("process"), s.get("instance")) != (PROCESS, instance)]
         stats = await asyncio.gather(*(bus.stats(stream) for stream in c.CONSUMER_GROUPS))
         cluster = [*stream_families(stats), live_family([own, *others])]
-    except RedisError as exc:
+    except ERRORS as exc:
         log.warning("/metrics without cluster state: Redis unavailable (%s)", exc)
         others = []
     up = GaugeMetricFamily("charla_redis_up", "1 when this scrape could read Redis (snapshots, streams).",

@@ -10,8 +10,6 @@ import time
 from typing import Annotated
 
 import typer
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from charla.channels.registry import local_console
 from charla.cli import common
@@ -22,6 +20,7 @@ from charla.cli.supervisor import Supervisor
 from charla.core import constants as c
 from charla.core import db
 from charla.core.liveness import LIVE_BEATS, Beat, beats, fresh_beat, verdict
+from charla.core.redis_client import ERRORS, connect, text
 from charla.core.settings import Settings
 
 app = typer.Typer()
@@ -67,7 +66,7 @@ async def _up(settings: Settings, names: list[str]) -> None:
         write_private(path, json.dumps({"database_url": urls.database_url, "redis_url": urls.redis_url,
                                         "pid": os.getpid()}))
         env = {**os.environ, "DATABASE_URL": urls.database_url, "REDIS_URL": urls.redis_url}
-        redis = Redis.from_url(urls.redis_url)
+        redis = connect(urls.redis_url, cluster=settings.redis_cluster, max_connections=8)
         progress(f"orchestrator on http://{settings.host}:{settings.port} "
                  f"(provider: {settings.whatsapp_provider}); agents: {', '.join(names)}")
         if local_console(settings):
@@ -145,14 +144,14 @@ def restart(
 ) -> None:
     """Gracefully restart one process of a running `charla up` (no message is lost); unless --no-wait, wait for
     the new process's heartbeat and exit 1 if it does not come within --timeout seconds."""
-    redis_url = common.urls(common.settings()).redis_url
-    run(_restart(redis_url, name, timeout if wait else None))
+    settings = common.settings()
+    run(_restart(common.urls(settings).redis_url, settings.redis_cluster, name, timeout if wait else None))
 
 
-async def _restart(redis_url: str, name: str, wait_s: float | None) -> None:
-    redis = Redis.from_url(redis_url, decode_responses=True)
+async def _restart(redis_url: str, cluster: bool, name: str, wait_s: float | None) -> None:
+    redis = connect(redis_url, cluster=cluster, max_connections=8)
     try:
-        running = sorted(str(key) for key in await redis.hkeys(c.PROCS_KEY))
+        running = sorted(text(key) for key in await redis.hkeys(c.PROCS_KEY))
         if running and name not in running:
             raise fail(f"{name} is not run by this `charla up` (it runs: {', '.join(running)})")
         old = {beat.process for beat in await beats(redis, name, time.time())}
@@ -181,8 +180,8 @@ def alive(name: Annotated[str, typer.Argument(help="an agent name (see `charla a
 
     settings = common.settings()
     try:
-        found = run(_beats(resolve_urls(settings).redis_url, name))
-    except (NotConfigured, RedisError, OSError) as exc:
+        found = run(_beats(resolve_urls(settings).redis_url, settings.redis_cluster, name))
+    except (NotConfigured, *ERRORS, OSError) as exc:
         raise fail(f"cannot read heartbeats: {exc}") from exc
     problem = verdict(found, name, socket.gethostname(), LIVE_BEATS * settings.heartbeat_s)
     if problem:
@@ -190,8 +189,8 @@ def alive(name: Annotated[str, typer.Argument(help="an agent name (see `charla a
     typer.echo(f"{name} is alive on {socket.gethostname()}")
 
 
-async def _beats(redis_url: str, name: str) -> list[Beat]:
-    redis = Redis.from_url(redis_url, socket_connect_timeout=3, socket_timeout=3)
+async def _beats(redis_url: str, cluster: bool, name: str) -> list[Beat]:
+    redis = connect(redis_url, cluster=cluster, max_connections=2, timeout_s=3)
     try:
         return await beats(redis, name, time.time())
     finally:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from charla.core import constants as c
+from charla.core.redis_client import get_each
 
 LIVE_BEATS = 3  # a process is alive while its last beat is younger than this many heartbeat periods
 
@@ -36,7 +37,7 @@ async def beats(redis: Redis, name: str, now: float) -> list[Beat]:
     """Every heartbeat of agent `name`'s processes, aged at `now` (bodies without host or time skipped)."""
     keys = [key async for key in redis.scan_iter(match=c.HEARTBEAT_KEY.format(agent=name, consumer="*"),
                                                  count=200)]
-    bodies = await redis.mget(keys) if keys else []
+    bodies = await get_each(redis, keys)  # each process's key is in a slot of its own on a cluster
     return [beat for body in bodies if body is not None and (beat := parse_beat(body, name, now)) is not None]
 
 

@@ -7,11 +7,11 @@ from dataclasses import asdict
 from typing import Any
 
 import psycopg
-from redis.asyncio import Redis
 
 from charla.core import constants as c
 from charla.core.bus import Bus
-from charla.core.runtime import resolve_urls
+from charla.core.redis_client import connect, get_each
+from charla.core.runtime import bus_config, resolve_urls
 from charla.core.settings import Settings
 from charla.store import turns
 from charla.tutor import offline
@@ -20,12 +20,13 @@ STREAMS = tuple(c.CONSUMER_GROUPS)
 
 
 async def collect(settings: Settings) -> dict[str, Any]:
-    redis = Redis.from_url(resolve_urls(settings).redis_url)
+    redis = _client(settings)
     try:
         raw: dict[Any, Any] = await redis.hgetall(c.PROCS_KEY)
         procs = {k.decode(): json.loads(v) for k, v in raw.items()}
-        beats = [json.loads(await redis.get(key) or "{}") async for key in redis.scan_iter(f"{c.PREFIX}:hb:*")]
-        bus = Bus(redis)
+        keys = [key async for key in redis.scan_iter(f"{c.PREFIX}:hb:*")]  # every primary's, on a cluster
+        beats = [json.loads(body or "{}") for body in await get_each(redis, keys)]
+        bus = Bus(redis, bus_config(settings))
         streams = [asdict(await bus.stats(stream)) for stream in STREAMS]
         raw_alerts: dict[Any, Any] = await redis.hgetall(c.ALERTS_KEY)
         llm = {"providers": _decoded(await redis.hgetall(c.LLM_PROVIDERS_KEY)),
@@ -104,8 +105,12 @@ def _ago(seconds: float) -> str:
 
 
 async def clear_alerts(settings: Settings) -> int:
-    redis = Redis.from_url(resolve_urls(settings).redis_url)
+    redis = _client(settings)
     try:
         return int(await redis.delete(c.ALERTS_KEY))
     finally:
         await redis.aclose()
+
+
+def _client(settings: Settings) -> Any:
+    return connect(resolve_urls(settings).redis_url, cluster=settings.redis_cluster, max_connections=4)

@@ -57,3 +57,15 @@ async def save(redis: Redis, learner: str, session: Session, ttl_s: int) -> None
 
 async def forget(redis: Redis, learner: str) -> None:
     await redis.delete(_key(learner))
+
+
+async def move(redis: Redis, old: str, new: str) -> None:
+    """Continue learner `old`'s session under `new` (a number change), keeping its expiry; a session `new`
+    already has (their messages came before the notice) is the current one and stays. Key by key, not RENAMENX:
+    on a Redis Cluster the two keys live in different slots. A crash between the copy and the delete leaves
+    the old copy, which nothing reads any more, to expire."""
+    source = _key(old)
+    raw, ttl_ms = await redis.get(source), await redis.pttl(source)
+    if raw is not None and ttl_ms != -2:  # -2: it expired between the two reads
+        await redis.set(_key(new), raw, px=ttl_ms if ttl_ms > 0 else None, nx=True)
+    await redis.delete(source)

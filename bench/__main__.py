@@ -14,6 +14,7 @@ from bench import (
     bus,
     bus_partitions,
     checker,
+    cluster_app,
     ingest,
     memory,
     offline,
@@ -37,7 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="smaller counts, a 3 s webhook load, 1 s ingest rates (a smoke run)")
     parser.add_argument("--only", choices=["bus", "webhook", "ingest", "turn", "memory", "payments", "scheduler",
-                                           "voice", "outage", "checker", "offline", "report"],
+                                           "voice", "outage", "checker", "offline", "report", "cluster"],
                         help="run one benchmark only")
     parser.add_argument("--events", type=int, help="bus events per measurement (default 10000, quick 2000)")
     parser.add_argument("--rate", type=float, default=200.0, help="offered webhooks per second (default 200)")
@@ -103,6 +104,8 @@ async def run_all(services: Services, args: argparse.Namespace) -> dict[str, obj
         result["voice"] = await voice.run(services, args.quick)
     if args.only is None:
         result["checker"] = checker.run()
+    if args.only in (None, "cluster"):
+        result["cluster_app"] = await cluster_app.run(50 if args.quick else 200)
     if args.only in (None, "outage"):
         result["outage"] = await outage.run(services, outage.QUICK if args.quick else outage.OutageOptions())
     if args.only in (None, "offline"):

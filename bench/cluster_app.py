@@ -3,7 +3,8 @@ but voice, fake Graph and fake Groq) on one Redis and on the local Redis Cluster
 CHARLA_REDIS_CLUSTER=true). The same closed loop of signed webhooks on both, each answered before the next
 is sent (50 learners), after a warm-up: webhook-to-send latency, and Redis commands per turn from the
 servers' own counters (background work included: heartbeats, leases, idle blocking reads), per primary on
-the cluster. `python -m bench.cluster_app [turns]` prints JSON; not part of `make bench` (it adds no target).
+the cluster. Part of `make bench` (`python -m bench --only cluster`); `python -m bench.cluster_app [turns]`
+prints its JSON alone.
 """
 
 from __future__ import annotations

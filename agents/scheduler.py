@@ -4,7 +4,8 @@ Every tick (CHARLA_SCHEDULER_TICK_S) it claims due schedules with `FOR UPDATE SK
 into a prompt row unique per (learner, kind, slot) and moves the schedule to its next local occurrence,
 in one transaction: replicas and restarts can neither skip nor repeat a slot. Due prompt rows are then
 composed (FSRS picks the item, weakest first) and handed to the outbox: free-form inside the 24-hour
-window, the approved practice template (with a quick-reply button) outside it. Learners who stop
+window, the approved practice template (with a quick-reply button) outside it; inside it, every Nth prompt of a
+learner who speaks is a read-aloud challenge with its voice note (agents/readings.py). Learners who stop
 answering are written to less often, and told so. About 23 hours after a learner's last message, one short
 summary of what the session taught goes out before the window closes. A free-form prompt carries the
 learner's streak news; the first slot of a week inside the window also brings the weekly report and its

@@ -21,7 +21,7 @@ from charla.store import activities, profile
 from charla.tutor import practice, reading
 from tests.agents.test_conversation import say
 from tests.agents.test_scheduler import AT_19, Clock, learner, outbox
-from tests.agents.test_speaking import WA, buttons, record, text_of
+from tests.agents.test_speaking import buttons, record, text_of
 from tests.support.harness import Stack, running_voice_stack
 from tests.support.helpers import entries, eventually, make_settings
 from tests.support.voice_kit import speak
@@ -87,8 +87,9 @@ async def test_the_third_prompt_is_a_reading_sent_spoken_and_opened(res: Resourc
     (note,) = await spoken(redis_default)
     assert (note.text, note.language, note.to.wa_id) == (sentence, "es", "34600000001")
     db = res.settings.database_url or ""
-    assert await rows(db, f"SELECT kind, body, status FROM messages WHERE outbound_id = '{note.outbound_id}'") == [
-        ("voice", sentence, "queued")]
+    assert await rows(db, "SELECT kind, body, status, outbound_id::text FROM messages WHERE direction = 'out'"
+                          " AND kind <> 'image' ORDER BY id") == [
+        ("choices", sent.text, "queued", sent.outbound_id), ("voice", sentence, "queued", note.outbound_id)]
     assert await rows(db, "SELECT kind, status FROM practice_prompts WHERE body <> 'earlier'") == [
         ("reading", "queued")]
 
@@ -98,7 +99,8 @@ async def test_every_third_prompt_is_a_reading(res: Resources, redis_default: Re
     for day in range(6):
         slot = AT_19 + timedelta(days=day)
         async with res.pool.connection() as conn:  # the learner answered yesterday's prompt: the window is open
-            await conn.execute("UPDATE learners SET last_inbound_at = %s WHERE id = %s", (slot - timedelta(hours=1), me))
+            await conn.execute("UPDATE learners SET last_inbound_at = %s WHERE id = %s",
+                               (slot - timedelta(hours=1), me))
         assert await PracticeScheduler(res, Clock(slot)).tick() >= 1
     assert await kinds(res) == ["practice", "practice", "reading", "practice", "practice", "reading"]
     assert len(await spoken(redis_default)) == 2

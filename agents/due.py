@@ -26,14 +26,20 @@ BATCH = """
                    AND m.updated_at > %(now)s - interval '24 hours'
                    AND (m.error->>'code' = '131049' OR m.error->'errors'->0->>'code' = '131049')),
            (SELECT max(slot_at) FROM practice_prompts q WHERE q.learner_id = l.id AND q.status = 'queued'),
-           (SELECT count(*) FROM practice_prompts q WHERE q.learner_id = l.id AND q.kind = 'practice'
+           (SELECT count(*) FROM practice_prompts q WHERE q.learner_id = l.id AND q.kind IN ('practice', 'reading')
               AND q.status = 'queued' AND q.answered_at IS NULL
               AND (l.last_inbound_at IS NULL OR q.slot_at > l.last_inbound_at)),
            ARRAY(SELECT k.item FROM practice_cards k WHERE k.learner_id = l.id ORDER BY k.item),
            ARRAY(SELECT k.due FROM practice_cards k WHERE k.learner_id = l.id ORDER BY k.item),
            ARRAY(SELECT q.answered_at FROM practice_prompts q WHERE q.learner_id = l.id
                    AND q.answered_at > %(now)s - interval '2 days'),
-           l.created_at
+           l.created_at,
+           EXISTS (SELECT 1 FROM messages m WHERE m.learner_id = l.id AND m.direction = 'in' AND m.kind = 'audio'
+                   AND m.created_at > %(now)s - interval '30 days'),
+           ARRAY(SELECT q.kind FROM practice_prompts q WHERE q.learner_id = l.id AND q.status = 'queued'
+                   AND q.kind IN ('practice', 'reading') ORDER BY q.slot_at DESC LIMIT %(every)s),
+           EXISTS (SELECT 1 FROM activities a WHERE a.learner_id = l.id AND a.kind <> 'speak'
+                   AND a.updated_at > %(now)s - interval '1 day')
     FROM due d JOIN learners l ON l.id = d.learner_id LEFT JOIN profiles pr ON pr.learner_id = d.learner_id
     LEFT JOIN LATERAL (SELECT m.provider, m.payload->>'to' AS via FROM messages m
                        WHERE m.learner_id = d.learner_id AND m.direction = 'in' ORDER BY m.id DESC LIMIT 1) ch ON true
@@ -64,17 +70,22 @@ class Due:
     cards: list[practice.CardRow] = field(default_factory=list)
     answered: list[datetime] = field(default_factory=list)
     joined: datetime | None = None  # when the learner first wrote (no weekly report in their first week)
+    voiced: bool = False  # sent a voice note in the last 30 days
+    recent: list[str] = field(default_factory=list)  # kinds of the last prompts sent, newest first
+    busy: bool = False  # in another guided activity, touched in the last day (a reading would replace it)
 
 
-async def read(conn: Conn, limit: int, now: datetime) -> list[Due]:
-    """Lock up to `limit` due prompts and read, in the same query, what composing each needs."""
-    rows = await (await conn.execute(BATCH, {"limit": limit, "now": now})).fetchall()
+async def read(conn: Conn, limit: int, now: datetime, every: int = 1) -> list[Due]:
+    """Lock up to `limit` due prompts and read, in the same query, what composing each needs (`every`: how
+    many of each learner's last prompts sent to read, for the read-aloud rotation)."""
+    rows = await (await conn.execute(BATCH, {"limit": limit, "now": now, "every": every})).fetchall()
     return [Due(int(str(r[0])), uuid.UUID(str(r[1])), str(r[2]), r[3], opt_str(r[4]),  # type: ignore[arg-type]
                 identity(r[5:9], r[9]), r[10], opt_str(r[9]),  # type: ignore[arg-type]
                 Profile.model_validate(r[11]) if r[11] else Profile(), opt_str(r[12]) or "meta", opt_str(r[13]),
                 bool(r[14]), bool(r[15]), bool(r[16]), r[17], int(str(r[18])),  # type: ignore[arg-type]
                 [practice.CardRow(str(i), d) for i, d in zip(r[19], r[20], strict=True)],  # type: ignore[call-overload]
-                list(r[21]), r[22]) for r in rows]  # type: ignore[call-overload, arg-type]
+                list(r[21]), r[22], bool(r[23]), list(r[24]), bool(r[25]))  # type: ignore[call-overload, arg-type]
+            for r in rows]
 
 
 def why_not(due: Due, now: datetime) -> str | None:

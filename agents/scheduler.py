@@ -4,7 +4,8 @@ Every tick (CHARLA_SCHEDULER_TICK_S) it claims due schedules with `FOR UPDATE SK
 into a prompt row unique per (learner, kind, slot) and moves the schedule to its next local occurrence,
 in one transaction: replicas and restarts can neither skip nor repeat a slot. Due prompt rows are then
 composed (FSRS picks the item, weakest first) and handed to the outbox: free-form inside the 24-hour
-window, the approved practice template (with a quick-reply button) outside it. Learners who stop
+window, the approved practice template (with a quick-reply button) outside it; inside it, every Nth prompt of a
+learner who speaks is a read-aloud challenge with its voice note (agents/readings.py). Learners who stop
 answering are written to less often, and told so. About 23 hours after a learner's last message, one short
 summary of what the session taught goes out before the window closes. A free-form prompt carries the
 learner's streak news; the first slot of a week inside the window also brings the weekly report and its
@@ -26,20 +27,21 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from agents import due as batch_read
-from agents import weekly
+from agents import readings, weekly
 from agents.due import Due, identity, opt_str
 from charla.channels.registry import local_console, traits
 from charla.core import alerts, window
 from charla.core import constants as c
 from charla.core.bus import listen
 from charla.core.catalog import say
-from charla.core.events import Choice, Flashcard, OutboundMessage, Template
+from charla.core.events import Choice, Flashcard, OutboundMessage, SpeakRequest, Template
 from charla.core.runtime import Resources
 from charla.core.settings import Settings
 from charla.ops import broadcast_dispatch
 from charla.store.messages import Conn
 from charla.store.profile import Profile
 from charla.tutor import practice, review
+from charla.tutor.activity import Step
 from charla.tutor.prompt import category_name, language_name
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,7 @@ class Composed:
     template: Template | None = None
     card: Flashcard | None = None
     choices: list[Choice] = field(default_factory=list)
+    reading: Step | None = None  # a read-aloud challenge: its voice note and the activity it opens
 
 
 @dataclass
@@ -158,7 +161,8 @@ class PracticeScheduler:
         """Compose a batch of due prompts (one query reads their learners, profiles and cards; one
         transaction writes them) and hand them to the outbox in pipelined round trips."""
         async with self.res.pool.connection() as conn, conn.transaction():
-            batch = await self._compose_all(conn, await batch_read.read(conn, limit, now), now)
+            dues = await batch_read.read(conn, limit, now, max(1, self.res.settings.practice_reading_every))
+            batch = await self._compose_all(conn, dues, now)
             await _write(conn, batch)
         queued = [_outbound(q.due, q.due.provider, q.due.via, _outbound_id(q.due), q.text, q.how, q.template, q.card,
                             q.choices) for q in batch.queued]
@@ -167,10 +171,14 @@ class PracticeScheduler:
             report = report.model_copy(update={"kind": "image"})
             drawn = await weekly.with_chart(self.res, report, q.due.learner_id, now)
             queued += [drawn] if drawn is not None else []
+        spoken = [r for q in batch.queued if q.reading and (r := readings.request(q.due, q.reading)) is not None]
         if unpublished:
             queued += await self._unpublished(now)
+            async with self.res.pool.connection() as conn:
+                spoken += await readings.unspoken(conn, now)
         await asyncio.gather(*(self.res.bus.publish(c.STREAM_OUTBOX, m, dedupe_key=f"outbox:{m.outbound_id}")
                                for m in queued))
+        await _speak(self.res, spoken)
         return len(queued)
 
     async def _compose_all(self, conn: Conn, dues: list[Due], now: datetime) -> Batch:
@@ -190,6 +198,7 @@ class PracticeScheduler:
             for later in dues:  # a later prompt of the same learner in this batch sees this one queued
                 if later.learner_id == due.learner_id and due.kind == "practice":
                     later.unanswered, later.last_queued = later.unanswered + 1, due.slot_at
+                    later.recent.insert(0, "reading" if found.reading else "practice")
         return batch
 
     async def _compose(self, conn: Conn, due: Due, now: datetime, statuses: _Statuses) -> Composed | str:
@@ -205,11 +214,14 @@ class PracticeScheduler:
         skip = batch_read.why_not(due, now)
         if skip is not None:
             return skip
-        item = practice.pick_item(due.learner, due.cards, now)
         target = due.learner.target_language or settings.default_target_language
-        text = practice.exercise(item, due.learner, native, backed_off=due.unanswered >= 2, target=target)
         free_form = window_open or not traits(due.provider).window
         lines = await weekly.streak_lines(conn, due, now, native, free_form=free_form)
+        if readings.due_reading(due, settings, free_form=free_form):
+            text, step = readings.compose(due, lines, native, target)
+            return Composed(due, text, "text", choices=step.choices, reading=step)
+        item = practice.pick_item(due.learner, due.cards, now)
+        text = practice.exercise(item, due.learner, native, backed_off=due.unanswered >= 2, target=target)
         if free_form:
             return _inside(due, item, "\n\n".join([*lines, text]), now, native, settings)
         if not settings.practice_template:
@@ -293,9 +305,17 @@ async def _write(conn: Conn, batch: Batch) -> None:
               Jsonb({"practice": True, **({"choices": [x.model_dump() for x in q.choices]} if q.choices else {})}))
              for q in batch.queued])
         await cur.executemany(
-            """UPDATE practice_prompts SET status = 'queued', via = %s, item = %s, body = %s, outbound_id = %s
-               WHERE id = %s""",
-            [(q.how, q.item, q.text, _outbound_id(q.due), q.due.prompt_id) for q in batch.queued])
+            """UPDATE practice_prompts SET status = 'queued', kind = %s, via = %s, item = %s, body = %s,
+                      outbound_id = %s WHERE id = %s""",
+            [("reading" if q.reading else q.due.kind, q.how, q.item, q.text, _outbound_id(q.due), q.due.prompt_id)
+             for q in batch.queued])
+    await readings.write(conn, [(q.due, q.reading) for q in batch.queued if q.reading])
+
+
+async def _speak(res: Resources, requests: list[SpeakRequest]) -> None:
+    """Ask the voice agent for the reading prompts' voice notes (after their texts; deduplicated per note)."""
+    await asyncio.gather(*(res.bus.publish(c.STREAM_VOICE, r, dedupe_key=f"speak:{r.outbound_id}")
+                           for r in requests))
 
 
 async def _first(*events: asyncio.Event) -> None:

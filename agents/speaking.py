@@ -23,6 +23,7 @@ from charla.core.catalog import say
 from charla.core.events import Choice
 from charla.store import profile
 from charla.store.messages import Conn
+from charla.store.profile import Profile
 from charla.store.turns import Waiting
 from charla.tutor import practice, reading
 from charla.tutor.activity import Commit, Context, State, Step
@@ -39,9 +40,7 @@ class Speak:
     kind = "speak"
 
     async def start(self, ctx: Context, value: str) -> Step:
-        sentence = reading.choose(ctx.profile, ctx.target).text
-        return Step(say("speak.start", ctx.native, sentence=sentence), _choices(ctx.native),
-                    {"sentence": sentence, "tries": 0}, say=(sentence, ctx.target))
+        return challenge(ctx.profile, ctx.native, ctx.target)
 
     def claims(self, state: State, row: Waiting) -> bool:
         return row.kind == "audio"  # typed words go to the tutor; the sentence stays open
@@ -66,6 +65,14 @@ class Speak:
         return Step(card(result, native), _choices(native), {**state, "tries": int(state.get("tries", 0)) + 1},
                     say=(", ".join(repeat), ctx.target) if repeat else None, slow=True,
                     commit=_record(ctx.learner_id, sentence, result, ctx.now))
+
+
+def challenge(learner: Profile, native: str, target: str) -> Step:
+    """A new read-aloud challenge: the sentence as text and voice note, and the state that opens it (also what
+    a read-aloud practice prompt opens: agents/readings.py)."""
+    sentence = reading.choose(learner, target).text
+    return Step(say("speak.start", native, sentence=sentence), _choices(native), {"sentence": sentence, "tries": 0},
+                say=(sentence, target))
 
 
 class Slower:
@@ -116,6 +123,7 @@ def _record(learner_id: uuid.UUID, sentence: str, result: readaloud.Score, now: 
     async def commit(conn: Conn) -> None:
         stored = await profile.update(conn, learner_id,
                                       lambda p: p.speaking.record(sentence, result.overall, right, sounds))
+        await practice.reading_answered(conn, learner_id)
         for word, ok in right.items():
             if len(word) >= 3 and (not ok or word in stored.vocabulary):
                 await practice.review(conn, learner_id, f"word:{word}", Rating.Good if ok else Rating.Again, now)

@@ -223,6 +223,12 @@ class Settings(BaseSettings):
         "DATABASE_URL is a transaction pooler (PgBouncer pool_mode=transaction): no server-side prepared statements "
         "(each lives in one server session, and the pooler hands every transaction to any session)."))
 
+    # Read-aloud practice prompts (issue 23: speaking coach, docs/practice.md)
+    practice_reading_every: int = Field(3, ge=0, le=100, validation_alias=_env("CHARLA_PRACTICE_READING_EVERY"),
+                                        description=(
+        "Every Nth practice prompt a learner gets is a read-aloud challenge (text and voice note) when voice notes "
+        "are on for them and they sent one in the last 30 days, inside the 24-hour window. 0: never."))
+
     @cached_property
     def whatsapp_provider(self) -> Provider:
         """The explicit WHATSAPP_PROVIDER, else inferred from which credentials are present."""

@@ -32,11 +32,18 @@ async def current(conn: Conn, learner_id: uuid.UUID) -> Active | None:
 
 async def begin(conn: Conn, learner_id: uuid.UUID, kind: str, state: dict[str, Any]) -> None:
     """Open `kind` for the learner, replacing whatever activity was open."""
-    await conn.execute(
-        """INSERT INTO activities (learner_id, kind, state) VALUES (%s, %s, %s)
-           ON CONFLICT (learner_id) DO UPDATE SET kind = EXCLUDED.kind, state = EXCLUDED.state,
-                                                  started_at = now(), updated_at = now()""",
-        (learner_id, kind, Jsonb(state)))
+    await begin_all(conn, [(learner_id, kind, state)])
+
+
+async def begin_all(conn: Conn, opened: list[tuple[uuid.UUID, str, dict[str, Any]]]) -> None:
+    """Open an activity for each (learner, kind, state), replacing whatever was open (pipelined: a batch of
+    scheduled read-aloud prompts)."""
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            """INSERT INTO activities (learner_id, kind, state) VALUES (%s, %s, %s)
+               ON CONFLICT (learner_id) DO UPDATE SET kind = EXCLUDED.kind, state = EXCLUDED.state,
+                                                      started_at = now(), updated_at = now()""",
+            [(learner_id, kind, Jsonb(state)) for learner_id, kind, state in opened])
 
 
 async def save(conn: Conn, learner_id: uuid.UUID, state: dict[str, Any]) -> None:

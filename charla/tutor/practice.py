@@ -183,6 +183,14 @@ async def answered(conn: Conn, prompt_id: int) -> None:
     await conn.execute("UPDATE practice_prompts SET answered_at = now() WHERE id = %s", (prompt_id,))
 
 
+async def reading_answered(conn: Conn, learner_id: uuid.UUID) -> None:
+    """The learner's read-aloud practice prompt of the past day (agents/readings.py), answered by a reading."""
+    await conn.execute(
+        """UPDATE practice_prompts SET answered_at = now() WHERE learner_id = %s AND kind = 'reading'
+             AND status = 'queued' AND answered_at IS NULL AND created_at > now() - interval '24 hours'""",
+        (learner_id,))
+
+
 async def prompt_body(conn: Conn, learner_id: uuid.UUID, prompt_id: str) -> str | None:
     """The exercise of one of this learner's prompts (asked for by tapping its template's button), while it
     is open: sent, unanswered, of the past day (as open_prompt); None otherwise."""

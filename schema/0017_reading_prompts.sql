@@ -1,0 +1,5 @@
+-- Read-aloud practice prompts (issue 23): a practice slot can go out as a read-aloud challenge (kind
+-- 'reading': the sentence as text and as a voice note, the `speak` activity opened with it).
+ALTER TABLE practice_prompts DROP CONSTRAINT practice_prompts_kind_check;
+ALTER TABLE practice_prompts ADD CONSTRAINT practice_prompts_kind_check
+    CHECK (kind IN ('practice', 'summary', 'review', 'reading'));

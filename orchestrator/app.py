@@ -355,7 +355,8 @@ async def twilio_webhook(request: Request) -> Response:
     try:
         if (message := twilio_hooks.inbound_message(form)) is not None:
             await res.bus.publish(inbound_stream(message), message, dedupe_key=message.id)
-        elif (status := twilio_hooks.delivery_status(form)) is not None:
+        elif (status := twilio_hooks.delivery_status(form, request.query_params.get(twilio_hooks.OUTBOUND_PARAM))) \
+                is not None:
             await res.bus.publish(c.STREAM_STATUSES, status, dedupe_key=status.id)
     except BacklogFull:
         return _error(503, "busy, retry later")

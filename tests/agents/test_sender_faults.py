@@ -4,9 +4,7 @@ Assertions are on what the fake Graph received and on the messages table."""
 
 from __future__ import annotations
 
-import itertools
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable
 from itertools import pairwise
 from typing import Any
@@ -16,12 +14,12 @@ import pytest
 from redis.asyncio import Redis
 
 from charla.core import constants as c
-from charla.core.events import Identity, InboundMessage, OutboundMessage
+from charla.core.events import Identity
 from charla.core.runtime import Resources
 from charla.ops import deadletters
-from charla.store import learners, messages
 from tests.support.harness import Stack, running_stack
 from tests.support.helpers import eventually
+from tests.support.outbox import interrupted, reply_event
 from tests.support.payloads import fixture_json, status_webhook
 from tests.support.servers import Answer, Attempt, BeforeAnswer, FakeGraph, serve_fake_graph
 
@@ -29,7 +27,6 @@ pytestmark = pytest.mark.timeout(120)
 
 ANA, BETO, CARMEN, ZOE = "34600000001", "34600000002", "34600000003", "34600000099"
 NO_RECALL = "0"  # CHARLA_RECALL_K: these tests queue replies themselves, no embedding model needed
-_ids = itertools.count()
 
 
 def graph_error(status: int, code: int, title: str) -> Answer:
@@ -52,22 +49,9 @@ async def stack(db: str, default_redis_server: str, redis_default: Redis) -> Asy
         yield running
 
 
-async def reply_event(res: Resources, wa_id: str, text: str) -> OutboundMessage:
-    """Record an inbound message from `wa_id` and Charla's reply `text`; the reply's outbox event."""
-    identity = Identity(wa_id=wa_id)
-    inbound = InboundMessage(learner=identity.key(), provider="meta", message_id=f"wamid.in{next(_ids)}",
-                             identity=identity, kind="text", text="?")
-    async with res.pool.connection() as conn, conn.transaction():
-        learner_id = await learners.upsert(conn, identity, inbound.at)
-        inbound_id = await messages.record_inbound(conn, learner_id, inbound)
-        reply = await messages.record_reply(conn, learner_id, "meta", inbound.message_id, inbound_id, text)
-    return OutboundMessage(learner=identity.key(), outbound_id=str(reply.outbound_id), provider="meta",
-                           to=identity, text=text, reply_to=inbound.message_id)
-
-
 async def queue(res: Resources, *replies: tuple[str, str]) -> None:
     """Record every (learner, text) reply first, then publish them together, in order."""
-    events = [await reply_event(res, wa_id, text) for wa_id, text in replies]
+    events = [await reply_event(res, Identity(wa_id=wa_id), text) for wa_id, text in replies]
     for event in events:
         await res.bus.publish(c.STREAM_OUTBOX, event)
 
@@ -293,20 +277,11 @@ async def test_connections_dropped_while_the_provider_accepts_a_reply_never_send
     assert stack.fake.attempts == 2
 
 
-async def interrupted(res: Resources, event: OutboundMessage, part: int) -> None:
-    """The state a sender SIGKILLed in mid-send leaves: parts before `part` recorded, `part` begun."""
-    outbound_id = uuid.UUID(event.outbound_id)
-    async with res.pool.connection() as conn, conn.transaction():
-        for index in range(part):
-            await messages.record_part_sent(conn, "meta", outbound_id, index, f"wamid.part{index}.{outbound_id}")
-        await messages.note_sending(conn, outbound_id, part)
-
-
 @pytest.mark.parametrize("parts", [1, 2], ids=["one-part", "last-of-two"])
 async def test_a_send_interrupted_after_meta_accepted_it_is_confirmed_by_its_status_not_repeated(
         stack: Stack, db: str, parts: int) -> None:
     text = "hola " * (1000 * parts - 900)  # 500 characters, or 5,500 (two parts of at most 4,096)
-    event = await reply_event(stack.res, ANA, text)
+    event = await reply_event(stack.res, Identity(wa_id=ANA), text)
     await interrupted(stack.res, event, parts - 1)
     accepted = f"wamid.accepted.{event.outbound_id}"
     assert (await stack.post(status_webhook(accepted, "delivered", ANA, event.outbound_id))).status_code == 200
@@ -333,7 +308,7 @@ async def test_a_send_interrupted_before_meta_accepted_it_goes_out_once_after_th
         db: str, default_redis_server: str) -> None:
     async with running_stack(db, default_redis_server, CHARLA_RECALL_K=NO_RECALL,
                              CHARLA_SEND_CONFIRM_S="1.5") as stack:
-        event = await reply_event(stack.res, ANA, "hola")
+        event = await reply_event(stack.res, Identity(wa_id=ANA), "hola")
         await interrupted(stack.res, event, 0)
         begun = time.monotonic()
         await stack.res.bus.publish(c.STREAM_OUTBOX, event)

@@ -15,8 +15,10 @@ from twilio.request_validator import RequestValidator
 from charla.channels.chunking import split_text
 from charla.channels.twilio.webhook import delivery_status, inbound_message, signature_ok
 from charla.core import constants as c
+from charla.core.events import Identity
 from tests.support.harness import Stack, running_stack
 from tests.support.helpers import eventually
+from tests.support.outbox import interrupted, reply_event
 from tests.support.payloads import fixture_json
 from tests.support.servers import FakeTwilio, serve_fake_twilio
 
@@ -107,7 +109,10 @@ async def test_the_signed_fixture_is_answered_once_through_the_sdk(
     assert reply == "Echo: Hola, quiero suscribirme"
     assert {m["To"] for m in fake.sent} == {"whatsapp:+16505551234"}
     assert {m["From"] for m in fake.sent} == {"whatsapp:+14155238886"}
-    assert {m["StatusCallback"] for m in fake.sent} == {"https://example.com/webhooks/twilio"}
+    async with await psycopg.AsyncConnection.connect(db) as conn:
+        row = await (await conn.execute("SELECT outbound_id FROM messages WHERE direction = 'out'")).fetchone()
+    assert row is not None  # the callback names the reply, which Twilio's own fields do not
+    assert {m["StatusCallback"] for m in fake.sent} == {f"https://example.com/webhooks/twilio?outbound={row[0]}"}
     expected_auth = "Basic " + base64.b64encode(f"AC00000000000000000000000000000000:{TOKEN}".encode()).decode()
     assert set(fake.auth) == {expected_auth}
 
@@ -148,3 +153,20 @@ async def test_long_replies_fit_twilio_limit(stack: Stack, twilio: tuple[FakeTwi
     await twilio[0].wait_for(expected, seconds=20)
     assert all(len(m["Body"]) <= 40 for m in twilio[0].sent)
     assert "".join(m["Body"] for m in twilio[0].sent) == f"Echo: {text.strip()}"
+
+
+async def test_a_send_interrupted_after_twilio_accepted_it_is_confirmed_by_its_callback_not_repeated(
+        stack: Stack, twilio: tuple[FakeTwilio, str], db: str) -> None:
+    """The state a sender killed after Twilio accepted a reply leaves, then Twilio's status callback (its URL
+    names the reply): the restarted sender records the reply as sent and sends nothing."""
+    event = await reply_event(stack.res, Identity(twilio="whatsapp:+16505551234"), "hola", provider="twilio")
+    await interrupted(stack.res, event, 0)
+    callback = {"MessageSid": "SM" + "1" * 32, "MessageStatus": "sent", "To": "whatsapp:+16505551234",
+                "AccountSid": "AC0"}
+    assert await post_form(stack, callback, path=f"/webhooks/twilio?outbound={event.outbound_id}") == 200
+    await stack.res.bus.publish(c.STREAM_OUTBOX, event)
+    await eventually(lambda: outbound_is(db, ("hola", "sent")), 20, "the reply recorded as sent")
+    assert twilio[0].sent == []
+    async with await psycopg.AsyncConnection.connect(db) as conn:
+        parts = await (await conn.execute("SELECT provider_message_id FROM outbound_parts")).fetchall()
+    assert parts == [("SM" + "1" * 32,)]

@@ -7,6 +7,7 @@ import base64
 import json
 from collections.abc import Awaitable
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 from twilio.base.exceptions import TwilioRestException
@@ -14,6 +15,7 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 from twilio.rest.content.v1.content import ContentList
 
+from charla.channels.twilio.webhook import OUTBOUND_PARAM
 from charla.core import metrics
 from charla.core.errors import AuthError, PermanentError, TransientError
 
@@ -80,24 +82,27 @@ class TwilioClient:
         self._client.content.base_url = content_base_url.rstrip("/")
         self._from, self._callback = from_number, status_callback
 
-    async def send_text(self, to: str, body: str, *, sender: str | None = None) -> str:
-        """Send a text; `sender` is the number the learner wrote to (else TWILIO_WHATSAPP_FROM)."""
-        return await self._create(to, sender, body=body)
+    async def send_text(self, to: str, body: str, *, sender: str | None = None, tag: str | None = None) -> str:
+        """Send a text; `sender` is the number the learner wrote to (else TWILIO_WHATSAPP_FROM), `tag` (Charla's
+        outbound id) comes back in the status callback's URL."""
+        return await self._create(to, sender, tag, body=body)
 
-    async def send_media(self, to: str, url: str, *, body: str = "", sender: str | None = None) -> str:
+    async def send_media(self, to: str, url: str, *, body: str = "", sender: str | None = None,
+                         tag: str | None = None) -> str:
         """Send media Twilio fetches from `url` (a voice note or a data export Charla serves at
         CHARLA_PUBLIC_URL/media/…), with `body` as its text when given."""
         fields: dict[str, Any] = {"media_url": [url], **({"body": body} if body else {})}
-        return await self._create(to, sender, **fields)
+        return await self._create(to, sender, tag, **fields)
 
-    async def send_template(self, to: str, content_sid: str, *, sender: str | None = None) -> str:
+    async def send_template(self, to: str, content_sid: str, *, sender: str | None = None,
+                            tag: str | None = None) -> str:
         """Send an approved template by its Content SID (HX…), the only thing allowed outside the window."""
-        return await self._create(to, sender, content_sid=content_sid)
+        return await self._create(to, sender, tag, content_sid=content_sid)
 
     async def send_content(self, to: str, content_sid: str, variables: dict[str, str], *,
-                           sender: str | None = None) -> str:
+                           sender: str | None = None, tag: str | None = None) -> str:
         """Send content (HX…) with its `{{n}}` variables filled in (session content: inside the window)."""
-        return await self._create(to, sender, content_sid=content_sid, content_variables=json.dumps(variables))
+        return await self._create(to, sender, tag, content_sid=content_sid, content_variables=json.dumps(variables))
 
     async def create_content(self, friendly_name: str, language: str, types: dict[str, Any],
                              variables: dict[str, str]) -> str:
@@ -108,12 +113,13 @@ class TwilioClient:
         content = await _call("content", self._client.content.v1.contents.create_async(request))
         return str(content.sid)
 
-    async def _create(self, to: str, sender: str | None, **fields: Any) -> str:
+    async def _create(self, to: str, sender: str | None, tag: str | None, **fields: Any) -> str:
         from_ = sender or self._from
         if not from_:
             raise PermanentError("no Twilio sender number: set TWILIO_WHATSAPP_FROM")
-        if self._callback:
-            fields["status_callback"] = self._callback
+        if self._callback:  # Twilio's callbacks name only its own SID: the URL carries Charla's id back
+            query = f"?{urlencode({OUTBOUND_PARAM: tag})}" if tag else ""
+            fields["status_callback"] = f"{self._callback}{query}"
         message = await _call("send", self._client.messages.create_async(to=to, from_=from_, **fields))
         return str(message.sid)
 

@@ -16,8 +16,8 @@ from charla.channels.twilio.api import TwilioClient, TwilioPermanentError, Twili
 from charla.core.errors import PermanentError
 from charla.core.events import InboundMessage, OutboundMessage, Template
 
-TRAITS = Traits(provider="twilio", window=True, keeps_media=False, window_closed=frozenset({api.WINDOW_CLOSED}),
-                unreachable=frozenset(api.UNREACHABLE_CODES))
+TRAITS = Traits(provider="twilio", window=True, keeps_media=False, confirms=True,
+                window_closed=frozenset({api.WINDOW_CLOSED}), unreachable=frozenset(api.UNREACHABLE_CODES))
 
 
 class TwilioWhatsApp:
@@ -64,7 +64,8 @@ class TwilioWhatsApp:
                                      numbered(message.choices))
 
     async def send_text(self, message: OutboundMessage, text: str, *, reply_to: str | None = None) -> str:
-        return await self.client.send_text(self.recipient(message), text, sender=message.via)
+        return await self.client.send_text(self.recipient(message), text, sender=message.via,
+                                           tag=message.outbound_id)
 
     async def send_choices(self, message: OutboundMessage, body: str) -> str:
         buttons = await self.buttons(message)
@@ -72,7 +73,7 @@ class TwilioWhatsApp:
             return await self.send_text(message, body)
         try:
             return await self.client.send_content(self.recipient(message), buttons.sid, {"1": body},
-                                                  sender=message.via)
+                                                  sender=message.via, tag=message.outbound_id)
         except TwilioPermanentError as exc:
             if exc.code not in api.CONTENT_GONE_CODES:
                 raise
@@ -85,20 +86,24 @@ class TwilioWhatsApp:
         if not message.image:
             return await self.send_text(message, caption)
         url = self._served(f"{message.image}.png", "images")
-        return await self.client.send_media(self.recipient(message), url, body=caption, sender=message.via)
+        return await self.client.send_media(self.recipient(message), url, body=caption, sender=message.via,
+                                            tag=message.outbound_id)
 
     async def send_voice(self, message: OutboundMessage, audio: bytes) -> str:
         url = self._served(f"{message.audio}.ogg", "voice notes")
-        return await self.client.send_media(self.recipient(message), url, sender=message.via)
+        return await self.client.send_media(self.recipient(message), url, sender=message.via,
+                                            tag=message.outbound_id)
 
     async def send_document(self, message: OutboundMessage, document: Document) -> str:
         extension = (message.filename or ".json").rsplit(".", 1)[-1]
         url = self._served(f"{message.document}.{extension}", "data exports")
-        return await self.client.send_media(self.recipient(message), url, body=message.text, sender=message.via)
+        return await self.client.send_media(self.recipient(message), url, body=message.text, sender=message.via,
+                                            tag=message.outbound_id)
 
     async def send_template(self, message: OutboundMessage, template: Template) -> str:
         """`template.name` is the approved template's Content SID (HX…)."""
-        return await self.client.send_template(self.recipient(message), template.name, sender=message.via)
+        return await self.client.send_template(self.recipient(message), template.name, sender=message.via,
+                                               tag=message.outbound_id)
 
     async def mark_read(self, learner: str, message_id: str, *, typing: bool = True) -> None:
         """Nothing to do: Twilio marks messages read by itself."""

@@ -4,6 +4,7 @@ One URL takes both inbound messages and status callbacks: a status callback carr
 other than `received`. Signatures are computed over the public URL Twilio called, which behind a proxy
 is CHARLA_PUBLIC_URL + the path, not what the app sees. A tap on a quick-reply button carries the button's
 id in `ButtonPayload` (its title in `ButtonText`); a row picked from a list-picker, in `ListId` (`ListTitle`).
+A status callback's URL carries the outbound id of the message it reports on (`?outbound=…`, set per send).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from charla.core.events import SYSTEM_LEARNER, DeliveryStatus, Identity, Inbound
 
 # Twilio's statuses that say something about delivery, as Charla's (never delivered = failed). `queued`
 # and `sending` only say Twilio has not sent it yet: acknowledged, not recorded.
+OUTBOUND_PARAM = "outbound"  # the status callback URL's query parameter naming Charla's outbound id
 _AS_CHARLA = {"sent": "sent", "delivered": "delivered", "read": "read", "failed": "failed", "undelivered": "failed"}
 
 
@@ -67,8 +69,8 @@ def inbound_message(form: Mapping[str, str]) -> InboundMessage | None:
                                    "media": media if media["url"] else None})
 
 
-def delivery_status(form: Mapping[str, str]) -> DeliveryStatus | None:
-    """The status in a status callback (None for an inbound message)."""
+def delivery_status(form: Mapping[str, str], outbound_id: str | None = None) -> DeliveryStatus | None:
+    """The status in a status callback (None for an inbound message); `outbound_id` from its URL."""
     form = _without_nul(form)
     sid, status = form.get("MessageSid"), (form.get("MessageStatus") or "").lower()
     if not sid or status not in _AS_CHARLA:
@@ -78,4 +80,5 @@ def delivery_status(form: Mapping[str, str]) -> DeliveryStatus | None:
     code = _number(form.get("ErrorCode"))
     errors = [{"code": code, "message": form.get("ErrorMessage", "")}] if code is not None else []
     return DeliveryStatus(id=f"twilio:{sid}:{status}", learner=learner, provider="twilio", provider_message_id=sid,
-                          status=_AS_CHARLA[status], occurred_at=datetime.now(UTC), errors=errors)
+                          status=_AS_CHARLA[status], outbound_id=outbound_id, occurred_at=datetime.now(UTC),
+                          errors=errors)

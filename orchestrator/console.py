@@ -139,10 +139,10 @@ async def history(res: Res, learner: Annotated[str, Query(pattern=HANDLE)]) -> l
             """SELECT * FROM (
                  SELECT m.direction, m.kind, m.body, m.status, m.payload, m.created_at, m.provider_message_id,
                         (SELECT array_agg(p.provider_message_id ORDER BY p.part) FROM outbound_parts p
-                          WHERE p.outbound_id = m.outbound_id) AS parts
+                          WHERE p.outbound_id = m.outbound_id) AS parts, m.id
                  FROM messages m WHERE m.learner_id = %s AND m.provider = 'console'
                  ORDER BY m.created_at DESC, m.id DESC LIMIT 100) recent
-               ORDER BY created_at, direction""", (learner_id,))).fetchall()
+               ORDER BY created_at, id""", (learner_id,))).fetchall()  # rows of one transaction share created_at
     return [{"direction": r[0], "kind": r[1], "text": r[2], "status": r[3],
              "choices": (r[4] or {}).get("choices", []), "at": r[5].isoformat(),
              "id": r[6] if r[0] == "in" else ((r[7] or [None])[-1])} for r in rows]

@@ -19,6 +19,8 @@ from redis.asyncio import Redis
 
 from charla.channels import media
 from charla.channels.base import Document, Limits, Traits, numbered_parts
+from charla.channels.chunking import split_text
+from charla.channels.meta import graph
 from charla.channels.meta.channel import media_id
 from charla.core import constants as c
 from charla.core.events import InboundMessage, OutboundMessage, ReadReceipt, Template
@@ -46,6 +48,10 @@ class ConsoleChannel:
         return console_channel(message.learner)
 
     async def parts(self, message: OutboundMessage) -> list[str]:
+        """The text alone where the page draws the choices (as buttons or a list, like WhatsApp's, which
+        carry up to MAX_ROWS); numbered after the text past that."""
+        if message.kind == "choices" and len(message.choices) <= graph.MAX_ROWS:
+            return split_text(message.text, self.limits.text)
         return numbered_parts(message, self.limits.text)
 
     async def send_text(self, message: OutboundMessage, text: str, *, reply_to: str | None = None) -> str:

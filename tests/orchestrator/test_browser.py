@@ -99,6 +99,7 @@ async def test_tap_a_button(browser: Browser, console_stack: Stack) -> None:
     await page.press("#text", "Enter")
     buttons = page.locator(".bubble.out .choices.buttons button")
     await expect(buttons).to_have_count(2)
+    await expect(page.locator(".bubble.out").first).not_to_contain_text("1. ")  # the buttons, not a numbered copy
     await shot(page, "console-buttons")
     await buttons.last.click()  # "No, keep it"
     await expect(page.locator(".bubble.out")).to_have_count(2)

@@ -25,7 +25,7 @@ from charla.core.worker import Handler
 from charla.store import memories, profile, turns
 from charla.store.profile import Example, Profile
 from charla.store.session import Session
-from charla.tutor import insights
+from charla.tutor import insights, practice
 from charla.tutor.llm import LLMError
 from charla.tutor.prompt import InvalidReply, parse_as, system_prompt
 from charla.tutor.router import Route, Router, open_providers
@@ -122,8 +122,9 @@ def apply(p: Profile, turn: TurnEvent) -> None:
     corrected: set[str] = set()
     for fix in turn.corrections:
         original, fixed = str(fix.get("original", "")), str(fix.get("corrected", ""))
-        p.count_error(str(fix.get("category") or "other"), Example(original=original, corrected=fixed,
-                                                                   message_id=source), turn.at)
+        example = Example(original=original, corrected=fixed, message_id=source,
+                          sentence=practice.sentence_of(turn.text, original))
+        p.count_error(str(fix.get("category") or "other"), example, turn.at)
         corrected |= {w.lower() for w in _WORD.findall(original)}
     for word in turn.vocabulary:
         text = str(word.get("word", "")).strip().lower()

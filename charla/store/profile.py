@@ -38,6 +38,7 @@ class Example(BaseModel):
     original: str
     corrected: str
     message_id: str = ""
+    sentence: str = ""  # the learner's sentence it was in: what practice asks them to fix ("" when too long)
 
 
 class ErrorStat(BaseModel):

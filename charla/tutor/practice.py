@@ -3,6 +3,7 @@ to practise (FSRS over their error categories and words, weakest first), and the
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -19,6 +20,8 @@ from charla.tutor import taxonomy
 from charla.tutor.prompt import category_name
 
 FSRS = Scheduler()
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|\n+")
+MAX_SENTENCE = 140  # characters of a learner's sentence quoted back in a practice prompt
 
 # Grammar tables sent with an exercise on a category of a target language, as message ids: formatted text
 # (WhatsApp monospace).
@@ -85,6 +88,17 @@ def pick_item(profile: Profile, cards: list[CardRow], now: datetime) -> str | No
     return min(cards, key=lambda c: c.due).item if cards else None
 
 
+def sentence_of(text: str, fragment: str) -> str:
+    """The sentence of the learner's `text` that holds a corrected `fragment` (what practice asks them to fix
+    again), or "" when none does or it is too long for a prompt."""
+    if not fragment.strip():
+        return ""
+    for sentence in _SENTENCE_END.split(text.strip()):
+        if fragment.casefold() in sentence.casefold():
+            return sentence.strip() if len(sentence) <= MAX_SENTENCE else ""
+    return ""
+
+
 def exercise(item: str | None, profile: Profile, native: str, backed_off: bool, target: str) -> str:
     """The prompt's text: the learner's own mistake to fix (else the category's drill in `target`, the
     language learnt), or a word to use, short and phone-sized, with the category's grammar table if any."""
@@ -93,7 +107,8 @@ def exercise(item: str | None, profile: Profile, native: str, backed_off: bool, 
         category = item.removeprefix("error:")
         stat = profile.errors.get(category)
         name = category_name(category, native)
-        wrong = stat.examples[-1].original if stat and stat.examples else taxonomy.drill(category, target)
+        last = stat.examples[-1] if stat and stat.examples else None
+        wrong = (last.sentence or last.original) if last else taxonomy.drill(category, target)
         if wrong:
             lines.append(say("practice.fix", native, name=name, wrong=wrong))
         else:

@@ -11,9 +11,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from redis.asyncio import Redis
 
+from agents import memory
 from agents.scheduler import PracticeScheduler
 from charla.core import constants as c
-from charla.core.events import Identity, OutboundMessage, decode_event
+from charla.core.events import Identity, OutboundMessage, TurnEvent, decode_event
 from charla.core.runtime import Resources, open_resources
 from charla.store import learners, profile
 from charla.store.profile import Example, Profile
@@ -130,6 +131,25 @@ async def test_scheduled_across_the_dst_change(res: Resources, redis_default: Re
     assert await PracticeScheduler(res, Clock(saturday)).tick() == 1
     (next_run,) = await rows(res.settings.database_url or "", "SELECT next_run_at FROM schedules")
     assert next_run[0] == datetime(2030, 3, 31, 17, tzinfo=UTC)
+
+
+async def test_the_learners_own_sentence_comes_back_to_be_fixed(res: Resources, redis_default: Redis) -> None:
+    learner_id = await learner(res, "34600000002", AT_19 - timedelta(hours=1))
+    turn = TurnEvent(learner="wa:34600000002", turn_id=1, learner_id=str(learner_id), message_ids=["m1"],
+                     text="Hola. Ayer yo es muy cansado después del trabajo. ¿Y tú?", reply="…", llm="groq",
+                     corrections=[{"original": "yo es", "corrected": "yo estaba", "category": "ser_estar"}])
+    async with res.pool.connection() as conn, conn.transaction():
+        await profile.update(conn, learner_id, lambda p: memory.apply(p, turn))
+    assert await PracticeScheduler(res, Clock(AT_19)).tick() == 1
+    (sent,) = await outbox(redis_default)
+    assert "fix this sentence: _Ayer yo es muy cansado después del trabajo._" in sent.text
+
+
+def test_the_sentence_quoted_is_the_one_holding_the_mistake_and_short() -> None:
+    assert practice.sentence_of("Hi! I goed home.\nThen I sleeped", "sleeped") == "Then I sleeped"
+    assert practice.sentence_of("She DONT like it... really", "dont") == "She DONT like it..."
+    assert practice.sentence_of("word " * 40 + "goed", "goed") == ""  # too long for a prompt: the fragment alone
+    assert practice.sentence_of("nothing here", "goed") == ""
 
 
 async def test_the_weakest_category_comes_first(res: Resources, redis_default: Redis) -> None:

@@ -3,3 +3,8 @@
 ALTER TABLE practice_prompts DROP CONSTRAINT practice_prompts_kind_check;
 ALTER TABLE practice_prompts ADD CONSTRAINT practice_prompts_kind_check
     CHECK (kind IN ('practice', 'summary', 'review', 'reading'));
+
+-- The scheduler looks for reading voice notes a dead pass never asked the voice agent for, every tick: only
+-- those rows are indexed (a scan of the last hour's messages would grow with traffic).
+CREATE INDEX messages_unspoken_readings ON messages (created_at)
+    WHERE direction = 'out' AND kind = 'voice' AND status = 'queued' AND payload ? 'reading';

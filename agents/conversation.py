@@ -185,7 +185,8 @@ class Conversation:
             if command is not None:
                 await self._command(event, learner_id, batch[-1:], sess, command, native, target)
             if tutored and not asks:
-                await self._tutor_turn(event, learner_id, tutored, sess, await self._profile(learner_id), native)
+                after = stored if command is None else await self._profile(learner_id)  # a command may change it
+                await self._tutor_turn(event, learner_id, tutored, sess, after, native)
         except AllProvidersFailed as exc:
             await self._defer(event, learner_id, (tutored or batch)[-1], native, exc)
 
@@ -389,8 +390,7 @@ class Conversation:
     def _mark_read(self, event: InboundMessage, message_id: str, *, typing: bool = True) -> None:
         """Blue ticks and "typing…" while the reply is prepared: beside the turn, not through the bus. Without
         `typing` (a held learner: a person answers, maybe not soon), only the blue ticks."""
-        task = asyncio.create_task(mark_read(self.channels, event.provider, event.learner, message_id,
-                                             typing=typing))
+        task = asyncio.create_task(mark_read(self.channels, event.provider, event.learner, message_id, typing=typing))
         self._receipts.add(task)
         task.add_done_callback(self._receipts.discard)
 

@@ -87,7 +87,8 @@ class UsageMeter:
         now = await RedisUsage.read(self.redis)
         seconds = time.perf_counter() - self.cpu.started
         return {"cpu_share_of_one_core": {**shares, "redis-server": round((now.cpu_s - self.start.cpu_s) / seconds, 2)},
-                "redis_commands_per_event": round((now.commands - self.start.commands) / events, 1)}
+                "redis_commands_per_event": round((now.commands - self.start.commands) / events, 1),
+                "metered_s": round(seconds, 3)}
 
 
 async def prepare(services: Services) -> None:

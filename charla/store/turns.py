@@ -64,16 +64,20 @@ async def record(conn: Conn, learner_id: uuid.UUID, reply_to: int, answered: lis
                  voice_example: bool) -> int:
     """Record an answered turn: the answered messages are marked, a deferral is cleared (one transaction
     with the reply)."""
-    row = await (await conn.execute(
-        """INSERT INTO turns (learner_id, reply_to, inbound_ids, provider, model, route, input_tokens, output_tokens,
+    row = await (await conn.execute(  # one statement (the three writes touch different tables)
+        """WITH answered AS (UPDATE messages SET status = 'answered', updated_at = now() WHERE id = ANY(%(answered)s)),
+                undeferred AS (DELETE FROM pending_turns WHERE learner_id = %(learner)s)
+           INSERT INTO turns (learner_id, reply_to, inbound_ids, provider, model, route, input_tokens, output_tokens,
                               cost_usd, llm_ms, total_ms, corrections, vocabulary, voice_example, demo)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
-        (learner_id, reply_to, answered, usage.provider, usage.model, usage.route, usage.input_tokens,
-         usage.output_tokens, Decimal(str(round(usage.cost_usd, 6))), usage.llm_ms, total_ms, Jsonb(corrections),
-         Jsonb(vocabulary), voice_example, usage.demo))).fetchone()
+           VALUES (%(learner)s, %(reply_to)s, %(answered)s, %(provider)s, %(model)s, %(route)s, %(input)s, %(output)s,
+                   %(cost)s, %(llm_ms)s, %(total_ms)s, %(corrections)s, %(vocabulary)s, %(voice)s, %(demo)s)
+           RETURNING id""",
+        {"learner": learner_id, "reply_to": reply_to, "answered": answered, "provider": usage.provider,
+         "model": usage.model, "route": usage.route, "input": usage.input_tokens, "output": usage.output_tokens,
+         "cost": Decimal(str(round(usage.cost_usd, 6))), "llm_ms": usage.llm_ms, "total_ms": total_ms,
+         "corrections": Jsonb(corrections), "vocabulary": Jsonb(vocabulary), "voice": voice_example,
+         "demo": usage.demo})).fetchone()
     assert row is not None
-    await conn.execute("UPDATE messages SET status = 'answered', updated_at = now() WHERE id = ANY(%s)", (answered,))
-    await conn.execute("DELETE FROM pending_turns WHERE learner_id = %s", (learner_id,))
     return int(str(row[0]))
 
 

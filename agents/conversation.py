@@ -31,7 +31,6 @@ from charla.core.keys import server_key
 from charla.core.runtime import Resources
 from charla.core.worker import Handler
 from charla.ops import takeover
-from charla.store import activities as activity_store
 from charla.store import learners, memories, messages, profile, session, turns
 from charla.store.messages import Conn, Outbound
 from charla.store.session import Said, Session
@@ -165,9 +164,7 @@ class Conversation:
 
     async def _take_turn(self, event: InboundMessage, learner_id: uuid.UUID) -> None:
         async with self.res.pool.connection() as conn:
-            batch = await turns.waiting(conn, learner_id)
-            stored = await profile.load(conn, learner_id)
-            active = await activity_store.current(conn, learner_id)
+            batch, stored, active = await turns.opening(conn, learner_id)
         if not batch:
             return
         self._mark_read(event, batch[-1].message_id)

@@ -70,7 +70,7 @@ async def opening(conn: Conn, learner_id: uuid.UUID) -> tuple[list[Waiting], Pro
         b"a.updated_at FROM (SELECT %s::uuid AS id) l LEFT JOIN profiles p ON p.learner_id = l.id "
         b"LEFT JOIN activities a ON a.learner_id = l.id LEFT JOIN messages m ON m.learner_id = l.id AND "
         + _WAITING + b" ORDER BY m.id", (learner_id,))).fetchall()
-    first = rows[0]
+    first: Sequence[Any] = rows[0]  # (one row at least: the learner's, with no message when none waits)
     stored = Profile.model_validate(first[5]) if first[5] is not None else Profile()
     active = Active(str(first[6]), first[7], first[8], first[9]) if first[6] is not None else None
     return [_waiting(r) for r in rows if r[0] is not None], stored, active

@@ -17,7 +17,6 @@ from charla.store import learners, profile
 from charla.store.profile import Day, Goal, Profile, Streak
 
 AT = datetime(2030, 6, 4, 3, 30, tzinfo=UTC)  # 4 June in UTC, still 3 June in Mexico City
-COUNTS = {"messages": 2, "exercises": 1, "voice_seconds": 12.5}
 
 
 @pytest.fixture
@@ -49,7 +48,7 @@ async def test_it_counts_as_the_full_count_would(conn: psycopg.AsyncConnection[t
         assert await deliver.count_quietly(conn, learner_id, AT, start.timezone if start else None, messages=2,
                                            exercises=1, voice_seconds=12.5)
     expected = start.model_copy(deep=True) if start else Profile()
-    streaks.record(expected, AT, **COUNTS)
+    streaks.record(expected, AT, messages=2, exercises=1, voice_seconds=12.5)
     assert await profile.load(conn, learner_id) == expected
 
 

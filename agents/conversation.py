@@ -31,7 +31,6 @@ from charla.core.keys import server_key
 from charla.core.runtime import Resources
 from charla.core.worker import Handler
 from charla.ops import takeover
-from charla.store import activities as activity_store
 from charla.store import learners, memories, messages, profile, session, turns
 from charla.store.messages import Conn, Outbound
 from charla.store.session import Said, Session
@@ -165,9 +164,7 @@ class Conversation:
 
     async def _take_turn(self, event: InboundMessage, learner_id: uuid.UUID) -> None:
         async with self.res.pool.connection() as conn:
-            batch = await turns.waiting(conn, learner_id)
-            stored = await profile.load(conn, learner_id)
-            active = await activity_store.current(conn, learner_id)
+            batch, stored, active = await turns.opening(conn, learner_id)
         if not batch:
             return
         self._mark_read(event, batch[-1].message_id)
@@ -185,7 +182,8 @@ class Conversation:
             if command is not None:
                 await self._command(event, learner_id, batch[-1:], sess, command, native, target)
             if tutored and not asks:
-                await self._tutor_turn(event, learner_id, tutored, sess, await self._profile(learner_id), native)
+                after = stored if command is None else await self._profile(learner_id)  # a command may change it
+                await self._tutor_turn(event, learner_id, tutored, sess, after, native)
         except AllProvidersFailed as exc:
             await self._defer(event, learner_id, (tutored or batch)[-1], native, exc)
 
@@ -389,8 +387,7 @@ class Conversation:
     def _mark_read(self, event: InboundMessage, message_id: str, *, typing: bool = True) -> None:
         """Blue ticks and "typing…" while the reply is prepared: beside the turn, not through the bus. Without
         `typing` (a held learner: a person answers, maybe not soon), only the blue ticks."""
-        task = asyncio.create_task(mark_read(self.channels, event.provider, event.learner, message_id,
-                                             typing=typing))
+        task = asyncio.create_task(mark_read(self.channels, event.provider, event.learner, message_id, typing=typing))
         self._receipts.add(task)
         task.add_done_callback(self._receipts.discard)
 

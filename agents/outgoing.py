@@ -95,6 +95,10 @@ async def record(conn: Conn, event: InboundMessage, learner_id: uuid.UUID, batch
 async def _progress(conn: Conn, learner_id: uuid.UUID, batch: list[Waiting], reply: Reply) -> None:
     """Count the turn toward the daily goal; its streak news ends the reply, a waiting weekly report follows."""
     heard = [h.seconds for row in batch if (h := Heard.of(row.payload)) is not None and not h.problem]
+    if reply.charge is not None and not reply.report and await deliver.count_quietly(
+            conn, learner_id, goals.now(), reply.charge.timezone, messages=len(batch),
+            exercises=int(reply.practice is not None), voice_seconds=sum(heard)):
+        return  # (a tutor turn of a learner without a goal: nothing to add to the reply)
     native = reply.charge.native if reply.charge else "en"
     counted = await deliver.count_turn(conn, learner_id, goals.now(), messages=len(batch),
                                        exercises=int(reply.practice is not None), voice_seconds=sum(heard),

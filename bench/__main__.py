@@ -45,6 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, help="webhook load duration (default 10, quick 3)")
     parser.add_argument("--ingest-rates", type=rates, help="ingest offered rates per second (default 200,500,1000)")
     parser.add_argument("--ingest-seconds", type=float, help="ingest seconds per offered rate (default 2, quick 1)")
+    parser.add_argument("--turn-rates", type=rates, help="turn benchmark offered rates per second (default 20,100)")
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json", help="where to write the JSON")
     return parser.parse_args(argv)
 
@@ -76,6 +77,11 @@ def ingest_options(args: argparse.Namespace) -> ingest.IngestOptions:
     return ingest.IngestOptions(rates=args.ingest_rates or defaults.rates, seconds=seconds)
 
 
+def turn_options(args: argparse.Namespace) -> turn.TurnOptions:
+    seconds = args.seconds or (3.0 if args.quick else 10.0)
+    return turn.TurnOptions(rates=args.turn_rates or turn.TurnOptions.rates, seconds=seconds)
+
+
 async def run_all(services: Services, args: argparse.Namespace) -> dict[str, object]:
     """Migrate, describe the machine, then run the selected benchmarks."""
     await prepare(services)
@@ -90,7 +96,7 @@ async def run_all(services: Services, args: argparse.Namespace) -> dict[str, obj
     if args.only in (None, "ingest"):
         result["ingest"] = await ingest.run(services, ingest_options(args))
     if args.only in (None, "turn"):
-        result["turn"] = await turn.run(services, turn.TurnOptions(seconds=3.0 if args.quick else 10.0))
+        result["turn"] = await turn.run(services, turn_options(args))
     if args.only in (None, "memory"):
         quick = memory.MemoryOptions(per_learner=200, queries=200, updates=500, seconds=4.0)
         result["memory"] = await memory.run(services, quick if args.quick else memory.MemoryOptions())

@@ -53,6 +53,10 @@ class CpuMeter:
     def __post_init__(self) -> None:
         self.before.update(self._now())
 
+    def seconds(self) -> dict[str, float]:
+        """CPU seconds used since construction, per process (and the whole machine)."""
+        return {name: cpu - self.before[name] for name, cpu in self._now().items()}
+
     def shares(self) -> dict[str, float]:
         """CPU seconds used since construction divided by the wall seconds elapsed, per process."""
         wall = time.perf_counter() - self.started

@@ -83,11 +83,12 @@ class UsageMeter:
 
     async def end(self, events: int) -> dict[str, object]:
         """CPU shares of one core (redis-server included) and Redis commands per event since `begin`."""
-        shares = self.cpu.shares()
+        shares, used = self.cpu.shares(), self.cpu.seconds()
         now = await RedisUsage.read(self.redis)
         seconds = time.perf_counter() - self.cpu.started
         return {"cpu_share_of_one_core": {**shares, "redis-server": round((now.cpu_s - self.start.cpu_s) / seconds, 2)},
-                "redis_commands_per_event": round((now.commands - self.start.commands) / events, 1)}
+                "redis_commands_per_event": round((now.commands - self.start.commands) / events, 1),
+                "cpu_seconds": {**used, "redis-server": now.cpu_s - self.start.cpu_s}}
 
 
 async def prepare(services: Services) -> None:

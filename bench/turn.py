@@ -48,7 +48,18 @@ async def overhead(services: Services, rate: float, seconds: float) -> dict[str,
             "ratios": {"p50_vs_baseline_p50": ratio(e2e.get("p50_ms"), baseline.get("p50_ms")),
                        "p99_vs_baseline_p99": ratio(e2e.get("p99_ms"), baseline.get("p99_ms"))},
             "targets_met": {"p50_le_15ms": _le(e2e.get("p50_ms"), 15.0), "p99_le_50ms": _le(e2e.get("p99_ms"), 50.0)},
-            "cpu": charla.get("cpu_share_of_one_core"), "dead_letters": charla["dead_letters"]}
+            "cpu": charla.get("cpu_share_of_one_core"), "cpu_ms_per_turn": cpu_ms_per_turn(charla, options.total),
+            "redis_commands_per_turn": charla.get("redis_commands_per_event"),
+            "dead_letters": charla["dead_letters"]}
+
+
+def cpu_ms_per_turn(charla: dict[str, object], turns: int) -> dict[str, float]:
+    """Each process's CPU milliseconds per offered turn over the metered window (what to size with: it does
+    not depend on the machine's load the way latencies do)."""
+    used = charla.get("cpu_seconds")
+    if not isinstance(used, dict) or not turns:
+        return {}
+    return {name: round(seconds * 1000 / turns, 2) for name, seconds in used.items()}
 
 
 def _le(value: object, limit: float) -> bool | None:

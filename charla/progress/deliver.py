@@ -8,7 +8,7 @@ import asyncio
 import secrets
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
@@ -47,6 +47,44 @@ async def count_turn(conn: Conn, learner_id: uuid.UUID, at: datetime, *, message
     if pending[0] and not streaks.paused_on(stored, streaks.local_day(stored, at)):
         counted.report = report.compose(stored, await report.last_week(conn, learner_id, at), at, native)
     return counted
+
+
+# streaks.record for a learner with no goal, no news and no report waiting, in one statement: today's counts
+# (a new local day starts from zero), the settled day moved up to yesterday; a learner's first turn makes the
+# row. The conditions are read on the locked row: a profile that has any of them (or another timezone) is left
+# to count_turn.
+_FRESH_DAY = (b"jsonb_build_object('day', %(day)s::text, 'messages', %(messages)s::int, 'exercises', "
+              b"%(exercises)s::int, 'voice_seconds', %(voice)s::float8)")
+_QUIET = b"""
+INSERT INTO profiles AS p (learner_id, data)
+VALUES (%(learner)s, jsonb_build_object('streak', jsonb_build_object('settled', %(yesterday)s::text, 'today', """ \
+    + _FRESH_DAY + b""")))
+ON CONFLICT (learner_id) DO UPDATE SET version = p.version + 1, updated_at = now(),
+  data = p.data || jsonb_build_object('streak', coalesce(p.data -> 'streak', '{}') || jsonb_build_object(
+    'settled', greatest(coalesce(p.data #>> '{streak,settled}', ''), %(yesterday)s::text),
+    'today', CASE WHEN p.data #>> '{streak,today,day}' = %(day)s::text
+        THEN p.data #> '{streak,today}' || jsonb_build_object(
+            'messages', coalesce((p.data #>> '{streak,today,messages}')::int, 0) + %(messages)s::int,
+            'exercises', coalesce((p.data #>> '{streak,today,exercises}')::int, 0) + %(exercises)s::int,
+            'voice_seconds', coalesce((p.data #>> '{streak,today,voice_seconds}')::float8, 0) + %(voice)s::float8)
+        ELSE """ + _FRESH_DAY + b""" END))
+WHERE coalesce(p.data -> 'goal', 'null') = 'null' AND coalesce(p.data #> '{streak,news}', '[]') = '[]'
+  AND NOT coalesce((p.data ->> 'report_pending')::boolean, false)
+  AND coalesce(p.data ->> 'timezone', '') = %(timezone)s::text
+RETURNING 1"""
+
+
+async def count_quietly(conn: Conn, learner_id: uuid.UUID, at: datetime, timezone: str | None, *, messages: int,
+                        exercises: int, voice_seconds: float) -> bool:
+    """`count_turn` for a learner with no goal (most of them) when nothing waits to be said: one UPDATE, no
+    profile read. False (nothing written) when the learner's profile is not such a one: use `count_turn`.
+    (`timezone` is the profile's as the turn read it: a learner without a profile row has none.)"""
+    today = at.astimezone(profile.zone(timezone)).date()
+    row = await (await conn.execute(_QUIET, {
+        "learner": learner_id, "day": today.isoformat(), "yesterday": (today - timedelta(days=1)).isoformat(),
+        "messages": messages, "exercises": exercises, "voice": float(voice_seconds),
+        "timezone": timezone or ""})).fetchone()
+    return row is not None
 
 
 async def prompt_lines(conn: Conn, learner_id: uuid.UUID, at: datetime, native: str, *, free_form: bool) -> list[str]:

@@ -37,24 +37,19 @@ async def upsert(conn: AsyncConnection[tuple[object, ...]], identity: Identity,
     if not ids:
         raise ValueError("identity has no id")
     for _ in range(3):  # a concurrent insert of the same learner makes the first try lose the race
-        found = await _find(conn, ids)
+        found = await _touch(conn, ids, identity.name, seen_at)
         if found is not None:
-            await _update(conn, found, ids, identity.name, seen_at)
             return found
+        # Someone who erased their data comes back with the free messages they had used (none without `secret`).
+        hashes = quota_hashes(ids, secret) if secret is not None else []
         cols = ", ".join(ids)
         marks = ", ".join(["%s"] * len(ids))
-        query = (f"INSERT INTO learners ({cols}, display_name, last_inbound_at) "  # noqa: S608 - fixed names
-                 f"VALUES ({marks}, %s, %s) ON CONFLICT DO NOTHING RETURNING id")
-        row = await (await conn.execute(query.encode(), [*ids.values(), identity.name, seen_at])).fetchone()
+        query = (f"INSERT INTO learners ({cols}, display_name, last_inbound_at, free_used) "  # noqa: S608
+                 f"VALUES ({marks}, %s, %s, (SELECT coalesce(max(free_used), 0) FROM erased_quota "
+                 "WHERE identity_hash = ANY(%s))) ON CONFLICT DO NOTHING RETURNING id")
+        row = await (await conn.execute(query.encode(), [*ids.values(), identity.name, seen_at, hashes])).fetchone()
         if row is not None:
-            learner_id = uuid.UUID(str(row[0]))
-            if secret is None:
-                return learner_id
-            await conn.execute(  # someone who erased their data comes back with the free messages they had used
-                """UPDATE learners SET free_used = (SELECT coalesce(max(free_used), 0) FROM erased_quota
-                                                    WHERE identity_hash = ANY(%s)) WHERE id = %s""",
-                (quota_hashes(ids, secret), learner_id))
-            return learner_id
+            return uuid.UUID(str(row[0]))
     raise RuntimeError(f"could not create or find learner {identity.key()}")
 
 
@@ -67,6 +62,13 @@ async def find(conn: AsyncConnection[tuple[object, ...]], identity: Identity) ->
 async def _find(conn: AsyncConnection[tuple[object, ...]], ids: dict[str, str]) -> uuid.UUID | None:
     """The learner holding any of `ids` now, else the one that held one of them before a number change, for
     ALIAS_DAYS (table learner_aliases: late deliveries from the old number still find them)."""
+    query, params = _found(ids)
+    row = await (await conn.execute(query.encode(), params)).fetchone()
+    return None if row is None else uuid.UUID(str(row[0]))
+
+
+def _found(ids: dict[str, str]) -> tuple[str, list[str]]:
+    """The query (and its parameters) of `_find`."""
     where = " OR ".join(f"{col} = %s" for col in ids)
     aliased = {col: value for col, value in ids.items() if col in ALIASED}
     pairs = " OR ".join("(kind = %s AND value = %s)" for _ in aliased) or "false"
@@ -74,18 +76,20 @@ async def _find(conn: AsyncConnection[tuple[object, ...]], ids: dict[str, str]) 
     query = (f"SELECT id FROM (SELECT id, 0 AS via, created_at FROM learners WHERE {where} "  # noqa: S608
              f"UNION ALL SELECT learner_id, 1, created_at FROM learner_aliases WHERE {alias_where}) found "
              "ORDER BY via, created_at LIMIT 1")
-    params = [*ids.values(), *(part for pair in aliased.items() for part in pair)]
-    row = await (await conn.execute(query.encode(), params)).fetchone()
-    return None if row is None else uuid.UUID(str(row[0]))
+    return query, [*ids.values(), *(part for pair in aliased.items() for part in pair)]
 
 
-async def _update(conn: AsyncConnection[tuple[object, ...]], learner_id: uuid.UUID, ids: dict[str, str],
-                  name: str | None, seen_at: datetime | None) -> None:
+async def _touch(conn: AsyncConnection[tuple[object, ...]], ids: dict[str, str], name: str | None,
+                 seen_at: datetime | None) -> uuid.UUID | None:
+    """`_find`, and the found learner's ids learnt now, name and last message noted, in one statement."""
+    found, params = _found(ids)
     fills = ", ".join(f"{col} = COALESCE({col}, %s)" for col in ids)
-    query = (f"UPDATE learners SET {fills}, display_name = COALESCE(%s, display_name), "  # noqa: S608
+    query = (f"WITH found AS ({found}) "  # noqa: S608 - fixed names
+             f"UPDATE learners SET {fills}, display_name = COALESCE(%s, display_name), "
              "last_inbound_at = GREATEST(last_inbound_at, %s), unreachable_at = NULL, unreachable_reason = NULL "
-             "WHERE id = %s")
-    await conn.execute(query.encode(), [*ids.values(), name, seen_at, learner_id])
+             "FROM found WHERE learners.id = found.id RETURNING learners.id")
+    row = await (await conn.execute(query.encode(), [*params, *ids.values(), name, seen_at])).fetchone()
+    return None if row is None else uuid.UUID(str(row[0]))
 
 
 async def key_of(conn: AsyncConnection[tuple[object, ...]], learner_id: uuid.UUID) -> str | None:

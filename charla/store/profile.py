@@ -297,8 +297,12 @@ async def save(conn: Conn, learner_id: uuid.UUID, profile: Profile) -> None:
 
 async def update(conn: Conn, learner_id: uuid.UUID, change: Callable[[Profile], None]) -> Profile:
     """Apply `change` to the learner's profile under a row lock (call inside a transaction)."""
-    await conn.execute("INSERT INTO profiles (learner_id) VALUES (%s) ON CONFLICT DO NOTHING", (learner_id,))
-    profile = await load(conn, learner_id, for_update=True)
+    locked = b"SELECT data FROM profiles WHERE learner_id = %s FOR UPDATE"
+    row = await (await conn.execute(locked, (learner_id,))).fetchone()
+    if row is None:  # a lock needs a row: made once per learner (so most updates take two statements, not three)
+        await conn.execute("INSERT INTO profiles (learner_id) VALUES (%s) ON CONFLICT DO NOTHING", (learner_id,))
+        row = await (await conn.execute(locked, (learner_id,))).fetchone()
+    profile = Profile.model_validate(row[0]) if row else Profile()
     change(profile)
     await save(conn, learner_id, profile)
     return profile

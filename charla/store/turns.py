@@ -4,14 +4,18 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from psycopg.types.json import Jsonb
 
 from charla.core.events import InboundMessage, TurnEvent
+from charla.store.activities import Active
 from charla.store.messages import Conn
+from charla.store.profile import Profile
 
 
 @dataclass(frozen=True)
@@ -42,15 +46,34 @@ async def inbound_status(conn: Conn, inbound_id: int) -> str:
     return str(row[0]) if row else "missing"
 
 
+# An unanswered message of the last 24 hours (messages aliased `m`).
+_WAITING = b"m.direction = 'in' AND m.status = 'received' AND m.created_at > now() - interval '24 hours'"
+
+
 async def waiting(conn: Conn, learner_id: uuid.UUID) -> list[Waiting]:
     """This learner's unanswered messages of the last 24 hours, oldest first (a burst answered together)."""
     rows = await (await conn.execute(
-        """SELECT id, provider_message_id, kind, body, payload FROM messages
-           WHERE learner_id = %s AND direction = 'in' AND status = 'received'
-             AND created_at > now() - interval '24 hours'
-           ORDER BY id""", (learner_id,))).fetchall()
-    return [Waiting(int(str(r[0])), str(r[1]), str(r[2]), None if r[3] is None else str(r[3]),
-                    r[4] if isinstance(r[4], dict) else {}) for r in rows]
+        b"SELECT id, provider_message_id, kind, body, payload FROM messages m WHERE learner_id = %s AND "
+        + _WAITING + b" ORDER BY id", (learner_id,))).fetchall()
+    return [_waiting(r) for r in rows]
+
+
+def _waiting(r: Sequence[Any]) -> Waiting:
+    return Waiting(int(str(r[0])), str(r[1]), str(r[2]), None if r[3] is None else str(r[3]),
+                   r[4] if isinstance(r[4], dict) else {})
+
+
+async def opening(conn: Conn, learner_id: uuid.UUID) -> tuple[list[Waiting], Profile, Active | None]:
+    """What a turn starts from, in one round trip: `waiting`, the learner's profile and open activity."""
+    rows = await (await conn.execute(
+        b"SELECT m.id, m.provider_message_id, m.kind, m.body, m.payload, p.data, a.kind, a.state, a.started_at, "
+        b"a.updated_at FROM (SELECT %s::uuid AS id) l LEFT JOIN profiles p ON p.learner_id = l.id "
+        b"LEFT JOIN activities a ON a.learner_id = l.id LEFT JOIN messages m ON m.learner_id = l.id AND "
+        + _WAITING + b" ORDER BY m.id", (learner_id,))).fetchall()
+    first: Sequence[Any] = rows[0]  # (one row at least: the learner's, with no message when none waits)
+    stored = Profile.model_validate(first[5]) if first[5] is not None else Profile()
+    active = Active(str(first[6]), first[7], first[8], first[9]) if first[6] is not None else None
+    return [_waiting(r) for r in rows if r[0] is not None], stored, active
 
 
 async def mark_noted(conn: Conn, inbound_id: int) -> None:
@@ -64,16 +87,20 @@ async def record(conn: Conn, learner_id: uuid.UUID, reply_to: int, answered: lis
                  voice_example: bool) -> int:
     """Record an answered turn: the answered messages are marked, a deferral is cleared (one transaction
     with the reply)."""
-    row = await (await conn.execute(
-        """INSERT INTO turns (learner_id, reply_to, inbound_ids, provider, model, route, input_tokens, output_tokens,
+    row = await (await conn.execute(  # one statement (the three writes touch different tables)
+        """WITH answered AS (UPDATE messages SET status = 'answered', updated_at = now() WHERE id = ANY(%(answered)s)),
+                undeferred AS (DELETE FROM pending_turns WHERE learner_id = %(learner)s)
+           INSERT INTO turns (learner_id, reply_to, inbound_ids, provider, model, route, input_tokens, output_tokens,
                               cost_usd, llm_ms, total_ms, corrections, vocabulary, voice_example, demo)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
-        (learner_id, reply_to, answered, usage.provider, usage.model, usage.route, usage.input_tokens,
-         usage.output_tokens, Decimal(str(round(usage.cost_usd, 6))), usage.llm_ms, total_ms, Jsonb(corrections),
-         Jsonb(vocabulary), voice_example, usage.demo))).fetchone()
+           VALUES (%(learner)s, %(reply_to)s, %(answered)s, %(provider)s, %(model)s, %(route)s, %(input)s, %(output)s,
+                   %(cost)s, %(llm_ms)s, %(total_ms)s, %(corrections)s, %(vocabulary)s, %(voice)s, %(demo)s)
+           RETURNING id""",
+        {"learner": learner_id, "reply_to": reply_to, "answered": answered, "provider": usage.provider,
+         "model": usage.model, "route": usage.route, "input": usage.input_tokens, "output": usage.output_tokens,
+         "cost": Decimal(str(round(usage.cost_usd, 6))), "llm_ms": usage.llm_ms, "total_ms": total_ms,
+         "corrections": Jsonb(corrections), "vocabulary": Jsonb(vocabulary), "voice": voice_example,
+         "demo": usage.demo})).fetchone()
     assert row is not None
-    await conn.execute("UPDATE messages SET status = 'answered', updated_at = now() WHERE id = ANY(%s)", (answered,))
-    await conn.execute("DELETE FROM pending_turns WHERE learner_id = %s", (learner_id,))
     return int(str(row[0]))
 
 

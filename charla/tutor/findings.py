@@ -30,6 +30,9 @@ class NoChecker(LookupError):
 
 def findings(texts: list[str], target: str) -> list[Finding]:
     """What the checker of `target` is sure of in each of `texts`; [] when there is no checker for it."""
+    texts = [text for text in texts if judgeable(text)]
+    if not texts:
+        return []
     try:
         with _ONE_AT_A_TIME:
             return [found for text in texts for found in _checked(text, target)]
@@ -40,7 +43,15 @@ def findings(texts: list[str], target: str) -> list[Finding]:
 
 async def checked(texts: list[str], target: str) -> list[Finding]:
     """`findings` off the event loop (spaCy's tagging would hold every other turn of the agent meanwhile)."""
+    if not any(judgeable(text) for text in texts):  # no tagging, no thread hand-off
+        return []
     return await asyncio.to_thread(findings, texts, target)
+
+
+def judgeable(text: str) -> bool:
+    """Whether a rule could flag anything in `text`: every rule corrects words, so a text without a letter
+    (an emoji, a number, punctuation) is not tagged at all."""
+    return any(ch.isalpha() for ch in text)
 
 
 def _checked(text: str, target: str) -> list[Finding]:

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from charla.progress import goals
 from charla.store import profile
-from charla.store.profile import Example, Profile
+from charla.store.profile import Day, Example, Profile
 from tests.agents.test_conversation import bodies, rows, say
 from tests.support.harness import Stack, running_stack
 from tests.support.helpers import eventually
@@ -177,3 +177,14 @@ async def test_a_report_that_waited_for_the_window_rides_on_the_next_reply(stack
     assert image["type"] == "image"
     assert image["image"]["caption"].startswith("📊 *Your week*")
     assert not (await stored(stack)).report_pending
+
+
+async def test_messages_before_a_goal_count_toward_it_and_yesterdays_do_not(stack: Stack, clock: Clock) -> None:
+    clock.now = DAY_1 - timedelta(days=1)
+    assert "🔥" not in await exchange(stack, "Ayer practiqué un poco")  # no goal: counted without a word
+    clock.now = DAY_1
+    for n in range(2):
+        assert "🔥" not in await exchange(stack, f"Hoy practico un poco, mensaje {n}")
+    assert (await stored(stack)).streak.today == Day(day="2030-06-03", messages=2)
+    goal_reply = await exchange(stack, "my goal is 3 messages a day")
+    assert goal_reply.endswith("🔥 Daily goal met! Days in a row: *1*.")  # today's two and the goal's message

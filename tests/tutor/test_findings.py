@@ -85,3 +85,19 @@ async def test_a_contradicted_correction_gets_a_second_opinion(llm: tuple[FakeLL
     answer = await tutor_for(url).answer(["Ayer soy cansado"], Session(), Profile(), [])
     assert (answer.usage.provider, answer.usage.route) == ("anthropic", "low_confidence")
     assert [c.corrected for c in answer.reply.corrections] == ["estoy cansado"]
+
+
+async def test_a_text_without_a_letter_is_not_tagged_and_the_others_still_are(monkeypatch: pytest.MonkeyPatch) -> None:
+    tagged: list[str] = []
+    real = findings._checked
+
+    def counting(text: str, target: str) -> list[Finding]:
+        tagged.append(text)
+        return real(text, target)
+
+    monkeypatch.setattr(findings, "_checked", counting)
+    assert await findings.checked(["👍", "12:30 !!", "…"], "es") == []
+    assert tagged == []
+    found = await findings.checked(["😂", "Yo soy cansado"], "es")
+    assert [f.corrected for f in found] == ["estoy cansado"]
+    assert tagged == ["Yo soy cansado"]

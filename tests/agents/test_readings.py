@@ -29,14 +29,6 @@ from tests.voice.test_voice_agent import VOICE_ENV, rows
 from voice import readaloud
 
 
-@pytest.fixture
-async def res(db: str, default_redis_server: str, redis_default: Redis) -> AsyncIterator[Resources]:
-    settings = make_settings(DATABASE_URL=db, REDIS_URL=default_redis_server, CHARLA_PRACTICE_TEMPLATE="practice_nudge",
-                             CHARLA_PRACTICE_TEMPLATE_LANGUAGE="es")
-    async with open_resources(settings, pool_size=4) as opened:
-        yield opened
-
-
 async def speaker(res: Resources, wa_id: str, last_inbound: datetime, *, spoke_days_ago: int | None = 5,
                   sent: int = 2) -> uuid.UUID:
     """A scheduled learner who sent a voice note `spoke_days_ago` and was sent `sent` ordinary prompts before."""

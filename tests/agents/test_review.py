@@ -21,7 +21,7 @@ from charla.core.runtime import Resources
 from charla.tutor import commands, review, wordbook
 from tests.agents.test_choices import tap
 from tests.agents.test_conversation import bodies, rows, say
-from tests.agents.test_scheduler import AT_19, Clock, learner, res  # noqa: F401 (the fixture)
+from tests.agents.test_scheduler import AT_19, Clock, learner
 from tests.support.harness import Stack, running_stack
 from tests.support.helpers import entries
 
@@ -175,7 +175,7 @@ async def outbox(redis: Redis) -> list[OutboundMessage]:
     return [e for e in found if isinstance(e, OutboundMessage)]
 
 
-async def test_outside_the_window_only_the_practice_template_goes(res: Resources, redis_default: Redis) -> None:  # noqa: F811
+async def test_outside_the_window_only_the_practice_template_goes(res: Resources, redis_default: Redis) -> None:
     """15 simulated days, ticked every hour: a learner whose window closed long ago, with saved words due and
     mistakes to practise, gets the practice template and nothing else (no grades, no card, no summary)."""
     quiet = await learner(res, "34600000001", AT_19 - timedelta(hours=30), errors={"ser_estar": 3})

@@ -15,14 +15,14 @@ from agents import memory
 from agents.scheduler import PracticeScheduler
 from charla.core import constants as c
 from charla.core.events import Identity, OutboundMessage, TurnEvent, decode_event
-from charla.core.runtime import Resources, open_resources
+from charla.core.runtime import Resources
 from charla.store import learners, profile
 from charla.store.profile import Example, Profile
 from charla.tutor import practice
 from tests.agents.test_conversation import bodies, rows, say
 from tests.store.test_memory import SER_ESTAR
 from tests.support.harness import Stack, running_stack
-from tests.support.helpers import entries, make_settings
+from tests.support.helpers import entries
 
 # A Monday in June (CEST, UTC+2): 19:00 in Madrid is 17:00 UTC.
 AT_19 = datetime(2030, 6, 3, 17, 0, tzinfo=UTC)
@@ -34,14 +34,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-@pytest.fixture
-async def res(db: str, default_redis_server: str, redis_default: Redis) -> AsyncIterator[Resources]:
-    settings = make_settings(DATABASE_URL=db, REDIS_URL=default_redis_server, CHARLA_PRACTICE_TEMPLATE="practice_nudge",
-                             CHARLA_PRACTICE_TEMPLATE_LANGUAGE="es")
-    async with open_resources(settings, pool_size=4) as opened:
-        yield opened
 
 
 async def learner(res: Resources, wa_id: str, last_inbound: datetime, errors: dict[str, int] | None = None,

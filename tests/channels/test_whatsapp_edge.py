@@ -24,11 +24,11 @@ from charla.core.events import (
     decode_event,
 )
 from charla.core.runtime import open_resources
-from charla.store import learners, messages
 from orchestrator.app import create_app
 from tests.support.fake_llm import FakeLLM
 from tests.support.harness import Stack, running_stack, stack_settings
 from tests.support.helpers import entries, eventually, make_settings
+from tests.support.outbox import reply_event
 from tests.support.payloads import FIXTURES as FIXTURES_DIR
 from tests.support.payloads import fixture_json, text_webhook
 from tests.support.servers import FakeGraph, serve, serve_fake_graph
@@ -266,15 +266,9 @@ async def test_concurrent_and_restarted_duplicates_get_one_reply(
 async def queue_reply(res: Any, text: str, choices: list[Choice], provider: str = "meta") -> OutboundMessage:
     """Record an inbound message and a reply offering `choices`, then hand it to the outbox."""
     identity = Identity(wa_id="16505551234", twilio="whatsapp:+16505551234")
-    inbound = InboundMessage(learner=identity.key(), provider=provider, message_id=f"wamid.q{len(choices)}",
-                             identity=identity, kind="text", text="?")
-    async with res.pool.connection() as conn, conn.transaction():
-        learner_id = await learners.upsert(conn, identity, inbound.at)
-        inbound_id = await messages.record_inbound(conn, learner_id, inbound)
-        reply = await messages.record_reply(conn, learner_id, provider, inbound.message_id, inbound_id, text)
-    event = OutboundMessage(learner=identity.key(), outbound_id=str(reply.outbound_id), provider=provider,
-                            to=identity, kind="choices", text=text, choices=choices, choices_button="Temas",
-                            via="whatsapp:+14155238886")
+    event = (await reply_event(res, identity, text, provider)).model_copy(update={
+        "kind": "choices", "choices": choices, "choices_button": "Temas", "via": "whatsapp:+14155238886",
+        "reply_to": None})
     await res.bus.publish(c.STREAM_OUTBOX, event)
     return event
 

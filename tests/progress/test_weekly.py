@@ -18,9 +18,9 @@ from charla.core.runtime import Resources
 from charla.progress import deliver
 from charla.store import profile
 from charla.store.profile import Example, Goal, Profile
+from tests.agents.conftest import res as scheduler_res
 from tests.agents.test_conversation import rows
 from tests.agents.test_scheduler import AT_19, Clock, learner, outbox
-from tests.agents.test_scheduler import res as scheduler_res
 
 res = scheduler_res
 

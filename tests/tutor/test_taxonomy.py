@@ -108,5 +108,5 @@ async def test_a_learner_of_english_gets_english_categories_counted_named_and_pr
     await PracticeScheduler(stack.res, Clock(next_run + timedelta(seconds=1))).tick()
     (sent,) = [m.text for m in await outbox(redis_default) if m.text.startswith("🧠")]
     assert "sustantivos contables e incontables" in sent
-    assert "_an advice_" in sent
+    assert "_Can you give me an advice?_" in sent  # the sentence the learner wrote it in
     assert "```\ncontables:    a chair, two chairs, many chairs\nincontables:  advice, information" in sent

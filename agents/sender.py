@@ -140,7 +140,7 @@ def _part(channel: Channel, event: OutboundMessage, text: str, index: int, *, la
     if card is not None and 0 < len(text) <= channel.limits.caption:
         return lambda: channel.send_image(event, flashcards.render(card.word, card.translation, card.example), text)
     if last and event.kind == "choices":
-        return lambda: channel.send_choices(event, text)
+        return lambda: channel.send_choices(event, text, reply_to=event.reply_to if index == 0 else None)
     return lambda: channel.send_text(event, text, reply_to=event.reply_to if index == 0 else None)
 
 

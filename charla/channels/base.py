@@ -76,8 +76,9 @@ class Channel(Protocol):
         """One text (a part of `message`), quoting `reply_to` where the provider can."""
         ...
 
-    async def send_choices(self, message: OutboundMessage, body: str) -> str:
-        """`body` offering `message.choices`: buttons or a list where they fit, else the numbered text."""
+    async def send_choices(self, message: OutboundMessage, body: str, *, reply_to: str | None = None) -> str:
+        """`body` offering `message.choices`: buttons or a list where they fit, else the numbered text;
+        quoting the learner's message `reply_to` where the provider can."""
         ...
 
     async def send_image(self, message: OutboundMessage, image: bytes, caption: str) -> str:

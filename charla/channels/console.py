@@ -57,7 +57,7 @@ class ConsoleChannel:
     async def send_text(self, message: OutboundMessage, text: str, *, reply_to: str | None = None) -> str:
         return await self._publish(message, text)
 
-    async def send_choices(self, message: OutboundMessage, body: str) -> str:
+    async def send_choices(self, message: OutboundMessage, body: str, *, reply_to: str | None = None) -> str:
         return await self._publish(message, body, with_choices=True)
 
     async def send_image(self, message: OutboundMessage, image: bytes, caption: str) -> str:

@@ -267,18 +267,19 @@ async def queue_reply(res: Any, text: str, choices: list[Choice], provider: str 
     """Record an inbound message and a reply offering `choices`, then hand it to the outbox."""
     identity = Identity(wa_id="16505551234", twilio="whatsapp:+16505551234")
     event = (await reply_event(res, identity, text, provider)).model_copy(update={
-        "kind": "choices", "choices": choices, "choices_button": "Temas", "via": "whatsapp:+14155238886",
-        "reply_to": None})
+        "kind": "choices", "choices": choices, "choices_button": "Temas", "via": "whatsapp:+14155238886"})
     await res.bus.publish(c.STREAM_OUTBOX, event)
     return event
 
 
 async def test_choices_go_out_as_buttons_or_a_list(stack: Stack) -> None:
-    await queue_reply(stack.res, "¿Seguimos?", [Choice(id="yes", title="Sí"), Choice(id="no", title="No")])
+    asked = await queue_reply(stack.res, "¿Seguimos?", [Choice(id="yes", title="Sí"), Choice(id="no", title="No")])
     await stack.fake.wait_for(1, seconds=20)
     topics = [Choice(id=f"t{n}", title=f"Tema {n}", description="vocabulario") for n in range(5)]
-    await queue_reply(stack.res, "Elige un tema", topics)
+    listed = await queue_reply(stack.res, "Elige un tema", topics)
     await stack.fake.wait_for(2, seconds=20)
+    # Contextual replies: WhatsApp quotes the learner's message above the buttons or the list too.
+    assert stack.fake.replies_to() == [asked.reply_to, listed.reply_to]
     buttons, listing = (m["interactive"] for m in stack.fake.sent)
     assert buttons["type"] == "button"
     assert [b["reply"]["id"] for b in buttons["action"]["buttons"]] == ["yes", "no"]

@@ -170,7 +170,7 @@ async def test_scaled_compose_stack_answers_every_message_exactly_once(
 
     await eventually(drained, 60, "no pending entries")
     assert len(fake.echoed()) == total, "a message was answered twice"
-    quoted = [r for r in fake.replies_to() if r != "None"]  # a reply with buttons quotes no message
+    quoted = [r for r in fake.replies_to() if r != "None"]  # the parts after a reply's first quote nothing
     assert set(Counter(quoted).values()) == {1}, "a reply was sent twice"
     for i in range(LEARNERS):
         assert fake.echoed(wa_id(i)) == [f"L{i} message {n}" for n in range(PER_LEARNER)]

@@ -50,12 +50,13 @@ class MetaChannel:
     async def send_text(self, message: OutboundMessage, text: str, *, reply_to: str | None = None) -> str:
         return await self.graph.send_text(self.recipient(message), text, reply_to=reply_to, tag=message.outbound_id)
 
-    async def send_choices(self, message: OutboundMessage, body: str) -> str:
+    async def send_choices(self, message: OutboundMessage, body: str, *, reply_to: str | None = None) -> str:
         to, tag, choices = self.recipient(message), message.outbound_id, message.choices
         if fits_buttons(choices, self.limits, graph.BUTTON_TITLE):
-            return await self.graph.send_buttons(to, body, [(c.id, c.title) for c in choices], tag=tag)
+            return await self.graph.send_buttons(to, body, [(c.id, c.title) for c in choices], reply_to=reply_to,
+                                                 tag=tag)
         rows = [(c.id, c.title, c.description) for c in choices]
-        return await self.graph.send_list(to, body, message.choices_button, rows, tag=tag)
+        return await self.graph.send_list(to, body, message.choices_button, rows, reply_to=reply_to, tag=tag)
 
     async def send_image(self, message: OutboundMessage, image: bytes, caption: str) -> str:
         media_id = await self.graph.upload(image, "image/png", "image.png")

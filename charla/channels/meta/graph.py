@@ -124,23 +124,27 @@ class GraphClient:
                                  "type": "template", "template": template}, tag)
 
     async def send_buttons(self, to: str, body: str, buttons: list[tuple[str, str]], *,
-                           tag: str | None = None) -> str:
+                           reply_to: str | None = None, tag: str | None = None) -> str:
         """Up to 3 reply buttons (id, title); the tap comes back as an `interactive` message."""
         check_buttons(body, buttons)
         action = {"buttons": [{"type": "reply", "reply": {"id": i, "title": t}} for i, t in buttons]}
-        return await self._interactive(to, {"type": "button", "body": {"text": body}, "action": action}, tag)
+        return await self._interactive(to, {"type": "button", "body": {"text": body}, "action": action}, reply_to,
+                                       tag)
 
     async def send_list(self, to: str, body: str, button: str, rows: list[tuple[str, str, str]], *,
-                        tag: str | None = None) -> str:
+                        reply_to: str | None = None, tag: str | None = None) -> str:
         """A list of up to 10 rows (id, title, description) behind one button."""
         check_list(body, button, rows)
         section = {"title": button[:24], "rows": [{"id": i, "title": t, "description": d} for i, t, d in rows]}
         action = {"button": button, "sections": [section]}
-        return await self._interactive(to, {"type": "list", "body": {"text": body}, "action": action}, tag)
+        return await self._interactive(to, {"type": "list", "body": {"text": body}, "action": action}, reply_to, tag)
 
-    async def _interactive(self, to: str, interactive: dict[str, Any], tag: str | None) -> str:
-        return await self._send({"messaging_product": "whatsapp", "recipient_type": "individual", "to": to,
-                                 "type": "interactive", "interactive": interactive}, tag)
+    async def _interactive(self, to: str, interactive: dict[str, Any], reply_to: str | None, tag: str | None) -> str:
+        payload: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to,
+                                   "type": "interactive", "interactive": interactive}
+        if reply_to:  # a contextual reply: WhatsApp quotes the learner's message above the buttons
+            payload["context"] = {"message_id": reply_to}
+        return await self._send(payload, tag)
 
     async def upload_voice(self, ogg_opus: bytes) -> str:
         """Upload an Ogg/Opus voice note; returns the media id to send."""

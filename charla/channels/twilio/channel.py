@@ -67,7 +67,7 @@ class TwilioWhatsApp:
         return await self.client.send_text(self.recipient(message), text, sender=message.via,
                                            tag=message.outbound_id)
 
-    async def send_choices(self, message: OutboundMessage, body: str) -> str:
+    async def send_choices(self, message: OutboundMessage, body: str, *, reply_to: str | None = None) -> str:
         buttons = await self.buttons(message)
         if buttons is None:  # `parts` numbered the choices already
             return await self.send_text(message, body)

@@ -173,11 +173,12 @@ class PracticeScheduler:
             queued += [drawn] if drawn is not None else []
         spoken = [r for q in batch.queued if q.reading and (r := readings.request(q.due, q.reading)) is not None]
         if unpublished:
-            queued += await self._unpublished(now)
+            queued += await self._unpublished(now) + await weekly.undrawn(self.res, now)
             async with self.res.pool.connection() as conn:
                 spoken += await readings.unspoken(conn, now)
         await asyncio.gather(*(self.res.bus.publish(c.STREAM_OUTBOX, m, dedupe_key=f"outbox:{m.outbound_id}")
                                for m in queued))
+        await weekly.handed_over(self.res, queued)
         await _speak(self.res, spoken)
         return len(queued)
 

@@ -8,3 +8,7 @@ ALTER TABLE practice_prompts ADD CONSTRAINT practice_prompts_kind_check
 -- those rows are indexed (a scan of the last hour's messages would grow with traffic).
 CREATE INDEX messages_unspoken_readings ON messages (created_at)
     WHERE direction = 'out' AND kind = 'voice' AND status = 'queued' AND payload ? 'reading';
+
+-- Likewise for weekly reports a dead pass recorded but never drew and published (agents/weekly.py undrawn).
+CREATE INDEX messages_undrawn_reports ON messages (created_at)
+    WHERE direction = 'out' AND kind = 'image' AND status = 'queued' AND payload = '{"report": true}';

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 from redis.asyncio import Redis
 
+from agents import weekly
 from agents.scheduler import PracticeScheduler
 from charla.channels import media
 from charla.core.runtime import Resources
@@ -43,6 +44,14 @@ async def wrote(res: Resources, learner_id: uuid.UUID, at: datetime) -> None:
                                                     status, created_at)
                               VALUES (%s, 'in', 'meta', %s, 'text', 'Hola', 'answered', %s)""",
                            (learner_id, f"wamid.{uuid.uuid4().hex}", at))
+
+
+async def recorded_at(res: Resources, learner_id: uuid.UUID, at: datetime) -> None:
+    """Date what the scheduler recorded for `learner_id` by the test's clock (the database wrote its own)."""
+    async with res.pool.connection() as conn:
+        await conn.execute("UPDATE messages SET created_at = %s WHERE learner_id = %s AND direction = 'out'",
+                           (at, learner_id))
+        await conn.execute("UPDATE practice_prompts SET created_at = %s WHERE learner_id = %s", (at, learner_id))
 
 
 async def test_inside_the_window_the_report_follows_the_prompt_once_a_week(res: Resources,
@@ -120,3 +129,34 @@ async def test_a_chart_that_cannot_be_drawn_stops_no_prompt(res: Resources, redi
     monkeypatch.setattr(deliver, "keep_chart", broken)
     assert await PracticeScheduler(res, Clock(AT_19 + timedelta(seconds=5))).tick() == 1
     assert [m.kind for m in await outbox(redis_default)] == ["text"]  # the prompt went; the report did not
+    await recorded_at(res, me, AT_19 + timedelta(seconds=5))
+    await PracticeScheduler(res, Clock(AT_19 + timedelta(minutes=1))).tick()  # the chart is tried once more
+    assert [m.kind for m in await outbox(redis_default)] == ["text"]
+    db = res.settings.database_url or ""
+    assert await rows(db, "SELECT status FROM messages WHERE kind = 'image'") == [("failed",)]  # then given up
+
+
+async def test_a_report_lost_in_a_crash_after_commit_is_drawn_and_sent_by_a_later_pass(
+        res: Resources, redis_default: Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    me = await learner(res, "34600000013", AT_19 - timedelta(hours=2), errors={"ser_estar": 3})
+    await with_goal(res, me)
+    await wrote(res, me, AT_19 - timedelta(hours=2))
+
+    async def killed(*_: object) -> None:
+        raise RuntimeError("the scheduler died after its batch committed")
+
+    monkeypatch.setattr(weekly, "with_chart", killed)
+    with pytest.raises(RuntimeError):
+        await PracticeScheduler(res, Clock(AT_19 + timedelta(seconds=5))).tick()
+    assert await outbox(redis_default) == []  # committed, nothing handed to the outbox
+    monkeypatch.undo()
+    await recorded_at(res, me, AT_19 + timedelta(seconds=5))
+    await PracticeScheduler(res, Clock(AT_19 + timedelta(minutes=1))).tick()
+    prompt, report = await outbox(redis_default)
+    assert (prompt.kind, report.kind) == ("text", "image")
+    assert report.text.startswith("📊 *Your week*")
+    assert await media.kept(redis_default, f"img:{report.image}") is not None
+    drawn = await rows(res.settings.database_url or "", "SELECT payload FROM messages WHERE kind = 'image'")
+    assert drawn == [({"report": True, "published": True},)]  # handed over: no later pass draws it again
+    await PracticeScheduler(res, Clock(AT_19 + timedelta(minutes=2))).tick()
+    assert [m.kind for m in await outbox(redis_default)] == ["text", "image"]

@@ -24,6 +24,7 @@ from sse_starlette import EventSourceResponse
 from charla.channels import console, media
 from charla.core import constants as c
 from charla.core.events import Identity
+from charla.core.redis_client import text
 from charla.core.runtime import Resources
 from charla.store import learners
 from charla.tutor import offline
@@ -103,7 +104,7 @@ async def pay_page(request: Request, client_reference_id: Annotated[str, Query(p
 async def llm_banner(res: Resources) -> dict[str, Any]:
     """Which LLM answers, as the conversation agent announced it (empty until it has started)."""
     raw: dict[Any, Any] = await res.redis.hgetall(c.LLM_PROVIDERS_KEY)
-    found = {_text(k): json.loads(v) for k, v in raw.items()}
+    found = {text(k): json.loads(v) for k, v in raw.items()}
     order = [name for name in (*res.settings.llm_chain, *found) if name in found]
     chain = [{"name": name, "model": str(found[name].get("model", "")), "demo": bool(found[name].get("demo"))}
              for name in dict.fromkeys(order)]
@@ -266,10 +267,6 @@ async def _relay(res: Resources, channel: str, request: Request) -> AsyncIterato
         while not await request.is_disconnected():
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
             if message is not None:
-                yield {"event": "charla", "data": _text(message["data"])}
+                yield {"event": "charla", "data": text(message["data"])}
     finally:
         await pubsub.aclose()  # type: ignore[no-untyped-call]
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

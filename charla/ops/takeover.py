@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 
 from charla.core import constants as c
 from charla.core.events import Identity, InboundMessage, OutboundMessage, Provider
+from charla.core.redis_client import text
 from charla.core.runtime import Resources
 from charla.ops import audit
 from charla.store import session
@@ -64,7 +65,7 @@ async def holder(redis: Redis, learner_id: uuid.UUID) -> str | None:
 async def held(redis: Redis) -> dict[uuid.UUID, str]:
     """Every held learner and who holds them."""
     found: dict[Any, Any] = await redis.hgetall(c.TAKEOVER_KEY)
-    return {uuid.UUID(_text(key)): _operator(raw) for key, raw in found.items()}
+    return {uuid.UUID(text(key)): _operator(raw) for key, raw in found.items()}
 
 
 async def hold_waiting(conn: Conn, learner_id: uuid.UUID, before: int | None = None) -> None:
@@ -141,10 +142,6 @@ async def _channel(conn: Conn, learner_id: uuid.UUID, identity: Identity) -> tup
     if identity.wa_id or identity.user_id:
         return "meta", None
     return ("twilio" if identity.twilio else "console"), None
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _operator(raw: bytes | str) -> str:

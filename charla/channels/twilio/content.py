@@ -30,6 +30,7 @@ from charla.channels.meta.graph import (
 from charla.channels.twilio.api import TwilioClient, TwilioPermanentError
 from charla.core import constants as c
 from charla.core.events import Choice
+from charla.core.redis_client import text
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ async def forget(redis: Redis, types: dict[str, Any]) -> None:
 
 async def _get(redis: Redis, key: str) -> str | None:
     value = await redis.get(key)
-    return value.decode() if isinstance(value, bytes) else value
+    return None if value is None else text(value)
 
 
 def _key(types: dict[str, Any]) -> str:

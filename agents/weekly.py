@@ -2,8 +2,9 @@
 
 A free-form prompt (inside the 24-hour window) says the learner's streak news and what is left of today's goal;
 the first slot of a learner's week also brings the report: its text as the caption of the chart image, drawn
-after the batch commits (by a later pass when this one died first: `undrawn`). A prompt sent as the template says nothing more: the news waits in the profile and the
-report is marked pending, to ride on the learner's next reply. Learners without a goal, silent for a week, in
+after the batch commits (by a later pass when this one died first: `undrawn`). A prompt sent as the template
+says nothing more: the news waits in the profile and the report is marked pending, to ride on the learner's
+next reply. Learners without a goal, silent for a week, in
 their first week or reported this week already cost no query here (the batch read their profiles)."""
 
 from __future__ import annotations

@@ -65,6 +65,7 @@ class Webhook:
     wamid: str
     body: bytes
     signature: str
+    learner: str = ""  # who sent it ("": unknown, every unanswered message counts as lost)
 
 
 def webhooks(count: int, learners: int, prefix: str) -> list[Webhook]:
@@ -73,7 +74,7 @@ def webhooks(count: int, learners: int, prefix: str) -> list[Webhook]:
     for i in range(count):
         wamid = f"wamid.{prefix}{i:07d}"
         body = text_webhook(f"3461{i % learners:07d}", wamid, f"Mensaje {i // learners} de mi práctica diaria")
-        made.append(Webhook(wamid, body, sign(body)))
+        made.append(Webhook(wamid, body, sign(body), f"3461{i % learners:07d}"))
     return made
 
 
@@ -102,13 +103,21 @@ async def warm_up(client: httpx.AsyncClient, fake: TimedGraph, options: WebhookO
 
 
 def replies(fake: TimedGraph, hooks: Sequence[Webhook], samples: Sequence[Sample]) -> dict[str, object]:
-    """Replies/s, end-to-end latency, lost and duplicated replies of a measured run."""
+    """Replies/s, end-to-end latency, lost and duplicated replies of a measured run. A message with no reply
+    of its own that a later reply to the same learner came after was answered in that burst (a turn answers
+    every waiting message and quotes the newest): not lost."""
     arrivals = [fake.arrivals.get(h.wamid, []) for h in hooks]
     end_to_end = [times[0] - s.scheduled for times, s in zip(arrivals, samples, strict=True) if times]
     t0 = min(s.scheduled for s in samples)
     last = max((times[0] for times in arrivals if times), default=t0)
     replied = sum(1 for times in arrivals if times)
-    return {"replied": replied, "lost": len(hooks) - replied,
+    latest: dict[str, float] = {}  # each learner's last reply
+    for hook, times in zip(hooks, arrivals, strict=True):
+        if times and hook.learner:
+            latest[hook.learner] = max(latest.get(hook.learner, times[0]), times[0])
+    in_a_burst = sum(1 for hook, times, sample in zip(hooks, arrivals, samples, strict=True)
+                     if not times and hook.learner and latest.get(hook.learner, 0.0) > sample.scheduled)
+    return {"replied": replied, "answered_in_a_burst": in_a_burst, "lost": len(hooks) - replied - in_a_burst,
             "duplicated": sum(len(times) - 1 for times in arrivals if len(times) > 1),
             "replies_per_s": round(replied / (last - t0), 1) if last > t0 else None,
             "last_reply_after_last_request_s": round(last - max(s.finished for s in samples), 3),

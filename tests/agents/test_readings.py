@@ -21,7 +21,7 @@ from charla.store import activities, profile
 from charla.tutor import practice, reading
 from tests.agents.test_conversation import say
 from tests.agents.test_scheduler import AT_19, Clock, learner, outbox
-from tests.agents.test_speaking import buttons, record, text_of
+from tests.agents.test_speaking import challenged, record, text_of
 from tests.support.harness import Stack, running_voice_stack
 from tests.support.helpers import entries, eventually, make_settings
 from tests.support.voice_kit import speak
@@ -185,12 +185,7 @@ async def test_a_scheduled_reading_is_spoken_and_the_learners_reading_scored(sta
         await conn.execute("UPDATE schedules SET next_run_at = now()")  # due now: the stack's scheduler sends it
     await stack.fake.wait_for(3, seconds=60)
     prompt, voice = stack.fake.sent[1:3]
-    ((state,),) = await rows(db, "SELECT state FROM activities WHERE kind = 'speak'")
-    sentence = state["sentence"]
-    assert f"“{sentence}”" in text_of(prompt)
-    assert "Lee esto en voz alta" in text_of(prompt)
-    assert buttons(prompt) == ["speak:next", "slow:again", "speak:stop"]
-    assert voice["type"] == "audio"
+    sentence = await challenged(db, prompt, voice)
 
     # the learner reads it with its longest word said as nonsense: scored as a reading they started themselves
     wrong = max(readaloud.tokens(sentence), key=len)

@@ -45,6 +45,18 @@ async def record(stack: Stack, samples: Any, n: int, expect: int) -> None:
     await stack.fake.wait_for(expect, seconds=90)
 
 
+async def challenged(db: str, challenge: dict[str, Any], voice: dict[str, Any]) -> str:
+    """The sentence of the open read-aloud challenge, checked to be what `challenge` (its text and buttons)
+    and `voice` (the voice note after it) showed the learner."""
+    ((state,),) = await rows(db, "SELECT state FROM activities WHERE kind = 'speak'")
+    sentence = str(state["sentence"])
+    assert f"“{sentence}”" in text_of(challenge)
+    assert "Lee esto en voz alta" in text_of(challenge)
+    assert buttons(challenge) == ["speak:next", "slow:again", "speak:stop"]
+    assert voice["type"] == "audio"
+    return sentence
+
+
 def seconds(audio: bytes) -> float:
     return decode(audio, max_seconds=60).seconds
 
@@ -53,12 +65,7 @@ async def test_a_read_aloud_challenge_is_sent_scored_spoken_back_and_recorded(st
     await say(stack, "practice speaking")
     await stack.fake.wait_for(2, seconds=60)
     challenge, voice = stack.fake.sent
-    ((state,),) = await rows(db, "SELECT state FROM activities WHERE kind = 'speak'")
-    sentence = state["sentence"]
-    assert f"“{sentence}”" in text_of(challenge)
-    assert "Lee esto en voz alta" in text_of(challenge)
-    assert buttons(challenge) == ["speak:next", "slow:again", "speak:stop"]
-    assert voice["type"] == "audio"
+    sentence = await challenged(db, challenge, voice)
     assert seconds(stack.fake.uploads[0][1]) > 1.0
 
     # the learner reads it with its longest word said as nonsense: that word is marked, the rest is not
